@@ -1,0 +1,1 @@
+"""lchannel: the deep learning channel toolkit."""

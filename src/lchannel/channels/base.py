@@ -1,0 +1,127 @@
+"""The learning channel: from the output error ``T − O^L`` to a signal ``I^h`` per layer.
+
+Every algorithm of the papers has the local form ΔW^h = η I^h (O^{h-1})ᵀ (paper 1,
+eq. 13); a learning channel computes the postsynaptic signals ``I^h``.  This module
+holds the one propagation routine they all share; each algorithm is a small subclass
+that says which upper layers send a signal to layer h (its *topology*) and through which
+matrix (the forward weights for BP and SBP, fixed random matrices for RBP and SRBP).
+
+Propagation, for h = L−1 down to 1 (row-vector convention, batch along rows):
+
+    J^h = Σ_{k ∈ sources(h)} G^k (C^{h,k})ᵀ        signal arriving at layer h
+    J^h ← transforms(J^h)                           quantize, dropout, sign ... (eq. 17)
+    I^h = f'(S^h) ⊙ J^h   (derivative "all" or "local"),   I^h = J^h  ("none")
+    G^h = I^h  ("all": the derivative travels on, eq. 4/7)   or   J^h  ("local"/"none")
+
+with ``G^L = I^L = T − O^L`` (eq. 5/8).  ``C^{h,k}`` has the shape ``(N_h, N_k)`` of the
+transposed forward map; for BP it *is* ``(W^{h+1})ᵀ``.
+
+Derivative policies: ``all`` multiplies by f' at every layer traversed (BP, RBP
+default), ``local`` uses only the receiving layer's f' (SRBP, SBP default), ``none``
+omits f' everywhere (the papers' "no-f'" variants).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..rng import MemberStreams
+from .transforms import Chain, SignalTransform
+
+DERIVATIVES = ("all", "local", "none")
+
+
+class LearningChannel:
+    """Base class: computes ``I^h`` for every layer from a forward record and ``T − O``.
+
+    Subclasses define :meth:`sources` and :meth:`matrix`; stateful channels (random,
+    adaptive) also override :meth:`init_state`, :meth:`adapt`, :meth:`state_dict`.
+    """
+
+    name = "channel"
+    default_derivative = "all"
+
+    def __init__(self, derivative: str | None = None,
+                 transforms: SignalTransform | list[SignalTransform] | None = None):
+        derivative = self.default_derivative if derivative is None else derivative
+        if derivative not in DERIVATIVES:
+            raise ValueError(f"derivative must be one of {DERIVATIVES}, got {derivative!r}")
+        self.derivative = derivative
+        if isinstance(transforms, (list, tuple)):
+            transforms = Chain(*transforms) if transforms else None
+        self.transform: SignalTransform | None = transforms
+        self.net = None
+        self._rng: MemberStreams | None = None
+
+    # -- lifecycle -----------------------------------------------------------------
+    def bind(self, net) -> "LearningChannel":
+        """Attach to a network: draws feedback state from each member's seed."""
+        self.net = net
+        if self.transform is not None and self.transform.needs_rng:
+            self._rng = MemberStreams(net.seeds, "channel", net.device)
+        self.init_state()
+        return self
+
+    def init_state(self) -> None:
+        """Draw the channel's own weights (none for BP)."""
+
+    def on_batch_start(self) -> None:
+        """Hook before each minibatch (resampled feedback uses it)."""
+
+    def adapt(self, record, signals, lr: float) -> None:
+        """Update the channel's own weights after a step (adaptive channels)."""
+
+    # -- topology ------------------------------------------------------------------
+    def sources(self, h: int) -> list[int]:
+        """Upper layers k > h whose signal reaches layer h."""
+        raise NotImplementedError
+
+    def matrix(self, h: int, k: int) -> torch.Tensor:
+        """``(C^{h,k})ᵀ``, shape ``(E, N_k, N_h)``, so that ``J^h = G^k @ matrix``."""
+        raise NotImplementedError
+
+    def trains(self, h: int) -> bool:
+        """Whether layer h receives any learning signal."""
+        return h == self.net.L or bool(self.sources(h))
+
+    # -- the propagation shared by all channels --------------------------------------
+    def signals(self, record, e: torch.Tensor) -> list:
+        """``[None, I^1, ..., I^L]``; ``I^h`` is None for layers that receive no signal."""
+        L = record.L
+        I: list = [None] * (L + 1)
+        G: list = [None] * (L + 1)
+        I[L] = G[L] = e
+        for h in range(L - 1, 0, -1):
+            srcs = self.sources(h)
+            if not srcs:
+                continue
+            J = None
+            for k in srcs:
+                if G[k] is None:
+                    continue
+                part = torch.bmm(G[k], self.matrix(h, k))
+                J = part if J is None else J.add_(part)
+            if J is None:
+                continue
+            if self.transform is not None:
+                J = self.transform(J, h, self._rng.generators if self._rng else None)
+            if self.derivative == "none":
+                I[h] = G[h] = J
+            else:
+                I[h] = J * record.fprime(h)
+                G[h] = I[h] if self.derivative == "all" else J
+        return I
+
+    # -- state ---------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"rng": self._rng.state() if self._rng else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self._rng is not None and state.get("rng") is not None:
+            self._rng.load_state(state["rng"])
+
+    def describe(self) -> str:
+        extra = f", transforms={self.transform!r}" if self.transform is not None else ""
+        return f"{self.name}(derivative={self.derivative}{extra})"
+
+    __repr__ = describe

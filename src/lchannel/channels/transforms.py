@@ -1,0 +1,107 @@
+"""Signal transforms applied inside the learning channel.
+
+A transform maps the signal ``J^h`` that the hidden neurons of layer h receive (before
+the local derivative is applied, eq. 18) to a new signal.  Transforms are small pieces
+with one interface, composed in order (like ``optax.chain``): a channel built with
+``transforms=[Quantize(2**-3, 3), ChannelDropout(0.1)]`` applies both, at every hidden
+layer, *before* the signal is propagated further, so that in chained channels (BP, RBP)
+their effect accumulates layer after layer (paper 1, section 5.1).
+
+Transforms that draw random numbers take one generator per member from the channel's
+``"channel"`` stream, so results are reproducible and member e of a population equals a
+single run with its seed.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class SignalTransform:
+    """Maps the signal received by a hidden layer, shape ``(E, B, N_h)``, to a new one."""
+
+    needs_rng = False
+
+    def __call__(self, J: torch.Tensor, h: int, generators=None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({args})"
+
+
+def quantize(x: torch.Tensor, alpha: float, bits: int) -> torch.Tensor:
+    """Quantize_{α,bits}(x) = α · sign(x) · 2^{round(clip(log2|x/α|, −bits+1, 0))}  (eq. 19).
+
+    Values are powers of two times α in ``[α·2^{−bits+1}, α]`` with the sign of x; x = 0
+    maps to 0 (sign(0) = 0).  With 1 bit every non-zero value becomes ±α.
+    """
+    if bits < 1:
+        raise ValueError(f"bits must be an integer >= 1, got {bits}")
+    if not alpha > 0:
+        raise ValueError(f"alpha must be > 0, got {alpha}")
+    mag = torch.log2(x.abs() / alpha).clamp_(-bits + 1, 0).round_()
+    return torch.sign(x) * torch.exp2(mag) * alpha
+
+
+class Quantize(SignalTransform):
+    """Quantized error signal, eq. 16-19 (the paper uses α = 2⁻³ and bits in 1..10)."""
+
+    def __init__(self, alpha: float = 2.0 ** -3, bits: int = 8):
+        if int(bits) != bits or bits < 1:
+            raise ValueError(f"quantize bits must be an integer >= 1, got {bits!r}")
+        if not float(alpha) > 0:
+            raise ValueError(f"quantize alpha must be > 0, got {alpha!r}")
+        self.alpha = float(alpha)
+        self.bits = int(bits)
+
+    def __call__(self, J, h, generators=None):
+        return quantize(J, self.alpha, self.bits)
+
+
+class ChannelDropout(SignalTransform):
+    """Dropout of learning-channel neurons with probability p; survivors scaled by
+    1/(1 − p) so the expected signal is unchanged (paper 1, section 6.1, Figure 9)."""
+
+    needs_rng = True
+
+    def __init__(self, p: float):
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"channel dropout p must be in [0, 1), got {p!r}")
+        self.p = float(p)
+
+    def __call__(self, J, h, generators=None):
+        if self.p == 0.0:
+            return J
+        keep = 1.0 - self.p
+        masks = [torch.rand(J.shape[1:], generator=g, device=J.device, dtype=J.dtype) < keep
+                 for g in generators]
+        return J * torch.stack(masks).to(J.dtype).div_(keep)
+
+
+class SignOnly(SignalTransform):
+    """Keep only the sign of the signal (paper 1, section 4.2 item 5)."""
+
+    def __call__(self, J, h, generators=None):
+        return torch.sign(J)
+
+
+class MagnitudeOnly(SignalTransform):
+    """Keep only the magnitude of the signal (paper 1, section 4.2 item 6: fails)."""
+
+    def __call__(self, J, h, generators=None):
+        return J.abs()
+
+
+class Chain(SignalTransform):
+    """Apply several transforms in order (optax-style composition)."""
+
+    def __init__(self, *transforms: SignalTransform):
+        self.transforms = list(transforms)
+        self.needs_rng = any(t.needs_rng for t in self.transforms)
+
+    def __call__(self, J, h, generators=None):
+        for t in self.transforms:
+            J = t(J, h, generators)
+        return J
+

@@ -1,0 +1,38 @@
+"""The synthetic data sets of paper 2, section 4.2 (after Bianchini et al.).
+
+f_k = g ∘ t^k on the plane, with g(x) = sign(1 − ||x||²) and
+t(x) = [1 − 2x_1², 1 − 2x_2²]; t^0 is the identity.  The number of holes of the
+positive region grows like 4^k, so k sets the difficulty.  Points are drawn uniformly
+on [−1, 1]² from a seed: no files needed.  Targets are 1 where f_k > 0, else 0 (one
+logistic output unit).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .base import Dataset
+
+
+def f_k(x: torch.Tensor, k: int) -> torch.Tensor:
+    """f_k(x) ∈ {−1, 0, 1} for points x of shape (N, 2)."""
+    if int(k) != k or k < 0:
+        raise ValueError(f"k must be an integer >= 0, got {k!r}")
+    for _ in range(int(k)):
+        x = 1.0 - 2.0 * x * x
+    return torch.sign(1.0 - (x * x).sum(1))
+
+
+def make_synthetic(k: int = 1, n_train: int = 4000, n_test: int = 1000, seed: int = 0,
+                   dtype=torch.float32) -> tuple[Dataset, Dataset]:
+    """(train, test) samples of f_k on [−1, 1]², drawn from ``seed``."""
+    if n_train < 1 or n_test < 1:
+        raise ValueError(f"n_train and n_test must be >= 1, got {n_train}, {n_test}")
+    g = torch.Generator().manual_seed(int(seed))
+
+    def sample(n: int, split: str) -> Dataset:
+        x = torch.rand((n, 2), generator=g, dtype=torch.float64) * 2 - 1
+        y = (f_k(x, k) > 0).long()
+        return Dataset(x.to(dtype), y.to(dtype).unsqueeze(1), y, f"synthetic-k{k}-{split}")
+
+    return sample(n_train, "train"), sample(n_test, "test")

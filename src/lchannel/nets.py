@@ -1,0 +1,244 @@
+"""The forward channel: a population of fully connected feed-forward stacks.
+
+A network ``A[N_0, ..., N_L]`` (paper 1, eq. 1) computes, for h = 1..L (eq. 2),
+
+    S^h = W^h O^{h-1} + b^h,    O^h = f^h(S^h),    O^0 = input.
+
+Every tensor carries a leading *member* axis: a :class:`Network` holds E networks of the
+same shapes (different seeds, or variants) that train in lockstep with batched matrix
+products.  ``W^h`` has shape ``(E, N_h, N_{h-1})`` and ``b^h`` shape ``(E, N_h)``; E = 1
+is the ordinary single network.  Biases are the weights of a unit clamped to one and
+train exactly like weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+
+from . import init as _init
+from .activations import Activation, get_activation
+from .outputs import OutputLoss, get_output
+from .rng import MemberStreams
+
+
+@dataclass
+class Record:
+    """What one forward pass leaves for learning: ``O^h`` and ``S^h`` for every layer.
+
+    ``O[0]`` is the input (shape ``(B, N_0)`` shared by all members, or ``(E, B, N_0)``);
+    ``S[h]``/``O[h]`` for h = 1..L have shape ``(E, B, N_h)`` (``S[0]`` is None).
+    ``fprime(h)`` gives ``f'(S^h)``, computed once on demand.
+    """
+
+    S: list
+    O: list
+    activations: list
+    _fprime: dict = field(default_factory=dict)
+
+    @property
+    def L(self) -> int:
+        return len(self.O) - 1
+
+    @property
+    def output(self) -> torch.Tensor:
+        return self.O[-1]
+
+    def fprime(self, h: int) -> torch.Tensor:
+        """The derivative of layer h's transfer function at ``S^h``."""
+        d = self._fprime.get(h)
+        if d is None:
+            d = self.activations[h].derivative(self.S[h], self.O[h])
+            self._fprime[h] = d
+        return d
+
+    def presynaptic(self, h: int, members: int) -> torch.Tensor:
+        """``O^{h-1}`` with the member axis, shape ``(E, B, N_{h-1})``."""
+        O = self.O[h - 1]
+        return O if O.dim() == 3 else O.unsqueeze(0).expand(members, *O.shape)
+
+
+def parse_architecture(spec: str | Sequence[int]) -> list[int]:
+    """Layer sizes from ``"784,100,10"``, ``"A[784,100,10]"`` or a sequence of ints."""
+    if isinstance(spec, str):
+        s = spec.strip()
+        if s.startswith("A[") and s.endswith("]"):
+            s = s[2:-1]
+        try:
+            sizes = [int(p) for p in s.split(",") if p.strip()]
+        except ValueError:
+            raise ValueError(
+                f"architecture must be comma-separated layer sizes like '784,100,10' "
+                f"or 'A[784,100,10]', got {spec!r}"
+            ) from None
+    else:
+        sizes = [int(n) for n in spec]
+    if len(sizes) < 2 or any(n < 1 for n in sizes):
+        raise ValueError(
+            f"architecture needs at least an input and an output layer, all sizes >= 1, got {sizes}"
+        )
+    return sizes
+
+
+class Network:
+    """E fully connected networks ``A[N_0, ..., N_L]`` trained in lockstep.
+
+    Parameters
+    ----------
+    sizes: layer sizes ``[N_0, ..., N_L]`` (or a string, see :func:`parse_architecture`).
+    hidden: transfer function of the hidden layers (identity, logistic, tanh, relu), or
+        one name per hidden layer.
+    output: output pair: softmax (+cross-entropy), logistic (+binary cross-entropy),
+        identity (+squared error).
+    seeds: one seed per member; E = len(seeds).
+    init: ``glorot_normal`` (the papers' scaled normal, default) or ``glorot_uniform``.
+    dropout: forward-channel dropout probability on hidden units during training
+        (inverted dropout: survivors scaled by 1/(1-p)); 0 disables it.
+    """
+
+    def __init__(
+        self,
+        sizes: str | Sequence[int],
+        hidden: str | Sequence[str] = "tanh",
+        output: str | OutputLoss = "softmax",
+        seeds: Sequence[int] = (0,),
+        init: str = "glorot_normal",
+        dropout: float = 0.0,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ):
+        self.sizes = parse_architecture(sizes)
+        L = len(self.sizes) - 1
+        if isinstance(hidden, str):
+            hidden = [hidden] * (L - 1)
+        if len(hidden) != L - 1:
+            raise ValueError(f"hidden must name one activation or {L - 1} activations, got {len(hidden)}")
+        if init not in _init.INITS:
+            raise ValueError(f"init must be one of {_init.INITS}, got {init!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        seeds = [int(s) for s in seeds]
+        if not seeds:
+            raise ValueError("seeds must name at least one seed")
+        self.output_loss = get_output(output)
+        self.hidden = [get_activation(a) for a in hidden]
+        # activations[h] for h = 1..L; the output layer's f is the output pair's activation.
+        self.activations: list[Activation | None] = [None, *self.hidden, _OutputActivation(self.output_loss)]
+        self.seeds = seeds
+        self.init = init
+        self.dropout = float(dropout)
+        self.device = torch.device(device)
+        self.dtype = dtype
+        streams = MemberStreams(seeds, "init")
+        self.weights: list[torch.Tensor] = []  # W^h, h = 1..L, shape (E, N_h, N_{h-1})
+        self.biases: list[torch.Tensor] = []  # b^h, shape (E, N_h)
+        for h in range(1, L + 1):
+            n_in, n_out = self.sizes[h - 1], self.sizes[h]
+            W = torch.stack([
+                _init.draw(init, (n_out, n_in), n_in, n_out, g, dtype) for g in streams.generators
+            ]).to(self.device)
+            self.weights.append(W)
+            self.biases.append(torch.zeros(len(seeds), n_out, dtype=dtype, device=self.device))
+        self._dropout_streams = MemberStreams(seeds, "dropout", self.device) if dropout > 0 else None
+
+    # -- shape helpers -------------------------------------------------------------
+    @property
+    def E(self) -> int:
+        """Number of members."""
+        return len(self.seeds)
+
+    @property
+    def L(self) -> int:
+        """Number of weight layers (the output layer's index)."""
+        return len(self.sizes) - 1
+
+    def W(self, h: int) -> torch.Tensor:
+        """``W^h`` (1-based like the papers), shape ``(E, N_h, N_{h-1})``."""
+        return self.weights[h - 1]
+
+    def b(self, h: int) -> torch.Tensor:
+        return self.biases[h - 1]
+
+    def __repr__(self) -> str:
+        acts = ",".join(a.name for a in self.hidden)
+        return (f"Network(A{self.sizes}, hidden={acts}, output={self.output_loss.name}, "
+                f"members={self.E})")
+
+    # -- forward channel -----------------------------------------------------------
+    def forward(self, X: torch.Tensor, train: bool = False) -> Record:
+        """Run the forward channel on ``X`` (``(B, N_0)`` shared or ``(E, B, N_0)``).
+
+        ``train=True`` applies forward-channel dropout when it is enabled.
+        """
+        S_list: list = [None]
+        O_list: list = [X]
+        O = X
+        E = self.E
+        for h in range(1, self.L + 1):
+            W, b = self.weights[h - 1], self.biases[h - 1]
+            if O.dim() == 2:
+                # Shared input: one (E·B) matmul would reorder the sums; per-member bmm on an
+                # expanded view keeps member e bit-identical to a single run with its seed.
+                O = O.unsqueeze(0).expand(E, *O.shape)
+            S = torch.baddbmm(b.unsqueeze(1), O, W.transpose(1, 2))
+            f = self.activations[h]
+            O = f(S)
+            if train and self._dropout_streams is not None and h < self.L:
+                O = O * self._dropout_mask(O.shape)
+            S_list.append(S)
+            O_list.append(O)
+        return Record(S_list, O_list, self.activations)
+
+    def _dropout_mask(self, shape) -> torch.Tensor:
+        keep = 1.0 - self.dropout
+        masks = [
+            (torch.rand(shape[1:], generator=g, device=self.device, dtype=self.dtype) < keep)
+            for g in self._dropout_streams.generators
+        ]
+        return torch.stack(masks).to(self.dtype).div_(keep)
+
+    @torch.no_grad()
+    def predict(self, X: torch.Tensor, chunk: int = 10000) -> torch.Tensor:
+        """Outputs ``O^L`` of every member, shape ``(E, B, N_L)``, computed in chunks."""
+        outs = [self.forward(X[..., i:i + chunk, :]).output for i in range(0, X.shape[-2], chunk)]
+        return torch.cat(outs, dim=1)
+
+    # -- state ---------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"weights": [w.clone() for w in self.weights], "biases": [b.clone() for b in self.biases]}
+
+    def load_state_dict(self, state: dict) -> None:
+        for dst, src in zip(self.weights + self.biases, state["weights"] + state["biases"]):
+            if dst.shape != src.shape:
+                raise ValueError(f"checkpoint shape {tuple(src.shape)} does not fit {tuple(dst.shape)}")
+            dst.copy_(src)
+        if self._dropout_streams is not None and "dropout_rng" in state:
+            self._dropout_streams.load_state(state["dropout_rng"])
+
+    def member(self, e: int) -> "Network":
+        """A single-member copy of member ``e`` (weights copied)."""
+        net = Network.__new__(Network)
+        net.__dict__.update(self.__dict__)
+        net.seeds = [self.seeds[e]]
+        net.weights = [w[e:e + 1].clone() for w in self.weights]
+        net.biases = [b[e:e + 1].clone() for b in self.biases]
+        net._dropout_streams = None if self._dropout_streams is None else MemberStreams([self.seeds[e]], "dropout", self.device)
+        return net
+
+
+class _OutputActivation(Activation):
+    """The output layer's transfer function, taken from the output pair."""
+
+    def __init__(self, pair: OutputLoss):
+        self.pair = pair
+        self.name = pair.activation
+        self._f = get_activation("logistic" if pair.activation == "logistic" else "identity")
+
+    def __call__(self, S):
+        return self.pair.activate(S)
+
+    def derivative(self, S, O):
+        # The output pairs fold f' of the top layer into T − O (eq. 5); never used there.
+        return self._f.derivative(S, O)

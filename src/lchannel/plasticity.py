@@ -1,0 +1,138 @@
+"""Plasticity: turning learning signals into weight changes.
+
+For every trainable layer the update has the local multiplicative form of paper 1,
+eq. 13, averaged over the minibatch of size B:
+
+    ΔW^h = η_t · (1/B) Σ_b I^h_b (O^{h-1}_b)ᵀ,        Δb^h = η_t · (1/B) Σ_b I^h_b
+
+(the bias is the weight of a unit clamped to one), with the papers' schedule
+η_t = η_0 / (1 + decay·t), t counting updates, and optional momentum μ
+(v ← μ v + ΔW/η_t, W ← W + η_t v).
+
+Quantized weight updates (paper 1, section 5.2) apply Quantize_{α,bits} (eq. 19) to each
+example's update η_t I_b O_bᵀ before the minibatch average.
+
+The optimizer never sees the learning channel's own weights: those are the channel's
+state (adaptive channels update them in ``LearningChannel.adapt``).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .channels.transforms import quantize
+
+
+class SGD:
+    """Minibatch SGD with the 1/(1 + decay·t) schedule and optional momentum.
+
+    Parameters
+    ----------
+    lr: initial learning rate η_0 (> 0).
+    decay: schedule decay (>= 0): η_t = η_0 / (1 + decay·t).
+    momentum: μ in [0, 1).
+    frozen: layers (1-based) that never change (paper 1, section 4.2 item 4).
+    update_bits, update_alpha: quantize each example's update with eq. 19 (section 5.2;
+        the paper uses α = 2⁻⁶); ``update_bits=None`` disables it.
+    """
+
+    def __init__(self, lr: float = 0.1, decay: float = 0.0, momentum: float = 0.0,
+                 frozen=(), update_bits: int | None = None, update_alpha: float = 2.0 ** -6):
+        if not lr > 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        if not decay >= 0:
+            raise ValueError(f"decay must be >= 0, got {decay}")
+        if not 0 <= momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        if update_bits is not None and (int(update_bits) != update_bits or update_bits < 1):
+            raise ValueError(f"update_bits must be an integer >= 1 or None, got {update_bits!r}")
+        if not update_alpha > 0:
+            raise ValueError(f"update_alpha must be > 0, got {update_alpha}")
+        self.lr = float(lr)
+        self.decay = float(decay)
+        self.momentum = float(momentum)
+        self.frozen = sorted({int(h) for h in frozen})
+        self.update_bits = None if update_bits is None else int(update_bits)
+        self.update_alpha = float(update_alpha)
+        self.t = 0
+        self.net = None
+        self.member_scale: torch.Tensor | None = None  # per-member lr factor (0 stops a member)
+        self.velocity: list | None = None
+
+    def bind(self, net) -> "SGD":
+        bad = [h for h in self.frozen if not 1 <= h <= net.L]
+        if bad:
+            raise ValueError(f"frozen layers must be in 1..{net.L}, got {bad}")
+        self.net = net
+        if self.momentum > 0:
+            self.velocity = [(torch.zeros_like(W), torch.zeros_like(b)) for W, b in zip(net.weights, net.biases)]
+        return self
+
+    def lr_now(self) -> float:
+        """η_t = η_0 / (1 + decay·t)."""
+        return self.lr / (1.0 + self.decay * self.t)
+
+    def stop_member(self, e: int) -> None:
+        """Freeze member e (used when it diverges) without touching the others."""
+        if self.member_scale is None:
+            self.member_scale = torch.ones(self.net.E, dtype=self.net.dtype, device=self.net.device)
+        self.member_scale[e] = 0.0
+
+    def direction(self, I: torch.Tensor, O: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ΔW, Δb)/η_t for one layer: the minibatch mean of I_b O_bᵀ (quantized per example
+        when ``update_bits`` is set)."""
+        B = I.shape[1]
+        if self.update_bits is None:
+            return torch.bmm(I.transpose(1, 2), O).div_(B), I.mean(1)
+        # (E, B, N_h, N_{h-1}) per-example updates: memory E·B·N_h·N_{h-1}, fine for the papers' nets.
+        per_example = I.unsqueeze(3) * O.unsqueeze(2) * lr
+        dW = quantize(per_example, self.update_alpha, self.update_bits).mean(1) / lr
+        db = quantize(I * lr, self.update_alpha, self.update_bits).mean(1) / lr
+        return dW, db
+
+    @torch.no_grad()
+    def step(self, record, signals: list) -> None:
+        """Apply ΔW^h = η_t I^hᵀ O^{h-1} / B to every layer that has a signal."""
+        net = self.net
+        lr = self.lr_now()
+        E = net.E
+        fast = self.momentum == 0 and self.member_scale is None and self.update_bits is None
+        for h in range(1, net.L + 1):
+            I = signals[h]
+            if I is None or h in self.frozen:
+                continue
+            W, b = net.weights[h - 1], net.biases[h - 1]
+            O = record.presynaptic(h, E)
+            if fast:
+                # One fused in-place product per layer: W += (η/B) Iᵀ O.
+                a = lr / I.shape[1]
+                W.baddbmm_(I.transpose(1, 2), O, alpha=a)
+                b.add_(I.sum(1), alpha=a)
+                continue
+            dW, db = self.direction(I, O, lr)
+            if self.velocity is not None:
+                vW, vb = self.velocity[h - 1]
+                vW.mul_(self.momentum).add_(dW)
+                vb.mul_(self.momentum).add_(db)
+                dW, db = vW, vb
+            if self.member_scale is not None:
+                dW = dW * self.member_scale.view(E, 1, 1)
+                db = db * self.member_scale.view(E, 1)
+            W.add_(dW, alpha=lr)
+            b.add_(db, alpha=lr)
+        self.t += 1
+
+    def state_dict(self) -> dict:
+        return {
+            "t": self.t,
+            "member_scale": None if self.member_scale is None else self.member_scale.clone(),
+            "velocity": None if self.velocity is None else [(v.clone(), u.clone()) for v, u in self.velocity],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.t = int(state["t"])
+        self.member_scale = state.get("member_scale")
+        if state.get("velocity") is not None and self.velocity is not None:
+            for (v, u), (sv, su) in zip(self.velocity, state["velocity"]):
+                v.copy_(sv)
+                u.copy_(su)

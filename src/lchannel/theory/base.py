@@ -1,0 +1,260 @@
+"""Common machinery of the learning systems: integration, trajectories, stability.
+
+Every system of this package is an autonomous ODE dy/dt = F(y) for the averaged
+(batch) learning dynamics of a small network (paper 1 section 7, paper 2 section 5).
+A system only has to say what F is; this module integrates it with SciPy, linearises
+it around critical points (paper 1 eq. 32-33) and stores the result as a
+:class:`Trajectory`.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.integrate import solve_ivp
+
+__all__ = ["LearningSystem", "Trajectory", "Stability", "check_rule", "check_finite", "NON_ADAPTIVE_RULES", "ADAPTIVE_RULES", "RULES"]
+
+#: Learning rules for the channel.  ``rbp``/``srbp``: fixed random channel (paper 1),
+#: ``arbp``/``asrbp``: adaptive channel (paper 2 section 5), ``gd``: gradient descent
+#: (backpropagation), included for comparison (paper 1 eq. 52, 84).
+NON_ADAPTIVE_RULES = ("rbp", "srbp")
+ADAPTIVE_RULES = ("arbp", "asrbp")
+RULES = NON_ADAPTIVE_RULES + ADAPTIVE_RULES + ("gd",)
+
+
+def check_rule(rule: str, accepted: Sequence[str] = RULES) -> str:
+    """Return ``rule`` if it is one of ``accepted``, else raise a ValueError naming them."""
+    if rule not in accepted:
+        raise ValueError(f"rule must be one of {', '.join(repr(r) for r in accepted)}; got {rule!r}")
+    return rule
+
+
+def check_finite(name: str, value: float) -> float:
+    """Return ``value`` as a float, raising a ValueError naming ``name`` unless finite."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a finite real number; got {value!r}") from None
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be a finite real number; got {value!r}")
+    return v
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """A solution of a learning system sampled at times ``t``.
+
+    ``y[k]`` is the state at time ``t[k]`` (rows), ``names`` the state components in
+    the system's order.  ``status`` is ``"converged"`` (the speed |dy/dt| fell below the
+    tolerance), ``"t_max"`` (the horizon was reached first), ``"diverged"`` (|y| grew
+    beyond the blow-up bound) or ``"failed"`` (the solver gave up).
+    """
+
+    t: np.ndarray
+    y: np.ndarray
+    names: tuple[str, ...]
+    status: str
+    system: "LearningSystem" = field(repr=False, compare=False)
+
+    @property
+    def final(self) -> np.ndarray:
+        """The last state reached."""
+        return self.y[-1]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        """The time series of one named component, e.g. ``traj["a1"]``."""
+        try:
+            return self.y[:, self.names.index(name)]
+        except ValueError:
+            raise KeyError(f"no component {name!r}; components are {', '.join(self.names)}") from None
+
+    def error(self) -> np.ndarray:
+        """Excess error E(y(t)) − min E along the trajectory (paper 1 eq. 25)."""
+        return np.array([self.system.error(y) for y in self.y])
+
+    def product(self) -> np.ndarray:
+        """The input-output map P(y(t)) along the trajectory (flattened if a matrix)."""
+        return np.array([np.ravel(self.system.product(y)) for y in self.y])
+
+    def conserved(self) -> dict[str, np.ndarray]:
+        """Each conserved quantity of the system evaluated along the trajectory."""
+        rows = [self.system.conserved(y) for y in self.y]
+        return {k: np.array([np.asarray(r[k], dtype=float) for r in rows]) for k in rows[0]} if rows else {}
+
+
+@dataclass(frozen=True)
+class Stability:
+    """Linearisation of a system around a critical point (paper 1 eq. 32-33).
+
+    ``kind`` is ``"attractor"`` when every eigenvalue of the Jacobian that is not zero
+    has negative real part (the zero eigenvalues belong to directions along the manifold
+    of critical points, which is why the critical points are not isolated),
+    ``"unstable"`` when some eigenvalue has positive real part, ``"degenerate"`` when all
+    eigenvalues vanish, and ``"not a critical point"`` when F(point) is not zero.
+    """
+
+    point: np.ndarray
+    jacobian: np.ndarray
+    eigenvalues: np.ndarray
+    kind: str
+
+    @property
+    def is_attractor(self) -> bool:
+        return self.kind == "attractor"
+
+    @property
+    def is_unstable(self) -> bool:
+        return self.kind == "unstable"
+
+
+class LearningSystem(ABC):
+    """An averaged learning dynamics dy/dt = F(y) with a flat state vector ``y``."""
+
+    #: Names of the state components, in order (e.g. ``("a1", "a2", "c1")``).
+    names: tuple[str, ...]
+
+    @property
+    def dim(self) -> int:
+        """Number of state variables."""
+        return len(self.names)
+
+    # ------------------------------------------------------------------ to implement
+    @abstractmethod
+    def rhs(self, t: float, y: np.ndarray) -> np.ndarray:
+        """dy/dt at state ``y`` (``t`` is unused: the systems are autonomous)."""
+
+    @abstractmethod
+    def product(self, y: np.ndarray) -> np.ndarray | float:
+        """The overall input-output map P of the network at state ``y``."""
+
+    @abstractmethod
+    def error(self, y: np.ndarray) -> float:
+        """Excess quadratic error E(y) − min E; zero exactly at the global minima."""
+
+    @abstractmethod
+    def conserved(self, y: np.ndarray) -> dict[str, float | np.ndarray]:
+        """The quantities the paper proves constant along trajectories, by name."""
+
+    def predicted_fixed_point(self, y0: Sequence[float]) -> np.ndarray:
+        """The fixed point that the trajectory from ``y0`` reaches, without integrating."""
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form prediction of the reached fixed point; use integrate()")
+
+    # ------------------------------------------------------------------ shared
+    def as_state(self, y: Sequence[float] | np.ndarray, name: str = "y0") -> np.ndarray:
+        """Validate and convert a state vector."""
+        arr = np.asarray(y, dtype=float)
+        if arr.shape != (self.dim,):
+            raise ValueError(f"{name} must have {self.dim} components ({', '.join(self.names)}); got shape {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} must be finite; got {arr}")
+        return arr
+
+    def speed(self, y: np.ndarray) -> float:
+        """|dy/dt| at ``y``: zero exactly at critical points."""
+        return float(np.linalg.norm(self.rhs(0.0, y)))
+
+    def integrate(
+        self,
+        y0: Sequence[float] | np.ndarray,
+        t_max: float,
+        *,
+        n_points: int = 400,
+        t_eval: Sequence[float] | None = None,
+        method: str = "LSODA",
+        rtol: float = 1e-10,
+        atol: float = 1e-12,
+        stop_when_converged: bool = True,
+        converge_tol: float = 1e-11,
+        blowup: float = 1e8,
+    ) -> Trajectory:
+        """Integrate dy/dt = F(y) from ``y0`` with :func:`scipy.integrate.solve_ivp`.
+
+        Tight default tolerances because the tests compare the end point with the
+        polynomial predictions.  Integration stops early when |dy/dt| falls below
+        ``converge_tol`` (a fixed point is reached, so long horizons cost nothing) or when
+        |y| exceeds ``blowup`` (a trajectory escaping to infinity).
+        """
+        y0 = self.as_state(y0)
+        t_max = check_finite("t_max", t_max)
+        if t_max <= 0:
+            raise ValueError(f"t_max must be > 0; got {t_max}")
+        if n_points < 2:
+            raise ValueError(f"n_points must be >= 2; got {n_points}")
+
+        events = []
+        if stop_when_converged:
+            def converged(t: float, y: np.ndarray) -> float:
+                return self.speed(y) - converge_tol
+            converged.terminal = True  # type: ignore[attr-defined]
+            converged.direction = -1  # type: ignore[attr-defined]
+            events.append(converged)
+
+        def escaped(t: float, y: np.ndarray) -> float:
+            return float(np.max(np.abs(y))) - blowup
+        escaped.terminal = True  # type: ignore[attr-defined]
+        escaped.direction = 1  # type: ignore[attr-defined]
+        events.append(escaped)
+
+        sol = solve_ivp(self.rhs, (0.0, t_max), y0, method=method, rtol=rtol, atol=atol, events=events, dense_output=True)
+        t_end = float(sol.t[-1])
+        # Sample the dense output, so that the curve is smooth even when the solver
+        # stopped early at a fixed point.
+        if t_eval is None:
+            t = np.linspace(0.0, t_end, n_points)
+        else:
+            t = np.asarray(t_eval, dtype=float)
+            t = t[t <= t_end + 1e-12 * max(1.0, t_end)]
+        y = sol.sol(t).T if (sol.sol is not None and t_end > 0) else np.tile(y0, (t.size, 1))
+        if t_eval is None:
+            y[-1] = sol.y[:, -1]  # the exact last state (the event state if one stopped the solver)
+        status = "t_max"
+        if not sol.success:
+            status = "failed"
+        elif sol.status == 1:
+            hit_conv = stop_when_converged and sol.t_events[0].size > 0
+            status = "converged" if hit_conv else "diverged"
+        elif self.speed(y[-1]) < converge_tol:
+            status = "converged"
+        bad = ~np.all(np.isfinite(y), axis=1)
+        if np.any(bad):  # left the domain of F (e.g. a negative base of a fractional power)
+            first = int(np.argmax(bad))
+            t, y, status = t[:first], y[:first], "failed"
+        return Trajectory(t=t, y=y, names=self.names, status=status, system=self)
+
+    def jacobian(self, y: Sequence[float] | np.ndarray, *, rel_step: float = 1e-6) -> np.ndarray:
+        """Jacobian dF/dy at ``y`` by central differences (exact for polynomial F up to ~1e-10)."""
+        y = self.as_state(y, "y")
+        jac = np.empty((self.dim, self.dim))
+        for j in range(self.dim):
+            h = rel_step * max(1.0, abs(y[j]))
+            yp, ym = y.copy(), y.copy()
+            yp[j] += h
+            ym[j] -= h
+            jac[:, j] = (self.rhs(0.0, yp) - self.rhs(0.0, ym)) / (2 * h)
+        return jac
+
+    def stability(self, point: Sequence[float] | np.ndarray, *, tol: float = 1e-6) -> Stability:
+        """Classify a critical point by the eigenvalues of the Jacobian (paper 1 eq. 32-33).
+
+        ``tol`` is relative to the largest entry of the Jacobian: eigenvalues smaller
+        than that are counted as zero (directions along the manifold of critical points).
+        """
+        point = self.as_state(point, "point")
+        jac = self.jacobian(point)
+        eig = np.linalg.eigvals(jac)
+        scale = max(1.0, float(np.max(np.abs(jac))))
+        residual = self.speed(point) / max(1.0, float(np.max(np.abs(point))))
+        if residual > 1e-8:
+            kind = "not a critical point"
+        elif np.any(eig.real > tol * scale):
+            kind = "unstable"
+        elif np.any(np.abs(eig) > tol * scale):
+            kind = "attractor" if np.all((eig.real < -tol * scale) | (np.abs(eig) <= tol * scale)) else "degenerate"
+        else:
+            kind = "degenerate"
+        return Stability(point=point, jacobian=jac, eigenvalues=eig, kind=kind)

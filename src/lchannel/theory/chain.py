@@ -1,0 +1,308 @@
+"""Linear chains A[1, 1, 1], A[1, 1, 1, 1], ..., A[1, ..., 1] (paper 1 §7.2-7.4, paper 2 §5.2-5.4).
+
+Forward weights a_1..a_L, learning-channel weights c_1..c_{L-1} (index = target layer),
+P = a_1 a_2 ... a_L, α = E(IT), β = E(I²).  The averaged learning equations are
+
+* SRBP (paper 1 eq. 23, 36, 45):  da_i/dt = c_i a_1...a_{i-1} (α − βP), c_L = 1;
+* RBP (paper 1 eq. 87 for a chain): da_i/dt = c_i c_{i+1}...c_{L-1} a_1...a_{i-1} (α − βP);
+* ARBP (paper 2 eq. 74-75): RBP for the a_i and dc_i/dt = a_1...a_i c_{i+1}...c_{L-1} (α − βP);
+* ASRBP (paper 2 eq. 81-82): SRBP for the a_i and dc_i/dt = a_1...a_i (α − βP);
+* GD (paper 1 eq. 52): da_i/dt = (P/a_i)(α − βP), for comparison.
+
+For L = 2 RBP = SRBP (eq. 23) and ARBP = ASRBP (paper 2 eq. 24).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.polynomial import Polynomial
+
+from .base import ADAPTIVE_RULES, RULES, LearningSystem, check_finite, check_rule
+from .onedim import real_roots, theorem1_limit
+
+__all__ = ["LinearChain", "adaptive_pair_limit"]
+
+
+class LinearChain(LearningSystem):
+    """The averaged learning dynamics of the linear chain A[1, ..., 1] with L = ``depth`` layers.
+
+    Parameters
+    ----------
+    alpha, beta:
+        Data statistics α = E(IT) and β = E(I²) > 0.
+    c:
+        Learning-channel weights c_1..c_{L-1} for the fixed-channel rules ``rbp``/``srbp``.
+        Must be omitted for ``arbp``/``asrbp`` (the c_i are then state variables and
+        their initial values go in ``y0``) and for ``gd``.
+    depth:
+        Number of weight layers L >= 2; inferred from ``c`` when given.
+    rule:
+        One of ``"srbp"`` (default), ``"rbp"``, ``"arbp"``, ``"asrbp"``, ``"gd"``.
+
+    The state is ``(a1, ..., aL)``, followed by ``(c1, ..., c_{L-1})`` for the adaptive rules.
+    """
+
+    def __init__(self, alpha: float, beta: float, c: Sequence[float] | None = None, *, depth: int | None = None, rule: str = "srbp") -> None:
+        self.rule = check_rule(rule, RULES)
+        self.alpha = check_finite("alpha", alpha)
+        self.beta = check_finite("beta", beta)
+        if self.beta <= 0:
+            raise ValueError(f"beta = E(I^2) must be > 0; got {beta}")
+        if c is not None:
+            c_arr = np.asarray(c, dtype=float).ravel()
+            if not np.all(np.isfinite(c_arr)):
+                raise ValueError(f"c must be finite; got {c}")
+            if depth is None:
+                depth = c_arr.size + 1
+        if depth is None:
+            raise ValueError("give depth (number of weight layers L >= 2) or c (the L-1 channel weights)")
+        if not isinstance(depth, (int, np.integer)) or depth < 2:
+            raise ValueError(f"depth must be an integer >= 2; got {depth!r}")
+        self.depth = int(depth)
+        if self.rule in ("rbp", "srbp"):
+            if c is None or c_arr.size != self.depth - 1:
+                raise ValueError(f"rule {self.rule!r} needs c with depth-1 = {self.depth - 1} channel weights; got {c!r}")
+            self.c = c_arr
+        else:
+            if c is not None:
+                kind = "state variables: put their initial values in y0" if self.rule in ADAPTIVE_RULES else "not used by gradient descent"
+                raise ValueError(f"c must be None for rule {self.rule!r} (the channel weights are {kind})")
+            self.c = None
+        L = self.depth
+        self.names = tuple(f"a{i}" for i in range(1, L + 1)) + (tuple(f"c{i}" for i in range(1, L)) if self.adaptive else ())
+        self.sizes = (1,) * (L + 1)
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def adaptive(self) -> bool:
+        """Whether the learning channel adapts (ARBP, ASRBP)."""
+        return self.rule in ADAPTIVE_RULES
+
+    def split(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(a, c): forward weights and channel weights (fixed or from the state)."""
+        L = self.depth
+        return (y[:L], y[L:]) if self.adaptive else (y[:L], self.c)
+
+    def feedback(self, y: np.ndarray) -> np.ndarray:
+        """The factor b_i multiplying a_1...a_{i-1}(α − βP) in da_i/dt, i = 1..L.
+
+        SRBP/ASRBP: b_i = c_i; RBP/ARBP: b_i = c_i...c_{L-1}; GD: b_i = a_{i+1}...a_L.
+        Always b_L = 1 (the top layer follows the gradient).
+        """
+        a, c = self.split(y)
+        if self.rule == "gd":
+            return np.append(np.cumprod(a[::-1])[::-1][1:], 1.0)
+        if self.rule in ("srbp", "asrbp"):
+            return np.append(c, 1.0)
+        return np.append(np.cumprod(c[::-1])[::-1], 1.0)
+
+    def to_matrices(self, y: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The chain as 1×1 matrices A_i = [a_i] and C_i = [c_i] (none for GD), for the discrete learner."""
+        a, c = self.split(np.asarray(y, dtype=float))
+        return [np.array([[v]]) for v in a], ([] if c is None else [np.array([[v]]) for v in c])
+
+    def from_matrices(self, As: Sequence[np.ndarray], Cs: Sequence[np.ndarray]) -> np.ndarray:
+        """Inverse of :meth:`to_matrices` (the fixed channel of RBP/SRBP is dropped)."""
+        a = [float(np.ravel(m)[0]) for m in As]
+        return np.array(a + ([float(np.ravel(m)[0]) for m in Cs] if self.adaptive else []))
+
+    def product(self, y: np.ndarray) -> float:
+        """P = a_1 a_2 ... a_L."""
+        return float(np.prod(y[: self.depth]))
+
+    # ------------------------------------------------------------------ dynamics
+    def rhs(self, t: float, y: np.ndarray) -> np.ndarray:
+        """The averaged learning equations (module docstring; eq. 23, 36, 44, paper 2 eq. 24, 72-73, 79-80)."""
+        a, c = self.split(y)
+        err = self.alpha - self.beta * np.prod(a)
+        prefix = np.concatenate(([1.0], np.cumprod(a)))  # prefix[i] = a_1...a_i
+        da = self.feedback(y) * prefix[:-1] * err
+        if not self.adaptive:
+            return da
+        if self.rule == "arbp":  # eq. 75: dc_i/dt = a_1..a_i c_{i+1}..c_{L-1} (α − βP)
+            upper = np.append(np.cumprod(c[::-1])[::-1][1:], 1.0) if c.size else c
+            dc = prefix[1:-1] * upper * err
+        else:  # asrbp, eq. 82: dc_i/dt = a_1..a_i (α − βP)
+            dc = prefix[1:-1] * err
+        return np.concatenate((da, dc))
+
+    def dP_factor(self, y: np.ndarray) -> float:
+        """The factor g(y) in dP/dt = g(y)(α − βP) (eq. 24, 37, 46).
+
+        For A[1,1,1] g = a_1² + c_1 a_2; it vanishes on the parabola a_2 = −a_1²/c_1 (eq. 28).
+        """
+        a, _ = self.split(y)
+        prefix = np.concatenate(([1.0], np.cumprod(a)))
+        suffix = np.append(np.cumprod(a[::-1])[::-1][1:], 1.0)  # a_{i+1}..a_L
+        dP_da = prefix[:-1] * suffix
+        return float(np.sum(dP_da * self.feedback(y) * prefix[:-1]))
+
+    def transverse_eigenvalue(self, point: Sequence[float]) -> float:
+        """The only non-zero eigenvalue −β g(point) of the Jacobian at a critical point (eq. 33).
+
+        The right-hand side is (α − βP) v(y), so at a critical point the Jacobian is
+        −β v ∇Pᵀ, of rank one, with eigenvalue −β ∇P·v = −β g.  Negative: attractor.
+        """
+        return -self.beta * self.dP_factor(self.as_state(point, "point"))
+
+    def error(self, y: np.ndarray) -> float:
+        """Excess error E − min E = (α − βP)²/(2β) (eq. 25)."""
+        return (self.alpha - self.beta * self.product(y)) ** 2 / (2.0 * self.beta)
+
+    def conserved(self, y: np.ndarray) -> dict[str, float]:
+        """Quantities constant along trajectories.
+
+        * SRBP: a_{i+1} − c_{i+1} a_i²/(2c_i) (eq. 30, 39-40, 48; c_L = 1);
+        * RBP:  a_{i+1} − a_i²/(2c_i) (same derivation with the products c_i..c_{L-1});
+        * ARBP: c_i − a_{i+1} (paper 2 eq. 29, 76) and a_i² − c_i² (eq. 31, 78);
+        * ASRBP: c_i² − a_i² (paper 2 eq. 57, 83) and c_{L-1} − a_L (eq. 58, 90);
+        * GD: a_{i+1}² − a_i² (paper 1 eq. 54).
+        """
+        a, c = self.split(y)
+        L = self.depth
+        out: dict[str, float] = {}
+        for i in range(1, L):
+            ai, an = a[i - 1], a[i]
+            if self.rule == "srbp":
+                cn = 1.0 if i + 1 == L else c[i]
+                label = f"a{i+1} - a{i}^2/(2*c{i})" if i + 1 == L else f"a{i+1} - c{i+1}*a{i}^2/(2*c{i})"
+                out[label] = an - cn * ai**2 / (2.0 * c[i - 1])
+            elif self.rule == "rbp":
+                out[f"a{i+1} - a{i}^2/(2*c{i})"] = an - ai**2 / (2.0 * c[i - 1])
+            elif self.rule == "arbp":
+                out[f"c{i} - a{i+1}"] = c[i - 1] - an
+                out[f"a{i}^2 - c{i}^2"] = ai**2 - c[i - 1] ** 2
+            elif self.rule == "asrbp":
+                out[f"c{i}^2 - a{i}^2"] = c[i - 1] ** 2 - ai**2
+            else:
+                out[f"a{i+1}^2 - a{i}^2"] = an**2 - ai**2
+        if self.rule == "asrbp":
+            out[f"c{L-1} - a{L}"] = c[L - 2] - a[L - 1]
+        return out
+
+    # ------------------------------------------------------------------ predictions
+    def reduced_polynomials(self, y0: Sequence[float]) -> tuple[list[Polynomial], Polynomial]:
+        """For RBP/SRBP: each a_i as a polynomial in a_1 along the trajectory from ``y0``, and Q.
+
+        From c_i da_{i+1}/dt = c_{i+1} a_i da_i/dt (eq. 47, with the effective feedback b_i),
+        a_{i+1} = (b_{i+1}/2b_i) a_i² + K_i (eq. 48), so a_i is even in a_1 of degree
+        2^{i-1} (eq. 49) and da_1/dt = Q(a_1) = b_1(α − βP(a_1)) has odd degree 2^L − 1
+        (eq. 51) with a negative leading coefficient: the cubic of eq. 31 for L = 2
+        (a_1³ + (2c_1a_2(0) − a_1(0)²)a_1 − 2c_1α/β = 0 after scaling), the degree-seven
+        polynomial of Theorem 3 for L = 3.
+        """
+        if self.rule not in ("rbp", "srbp"):
+            raise ValueError(f"the polynomial reduction in a1 holds for rules 'rbp' and 'srbp'; this chain uses {self.rule!r}")
+        y0 = self.as_state(y0)
+        b = self.feedback(y0)
+        if np.any(b == 0):
+            raise ValueError("the reduction needs non-zero channel weights c (c_i = 0 is a trivial case, paper 1 §7.2)")
+        polys = [Polynomial([0.0, 1.0])]
+        for i in range(1, self.depth):
+            ratio = b[i] / (2.0 * b[i - 1])
+            k = y0[i] - ratio * y0[i - 1] ** 2
+            polys.append(ratio * polys[-1] ** 2 + k)
+        p = Polynomial([1.0])
+        for q in polys:
+            p = p * q
+        return polys, b[0] * (self.alpha - self.beta * p)
+
+    def fixed_point_polynomial(self, y0: Sequence[float]) -> Polynomial:
+        """The polynomial in a_1 whose real roots are the critical points on the trajectory of ``y0``.
+
+        Normalised to be monic: for L = 2 this is eq. 31, a_1³ + (2c_1a_2(0) − a_1(0)²)a_1 − 2c_1α/β.
+        For the adaptive/GD chain of depth 2 it is the quartic in a_2 of :func:`adaptive_pair_limit`.
+        """
+        if self.rule in ("rbp", "srbp"):
+            _, q = self.reduced_polynomials(y0)
+            return q / q.coef[-1]
+        if self.depth != 2:
+            raise NotImplementedError("fixed-point polynomials of adaptive/GD chains are implemented for depth 2 only")
+        a1, a2, c1 = self._pair_state(self.as_state(y0))
+        k1 = c1 - a2
+        j1 = a1**2 - a2**2 - 2 * k1 * a2  # paper 2 eq. 31: a_1² = a_2² + 2K_1a_2 + J_1
+        return Polynomial([-(self.alpha / self.beta) ** 2, 0.0, j1, 2 * k1, 1.0])
+
+    def _pair_state(self, y: np.ndarray) -> tuple[float, float, float]:
+        # GD on A[1,1,1] is the adaptive system with c_1 ≡ a_2 (paper 2 Theorem 7, K = 0).
+        return (float(y[0]), float(y[1]), float(y[2] if self.adaptive else y[1]))
+
+    def predicted_fixed_point(self, y0: Sequence[float]) -> np.ndarray:
+        """The critical point reached from ``y0``, from the conserved quantities and Theorem 1.
+
+        RBP/SRBP, any depth: roots of the degree 2^L − 1 polynomial Q(a_1)
+        (:meth:`reduced_polynomials`) and Theorem 1.  ARBP/ASRBP and GD, depth 2: the
+        quartic of :func:`adaptive_pair_limit` (paper 2 Theorem 2).
+        """
+        y0 = self.as_state(y0)
+        if self.rule in ("rbp", "srbp"):
+            polys, q = self.reduced_polynomials(y0)
+            roots = real_roots(q)
+            x = theorem1_limit(q, roots, y0[0])
+            if not math.isfinite(x):
+                raise ArithmeticError(f"Q has no root in the direction of the flow from a1(0) = {y0[0]}")
+            return np.array([p(x) for p in polys])
+        if self.depth != 2:
+            raise NotImplementedError(f"the predicted fixed point of rule {self.rule!r} is implemented for depth 2 only (paper 2 Theorem 2); use integrate()")
+        a1, a2, c1 = adaptive_pair_limit(*self._pair_state(y0), self.alpha, self.beta)
+        return np.array([a1, a2, c1]) if self.adaptive else np.array([a1, a2])
+
+
+def adaptive_pair_limit(a1: float, a2: float, c1: float, alpha: float, beta: float) -> tuple[float, float, float]:
+    """Limit of the adaptive A[1,1,1] system (paper 2 eq. 24, Theorem 2) started at (a1, a2, c1).
+
+    Conserved: K_1 = c_1 − a_2 (eq. 29) and H = a_1² − c_1² (eq. 30-31, where
+    J_1 = H + K_1² in the paper's notation a_1² = a_2² + 2K_1a_2 + J_1).  Substituting
+    a_1² = a_2² + 2K_1a_2 + J_1 into (a_1a_2)² = (α/β)² gives the **quartic**
+
+        a_2⁴ + 2K_1 a_2³ + J_1 a_2² − (α/β)² = 0,
+
+    not a cubic: the one-dimensional equation da_2/dt = Q(a_2) of Theorem 2 has the cubic
+    leading term −βa_2³ but contains a square root, a_1 = ±√(a_2² + 2K_1a_2 + J_1).
+    Only the roots on the branch of the trajectory count:
+
+    * H > 0: a_1 keeps its sign; a_2 parametrises the branch, roots with sign(α/(βa_2)) = sign(a_1);
+    * H < 0: c_1 keeps its sign; a_1 parametrises the branch, roots with sign(a_2 + K_1) = sign(c_1).
+
+    Theorem 1 on that parameter picks the reached root.  Gradient descent is the case c_1 ≡ a_2.
+    """
+    if alpha == 0:
+        raise ValueError("the prediction needs alpha = E(IT) != 0 (alpha = 0 is a trivial case)")
+    r = alpha / beta
+    k1 = c1 - a2
+    h = a1**2 - c1**2
+    if abs(h) <= 1e-13 * max(1.0, a1**2, c1**2):
+        raise ValueError(
+            f"degenerate initial condition |a1(0)| = |c1(0)| ({a1}, {c1}): the invariant hyperbola "
+            "a1^2 - c1^2 = 0 is two lines through the trivial fixed point a1 = c1 = 0"
+        )
+    quartic = Polynomial([-(r**2), 0.0, h + k1**2, 2 * k1, 1.0])
+    roots = real_roots(quartic)
+    roots = roots[roots != 0]
+    if h > 0:
+        s = math.copysign(1.0, a1)
+        valid = [x for x in roots if s * r / x > 0]
+
+        def q(x: float) -> float:  # da2/dt along the branch
+            a = s * math.sqrt(max((x + k1) ** 2 + h, 0.0))
+            return a * (alpha - beta * a * x)
+
+        x = theorem1_limit(q, valid, a2)
+        if not math.isfinite(x):
+            raise ArithmeticError("no critical point in the direction of the flow")
+        return r / x, x, x + k1
+    sigma = math.copysign(1.0, c1)
+    valid_u = [r / x for x in roots if sigma * (x + k1) > 0]
+
+    def q_u(u: float) -> float:  # da1/dt along the branch
+        cc = sigma * math.sqrt(max(u * u - h, 0.0))
+        return cc * (alpha - beta * u * (cc - k1))
+
+    u = theorem1_limit(q_u, valid_u, a1)
+    if not math.isfinite(u):
+        raise ArithmeticError("no critical point in the direction of the flow")
+    cc = sigma * math.sqrt(u * u - h)
+    return u, cc - k1, cc

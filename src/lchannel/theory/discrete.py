@@ -1,0 +1,142 @@
+"""Discrete minibatch learning of the actual networks, to set beside the ODEs.
+
+The learners here do not use the ODE right-hand sides.  They run the network forward
+on a minibatch, send the output error back through the learning channel as the rule
+prescribes, and apply Δw = η · (channel signal) · (presynaptic activity) averaged over
+the minibatch (paper 1 eq. 21, 34, 43, 55, 64, 80; paper 2 eq. 22, 48, 54, 97, 119,
+123-124, 127-128).  With a small η and time t = η · steps they follow the averaged
+equations, which the tests check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .base import LearningSystem, Trajectory
+from .power import PowerChain
+from .samples import Dataset
+
+__all__ = ["LinearNetwork", "PowerNetwork", "minibatch_learning"]
+
+
+class LinearNetwork:
+    """A linear network A[N_0, ..., N_L] trained by BP (``gd``), RBP, SRBP, ARBP or ASRBP.
+
+    ``As`` are the forward matrices A_i (N_i × N_{i-1}); ``Cs`` the channel matrices
+    C_i (N_i × N_{i+1} for RBP/ARBP, N_i × N_L for SRBP/ASRBP; empty for GD).
+    """
+
+    def __init__(self, As: Sequence[np.ndarray], Cs: Sequence[np.ndarray], rule: str) -> None:
+        self.As = [np.array(a, dtype=float) for a in As]
+        self.Cs = [np.array(c, dtype=float) for c in Cs]
+        self.rule = rule
+
+    def step(self, inputs: np.ndarray, targets: np.ndarray, eta: float) -> None:
+        """One update on a minibatch (rows of ``inputs`` and ``targets``)."""
+        L, n = len(self.As), len(inputs)
+        acts = [inputs.T]  # O^0 .. O^L, columns are samples
+        for a in self.As:
+            acts.append(a @ acts[-1])
+        err = targets.T - acts[-1]  # T − O: the error at the top (eq. 5, 8)
+        signals: list[np.ndarray] = [None] * (L + 1)  # type: ignore[list-item]
+        signals[L] = err
+        for i in range(L - 1, 0, -1):
+            if self.rule == "gd":  # backpropagation through the transposed forward weights (eq. 4)
+                signals[i] = self.As[i].T @ signals[i + 1]
+            elif self.rule in ("rbp", "arbp"):  # through the random channel, layer by layer (eq. 7)
+                signals[i] = self.Cs[i - 1] @ signals[i + 1]
+            else:  # skipped: straight from the output error (paper 2 eq. 11)
+                signals[i] = self.Cs[i - 1] @ err
+        dAs = [eta * signals[i] @ acts[i - 1].T / n for i in range(1, L + 1)]
+        dCs = []
+        if self.rule == "arbp":  # Δc^l_rs = η R^{l+1}_s O^l_r (paper 2 §3.4)
+            dCs = [eta * acts[i] @ signals[i + 1].T / n for i in range(1, L)]
+        elif self.rule == "asrbp":  # Δc^l_rs = η (T − O)_s O^l_r (paper 2 eq. 128)
+            dCs = [eta * acts[i] @ err.T / n for i in range(1, L)]
+        for a, d in zip(self.As, dAs):
+            a += d
+        for c, d in zip(self.Cs, dCs):
+            c += d
+
+
+class PowerNetwork:
+    """The non-linear A[1,1,1] of paper 1 §7.9: O = a_2 (a_1 I)^μ, channel weight c_1."""
+
+    def __init__(self, a1: float, a2: float, c1: float | None, mu: float, derivative: bool | str) -> None:
+        self.a1, self.a2, self.c1, self.mu, self.derivative = float(a1), float(a2), c1, float(mu), derivative
+
+    def step(self, inputs: np.ndarray, targets: np.ndarray, eta: float) -> None:
+        i, t = inputs.ravel(), targets.ravel()
+        s1 = self.a1 * i
+        o1 = np.power(s1, self.mu)  # hidden activity (S¹)^μ
+        err = t - self.a2 * o1
+        d_a2 = eta * np.mean(err * o1)  # top layer: gradient (eq. 113, first line)
+        if self.derivative is False:
+            d_a1 = eta * self.c1 * np.mean(err * i)  # random channel, no derivative
+        else:
+            gain = self.c1 if self.derivative is True else self.a2
+            d_a1 = eta * gain * np.mean(err * self.mu * np.power(s1, self.mu - 1) * i)  # times f'(S¹)
+        self.a1 += d_a1
+        self.a2 += d_a2
+
+
+def minibatch_learning(
+    system: LearningSystem,
+    y0: Sequence[float],
+    data: Dataset,
+    *,
+    eta: float,
+    t_max: float,
+    batch_size: int | None = 32,
+    seed: int = 0,
+    n_points: int = 200,
+) -> Trajectory:
+    """Train the actual network of ``system`` on ``data`` from the state ``y0``.
+
+    Minibatches of ``batch_size`` samples are drawn with replacement from ``data`` with
+    a generator seeded by ``seed`` (``batch_size=None``: the whole set every step, i.e.
+    batch learning).  Runs ``round(t_max/eta)`` steps and records the state at about
+    ``n_points`` times t = η·step.  ``system`` must be a :class:`PowerChain` or have
+    ``to_matrices``/``from_matrices`` (all the linear systems).
+    """
+    y0 = system.as_state(y0)
+    if not eta > 0:
+        raise ValueError(f"eta must be > 0; got {eta}")
+    if not t_max > 0:
+        raise ValueError(f"t_max must be > 0; got {t_max}")
+    if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive integer or None; got {batch_size!r}")
+    steps = max(1, int(round(t_max / eta)))
+    every = max(1, steps // max(1, n_points - 1))
+    rng = np.random.default_rng(seed)
+    m = len(data.inputs)
+
+    if isinstance(system, PowerChain):
+        net = PowerNetwork(y0[0], y0[1], system.c1, system.mu, system.derivative)
+        state = lambda: np.array([net.a1, net.a2])  # noqa: E731
+    elif hasattr(system, "to_matrices"):
+        As, Cs = system.to_matrices(y0)
+        net = LinearNetwork(As, Cs, system.rule)
+        state = lambda: system.from_matrices(net.As, net.Cs)  # noqa: E731
+    else:
+        raise TypeError(f"no discrete network for {type(system).__name__}")
+
+    ts, ys = [0.0], [state()]
+    status = "t_max"
+    for k in range(1, steps + 1):
+        if batch_size is None:
+            xb, tb = data.inputs, data.targets
+        else:
+            idx = rng.integers(0, m, size=batch_size)
+            xb, tb = data.inputs[idx], data.targets[idx]
+        net.step(xb, tb, eta)
+        if k % every == 0 or k == steps:
+            y = state()
+            ts.append(k * eta)
+            ys.append(y)
+            if not np.all(np.isfinite(y)):
+                status = "diverged"
+                break
+    return Trajectory(t=np.array(ts), y=np.array(ys), names=system.names, status=status, system=system)

@@ -1,0 +1,173 @@
+"""The expansive network A[1, N, 1] (paper 1 §7.5, paper 2 §5.5).
+
+Lower weights a_1..a_N, upper weights b_1..b_N, channel weights c_1..c_N,
+P = Σ a_i b_i, α = E(IT), β = E(I²).  With one hidden layer RBP = SRBP and ARBP = ASRBP:
+
+* RBP/SRBP (paper 1 eq. 57): da_i/dt = c_i(α − βP), db_i/dt = a_i(α − βP);
+* ARBP/ASRBP (paper 2 eq. 99): the same with dc_i/dt = a_i(α − βP);
+* GD: da_i/dt = b_i(α − βP), db_i/dt = a_i(α − βP).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.polynomial import Polynomial
+
+from .base import ADAPTIVE_RULES, RULES, LearningSystem, check_finite, check_rule
+from .onedim import real_roots, theorem1_limit
+
+__all__ = ["ExpansiveNet"]
+
+
+class ExpansiveNet(LearningSystem):
+    """Averaged learning dynamics of A[1, N, 1].
+
+    ``c`` (N fixed channel weights) is required for ``rbp``/``srbp`` and must be omitted for
+    ``arbp``/``asrbp`` (then the c_i are state variables) and ``gd``; ``width`` gives N
+    when ``c`` is omitted.  State: ``(a_1..a_N, b_1..b_N)`` then ``(c_1..c_N)`` if adaptive.
+    """
+
+    def __init__(self, alpha: float, beta: float, c: Sequence[float] | None = None, *, width: int | None = None, rule: str = "srbp") -> None:
+        self.rule = check_rule(rule, RULES)
+        self.alpha = check_finite("alpha", alpha)
+        self.beta = check_finite("beta", beta)
+        if self.beta <= 0:
+            raise ValueError(f"beta = E(I^2) must be > 0; got {beta}")
+        if c is not None:
+            c = np.asarray(c, dtype=float).ravel()
+            if not np.all(np.isfinite(c)):
+                raise ValueError(f"c must be finite; got {c}")
+            width = c.size if width is None else width
+        if not isinstance(width, (int, np.integer)) or width < 1:
+            raise ValueError(f"width must be an integer >= 1 (or give c); got {width!r}")
+        self.width = int(width)
+        if self.rule in ("rbp", "srbp"):
+            if c is None or c.size != self.width:
+                raise ValueError(f"rule {self.rule!r} needs c with width = {self.width} channel weights; got {c!r}")
+            self.c = c
+        elif c is not None:
+            raise ValueError(f"c must be None for rule {self.rule!r} (adaptive channel weights go in y0; gd has none)")
+        else:
+            self.c = None
+        n = self.width
+        self.names = tuple(f"a{i}" for i in range(1, n + 1)) + tuple(f"b{i}" for i in range(1, n + 1)) + (tuple(f"c{i}" for i in range(1, n + 1)) if self.adaptive else ())
+        self.sizes = (1, n, 1)
+
+    @property
+    def adaptive(self) -> bool:
+        return self.rule in ADAPTIVE_RULES
+
+    def split(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(a, b, c), with c the channel weights used by the rule (b itself for GD)."""
+        n = self.width
+        a, b = y[:n], y[n : 2 * n]
+        if self.adaptive:
+            return a, b, y[2 * n :]
+        return a, b, (b if self.rule == "gd" else self.c)
+
+    def product(self, y: np.ndarray) -> float:
+        """P = Σ a_i b_i."""
+        a, b, _ = self.split(y)
+        return float(a @ b)
+
+    def rhs(self, t: float, y: np.ndarray) -> np.ndarray:
+        """Paper 1 eq. 57 / paper 2 eq. 99."""
+        a, b, c = self.split(y)
+        err = self.alpha - self.beta * float(a @ b)
+        parts = [c * err, a * err]
+        if self.adaptive:
+            parts.append(a * err)
+        return np.concatenate(parts)
+
+    def dP_factor(self, y: np.ndarray) -> float:
+        """g = Σ (b_i c_i + a_i²), with dP/dt = g(α − βP) (eq. 58, paper 2 eq. 100)."""
+        a, b, c = self.split(y)
+        return float(b @ c + a @ a)
+
+    def transverse_eigenvalue(self, point: Sequence[float]) -> float:
+        """The non-zero Jacobian eigenvalue −βg at a critical point (cf. eq. 33)."""
+        return -self.beta * self.dP_factor(self.as_state(point, "point"))
+
+    def error(self, y: np.ndarray) -> float:
+        """Excess error (α − βP)²/(2β) (eq. 25)."""
+        return (self.alpha - self.beta * self.product(y)) ** 2 / (2.0 * self.beta)
+
+    def conserved(self, y: np.ndarray) -> dict[str, float]:
+        """Constants of motion.
+
+        * RBP/SRBP: b_i − a_i²/(2c_i) (eq. 59) and a_i − (c_i/c_1)a_1 (eq. 60-61);
+        * ARBP/ASRBP: c_i − b_i (paper 2 eq. 101) and a_i² − c_i² (eq. 103: J_i = a_i² − c_i² + K_i²);
+        * GD: b_i² − a_i².
+        """
+        a, b, c = self.split(y)
+        out: dict[str, float] = {}
+        for i in range(self.width):
+            k = i + 1
+            if self.rule in ("rbp", "srbp"):
+                out[f"b{k} - a{k}^2/(2*c{k})"] = b[i] - a[i] ** 2 / (2 * c[i])
+                if i:
+                    out[f"a{k} - (c{k}/c1)*a1"] = a[i] - c[i] / c[0] * a[0]
+            elif self.adaptive:
+                out[f"c{k} - b{k}"] = c[i] - b[i]
+                out[f"a{k}^2 - c{k}^2"] = a[i] ** 2 - c[i] ** 2
+            else:
+                out[f"b{k}^2 - a{k}^2"] = b[i] ** 2 - a[i] ** 2
+        return out
+
+    # ------------------------------------------------------------------ matrices
+    def to_matrices(self, y: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Weights of the actual network: A_1 (N×1), A_2 (1×N) and C_1 (N×1) (empty for GD)."""
+        a, b, c = self.split(np.asarray(y, dtype=float))
+        return [a[:, None].copy(), b[None, :].copy()], ([] if self.rule == "gd" else [c[:, None].copy()])
+
+    def from_matrices(self, As: Sequence[np.ndarray], Cs: Sequence[np.ndarray]) -> np.ndarray:
+        """Inverse of :meth:`to_matrices` (the fixed channel of RBP/SRBP is dropped)."""
+        parts = [np.ravel(As[0]), np.ravel(As[1])]
+        if self.adaptive:
+            parts.append(np.ravel(Cs[0]))
+        return np.concatenate(parts)
+
+    # ------------------------------------------------------------------ predictions
+    def predicted_fixed_point(self, y0: Sequence[float]) -> np.ndarray:
+        """The critical point reached from ``y0``.
+
+        RBP/SRBP (Theorem 5): a_i = (c_i/c_1)a_1 + K'_i and b_i = a_i²/(2c_i) + C_i, so
+        da_1/dt = c_1(α − βP(a_1)) with P cubic (eq. 61-63); Theorem 1 on its roots.
+
+        ARBP/ASRBP and GD (paper 2 proof of Theorem 5, eq. 112-118, corrected): with
+        R = (A + C)/2, S = (A − C)/2 and D = C − B constant, R' = (α − βP)R and
+        S' = −(α − βP)S, so R = fR_0, S = S_0/f with f(0) = 1 and
+        P(f) = f²|R_0|² − |S_0|²/f² − D·(fR_0 + S_0/f); the fixed points are the positive
+        roots of the quartic f²(α − βP(f)) and Theorem 1 applies to f' = f(α − βP(f)).
+        (GD is this system with C ≡ B.)
+        """
+        y0 = self.as_state(y0)
+        a0, b0, c = self.split(y0)
+        if self.rule in ("rbp", "srbp"):
+            if np.any(c == 0):
+                raise ValueError("the reduction needs non-zero channel weights c")
+            slope = c / c[0]
+            a_of = [Polynomial([a0[i] - slope[i] * a0[0], slope[i]]) for i in range(self.width)]
+            b_of = [a_of[i] ** 2 / (2 * c[i]) + (b0[i] - a0[i] ** 2 / (2 * c[i])) for i in range(self.width)]
+            p = sum((a_of[i] * b_of[i] for i in range(self.width)), Polynomial([0.0]))
+            q = c[0] * (self.alpha - self.beta * p)
+            x = theorem1_limit(q, real_roots(q), a0[0])
+            if not math.isfinite(x):
+                raise ArithmeticError("no critical point in the direction of the flow")
+            return np.concatenate([[ai(x) for ai in a_of], [bi(x) for bi in b_of]])
+        r0, s0, d = (a0 + c) / 2, (a0 - c) / 2, c - b0
+        rr, ss, dr, ds = r0 @ r0, s0 @ s0, d @ r0, d @ s0
+        quartic = Polynomial([self.beta * ss, self.beta * ds, self.alpha, self.beta * dr, -self.beta * rr])
+
+        def q(f: float) -> float:
+            return f * (self.alpha - self.beta * (f * f * rr - ss / (f * f) - f * dr - ds / f))
+
+        f = theorem1_limit(q, real_roots(quartic), 1.0, lower=0.0)
+        if not (0 < f < math.inf):
+            raise ArithmeticError(f"f(t) tends to {f}: the trajectory does not converge (R_0 = 0 or S_0 = 0, paper 2 remark after eq. 118)")
+        a, cc = f * r0 + s0 / f, f * r0 - s0 / f
+        b = cc - d
+        return np.concatenate([a, b, cc]) if self.adaptive else np.concatenate([a, b])

@@ -1,0 +1,106 @@
+"""One-dimensional reductions and Theorem 1 (paper 1 section 7.1, paper 2 Theorem 1).
+
+Several of the learning systems reduce, along the conserved quantities, to a single
+autonomous equation dx/dt = Q(x).  Theorem 1 then says where a trajectory goes:
+between two consecutive roots of Q it moves monotonically towards the adjacent root in
+the direction of the sign of Q, and it diverges only when no root lies in that
+direction.  The functions here implement exactly that argument; the systems supply Q
+and the candidate roots.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from numpy.polynomial import Polynomial
+
+__all__ = ["real_roots", "theorem1_limit", "monotone_roots"]
+
+
+def real_roots(poly: Polynomial, *, imag_tol: float = 1e-7, polish: Callable[[float], float] | None = None) -> np.ndarray:
+    """Sorted distinct real roots of ``poly``.
+
+    Roots are taken from the companion matrix, kept when their imaginary part is small
+    relative to their modulus, then polished by Newton steps on ``poly`` itself (the
+    companion-matrix roots of high degree polynomials lose a few digits).
+    """
+    poly = poly.trim(tol=0.0)
+    if poly.degree() < 1:
+        return np.empty(0)
+    raw = poly.roots()
+    scale = np.maximum(1.0, np.abs(raw))
+    candidates = np.sort(raw[np.abs(raw.imag) <= imag_tol * scale].real)
+    deriv = poly.deriv()
+    out: list[float] = []
+    for x in candidates:
+        # Newton polishing; stops if the derivative vanishes (double root).
+        for _ in range(8):
+            d = deriv(x)
+            if d == 0.0 or not math.isfinite(d):
+                break
+            step = poly(x) / d
+            if not math.isfinite(step) or abs(step) > 1e-3 * max(1.0, abs(x)):
+                break
+            x -= step
+            if abs(step) <= 1e-15 * max(1.0, abs(x)):
+                break
+        if polish is not None:
+            x = polish(x)
+        if not out or abs(x - out[-1]) > 1e-9 * max(1.0, abs(x)):
+            out.append(float(x))
+    return np.asarray(out)
+
+
+def theorem1_limit(q: Callable[[float], float], roots: Sequence[float], x0: float, *, lower: float = -math.inf, upper: float = math.inf) -> float:
+    """Limit of dx/dt = q(x) started at ``x0`` (Theorem 1).
+
+    ``roots`` are the fixed points of ``q`` inside the domain ``(lower, upper)``.  If
+    ``q(x0) > 0`` the trajectory increases to the smallest root above ``x0``; if
+    ``q(x0) < 0`` it decreases to the largest root below ``x0``; with no root in that
+    direction it reaches the domain boundary (``±inf`` means divergence).  A start at
+    a root stays there.
+    """
+    rs = np.sort(np.asarray([r for r in roots if lower < r < upper], dtype=float))
+    for r in rs:
+        if abs(r - x0) <= 1e-12 * max(1.0, abs(x0)):
+            return float(r)
+    qx = q(x0)
+    if qx == 0.0:
+        return float(x0)
+    if qx > 0:
+        above = rs[rs > x0]
+        return float(above[0]) if above.size else float(upper)
+    below = rs[rs < x0]
+    return float(below[-1]) if below.size else float(lower)
+
+
+def monotone_roots(h: Callable[[float], float], target: float, pieces: Sequence[tuple[float, float]]) -> list[float]:
+    """Roots of ``h(x) = target`` on intervals where ``h`` is monotone.
+
+    Each piece ``(lo, hi)`` may have ``hi = inf``; the bracket is then expanded
+    geometrically.  Used for the power non-linearity (eq. 117), whose left-hand side
+    has at most one critical point on the positive half-line.
+    """
+    from scipy.optimize import brentq
+
+    found: list[float] = []
+    for lo, hi in pieces:
+        f = lambda x: h(x) - target  # noqa: E731
+        a = lo
+        b = hi
+        if math.isinf(b):
+            b = max(1.0, 2.0 * a)
+            for _ in range(200):
+                if np.sign(f(b)) != np.sign(f(a)) or f(b) == 0.0:
+                    break
+                b *= 2.0
+        fa, fb = f(a), f(b)
+        if fa == 0.0:
+            found.append(a)
+        elif fb == 0.0:
+            found.append(b)
+        elif np.sign(fa) != np.sign(fb):
+            found.append(brentq(f, a, b, xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=500))
+    return sorted(found)

@@ -1,0 +1,184 @@
+"""Figures: the vector field of paper 1 Figure 11, trajectories against time, error along trajectories.
+
+Matplotlib runs with the Agg backend here (files only, no display needed); every
+function returns the :class:`matplotlib.figure.Figure` and draws into ``ax`` when given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import SymLogNorm  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+
+from .base import Trajectory  # noqa: E402
+from .chain import LinearChain  # noqa: E402
+
+__all__ = ["plot_vector_field", "plot_trajectory", "plot_error", "plot_summary", "save"]
+
+
+def _figure(ax, size=(7.0, 6.0)):
+    if ax is None:
+        fig, ax = plt.subplots(figsize=size, layout="constrained")
+        return fig, ax
+    return ax.figure, ax
+
+
+def plot_vector_field(
+    system: LinearChain,
+    *,
+    a1_range: tuple[float, float] = (-3.0, 3.0),
+    a2_range: tuple[float, float] = (-3.0, 3.0),
+    grid: int = 25,
+    starts: Sequence[Sequence[float]] = (),
+    t_max: float = 200.0,
+    ax=None,
+):
+    """The (a_1, a_2) plane of A[1,1,1] under RBP/SRBP, as in paper 1 Figure 11.
+
+    Arrows show the direction of (da_1/dt, da_2/dt) (eq. 23), coloured by dP/dt
+    (eq. 24; red: P grows, blue: P shrinks).  The critical hyperbolas a_1a_2 = α/β
+    (eq. 27) are drawn solid where they attract and dotted where they are unstable,
+    i.e. inside the parabola a_2 = −a_1²/c_1 (eq. 28, dashed), on which dP/dt = 0.
+    Trajectories from ``starts`` are integrated up to ``t_max``: hollow circle = start,
+    dot = point reached, cross = fixed point predicted by the cubic of eq. 31.
+    """
+    if not isinstance(system, LinearChain) or system.depth != 2 or system.rule not in ("rbp", "srbp"):
+        raise ValueError("plot_vector_field draws A[1,1,1] with a fixed channel: LinearChain(alpha, beta, c=[c1]) with rule 'srbp' or 'rbp'")
+    for name, (lo, hi) in (("a1_range", a1_range), ("a2_range", a2_range)):
+        if not lo < hi:
+            raise ValueError(f"{name} must be (low, high) with low < high; got {(lo, hi)}")
+    if grid < 2:
+        raise ValueError(f"grid must be >= 2; got {grid}")
+    c1, r = float(system.c[0]), system.alpha / system.beta
+    fig, ax = _figure(ax)
+
+    x, y = np.meshgrid(np.linspace(*a1_range, grid), np.linspace(*a2_range, grid))
+    u = np.empty_like(x)
+    v = np.empty_like(x)
+    dp = np.empty_like(x)
+    for idx in np.ndindex(x.shape):
+        state = np.array([x[idx], y[idx]])
+        u[idx], v[idx] = system.rhs(0.0, state)
+        dp[idx] = system.dP_factor(state) * (system.alpha - system.beta * x[idx] * y[idx])
+    norm = np.hypot(u, v)
+    norm[norm == 0] = 1.0
+    lim = float(np.max(np.abs(dp))) or 1.0
+    quiv = ax.quiver(
+        x, y, u / norm, v / norm, dp, cmap="coolwarm",
+        norm=SymLogNorm(linthresh=max(1e-3 * lim, 1e-6), vmin=-lim, vmax=lim),
+        angles="xy", pivot="mid", scale=1.15 * grid, width=0.0035, alpha=0.9,
+    )
+    fig.colorbar(quiv, ax=ax, label="dP/dt  (red: P increases, blue: P decreases)", shrink=0.85)
+
+    # Critical hyperbolas a1 a2 = α/β, split by the sign of the transverse eigenvalue (eq. 33).
+    for branch in (np.linspace(a1_range[0], -1e-3, 800), np.linspace(1e-3, a1_range[1], 800)):
+        branch = branch[(branch != 0)]
+        a2 = r / branch
+        stable = c1 * a2 + branch**2 > 0
+        for mask, style in ((stable, "-"), (~stable, ":")):
+            xs, ys = np.where(mask, branch, np.nan), np.where(mask, a2, np.nan)
+            ax.plot(xs, ys, style, color="darkgreen" if style == "-" else "darkorange", lw=2.6)
+    a1s = np.linspace(*a1_range, 400)
+    ax.plot(a1s, -a1s**2 / c1, "--", color="black", lw=1.4)
+
+    for s in starts:
+        y0 = np.asarray(s, dtype=float)
+        traj = system.integrate(y0, t_max)
+        ax.plot(traj["a1"], traj["a2"], color="black", lw=1.3)
+        ax.plot(*y0, "o", mfc="white", mec="black", ms=6)
+        ax.plot(*traj.final, "o", color="black", ms=5)
+        try:
+            pred = system.predicted_fixed_point(y0)
+            ax.plot(*pred, "x", color="magenta", ms=9, mew=2)
+        except (ArithmeticError, ValueError):
+            pass
+
+    ax.set_xlim(*a1_range)
+    ax.set_ylim(*a2_range)
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.axvline(0, color="grey", lw=0.5)
+    ax.set_xlabel("$a_1$")
+    ax.set_ylabel("$a_2$")
+    ax.set_title(f"A[1,1,1] {system.rule.upper()}: $c_1$={c1:g}, α={system.alpha:g}, β={system.beta:g}")
+    handles = [
+        Line2D([], [], color="darkgreen", lw=2.6, label="critical hyperbola $a_1a_2=α/β$ (attracting)"),
+        Line2D([], [], color="darkorange", lw=2.6, ls=":", label="critical hyperbola (unstable)"),
+        Line2D([], [], color="black", ls="--", label="parabola $a_2=-a_1^2/c_1$ (dP/dt = 0)"),
+        Line2D([], [], color="black", lw=1.3, marker="o", mfc="white", label="trajectory (start)"),
+        Line2D([], [], color="magenta", ls="", marker="x", mew=2, label="predicted fixed point (eq. 31)"),
+    ]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=2, fontsize=8, frameon=False)
+    return fig
+
+
+def plot_trajectory(
+    traj: Trajectory,
+    *,
+    discrete: Trajectory | None = None,
+    predicted: Sequence[float] | None = None,
+    components: Sequence[str] | None = None,
+    max_components: int = 10,
+    ax=None,
+):
+    """The state components against time: ODE solid, discrete learning dotted, prediction dashed."""
+    fig, ax = _figure(ax, (7.0, 4.5))
+    names = list(components) if components is not None else list(traj.names[:max_components])
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, name in enumerate(names):
+        col = colors[k % len(colors)]
+        ax.plot(traj.t, traj[name], color=col, lw=1.8, label=name)
+        if discrete is not None:
+            ax.plot(discrete.t, discrete[name], ":", color=col, lw=2.2)
+        if predicted is not None:
+            ax.axhline(float(predicted[traj.names.index(name)]), color=col, ls="--", lw=0.9, alpha=0.8)
+    ax.set_xlabel("t  (= η · steps for the discrete learning)")
+    ax.set_ylabel("weights")
+    extra = [Line2D([], [], color="grey", lw=1.8, label="ODE")]
+    if discrete is not None:
+        extra.append(Line2D([], [], color="grey", ls=":", lw=2.2, label="minibatch learning"))
+    if predicted is not None:
+        extra.append(Line2D([], [], color="grey", ls="--", lw=0.9, label="predicted fixed point"))
+    ax.legend(handles=ax.get_legend_handles_labels()[0] + extra, fontsize=8, ncol=2)
+    if len(names) < len(traj.names):
+        ax.set_title(f"first {len(names)} of {len(traj.names)} components")
+    return fig
+
+
+def plot_error(traj: Trajectory, *, discrete: Trajectory | None = None, ax=None):
+    """Excess error E − min E along the trajectory (log scale)."""
+    fig, ax = _figure(ax, (7.0, 4.0))
+    floor = 1e-300
+    ax.semilogy(traj.t, np.maximum(traj.error(), floor), color="black", lw=1.8, label="ODE")
+    if discrete is not None:
+        ax.semilogy(discrete.t, np.maximum(discrete.error(), floor), ":", color="tab:red", lw=2.0, label="minibatch learning")
+    ax.set_xlabel("t")
+    ax.set_ylabel("E − min E")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_summary(traj: Trajectory, *, discrete: Trajectory | None = None, predicted: Sequence[float] | None = None, title: str = ""):
+    """Two panels: :func:`plot_trajectory` above :func:`plot_error`."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8.0, 8.0), layout="constrained", height_ratios=(3, 2))
+    plot_trajectory(traj, discrete=discrete, predicted=predicted, ax=top)
+    plot_error(traj, discrete=discrete, ax=bottom)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def save(fig, path: str | Path, *, dpi: int = 120) -> Path:
+    """Write ``fig`` as PNG (creating parent folders) and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path

@@ -1,0 +1,46 @@
+"""Small shared pieces for the tests: one learning step, measured as weight changes."""
+
+import torch
+
+from lchannel.channels import build_channel
+from lchannel.nets import Network
+from lchannel.plasticity import SGD
+
+
+def small_net(sizes=(5, 7, 6, 4), hidden="tanh", output="softmax", seeds=(0, 1)):
+    return Network(list(sizes), hidden=hidden, output=output, seeds=list(seeds))
+
+
+def batch(sizes, output="softmax", B=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(B, sizes[0], generator=g)
+    n = sizes[-1]
+    if output == "softmax":
+        y = torch.randint(0, n, (B,), generator=g)
+        T = torch.nn.functional.one_hot(y, n).float()
+    elif output == "logistic":
+        T = (torch.rand(B, n, generator=g) > 0.5).float()
+    else:
+        T = torch.randn(B, n, generator=g)
+    return X, T
+
+
+def one_step_updates(net, channel, X, T, lr=1.0, e_override=None):
+    """ΔW^h and Δb^h of one SGD step (lr, no decay, no momentum), without changing ``net``."""
+    if channel.net is not net:
+        channel.bind(net)
+    before = [w.clone() for w in net.weights] + [b.clone() for b in net.biases]
+    opt = SGD(lr=lr).bind(net)
+    rec = net.forward(X)
+    e = net.output_loss.error(T, rec.output) if e_override is None else e_override
+    signals = channel.signals(rec, e)
+    opt.step(rec, signals)
+    after = [w.clone() for w in net.weights] + [b.clone() for b in net.biases]
+    for p, q in zip(net.weights + net.biases, before):
+        p.copy_(q)
+    return [a - b for a, b in zip(after, before)]
+
+
+def updates_for(name, X, T, sizes=(5, 7, 6, 4), hidden="tanh", output="softmax", **opts):
+    net = small_net(sizes, hidden, output)
+    return one_step_updates(net, build_channel(name, **opts), X, T)
