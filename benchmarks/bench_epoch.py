@@ -52,6 +52,23 @@ def baseline_epoch(data, batches: int, seed: int = 0) -> float:
     return time.perf_counter() - t0
 
 
+def matmul_floor_epoch(batches: int, E: int = 1) -> float:
+    """Only the matrix products of a BP step (forward, backward signals, fused updates),
+    same shapes and member layout as lchannel: the bound no explicit engine can beat."""
+    X = torch.rand(E, 100, SIZES[0])
+    Ws = [torch.randn(E, n, m) * 0.05 for m, n in zip(SIZES[:-1], SIZES[1:])]
+    acts = [X] + [torch.rand(E, 100, n) for n in SIZES[1:]]
+    t0 = time.perf_counter()
+    for _ in range(batches):
+        for h, W in enumerate(Ws):
+            torch.bmm(acts[h], W.transpose(1, 2))
+        for h in range(len(Ws) - 1, 0, -1):
+            torch.bmm(acts[h + 1], Ws[h])
+        for h, W in enumerate(Ws):
+            W.baddbmm_(acts[h + 1].transpose(1, 2), acts[h], alpha=1e-9)
+    return time.perf_counter() - t0
+
+
 def lchannel_epoch(data, algorithm: str, E: int, batches: int) -> float:
     net = Network(SIZES, hidden="tanh", output="softmax", seeds=list(range(E)))
     trainer = Trainer(net, build_channel(algorithm), SGD(lr=0.1, decay=1e-6), batch_size=100, progress=False)
@@ -73,7 +90,7 @@ def main(argv=None) -> int:
     scale = 600 / args.batches  # report seconds per full 600-batch epoch
     algs = args.algorithms.split(",")
     Es = [int(e) for e in args.members.split(",")]
-    times: dict = {("baseline", 1): []}
+    times: dict = {("baseline", 1): [], ("matmul floor", 1): [], ("matmul floor", 8): []}
     for a in algs:
         for E in Es:
             times[(a, E)] = []
@@ -81,18 +98,23 @@ def main(argv=None) -> int:
     lchannel_epoch(train, "bp", 1, 20)
     for _ in range(args.repeats):  # interleave so machine noise hits everyone alike
         times[("baseline", 1)].append(baseline_epoch(train, args.batches) * scale)
+        for E in (1, 8):
+            times[("matmul floor", E)].append(matmul_floor_epoch(args.batches, E) * scale / E)
         for a in algs:
             for E in Es:
                 times[(a, E)].append(lchannel_epoch(train, a, E, args.batches) * scale / E)
     base = statistics.median(times[("baseline", 1)])
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"{args.batches} minibatches x {args.repeats} repeats (median), seconds per member-epoch")
-    print(f"{'run':<18}{'s/member-epoch':>16}{'ratio':>9}")
-    print(f"{'baseline (autograd)':<18}{base:>16.3f}{1.0:>9.2f}")
+    print(f"{'run':<20}{'s/member-epoch':>16}{'ratio':>9}")
+    print(f"{'baseline (autograd)':<20}{base:>16.3f}{1.0:>9.2f}")
+    for E in (1, 8):
+        t = statistics.median(times[("matmul floor", E)])
+        print(f"{'matmul floor E=' + str(E):<20}{t:>16.3f}{t / base:>9.2f}")
     for a in algs:
         for E in Es:
             t = statistics.median(times[(a, E)])
-            print(f"{a + ' E=' + str(E):<18}{t:>16.3f}{t / base:>9.2f}")
+            print(f"{a + ' E=' + str(E):<20}{t:>16.3f}{t / base:>9.2f}")
     return 0
 
 

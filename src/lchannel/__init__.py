@@ -1,1 +1,28 @@
-"""lchannel: the deep learning channel toolkit."""
+"""lchannel: the deep learning channel toolkit.
+
+Forward channel (:class:`Network`), learning channels (:mod:`lchannel.channels`),
+plasticity (:class:`SGD`), training (:class:`Trainer`) and data, after Baldi, Sadowski &
+Lu (2017, 2018).
+"""
+
+from .channels import (
+    Backprop,
+    RandomBackprop,
+    RandomFeedback,
+    SkippedBackprop,
+    SkippedRandomBackprop,
+    TopLayerOnly,
+    build_channel,
+)
+from .data import load_dataset, load_mnist, make_synthetic
+from .nets import Network, Record
+from .plasticity import SGD
+from .train import History, Trainer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backprop", "History", "Network", "RandomBackprop", "RandomFeedback", "Record", "SGD",
+    "SkippedBackprop", "SkippedRandomBackprop", "TopLayerOnly", "Trainer", "build_channel",
+    "load_dataset", "load_mnist", "make_synthetic",
+]

@@ -8,9 +8,23 @@ SRBP sends the N_L output errors straight to every hidden layer:
 
     W' = N_L Σ_{k=1}^{L-1} N_k                          (eq. 15)
 
-:func:`channel_cost` also reports the multiplications actually spent carrying signals to
-the hidden layers for a given channel (the papers' Θ(W) counts include the top layer's
-update path; the channel's own count excludes the layers it does not reach).
+:func:`channel_cost` also reports what a given channel actually spends carrying signals
+to the hidden layers: one multiplication per feedback weight on every route h ← k of its
+topology (``channel.routes``), counting
+
+- chain (BP, SBP, RBP): N_h N_{h+1} per hidden layer — eq. 14 without the N_0 N_1 term,
+  since no signal is sent below layer 1; skip (SRBP): exactly eq. 15; mixed: the chain
+  term for chained layers and N_h N_L for skip layers; cascade: N_h N_k for every k > h;
+  top-layer-only: 0;
+- sparse (0,1) feedback ("Sparse-n"): only the non-zero weights, n N_k expected per route;
+- K feedback samples (section 6.1): K times the single channel;
+- per-synapse feedback (section 4.2 item 7): N_h N_k weights for each of the N_{h-1}
+  synapses of a neuron (N_{h-1} times the per-neuron cost), plus the per-neuron matrices
+  of the layers that relay a signal further down the chain.
+
+Biases (a unit clamped to one) and the multiplications by f' are left out, as in eq. 14
+(they do not change the scaling).  ARBP/ASRBP also spend one multiplication per feedback
+weight and example adapting the channel (reported separately).
 """
 
 from __future__ import annotations
@@ -18,8 +32,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .channels import build_channel
-from .channels.algorithms import mixed_topology, topology_sources
-from .channels import split_name
 
 
 def eq14_W(sizes: list[int]) -> int:
@@ -39,26 +51,20 @@ class ChannelCost:
     W: int  # eq. 14
     W_prime: int  # eq. 15
     channel_mults: int  # multiplications by feedback weights per example for this channel
+    adapt_mults: int = 0  # multiplications per example adapting the channel (ARBP/ASRBP)
 
     def describe(self) -> str:
-        return (f"{self.channel_mults:,} multiplications/example in the channel "
+        adapt = f" + {self.adapt_mults:,} adapting it" if self.adapt_mults else ""
+        return (f"{self.channel_mults:,} multiplications/example in the channel{adapt} "
                 f"(eq. 14 W = {self.W:,}; eq. 15 W' = {self.W_prime:,})")
 
 
 def channel_cost(sizes: list[int], algorithm: str, options: dict | None = None) -> ChannelCost:
-    """Eq. 14, eq. 15, and the feedback multiplications per example of ``algorithm``
-    (one per feedback weight on every path that carries a signal)."""
-    options = dict(options or {})
-    base, _ = split_name(algorithm)
-    L = len(sizes) - 1
-    channel = build_channel(algorithm, **options)
-    if base == "top":
-        sources: dict[int, list[int]] = {}
-    elif hasattr(channel, "skip_layers") and channel.skip_layers is not None:
-        sources = mixed_topology(channel.skip_layers, L)
-    elif hasattr(channel, "topology"):
-        sources = topology_sources(channel.topology, L)
-    else:  # BP and SBP: the forward matrices read backwards
-        sources = {h: [h + 1] for h in range(1, L)}
-    mults = sum(sizes[h] * sizes[k] for h, ks in sources.items() for k in ks)
-    return ChannelCost(list(sizes), algorithm, eq14_W(sizes), eq15_W_prime(sizes), mults)
+    """Eq. 14, eq. 15, and the feedback multiplications per example of ``algorithm`` with
+    its channel ``options`` (the same names as :func:`lchannel.channels.build_channel`)."""
+    sizes = [int(n) for n in sizes]
+    channel = build_channel(algorithm, **dict(options or {}))
+    channel.check(sizes)
+    return ChannelCost(sizes, algorithm, eq14_W(sizes), eq15_W_prime(sizes),
+                       int(round(channel.feedback_multiplications(sizes))),
+                       int(round(channel.adaptation_multiplications(sizes))))

@@ -11,16 +11,32 @@ import torch
 
 
 class Activation:
-    """A pointwise transfer function ``f`` with derivative ``f'``."""
+    """A pointwise transfer function ``f`` with derivative ``f'``.
+
+    ``prescale`` lets the forward pass hand the activation ``Z = prescale · S`` instead
+    of ``S``: the scaling is free inside the fused matrix product (``baddbmm`` with
+    alpha = beta = prescale), and :meth:`from_scaled` maps ``Z`` to ``O``.
+    ``uses_S`` says whether :meth:`derivative` needs ``S`` (else only ``O`` is used).
+    """
 
     name: str = ""
+    prescale: float = 1.0
+    uses_S: bool = True
 
     def __call__(self, S: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def derivative(self, S: torch.Tensor, O: torch.Tensor) -> torch.Tensor:
-        """``f'(S)``, given ``S`` and ``O = f(S)``."""
+    def from_scaled(self, Z: torch.Tensor) -> torch.Tensor:
+        """``f(S)`` from ``Z = prescale · S``."""
+        return self(Z)
+
+    def derivative(self, S: torch.Tensor | None, O: torch.Tensor) -> torch.Tensor:
+        """``f'(S)``, given ``S`` and ``O = f(S)`` (``S`` may be None when not ``uses_S``)."""
         raise NotImplementedError
+
+    def times_derivative(self, J: torch.Tensor, S: torch.Tensor | None, O: torch.Tensor) -> torch.Tensor:
+        """``J ⊙ f'(S)``; subclasses fuse it where that saves a pass over memory."""
+        return J * self.derivative(S, O)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -33,11 +49,15 @@ class Identity(Activation):
         return S
 
     def derivative(self, S, O):
-        return torch.ones_like(S)
+        return torch.ones_like(O)
+
+    def times_derivative(self, J, S, O):
+        return J
 
 
 class Logistic(Activation):
     name = "logistic"
+    uses_S = False
 
     def __call__(self, S):
         return torch.sigmoid(S)
@@ -55,15 +75,25 @@ class Tanh(Activation):
     """
 
     name = "tanh"
+    prescale = 2.0  # the forward matmul yields 2S directly
+    uses_S = False
 
     def __call__(self, S):
         if S.requires_grad:  # keep autograd usable (reference gradients in tests)
             return torch.tanh(S)
-        O = torch.sigmoid(S * 2.0)
-        return O.mul_(2.0).sub_(1.0)
+        return self.from_scaled(S * 2.0)
+
+    def from_scaled(self, Z):
+        if Z.requires_grad:
+            return torch.tanh(Z * 0.5)
+        return torch.sigmoid(Z).mul_(2.0).sub_(1.0)
 
     def derivative(self, S, O):
         return 1.0 - O * O
+
+    def times_derivative(self, J, S, O):
+        # J ⊙ (1 − O²) = J − (J ⊙ O) ⊙ O: two passes instead of three.
+        return torch.addcmul(J, J * O, O, value=-1.0)
 
 
 class ReLU(Activation):

@@ -34,6 +34,15 @@ def _key_value(text: str) -> tuple[str, object]:
         return k.strip(), v
 
 
+def _topology(text: str):
+    if text.strip().startswith("{"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as err:
+            raise argparse.ArgumentTypeError(f"--topology: invalid JSON mapping {text!r} ({err})") from None
+    return text
+
+
 def add_run_options(p: argparse.ArgumentParser, default_seeds: int) -> None:
     """Options shared by ``train`` and ``compare`` (they map onto TrainConfig fields)."""
     d = p.add_argument_group("data")
@@ -54,12 +63,29 @@ def add_run_options(p: argparse.ArgumentParser, default_seeds: int) -> None:
     c.add_argument("--feedback", default=None, help="feedback distribution: normal | uniform | sign | sparse")
     c.add_argument("--feedback-mean", type=float, default=None, help="non-zero mean of normal/uniform feedback")
     c.add_argument("--sparse-n", type=float, default=None, help="Sparse-n: expected non-zeros per source neuron")
-    c.add_argument("--adapt-rate", type=float, default=None, help="adaptive channels: learning-rate factor of the feedback")
+    c.add_argument("--congruent", action="store_true", default=None,
+                   help="feedback with the signs of the forward weights (section 3, Fact 4)")
+    c.add_argument("--resample", default=None, choices=["zero_mean", "sign_concordant"],
+                   help="redraw the feedback before every minibatch (section 4.2 items 1-2)")
+    c.add_argument("--feedback-samples", type=int, default=None, metavar="K",
+                   help="average the signals of K independent feedback channels (section 6.1)")
+    c.add_argument("--per-synapse", action="store_true", default=None,
+                   help="a different random feedback weight for every synapse (section 4.2 item 7)")
+    c.add_argument("--topology", type=_topology, default=None,
+                   help="mixed channel: chain | skip | cascade | JSON mapping {h: [k, ...]} of the layers feeding each hidden layer h")
+    c.add_argument("--skip-layers", type=_int_list, default=None,
+                   help="mixed channel: hidden layers fed directly by the output error (SRBP), e.g. 1,3")
+    c.add_argument("--adapt-rate", type=float, default=None,
+                   help="adaptive channels: learning-rate factor of the feedback (default 0.1 for arbp, 1 for asrbp)")
+    c.add_argument("--sign-only", action="store_true", default=None, help="send only the sign of the signal (section 4.2 item 5)")
+    c.add_argument("--magnitude-only", action="store_true", default=None,
+                   help="send only the magnitude of the signal (section 4.2 item 6)")
     c.add_argument("--quantize-bits", type=int, default=None, help="quantize the error signal (eq. 19) to this many bits")
     c.add_argument("--quantize-alpha", type=float, default=None, help="scale α of the error quantizer (default 2^-3)")
     c.add_argument("--lc-dropout", type=float, default=None, help="dropout probability inside the learning channel")
     c.add_argument("--channel-opt", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
-                   help="any other channel option (JSON value), e.g. skip_layers=[1,2]")
+                   help="any other channel option (JSON value), e.g. feedback={\"scale\":0.5}; "
+                        "a feedback mapping is merged with the feedback flags")
     o = p.add_argument_group("optimisation")
     o.add_argument("--lr", type=float, default=0.1)
     o.add_argument("--decay", type=float, default=1e-6, help="lr_t = lr / (1 + decay·t)")
@@ -89,13 +115,22 @@ def config_from_args(args, algorithm: str) -> TrainConfig:
         fb["mean"] = args.feedback_mean
     if args.sparse_n is not None:
         fb["n"] = args.sparse_n
-    if fb:
-        channel["feedback"] = fb
-    for key in ("derivative", "adapt_rate", "quantize_bits", "quantize_alpha", "lc_dropout"):
+    if args.congruent:
+        fb["congruent"] = True
+    for key in ("derivative", "adapt_rate", "quantize_bits", "quantize_alpha", "lc_dropout", "resample",
+                "feedback_samples", "per_synapse", "topology", "skip_layers", "sign_only", "magnitude_only"):
         v = getattr(args, key)
         if v is not None:
             channel[key] = v
-    channel.update(dict(args.channel_opt))
+    for key, v in args.channel_opt:
+        if key == "feedback" and isinstance(v, dict):
+            fb.update(v)
+        elif key == "feedback" and isinstance(v, str):
+            fb["distribution"] = v
+        else:
+            channel[key] = v
+    if fb:
+        channel["feedback"] = fb
     if args.num_seeds < 1:
         raise ValueError(f"--num-seeds must be >= 1, got {args.num_seeds}")
     seeds = args.seeds if args.seeds is not None else list(range(args.num_seeds))
@@ -181,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
         theory_cli = None
     if theory_cli is not None:
         theory_cli.register(sub)
+    from .experiments import cli as experiments_cli; experiments_cli.register(sub)  # run, report, experiments
     return parser
 
 

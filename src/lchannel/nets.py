@@ -29,14 +29,17 @@ class Record:
     """What one forward pass leaves for learning: ``O^h`` and ``S^h`` for every layer.
 
     ``O[0]`` is the input (shape ``(B, N_0)`` shared by all members, or ``(E, B, N_0)``);
-    ``S[h]``/``O[h]`` for h = 1..L have shape ``(E, B, N_h)`` (``S[0]`` is None).
+    ``O[h]`` for h = 1..L has shape ``(E, B, N_h)``.  ``S[h]`` is the pre-activation
+    (``S[0]`` is None); internally the forward pass keeps ``Z[h] = prescale·S[h]`` (see
+    :class:`~lchannel.activations.Activation`) and ``S`` is derived on first use.
     ``fprime(h)`` gives ``f'(S^h)``, computed once on demand.
     """
 
-    S: list
+    Z: list
     O: list
     activations: list
     _fprime: dict = field(default_factory=dict)
+    _S: list | None = None
 
     @property
     def L(self) -> int:
@@ -46,13 +49,33 @@ class Record:
     def output(self) -> torch.Tensor:
         return self.O[-1]
 
+    @property
+    def S(self) -> list:
+        """Pre-activations ``S^h`` (eq. 2), h = 0..L (``S[0]`` is None)."""
+        if self._S is None:
+            self._S = [None] + [self.pre_activation(h) for h in range(1, self.L + 1)]
+        return self._S
+
+    def pre_activation(self, h: int) -> torch.Tensor:
+        p = self.activations[h].prescale
+        return self.Z[h] if p == 1.0 else self.Z[h] / p
+
     def fprime(self, h: int) -> torch.Tensor:
         """The derivative of layer h's transfer function at ``S^h``."""
         d = self._fprime.get(h)
         if d is None:
-            d = self.activations[h].derivative(self.S[h], self.O[h])
+            f = self.activations[h]
+            d = f.derivative(self.pre_activation(h) if f.uses_S else None, self.O[h])
             self._fprime[h] = d
         return d
+
+    def times_fprime(self, h: int, J: torch.Tensor) -> torch.Tensor:
+        """``J ⊙ f'(S^h)`` (fused where the activation allows it)."""
+        d = self._fprime.get(h)
+        if d is not None:
+            return J * d
+        f = self.activations[h]
+        return f.times_derivative(J, self.pre_activation(h) if f.uses_S else None, self.O[h])
 
     def presynaptic(self, h: int, members: int) -> torch.Tensor:
         """``O^{h-1}`` with the member axis, shape ``(E, B, N_{h-1})``."""
@@ -142,6 +165,12 @@ class Network:
             self.weights.append(W)
             self.biases.append(torch.zeros(len(seeds), n_out, dtype=dtype, device=self.device))
         self._dropout_streams = MemberStreams(seeds, "dropout", self.device) if dropout > 0 else None
+        self._cache_views()
+
+    def _cache_views(self) -> None:
+        # Views stay valid under in-place updates; caching them saves per-step overhead.
+        self._Wt = [W.transpose(1, 2) for W in self.weights]
+        self._b3 = [b.unsqueeze(1) for b in self.biases]
 
     # -- shape helpers -------------------------------------------------------------
     @property
@@ -172,24 +201,29 @@ class Network:
 
         ``train=True`` applies forward-channel dropout when it is enabled.
         """
-        S_list: list = [None]
+        Z_list: list = [None]
         O_list: list = [X]
         O = X
         E = self.E
+        if O.dim() == 2:
+            # Shared input: one (E·B) matmul would reorder the sums; per-member bmm on an
+            # expanded view keeps member e bit-identical to a single run with its seed.
+            O = O.unsqueeze(0).expand(E, *O.shape)
+        drop = train and self._dropout_streams is not None
         for h in range(1, self.L + 1):
-            W, b = self.weights[h - 1], self.biases[h - 1]
-            if O.dim() == 2:
-                # Shared input: one (E·B) matmul would reorder the sums; per-member bmm on an
-                # expanded view keeps member e bit-identical to a single run with its seed.
-                O = O.unsqueeze(0).expand(E, *O.shape)
-            S = torch.baddbmm(b.unsqueeze(1), O, W.transpose(1, 2))
             f = self.activations[h]
-            O = f(S)
-            if train and self._dropout_streams is not None and h < self.L:
+            p = f.prescale
+            # Z = p·(O Wᵀ + b) in one fused product (p = 2 lets tanh run through σ).
+            if p == 1.0:
+                Z = torch.baddbmm(self._b3[h - 1], O, self._Wt[h - 1])
+            else:
+                Z = torch.baddbmm(self._b3[h - 1], O, self._Wt[h - 1], beta=p, alpha=p)
+            O = f.from_scaled(Z)
+            if drop and h < self.L:
                 O = O * self._dropout_mask(O.shape)
-            S_list.append(S)
+            Z_list.append(Z)
             O_list.append(O)
-        return Record(S_list, O_list, self.activations)
+        return Record(Z_list, O_list, self.activations)
 
     def _dropout_mask(self, shape) -> torch.Tensor:
         keep = 1.0 - self.dropout
@@ -225,6 +259,7 @@ class Network:
         net.weights = [w[e:e + 1].clone() for w in self.weights]
         net.biases = [b[e:e + 1].clone() for b in self.biases]
         net._dropout_streams = None if self._dropout_streams is None else MemberStreams([self.seeds[e]], "dropout", self.device)
+        net._cache_views()
         return net
 
 

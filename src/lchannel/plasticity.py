@@ -10,7 +10,9 @@ eq. 13, averaged over the minibatch of size B:
 (v ← μ v + ΔW/η_t, W ← W + η_t v).
 
 Quantized weight updates (paper 1, section 5.2) apply Quantize_{α,bits} (eq. 19) to each
-example's update η_t I_b O_bᵀ before the minibatch average.
+example's update η_t I_b O_bᵀ (and η_t I_b for the bias) before the minibatch average;
+the paper uses α = 2⁻⁶.  Frozen layers (section 4.2 item 4) never change, while the
+learning channel still carries signals through them.
 
 The optimizer never sees the learning channel's own weights: those are the channel's
 state (adaptive channels update them in ``LearningChannel.adapt``).
@@ -80,7 +82,10 @@ class SGD:
 
     def direction(self, I: torch.Tensor, O: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
         """(ΔW, Δb)/η_t for one layer: the minibatch mean of I_b O_bᵀ (quantized per example
-        when ``update_bits`` is set)."""
+        when ``update_bits`` is set).  A per-synapse signal (``channels.SynapseSignal``,
+        paper 1 section 4.2 item 7) is not a per-neuron I^h; it gives the direction itself."""
+        if not isinstance(I, torch.Tensor):
+            return I.direction(O, lr, self.update_bits, self.update_alpha)
         B = I.shape[1]
         if self.update_bits is None:
             return torch.bmm(I.transpose(1, 2), O).div_(B), I.mean(1)
@@ -103,7 +108,7 @@ class SGD:
                 continue
             W, b = net.weights[h - 1], net.biases[h - 1]
             O = record.presynaptic(h, E)
-            if fast:
+            if fast and isinstance(I, torch.Tensor):  # else a SynapseSignal: see direction()
                 # One fused in-place product per layer: W += (η/B) Iᵀ O.
                 a = lr / I.shape[1]
                 W.baddbmm_(I.transpose(1, 2), O, alpha=a)

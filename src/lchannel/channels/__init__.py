@@ -5,11 +5,17 @@ Use :func:`build_channel` with an algorithm name, or the classes directly::
     from lchannel.channels import RandomBackprop, SkippedRandomBackprop
     ch = SkippedRandomBackprop()                 # SRBP = direct feedback alignment
     ch = RandomBackprop(derivative="none")       # RBP (no f') = feedback alignment without f'
+    ch = build_channel("srbp", feedback={"distribution": "sparse", "n": 2}, lc_dropout=0.1)
+
+Every variant of paper 1 (sections 3-6) is an option of :func:`build_channel`; see
+docs/channels.md for the list, the equation each implements, and the CLI spelling.
 """
 
 from __future__ import annotations
 
 from .algorithms import (
+    RESAMPLE,
+    TOPOLOGIES,
     Backprop,
     RandomBackprop,
     RandomFeedback,
@@ -21,6 +27,7 @@ from .algorithms import (
 )
 from .base import DERIVATIVES, LearningChannel
 from .feedback import DISTRIBUTIONS, FeedbackInit
+from .synapse import SynapseSignal
 from .transforms import (
     Chain,
     ChannelDropout,
@@ -31,7 +38,7 @@ from .transforms import (
     quantize,
 )
 
-# name -> (class, fixed keyword arguments)
+# name -> (class, fixed keyword arguments: what the name means, cannot be overridden)
 ALGORITHMS: dict[str, tuple[type, dict]] = {
     "bp": (Backprop, {}),
     "sbp": (SkippedBackprop, {}),
@@ -40,8 +47,14 @@ ALGORITHMS: dict[str, tuple[type, dict]] = {
     "arbp": (RandomBackprop, {"adaptive": True}),
     "asrbp": (SkippedRandomBackprop, {"adaptive": True}),
     "top": (TopLayerOnly, {}),
-    "mixed": (RandomFeedback, {}),
+    "mixed": (RandomFeedback, {}),  # needs skip_layers or topology
     "cascade": (RandomFeedback, {"topology": "cascade"}),
+}
+
+# name -> default keyword arguments (options override them).  Paper 1, Figure 2: "For the
+# ARBP algorithm, the learning rate was reduced by a factor of 0.1" (of the feedback).
+DEFAULT_OPTIONS: dict[str, dict] = {
+    "arbp": {"adapt_rate": 0.1},
 }
 
 NOF_SUFFIX = "-nof"
@@ -81,9 +94,15 @@ def transforms_from_options(options: dict) -> list[SignalTransform]:
     ``sign_only``/``magnitude_only`` (bool), ``quantize_bits`` (+ ``quantize_alpha``,
     default 2⁻³, eq. 19), ``lc_dropout`` (probability p, section 6.1)."""
     out: list[SignalTransform] = []
-    if options.pop("sign_only", False):
+    sign_only, magnitude_only = options.pop("sign_only", False), options.pop("magnitude_only", False)
+    for key, v in (("sign_only", sign_only), ("magnitude_only", magnitude_only)):
+        if not isinstance(v, bool):
+            raise ValueError(f"{key} must be true or false, got {v!r}")
+    if sign_only and magnitude_only:
+        raise ValueError("sign_only and magnitude_only exclude each other (together they leave a constant 1)")
+    if sign_only:
         out.append(SignOnly())
-    if options.pop("magnitude_only", False):
+    if magnitude_only:
         out.append(MagnitudeOnly())
     bits = options.pop("quantize_bits", None)
     alpha = options.pop("quantize_alpha", None)
@@ -100,33 +119,51 @@ def transforms_from_options(options: dict) -> list[SignalTransform]:
 def build_channel(name: str, **options) -> LearningChannel:
     """A learning channel from its name (see :data:`ALGORITHMS`; ``-nof`` = no f').
 
-    ``options`` are passed to the class (derivative, feedback, adaptive, adapt_rate,
-    transforms, topology, skip_layers, ...), plus the transform shortcuts of
-    :data:`TRANSFORM_OPTIONS`.  Unknown options raise ValueError naming them.
+    ``options`` are passed to the class: ``derivative`` (all | local | none),
+    ``transforms``; for the random channels ``feedback`` (dict of :class:`FeedbackInit`
+    fields: distribution, n, mean, sparse_scale, scale, congruent), ``adaptive``,
+    ``adapt_rate``, ``resample`` (zero_mean | sign_concordant), ``feedback_samples``,
+    ``per_synapse``, and for ``mixed`` (RandomFeedback) ``skip_layers`` or ``topology``
+    (chain | skip | cascade | {h: [k, ...]}); plus the transform shortcuts of :data:`TRANSFORM_OPTIONS`
+    (sign_only, magnitude_only, quantize_bits, quantize_alpha, lc_dropout).  Unknown or
+    invalid options raise ValueError naming them.
     """
     base, nof = split_name(name)
     cls, fixed = ALGORITHMS[base]
     options = dict(options)
+    for key, value in fixed.items():
+        if key in options and options[key] != value:
+            raise ValueError(f"algorithm {name!r} means {key}={value!r}; it cannot take {key}={options[key]!r}")
     extra = transforms_from_options(options)
     if extra:
         given = options.pop("transforms", None) or []
         given = list(given.transforms) if isinstance(given, Chain) else list(given) if isinstance(given, (list, tuple)) else [given]
         options["transforms"] = given + extra
-    kwargs = {**fixed, **options}
+    kwargs = {**DEFAULT_OPTIONS.get(base, {}), **options, **fixed}
     if nof:
         if kwargs.get("derivative", "none") != "none":
             raise ValueError(f"{name!r} is the no-f' variant; it cannot take derivative={kwargs['derivative']!r}")
         kwargs["derivative"] = "none"
-    try:
-        return cls(**kwargs)
-    except TypeError as err:
-        raise ValueError(f"algorithm {name!r} does not accept these options: {sorted(options)} ({err})") from None
+    accepted = _accepted_options(cls)
+    unknown = sorted(k for k in kwargs if k not in accepted)
+    if unknown:
+        shortcuts = [k for k in TRANSFORM_OPTIONS if "transforms" in accepted]
+        raise ValueError(f"algorithm {name!r} does not accept the option(s) {unknown}; "
+                         f"accepted: {sorted(accepted - set(fixed)) + shortcuts}")
+    return cls(**kwargs)
+
+
+def _accepted_options(cls) -> set[str]:
+    import inspect
+
+    params = inspect.signature(cls.__init__).parameters
+    return {k for k, p in params.items() if k != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
 
 __all__ = [
-    "ALGORITHMS", "Backprop", "Chain", "ChannelDropout", "DERIVATIVES", "DISTRIBUTIONS",
-    "FeedbackInit", "LearningChannel", "MagnitudeOnly", "Quantize", "RandomBackprop",
-    "RandomFeedback", "SignOnly", "SignalTransform", "SkippedBackprop",
-    "SkippedRandomBackprop", "TopLayerOnly", "algorithm_names", "build_channel", "label",
-    "mixed_topology", "quantize", "split_name", "topology_sources",
+    "ALGORITHMS", "Backprop", "Chain", "ChannelDropout", "DEFAULT_OPTIONS", "DERIVATIVES",
+    "DISTRIBUTIONS", "FeedbackInit", "LearningChannel", "MagnitudeOnly", "Quantize", "RESAMPLE",
+    "RandomBackprop", "RandomFeedback", "SignOnly", "SignalTransform", "SkippedBackprop",
+    "SkippedRandomBackprop", "SynapseSignal", "TOPOLOGIES", "TopLayerOnly", "algorithm_names",
+    "build_channel", "label", "mixed_topology", "quantize", "split_name", "topology_sources",
 ]

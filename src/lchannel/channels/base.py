@@ -56,6 +56,7 @@ class LearningChannel:
     # -- lifecycle -----------------------------------------------------------------
     def bind(self, net) -> "LearningChannel":
         """Attach to a network: draws feedback state from each member's seed."""
+        self.check(net.sizes)
         self.net = net
         if self.transform is not None and self.transform.needs_rng:
             self._rng = MemberStreams(net.seeds, "channel", net.device)
@@ -72,6 +73,25 @@ class LearningChannel:
         """Update the channel's own weights after a step (adaptive channels)."""
 
     # -- topology ------------------------------------------------------------------
+    def routes(self, L: int) -> dict[int, list[int]]:
+        """``{h: sources(h)}`` for every hidden layer of a network with L weight layers,
+        known before binding (used for validation and accounting)."""
+        return {h: [h + 1] for h in range(1, L)}
+
+    def check(self, sizes) -> None:
+        """Raise ValueError, naming the option, if this channel cannot serve a network of
+        these layer sizes.  Called by :meth:`bind` and by config validation."""
+        self.routes(len(sizes) - 1)
+
+    def feedback_multiplications(self, sizes) -> float:
+        """Multiplications by feedback weights per example to carry the signal to every
+        hidden layer: one per weight on every route h ← k (paper 1, section 3.1)."""
+        return sum(sizes[h] * sizes[k] for h, ks in self.routes(len(sizes) - 1).items() for k in ks)
+
+    def adaptation_multiplications(self, sizes) -> float:
+        """Multiplications per example spent adapting the channel's own weights."""
+        return 0
+
     def sources(self, h: int) -> list[int]:
         """Upper layers k > h whose signal reaches layer h."""
         raise NotImplementedError
@@ -108,7 +128,7 @@ class LearningChannel:
             if self.derivative == "none":
                 I[h] = G[h] = J
             else:
-                I[h] = J * record.fprime(h)
+                I[h] = record.times_fprime(h, J)
                 G[h] = I[h] if self.derivative == "all" else J
         return I
 

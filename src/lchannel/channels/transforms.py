@@ -33,8 +33,10 @@ class SignalTransform:
 def quantize(x: torch.Tensor, alpha: float, bits: int) -> torch.Tensor:
     """Quantize_{α,bits}(x) = α · sign(x) · 2^{round(clip(log2|x/α|, −bits+1, 0))}  (eq. 19).
 
-    Values are powers of two times α in ``[α·2^{−bits+1}, α]`` with the sign of x; x = 0
-    maps to 0 (sign(0) = 0).  With 1 bit every non-zero value becomes ±α.
+    Values are powers of two times α in ``[α·2^{−bits+1}, α]`` with the sign of x: the
+    exponent is clipped before rounding, so |x| > α becomes α and a tiny non-zero x becomes
+    α·2^{−bits+1} (not 0); x = 0 maps to 0 (sign(0) = 0).  With 1 bit every non-zero value
+    becomes ±α.  Rounding is to the nearest integer, ties to even (numpy/torch ``round``).
     """
     if bits < 1:
         raise ValueError(f"bits must be an integer >= 1, got {bits}")
@@ -45,12 +47,15 @@ def quantize(x: torch.Tensor, alpha: float, bits: int) -> torch.Tensor:
 
 
 class Quantize(SignalTransform):
-    """Quantized error signal, eq. 16-19 (the paper uses α = 2⁻³ and bits in 1..10)."""
+    """Quantized error signal, eq. 16-19 (the paper uses α = 2⁻³ and bits in 1..10):
+    I^h = Quantize_{α,bits}(J^h) ⊙ f'(S^h) (eq. 17), applied to the signal J^h each hidden
+    neuron receives before it travels further, so in BP and RBP the quantization errors
+    accumulate down the chain (section 5.1)."""
 
     def __init__(self, alpha: float = 2.0 ** -3, bits: int = 8):
-        if int(bits) != bits or bits < 1:
+        if isinstance(bits, bool) or not isinstance(bits, (int, float)) or int(bits) != bits or bits < 1:
             raise ValueError(f"quantize bits must be an integer >= 1, got {bits!r}")
-        if not float(alpha) > 0:
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
             raise ValueError(f"quantize alpha must be > 0, got {alpha!r}")
         self.alpha = float(alpha)
         self.bits = int(bits)
@@ -66,7 +71,7 @@ class ChannelDropout(SignalTransform):
     needs_rng = True
 
     def __init__(self, p: float):
-        if not 0.0 <= p < 1.0:
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
             raise ValueError(f"channel dropout p must be in [0, 1), got {p!r}")
         self.p = float(p)
 
@@ -80,14 +85,17 @@ class ChannelDropout(SignalTransform):
 
 
 class SignOnly(SignalTransform):
-    """Keep only the sign of the signal (paper 1, section 4.2 item 5)."""
+    """Keep only the sign of the signal J^h a hidden neuron receives (paper 1, section 4.2
+    item 5: better than top-layer-only, worse than SRBP); the local derivative still
+    multiplies it (I^h = sign(J^h) ⊙ f'), like 1-bit quantization (eq. 19) up to α."""
 
     def __call__(self, J, h, generators=None):
         return torch.sign(J)
 
 
 class MagnitudeOnly(SignalTransform):
-    """Keep only the magnitude of the signal (paper 1, section 4.2 item 6: fails)."""
+    """Keep only the magnitude |J^h| of the signal (paper 1, section 4.2 item 6: "things do
+    not work at all": every hidden neuron is always told to move the same way)."""
 
     def __call__(self, J, h, generators=None):
         return J.abs()

@@ -21,9 +21,12 @@ import numpy as np
 from numpy.polynomial import Polynomial
 
 from .base import ADAPTIVE_RULES, RULES, LearningSystem, check_finite, check_rule
-from .onedim import real_roots, theorem1_limit
+from .onedim import march_to_root, real_roots, theorem1_limit
 
 __all__ = ["LinearChain", "adaptive_pair_limit"]
+
+#: Deepest chain whose Q(a_1) is expanded into a polynomial (degree 2^5 − 1 = 31) for its roots.
+MAX_EXPANDED_DEPTH = 5
 
 
 class LinearChain(LearningSystem):
@@ -226,6 +229,33 @@ class LinearChain(LearningSystem):
         j1 = a1**2 - a2**2 - 2 * k1 * a2  # paper 2 eq. 31: a_1² = a_2² + 2K_1a_2 + J_1
         return Polynomial([-(self.alpha / self.beta) ** 2, 0.0, j1, 2 * k1, 1.0])
 
+    def _nested(self, y0: np.ndarray, x):
+        """(a_1..a_L, Q) at a_1 = x (scalar or array) along the trajectory of ``y0``.
+
+        Evaluated through a_{i+1} = (b_{i+1}/2b_i)a_i² + K_i (eq. 48), never expanded.
+        """
+        b = self.feedback(y0)
+        a = [np.asarray(x, dtype=np.result_type(np.asarray(x), float))]  # complex allowed (complex-step derivative)
+        with np.errstate(over="ignore", invalid="ignore"):  # far from the roots values may overflow: inf is fine
+            for i in range(1, self.depth):
+                ratio = b[i] / (2.0 * b[i - 1])
+                a.append(ratio * a[-1] ** 2 + (y0[i] - ratio * y0[i - 1] ** 2))
+            q = b[0] * (self.alpha - self.beta * np.prod(a, axis=0))
+        return np.array(a), q
+
+    def _polish(self, y0: np.ndarray, x: float) -> float:
+        """Newton steps on the unexpanded Q (complex-step derivative): the expanded coefficients lose digits."""
+        for _ in range(6):
+            q = float(np.real(self._nested(y0, x)[1]))
+            dq = float(np.imag(self._nested(y0, complex(x, 1e-30))[1])) / 1e-30
+            if dq == 0.0 or not math.isfinite(dq) or not math.isfinite(q):
+                break
+            step = q / dq
+            if abs(step) > 1e-6 * max(1.0, abs(x)):  # only refine, never jump to another root
+                break
+            x -= step
+        return x
+
     def _pair_state(self, y: np.ndarray) -> tuple[float, float, float]:
         # GD on A[1,1,1] is the adaptive system with c_1 ≡ a_2 (paper 2 Theorem 7, K = 0).
         return (float(y[0]), float(y[1]), float(y[2] if self.adaptive else y[1]))
@@ -234,17 +264,24 @@ class LinearChain(LearningSystem):
         """The critical point reached from ``y0``, from the conserved quantities and Theorem 1.
 
         RBP/SRBP, any depth: roots of the degree 2^L − 1 polynomial Q(a_1)
-        (:meth:`reduced_polynomials`) and Theorem 1.  ARBP/ASRBP and GD, depth 2: the
+        (:meth:`reduced_polynomials`) and Theorem 1 (for L > 6 the first sign change of Q
+        in the direction of the flow, found by :func:`~lchannel.theory.onedim.march_to_root`).  ARBP/ASRBP and GD, depth 2: the
         quartic of :func:`adaptive_pair_limit` (paper 2 Theorem 2).
         """
         y0 = self.as_state(y0)
         if self.rule in ("rbp", "srbp"):
-            polys, q = self.reduced_polynomials(y0)
-            roots = real_roots(q)
-            x = theorem1_limit(q, roots, y0[0])
+            if self.depth <= MAX_EXPANDED_DEPTH:
+                _, q = self.reduced_polynomials(y0)
+                x = theorem1_limit(q, real_roots(q, polish=lambda r: self._polish(y0, r)), y0[0])
+            else:
+                # Degree 2^L − 1 > 63: companion-matrix roots are unreliable; evaluate Q
+                # through the nested quadratics of eq. 48 and walk to the first sign change.
+                x = march_to_root(lambda v: self._nested(y0, v)[1], y0[0])
             if not math.isfinite(x):
                 raise ArithmeticError(f"Q has no root in the direction of the flow from a1(0) = {y0[0]}")
-            return np.array([p(x) for p in polys])
+            # the other weights through the quadratics, not the expanded polynomials
+            # (evaluating a degree-2^{i-1} expansion loses all digits for deep chains)
+            return np.real(self._nested(y0, x)[0]).astype(float)
         if self.depth != 2:
             raise NotImplementedError(f"the predicted fixed point of rule {self.rule!r} is implemented for depth 2 only (paper 2 Theorem 2); use integrate()")
         a1, a2, c1 = adaptive_pair_limit(*self._pair_state(y0), self.alpha, self.beta)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from numpy.polynomial import Polynomial
 
-__all__ = ["real_roots", "theorem1_limit", "monotone_roots"]
+__all__ = ["real_roots", "theorem1_limit", "monotone_roots", "march_to_root"]
 
 
 def real_roots(poly: Polynomial, *, imag_tol: float = 1e-7, polish: Callable[[float], float] | None = None) -> np.ndarray:
@@ -104,3 +104,42 @@ def monotone_roots(h: Callable[[float], float], target: float, pieces: Sequence[
         elif np.sign(fa) != np.sign(fb):
             found.append(brentq(f, a, b, xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=500))
     return sorted(found)
+
+
+def march_to_root(q: Callable[[np.ndarray], np.ndarray], x0: float, *, step: float = 1e-5, chunk: int = 20_000, max_chunks: int = 60) -> float:
+    """Theorem 1 without the roots listed: walk from ``x0`` in the direction of the sign of
+    ``q`` until ``q`` changes sign, then refine the crossing with Brent's method.
+
+    For polynomials too high in degree for reliable companion-matrix roots (the chain
+    of depth L > 6 has degree 2^L − 1).  ``q`` must accept arrays.  The walk evaluates
+    ``q`` on grids of ``chunk`` points with spacing ``step``·max(1, |x0|), doubling the
+    spacing after each chunk without a sign change; two roots closer than the spacing
+    would be missed, hence the fine default.  Returns ±inf if no sign change is found.
+    """
+    from scipy.optimize import brentq
+
+    q0 = float(q(np.array([x0]))[0])
+    if q0 == 0.0:
+        return float(x0)
+    direction = 1.0 if q0 > 0 else -1.0
+    h = step * max(1.0, abs(x0))
+    start = x0
+    scalar = lambda v: float(q(np.array([v]))[0])  # noqa: E731
+    for _ in range(max_chunks):
+        xs = start + direction * h * np.arange(1, chunk + 1)
+        qs = q(xs)
+        bad = ~np.isfinite(qs)
+        if bad.any():
+            xs, qs = xs[: int(np.argmax(bad))], qs[: int(np.argmax(bad))]
+        crossed = np.flatnonzero(np.sign(qs) != np.sign(q0))
+        if crossed.size:
+            k = int(crossed[0])
+            if qs[k] == 0.0:
+                return float(xs[k])
+            prev = start if k == 0 else xs[k - 1]
+            lo, hi = sorted((prev, xs[k]))
+            return float(brentq(scalar, lo, hi, xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=500))
+        if bad.any() or xs.size == 0:
+            break
+        start, h = xs[-1], 2.0 * h
+    return direction * math.inf

@@ -141,12 +141,13 @@ def plot_trajectory(
             ax.axhline(float(predicted[traj.names.index(name)]), color=col, ls="--", lw=0.9, alpha=0.8)
     ax.set_xlabel("t  (= η · steps for the discrete learning)")
     ax.set_ylabel("weights")
-    extra = [Line2D([], [], color="grey", lw=1.8, label="ODE")]
+    extra = [Line2D([], [], color="black", lw=1.8, label="ODE")]
     if discrete is not None:
-        extra.append(Line2D([], [], color="grey", ls=":", lw=2.2, label="minibatch learning"))
+        extra.append(Line2D([], [], color="black", ls=":", lw=2.2, label="minibatch learning"))
     if predicted is not None:
-        extra.append(Line2D([], [], color="grey", ls="--", lw=0.9, label="predicted fixed point"))
-    ax.legend(handles=ax.get_legend_handles_labels()[0] + extra, fontsize=8, ncol=2)
+        extra.append(Line2D([], [], color="black", ls="--", lw=0.9, label="predicted fixed point"))
+    # outside the axes: with many weights an inside legend hides curves
+    ax.legend(handles=ax.get_legend_handles_labels()[0] + extra, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     if len(names) < len(traj.names):
         ax.set_title(f"first {len(names)} of {len(traj.names)} components")
     return fig
@@ -155,19 +156,22 @@ def plot_trajectory(
 def plot_error(traj: Trajectory, *, discrete: Trajectory | None = None, ax=None):
     """Excess error E − min E along the trajectory (log scale)."""
     fig, ax = _figure(ax, (7.0, 4.0))
-    floor = 1e-300
-    ax.semilogy(traj.t, np.maximum(traj.error(), floor), color="black", lw=1.8, label="ODE")
+    err = traj.error()
+    # Below ~1e-16 of the initial error only round-off is left: clip there.
+    floor = max(float(np.max(err)), 1e-300) * 1e-16
+    ax.semilogy(traj.t, np.maximum(err, floor), color="black", lw=1.8, label="ODE")
     if discrete is not None:
         ax.semilogy(discrete.t, np.maximum(discrete.error(), floor), ":", color="tab:red", lw=2.0, label="minibatch learning")
+    ax.set_ylim(bottom=floor / 3)
     ax.set_xlabel("t")
     ax.set_ylabel("E − min E")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return fig
 
 
 def plot_summary(traj: Trajectory, *, discrete: Trajectory | None = None, predicted: Sequence[float] | None = None, title: str = ""):
     """Two panels: :func:`plot_trajectory` above :func:`plot_error`."""
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8.0, 8.0), layout="constrained", height_ratios=(3, 2))
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9.0, 8.0), layout="constrained", height_ratios=(3, 2))
     plot_trajectory(traj, discrete=discrete, predicted=predicted, ax=top)
     plot_error(traj, discrete=discrete, ax=bottom)
     if title:

@@ -16,7 +16,7 @@ For non-integer μ the state must keep a_1 > 0 (inputs are positive too).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -131,7 +131,7 @@ class PowerChain(LearningSystem):
             return True
         return abs(self.alpha * self.delta - self.beta * self.gamma) <= rtol * max(abs(self.alpha * self.delta), abs(self.beta * self.gamma), 1e-300)
 
-    def fixed_point_function(self, y0: Sequence[float]):
+    def fixed_point_function(self, y0: Sequence[float]) -> Callable[[float], float]:
         """h(t) = (t²/(2c_1μ) + K)t^μ with K = a_2(0) − a_1(0)²/(2c_1μ): fixed points solve α − βh(t) = 0 (eq. 117)."""
         if self.derivative is not True:
             raise ValueError("eq. 117 holds for derivative=True only")

@@ -1,0 +1,140 @@
+"""How well a learning channel lines up with backpropagation: angles, per member and layer.
+
+For a network, a learning channel and a fixed probe batch (X, T), one forward pass gives
+the record ``{S^h, O^h}`` and the output error ``e = T − O^L``.  On that same record:
+
+- ``B^h``: the true backpropagated error (:class:`~lchannel.channels.Backprop`, paper 1
+  eq. 3-5), so that ``−∂E/∂W^h = (1/B) Σ_b B^h_b (O^{h-1}_b)ᵀ``;
+- ``I^h``: the channel's postsynaptic signal (eq. 13), with its transforms
+  (quantization, dropout, ...) exactly as in training.
+
+Metrics, each an angle in degrees in [0, 180] per member (0 = same direction, 90 =
+orthogonal, i.e. no information about the gradient), for every hidden layer h:
+
+``signal``
+    ∠(I^h, B^h), both flattened over the probe batch and the layer's units.
+``update``
+    ∠(ΔW^h, −∇_{W^h} E): the channel's weight update ``(1/B) Σ_b I^h_b (O^{h-1}_b)ᵀ``
+    against the true negative gradient.  With quantized updates (``SGD.update_bits``)
+    the channel's update is quantized per example as in training.
+``feedback`` (random channels only)
+    ∠(C^{h,k}, (W^k ⋯ W^{h+1})ᵀ): the feedback matrix carrying layer k's signal to
+    layer h against the product of the transposed forward matrices it stands in for;
+    for chained RBP (k = h+1) this is ∠(C^h, (W^{h+1})ᵀ), for SRBP (k = L) the
+    product of all transposed forward matrices above h.  When a layer receives from
+    several layers the metric is named ``feedback_from_k``.
+
+A layer with no signal (top-layer-only, frozen layers) gives NaN.  Measuring never
+changes the training: the channel's state (random streams included) is restored.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+
+from .channels import Backprop
+
+METRICS = ("signal", "update", "feedback")
+
+
+def angle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The angle in degrees between ``a[e]`` and ``b[e]`` for every member e (leading
+    axis), all other axes flattened; NaN where either vector is zero."""
+    a = a.reshape(a.shape[0], -1).double()
+    b = b.reshape(b.shape[0], -1).double()
+    na, nb = a.norm(dim=1), b.norm(dim=1)
+    cos = (a * b).sum(1) / (na * nb)
+    cos = torch.where((na > 0) & (nb > 0), cos.clamp(-1.0, 1.0), torch.full_like(cos, math.nan))
+    return torch.rad2deg(torch.arccos(cos))
+
+
+def _forward_product_T(net, h: int, k: int) -> torch.Tensor:
+    """``(W^k ⋯ W^{h+1})ᵀ = (W^{h+1})ᵀ ⋯ (W^k)ᵀ``, shape ``(E, N_h, N_k)``."""
+    P = net.W(h + 1).transpose(1, 2)
+    for j in range(h + 2, k + 1):
+        P = torch.bmm(P, net.W(j).transpose(1, 2))
+    return P
+
+
+def _update_direction(I: torch.Tensor, O: torch.Tensor, optimizer, chunk: int) -> torch.Tensor:
+    """The channel's ΔW/η: the batch mean of I_b O_bᵀ, quantized per example as the
+    optimizer does (in chunks, so a big probe batch never needs E·B·N_h·N_{h-1} memory)."""
+    if optimizer is None or getattr(optimizer, "update_bits", None) is None:
+        return torch.bmm(I.transpose(1, 2), O) / I.shape[1]
+    lr = optimizer.lr_now()
+    total = None
+    for i in range(0, I.shape[1], chunk):
+        dW, _ = optimizer.direction(I[:, i:i + chunk], O[:, i:i + chunk], lr)
+        part = dW * I[:, i:i + chunk].shape[1]
+        total = part if total is None else total + part
+    return total / I.shape[1]
+
+
+@torch.no_grad()
+def alignment_angles(net, channel, X: torch.Tensor, T: torch.Tensor, optimizer=None,
+                     chunk: int = 100) -> dict[tuple[str, int], torch.Tensor]:
+    """``{(metric, h): angles per member}`` for every hidden layer h (see module doc).
+
+    ``channel`` must be bound to ``net``; ``optimizer`` (an :class:`~lchannel.plasticity.SGD`)
+    is used for quantized updates and frozen layers when given.
+    """
+    rec = net.forward(X)
+    e = net.output_loss.error(T, rec.output)
+    saved = copy.deepcopy(channel.state_dict())
+    try:
+        I = channel.signals(rec, e)
+    finally:
+        channel.load_state_dict(saved)
+    B = Backprop().bind(net).signals(rec, e)
+    E, L = net.E, net.L
+    frozen = set(getattr(optimizer, "frozen", ()) or ())
+    nan = torch.full((E,), math.nan, dtype=torch.float64)
+    out: dict[tuple[str, int], torch.Tensor] = {}
+    for h in range(1, L):
+        if I[h] is None:
+            out[("signal", h)] = nan.clone()
+            out[("update", h)] = nan.clone()
+            continue
+        out[("signal", h)] = angle(I[h], B[h]).cpu()
+        if h in frozen:
+            out[("update", h)] = nan.clone()
+        else:
+            O = rec.presynaptic(h, E)
+            dW = _update_direction(I[h], O, optimizer, chunk)
+            grad = torch.bmm(B[h].transpose(1, 2), O) / O.shape[1]
+            out[("update", h)] = angle(dW, grad).cpu()
+    C = getattr(channel, "C", None)
+    if isinstance(C, dict):
+        per_layer: dict[int, list[int]] = {}
+        for (h, k) in C:
+            per_layer.setdefault(h, []).append(k)
+        for (h, k), M in sorted(C.items()):
+            if not (isinstance(M, torch.Tensor) and M.dim() == 3 and 1 <= h < k <= L
+                    and tuple(M.shape[1:]) == (net.sizes[h], net.sizes[k])):
+                continue  # a channel whose matrices are not (N_h, N_k) maps (per-synapse...)
+            name = "feedback" if len(per_layer[h]) == 1 else f"feedback_from_{k}"
+            out[(name, h)] = angle(M, _forward_product_T(net, h, k)).cpu()
+    return out
+
+
+class AlignmentProbe:
+    """Measures :func:`alignment_angles` on a fixed probe batch (the first ``n`` examples
+    of a data set) for a :class:`~lchannel.train.Trainer`; use it from ``on_epoch``."""
+
+    def __init__(self, data, n: int = 1000):
+        n = min(int(n), len(data))
+        self.X = data.X[:n]
+        self.T = data.T[:n]
+
+    def __call__(self, trainer) -> list[tuple[int, str, list[float]]]:
+        """``[(layer, metric, [angle per member]), ...]`` sorted by layer and metric."""
+        angles = alignment_angles(trainer.net, trainer.channel, self.X, self.T, trainer.opt)
+        dead = [d is not None for d in trainer.history.diverged_at]
+        rows = []
+        for (metric, h), v in sorted(angles.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+            vals = [math.nan if dead[e] else float(x) for e, x in enumerate(v.tolist())]
+            rows.append((h, metric, vals))
+        return rows

@@ -1,0 +1,237 @@
+"""``lchannel run``, ``lchannel report`` and ``lchannel experiments list``.
+
+    lchannel experiments list
+    lchannel run table1 --epochs 1 --seeds 0,1 --subset 6000     # a quick look
+    lchannel run figure9                                         # the paper's protocol
+    lchannel run my-spec.toml --executor ray --ray-address auto
+    lchannel report table1 --out results/table1
+
+Every option is validated before any work starts; a bad value exits with status 2 and a
+message naming the option and the accepted values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shlex
+import sys
+from pathlib import Path
+
+from ..data import DataError
+from .runner import DEFAULT_DB, EXECUTORS, run_sweep
+from .spec import Overrides, SpecError, load_spec, shipped_specs
+
+DEVICES = "auto, cpu, cuda or cuda:N"
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        vals = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 0,1,2, got {text!r}") from None
+    if not vals:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 0,1,2, got {text!r}")
+    return vals
+
+
+def _where_item(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected AXIS=LABEL like variant=Sparse-8, got {text!r}")
+    k, v = text.split("=", 1)
+    return k.strip(), v.strip()
+
+
+def _where(args) -> dict:
+    out: dict = {}
+    for k, v in getattr(args, "where", None) or []:
+        out.setdefault(k, []).append(v)
+    return out
+
+
+def _add_where(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--where", type=_where_item, action="append", default=[], metavar="AXIS=LABEL",
+                   help="only the cells with this label on this axis (repeat for several), e.g. --where variant=Sparse-8")
+
+
+def _add_overrides(p: argparse.ArgumentParser, what: str) -> None:
+    g = p.add_argument_group(f"quick-look overrides ({what})")
+    g.add_argument("--epochs", type=int, default=None, help="train this many epochs instead of the spec's")
+    g.add_argument("--seeds", type=_int_list, default=None, help="comma-separated seeds instead of the spec's, e.g. 0,1")
+    g.add_argument("--subset", type=int, default=None, help="use only the first N training examples")
+
+
+def _overrides(args) -> Overrides:
+    return Overrides(args.epochs, tuple(args.seeds) if args.seeds is not None else None, args.subset).validate()
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``run``, ``report`` and ``experiments`` to the main parser's sub-commands."""
+    p = sub.add_parser("run", help="run an experiment spec (a shipped name or a .toml file) into the results store",
+                       description="Expand SPEC's grid into runs (one per cell and seed), pack runs that differ only "
+                                   "in seed into populations, train them in parallel and store every result in an "
+                                   "SQLite database. Rerunning skips finished runs and resumes the others.")
+    p.add_argument("spec", metavar="SPEC", help="a shipped spec (see `lchannel experiments list`) or a path to a .toml spec")
+    p.add_argument("--db", default=DEFAULT_DB, help=f"results database (default {DEFAULT_DB})")
+    p.add_argument("--executor", default="local", help=f"one of {', '.join(EXECUTORS)} (default local)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="populations trained at once (default: CPU cores, capped by the populations; 1 on CUDA)")
+    p.add_argument("--device", default="auto", help=f"{DEVICES} (default auto: CUDA when available)")
+    p.add_argument("--data-dir", default=None, help="data folder (else $LCHANNEL_DATA_DIR, else ~/.cache/lchannel)")
+    p.add_argument("--no-pack", action="store_true", help="train every run alone instead of packing seeds into populations")
+    p.add_argument("--max-members", type=int, default=None, help="at most N seeds per population (memory limits)")
+    p.add_argument("--no-alignment", action="store_true", help="do not record alignment angles")
+    p.add_argument("--ray-address", default=None, help="Ray cluster address for --executor ray (default: start a local Ray)")
+    p.add_argument("--checkpoints", default=None, help="checkpoint folder (default: next to the database)")
+    p.add_argument("--dry-run", action="store_true", help="print the cells, runs and populations, run nothing")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_where(p)
+    _add_overrides(p, "recorded with the results")
+    p.set_defaults(func=cmd_run, parser=p)
+
+    p = sub.add_parser("report", help="Markdown/CSV tables and PNG plots of a spec's stored results",
+                       description="Render SPEC's results as report.md and report.csv (the layout of paper 1's "
+                                   "Table 1: mean (sd) [seeds × epochs]) and PNG plots (accuracy per epoch and "
+                                   "alignment angles, mean with a band).")
+    p.add_argument("spec", metavar="SPEC", help="a shipped spec or a path to a .toml spec")
+    p.add_argument("--db", default=DEFAULT_DB, help=f"results database (default {DEFAULT_DB})")
+    p.add_argument("--out", default=None, help="output folder (default results/report-SPEC)")
+    p.add_argument("--metric", default=None, help="test_acc | train_acc | test_loss | train_loss (default: the spec's)")
+    p.add_argument("--no-plots", action="store_true", help="tables only")
+    _add_where(p)
+    _add_overrides(p, "report exactly the runs made with these overrides")
+    p.set_defaults(func=cmd_report, parser=p)
+
+    p = sub.add_parser("experiments", help="the shipped experiment specs (paper 1's MNIST tables and figures)")
+    esub = p.add_subparsers(dest="experiments_command", metavar="{list,show}")
+    lp = esub.add_parser("list", help="name, description, runs and epochs of every shipped spec")
+    lp.set_defaults(func=cmd_list, parser=lp)
+    sp = esub.add_parser("show", help="the cells, config hashes, seeds and epochs of a spec")
+    sp.add_argument("spec", metavar="SPEC", help="a shipped spec or a path to a .toml spec")
+    _add_where(sp)
+    _add_overrides(sp, "as `lchannel run` would apply them")
+    sp.set_defaults(func=cmd_show, parser=sp)
+    p.set_defaults(func=lambda args, parser: (parser.print_help(), 2)[1], parser=p)
+
+
+def cmd_list(args, parser) -> int:
+    rows = []
+    for name in shipped_specs():
+        spec = load_spec(name)
+        cells = spec.cells()
+        epochs = sorted({c.config.epochs for c in cells})
+        rows.append([name, str(len(cells)), str(sum(len(c.config.seeds) for c in cells)),
+                     "/".join(map(str, epochs)), spec.description])
+    print(_left_table(rows, ["name", "cells", "runs", "epochs", "description"]))
+    print("\nRun one: lchannel run NAME [--epochs N --seeds 0,1 --subset N]; "
+          "its cells: lchannel experiments show NAME")
+    return 0
+
+
+def _left_table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    line = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths)).rstrip()
+    return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def cmd_show(args, parser) -> int:
+    spec = _load(parser, args.spec)
+    try:
+        cells = spec.cells(_overrides(args), _where(args))
+    except SpecError as err:
+        parser.error(str(err))
+    print(f"{spec.name}: {spec.description}")
+    if spec.source:
+        print(f"source: {spec.source}")
+    return _dry_run(spec, cells, args)
+
+
+def _load(parser, text):
+    try:
+        return load_spec(text)
+    except SpecError as err:
+        parser.error(str(err))
+
+
+def cmd_run(args, parser) -> int:
+    spec = _load(parser, args.spec)
+    if args.executor not in EXECUTORS:
+        parser.error(f"--executor: {args.executor!r} is not accepted; expected one of {list(EXECUTORS)}")
+    if args.workers is not None and args.workers < 1:
+        parser.error(f"--workers: {args.workers} is not accepted; expected an integer >= 1")
+    if args.max_members is not None and args.max_members < 1:
+        parser.error(f"--max-members: {args.max_members} is not accepted; expected an integer >= 1")
+    if args.executor == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            parser.error("--executor ray needs Ray: pip install 'lchannel[ray]' (or pip install ray)")
+    try:
+        overrides = _overrides(args)
+        where = _where(args)
+        cells = spec.cells(overrides, where)
+        from .runner import resolve_device
+        device = resolve_device(args.device)
+    except SpecError as err:
+        parser.error(str(err))
+    if args.dry_run:
+        return _dry_run(spec, cells, args)
+    command = "lchannel " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else ""
+    try:
+        res = run_sweep(spec, args.db, executor=args.executor, workers=args.workers, overrides=overrides,
+                        device=device, data_dir=args.data_dir, packed=not args.no_pack,
+                        alignment=False if args.no_alignment else None, progress=not args.quiet,
+                        ray_address=args.ray_address, command=command, checkpoints=args.checkpoints,
+                        where=where, max_members=args.max_members)
+    except (SpecError, DataError) as err:
+        parser.error(str(err))
+    _print_summary(spec, args, overrides, where)
+    print(f"{res.ran} runs computed, {res.skipped} already finished, {res.failed} failed, "
+          f"{res.seconds:.1f} s -> {args.db}")
+    return 1 if res.failed else 0
+
+
+def _dry_run(spec, cells, args) -> int:
+    rows = [[c.title, c.key, ",".join(map(str, c.config.seeds)), str(c.config.epochs),
+             "shortened" if c.shortened else "full"] for c in cells]
+    print(_left_table(rows, ["cell", "config hash", "seeds", "epochs", "protocol"]))
+    n_pop = len({c.key for c in cells})
+    print(f"{len(cells)} cells, {sum(len(c.config.seeds) for c in cells)} runs, {n_pop} populations when packed")
+    return 0
+
+
+def _print_summary(spec, args, overrides, where) -> None:
+    from ..run import format_table
+    from .report import collect
+    from .store import ResultsStore
+    with ResultsStore(args.db) as store:
+        results = collect(spec, store, overrides, where)
+        rows = []
+        for r in results:
+            te = r.stats("test_acc")
+            tr = r.stats("train_acc")
+            fmt = lambda s: "—" if math.isnan(s[0]) else f"{100 * s[0]:.2f} ± {100 * s[1]:.2f}"
+            rows.append([r.cell.title, fmt(tr), fmt(te), f"{len(r.done)}/{r.planned}", str(r.epochs),
+                         str(r.count("diverged")), str(r.count("failed"))])
+    print(format_table(rows, ["cell", "train acc %", "test acc %", "seeds", "epochs", "diverged", "failed"]))
+
+
+def cmd_report(args, parser) -> int:
+    from .report import write_report
+    spec = _load(parser, args.spec)
+    if args.metric is not None and args.metric not in ("test_acc", "train_acc", "test_loss", "train_loss"):
+        parser.error(f"--metric: {args.metric!r} is not accepted; expected one of test_acc, train_acc, test_loss, train_loss")
+    try:
+        overrides = _overrides(args)
+        where = _where(args)
+        spec.cells(overrides, where)
+    except SpecError as err:
+        parser.error(str(err))
+    if not Path(args.db).exists():
+        parser.error(f"--db: {args.db!r} does not exist; run `lchannel run {args.spec} --db {args.db}` first")
+    out = Path(args.out or f"results/report-{spec.name}")
+    rep = write_report(spec, args.db, out, overrides, args.metric, plots=not args.no_plots, where=where)
+    from ..run import format_table
+    print(format_table(rep.rows, rep.header))
+    print(f"wrote {rep.markdown}, {rep.csv} and {len(rep.pngs)} PNG{'s' if len(rep.pngs) != 1 else ''} in {out}")
+    return 0

@@ -1,0 +1,552 @@
+"""The sweep runner: a spec's grid -> runs -> populations -> executors -> the results store.
+
+1. **Plan.**  The spec's cells (with ``--epochs/--seeds/--subset`` overrides) are
+   registered in the store; each (cell config, seed) is a run with a pending row.
+2. **Pack.**  Pending runs whose configs differ only in the seed (same
+   :meth:`TrainConfig.key`) become one population: one :class:`Trainer` with one member
+   per seed, trained in one batched pass (member e equals the single run with seed e).
+   When there are fewer populations than workers, the largest are split.
+3. **Execute.**  Populations go to an executor: ``inline`` (this process), a local
+   process pool (``spawn``; each worker gets cores/workers torch threads) or Ray tasks.
+   Workers only compute; this process is the store's single writer, and writes each
+   finished population in one transaction.
+4. **Resume.**  Workers checkpoint their population after every epoch (trainer state,
+   random streams and alignment angles) in a folder next to the database.  Killing the
+   runner loses at most the populations in flight; rerunning the same command skips
+   finished runs and continues the others from their checkpoints, with the same numbers
+   as an uninterrupted sweep.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..config import TrainConfig
+from .spec import Cell, Overrides, Spec, SpecError
+from .store import FINISHED, ResultsStore, run_id
+
+EXECUTORS = ("local", "ray")
+DEFAULT_DB = "results/lchannel.db"
+
+
+# ------------------------------------------------------------------------------ planning
+@dataclass
+class Population:
+    """Runs that differ only in the seed, trained together as one population."""
+
+    config: TrainConfig  # seeds = the members
+    labels: list[str] = field(default_factory=list)  # the cells (titles) that use it
+
+    @property
+    def key(self) -> str:
+        return self.config.key()
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(self.config.seeds)
+
+    @property
+    def title(self) -> str:
+        return self.labels[0] if self.labels else self.key
+
+    def cost(self) -> float:
+        """A rough relative cost, to start the longest populations first."""
+        c = self.config
+        n = c.subset or (60000 if c.dataset == "mnist" else c.n_train)
+        weights = sum(a * b for a, b in zip(c.sizes[:-1], c.sizes[1:]))
+        factor = 10.0 if c.update_bits is not None else 1.0
+        return c.epochs * len(c.seeds) * n * weights * factor
+
+
+def pack(cells: list[Cell], pending: set[str], packed: bool = True) -> list[Population]:
+    """Populations for the ``pending`` run ids of ``cells``: one per config hash (all its
+    pending seeds), or one per run with ``packed=False``."""
+    by_key: dict[str, Population] = {}
+    seeds: dict[str, list[int]] = {}
+    for cell in cells:
+        h = cell.key
+        for s in cell.config.seeds:
+            if run_id(h, s) not in pending:
+                continue
+            if h not in by_key:
+                by_key[h] = Population(cell.config, [cell.title])
+                seeds[h] = []
+            elif cell.title not in by_key[h].labels:
+                by_key[h].labels.append(cell.title)
+            if s not in seeds[h]:
+                seeds[h].append(s)
+    out = []
+    for h, pop in by_key.items():
+        ss = sorted(seeds[h])
+        if packed:
+            out.append(Population(pop.config.replace(seeds=ss), pop.labels))
+        else:
+            out.extend(Population(pop.config.replace(seeds=[s]), pop.labels) for s in ss)
+    return out
+
+
+def cap_members(pops: list[Population], max_members: int | None) -> list[Population]:
+    """Split populations into chunks of at most ``max_members`` seeds (memory limits)."""
+    if not max_members:
+        return list(pops)
+    out = []
+    for p in pops:
+        for i in range(0, len(p.seeds), max_members):
+            out.append(Population(p.config.replace(seeds=p.seeds[i:i + max_members]), p.labels))
+    return out
+
+
+def split_for_workers(pops: list[Population], workers: int) -> list[Population]:
+    """Split the largest populations in halves until every worker has one (or none can
+    be split): packing must not leave cores idle."""
+    pops = list(pops)
+    while len(pops) < workers:
+        big = max(range(len(pops)), key=lambda i: (len(pops[i].seeds), pops[i].cost()), default=None)
+        if big is None or len(pops[big].seeds) < 2:
+            break
+        p = pops.pop(big)
+        half = len(p.seeds) // 2
+        pops[big:big] = [Population(p.config.replace(seeds=p.seeds[:half]), p.labels),
+                         Population(p.config.replace(seeds=p.seeds[half:]), p.labels)]
+    return pops
+
+
+def checkpoint_dir(db: str | os.PathLike) -> Path:
+    """Where populations checkpoint: ``results/lchannel.db`` -> ``results/lchannel.checkpoints``."""
+    p = Path(db)
+    return p.with_name(p.stem + ".checkpoints")
+
+
+def checkpoint_path(root: Path, pop: Population) -> Path:
+    seeds = "-".join(str(s) for s in pop.seeds)
+    if len(seeds) > 60:
+        import hashlib
+        seeds = hashlib.sha256(seeds.encode()).hexdigest()[:16]
+    return root / f"{pop.key}-s{seeds}.pt"
+
+
+# ------------------------------------------------------------------------------ the worker
+_DATA: dict = {}
+_WORKER: dict = {"progress": None, "parent": None, "threads": None}
+
+
+def _data(cfg: TrainConfig):
+    """Training and test data for ``cfg``, cached per process (workers serve many runs)."""
+    from ..run import load_data
+    key = (cfg.dataset, cfg.data_dir, cfg.synthetic_k, cfg.n_train, cfg.n_test, cfg.data_seed, cfg.subset, cfg.device)
+    if key not in _DATA:
+        if len(_DATA) > 4:
+            _DATA.clear()
+        _DATA[key] = load_data(cfg)
+    return _DATA[key]
+
+
+def train_population(task: dict, progress=None) -> dict:
+    """Train one population described by ``task`` and return its results (plain data).
+
+    ``task``: ``config`` (TrainConfig dict, seeds = members), ``checkpoint`` (path or
+    None), ``alignment`` ({enabled, probe, every}), ``id``.  ``progress(id, epoch,
+    epochs, test_acc)`` is called after every epoch.  Resumes from the checkpoint when it
+    holds the same config and seeds.
+    """
+    from ..alignment import AlignmentProbe
+    from ..run import build_trainer
+
+    if task.get("threads"):
+        torch.set_num_threads(int(task["threads"]))
+    cfg = TrainConfig.from_dict(task["config"])
+    train, test = _data(cfg)
+    trainer = build_trainer(cfg, progress=False)
+    ckpt = Path(task["checkpoint"]) if task.get("checkpoint") else None
+    align_opts = task.get("alignment") or {}
+    rows: list = []  # (epoch, layer, metric, [value per member])
+    elapsed = cpu = 0.0
+    if ckpt is not None and ckpt.exists():
+        try:
+            state = torch.load(ckpt, weights_only=False, map_location=cfg.device)
+        except Exception:  # a damaged checkpoint only costs the time it saved
+            state = None
+        if state and state.get("config_hash") == cfg.key() and state.get("seeds") == cfg.seeds:
+            trainer.load_state_dict(state["trainer"])
+            rows = list(state.get("alignment", []))
+            elapsed = float(state.get("elapsed", 0.0))
+            cpu = float(state.get("cpu", 0.0))
+    probe = AlignmentProbe(test, align_opts.get("probe", 1000)) if align_opts.get("enabled") else None
+    every = int(align_opts.get("every", 1))
+
+    def measure(epoch: int) -> None:
+        rows.extend((epoch, h, m, v) for h, m, v in probe(trainer))
+
+    if probe is not None and trainer.epoch == 0 and not rows:
+        measure(0)
+    t0, c0 = time.perf_counter(), time.process_time()
+    parent = _WORKER.get("parent")
+
+    def on_epoch(t) -> None:
+        if probe is not None and (t.epoch % every == 0 or t.epoch == cfg.epochs):
+            measure(t.epoch)
+        if ckpt is not None:
+            state = {"config_hash": cfg.key(), "seeds": cfg.seeds, "trainer": t.state_dict(), "alignment": rows,
+                     "elapsed": elapsed + time.perf_counter() - t0, "cpu": cpu + time.process_time() - c0}
+            ckpt.parent.mkdir(parents=True, exist_ok=True)
+            tmp = ckpt.with_suffix(f".{os.getpid()}.tmp")  # per process: never two writers on one file
+            torch.save(state, tmp)
+            os.replace(tmp, ckpt)
+        if progress is not None:
+            live = [a for a, d in zip(t.history.final("test_acc"), t.history.diverged_at) if d is None]
+            progress(task["id"], t.epoch, cfg.epochs, sum(live) / len(live) if live else math.nan)
+        if parent is not None and os.getppid() != parent:
+            os._exit(3)  # the runner died: stop; the checkpoint lets the next run resume
+
+    trainer.fit(train, test, epochs=cfg.epochs, on_epoch=on_epoch)
+    h = trainer.history
+    return {"id": task["id"], "seeds": cfg.seeds, "history": h.to_dict(), "alignment": rows,
+            "seconds": elapsed + time.perf_counter() - t0, "cpu_seconds": cpu + time.process_time() - c0}
+
+
+def train_population_safe(task: dict, progress=None) -> dict:
+    """:func:`train_population`, with an exception turned into ``{"error": traceback}``."""
+    try:
+        return train_population(task, progress)
+    except Exception:
+        return {"id": task["id"], "seeds": task["config"]["seeds"], "error": traceback.format_exc()}
+
+
+# ------------------------------------------------------------------------------ executors
+class InlineExecutor:
+    """Runs populations one after the other in this process."""
+
+    name = "inline"
+
+    def __init__(self, threads: int | None = None):
+        self.threads = threads
+
+    def imap(self, tasks: list[dict], progress=None):
+        for task in tasks:
+            yield task, train_population_safe(task, progress)
+
+    def close(self) -> None:
+        pass
+
+
+def _pool_init(queue, threads: int, parent: int) -> None:
+    torch.set_num_threads(threads)
+    _WORKER["progress"] = queue
+    _WORKER["parent"] = parent
+    _WORKER["threads"] = threads
+
+
+def _pool_task(task: dict) -> dict:
+    q = _WORKER.get("progress")
+
+    def progress(*event):
+        try:
+            q.put_nowait(event)
+        except Exception:
+            pass
+
+    return train_population_safe(task, progress if q is not None else None)
+
+
+class PoolExecutor:
+    """A local process pool (``spawn``): at most ``workers`` populations in flight, each
+    worker with ``threads`` torch threads."""
+
+    name = "local"
+
+    def __init__(self, workers: int, threads: int):
+        import multiprocessing as mp
+        self.workers = workers
+        self.threads = threads
+        self.ctx = mp.get_context("spawn")
+        self.queue = self.ctx.Queue()
+        self.pool = None
+
+    def _new_pool(self):
+        from concurrent.futures import ProcessPoolExecutor
+        return ProcessPoolExecutor(self.workers, mp_context=self.ctx, initializer=_pool_init,
+                                   initargs=(self.queue, self.threads, os.getpid()))
+
+    def _drain(self, progress) -> None:
+        import queue as _q
+        while True:
+            try:
+                event = self.queue.get_nowait()
+            except (_q.Empty, OSError, ValueError):
+                return
+            if progress is not None:
+                progress(*event)
+
+    def imap(self, tasks: list[dict], progress=None):
+        from concurrent.futures import FIRST_COMPLETED, wait
+        from concurrent.futures.process import BrokenProcessPool
+        todo = list(tasks)
+        running: dict = {}
+        self.pool = self._new_pool()
+        while todo or running:
+            while todo and len(running) < self.workers:
+                task = todo.pop(0)
+                running[self.pool.submit(_pool_task, task)] = task
+            done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
+            self._drain(progress)
+            broken = False
+            for fut in done:
+                task = running.pop(fut)
+                try:
+                    res = fut.result()
+                except BrokenProcessPool:
+                    broken = True
+                    res = {"id": task["id"], "seeds": task["config"]["seeds"],
+                           "error": "a worker process died (killed, or out of memory)"}
+                except Exception:
+                    res = {"id": task["id"], "seeds": task["config"]["seeds"], "error": traceback.format_exc()}
+                yield task, res
+            if broken:
+                self.pool.shutdown(wait=False, cancel_futures=True)
+                for fut, task in list(running.items()):  # every in-flight future is lost too
+                    running.pop(fut)
+                    yield task, {"id": task["id"], "seeds": task["config"]["seeds"],
+                                 "error": "a worker process died (killed, or out of memory)"}
+                self.pool = self._new_pool()
+        self._drain(progress)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+
+class RayExecutor:
+    """Ray tasks, one per population, ``threads`` CPUs each (``--executor ray``).
+
+    Uses the Ray instance already initialised in this process, else connects to
+    ``address`` (``auto`` or ``ray://host:port``), else starts a local one.  Workers
+    compute and return results; this process writes the store.  On a cluster every node
+    needs lchannel installed and the data directory at the same path; mid-run
+    checkpoints resume only where the checkpoint folder is on a shared file system.
+    """
+
+    name = "ray"
+
+    def __init__(self, workers: int | None = None, address: str | None = None):
+        try:
+            import ray
+        except ImportError:
+            raise SpecError("--executor ray needs Ray: pip install 'lchannel[ray]' (or pip install ray)") from None
+        self.ray = ray
+        self.started = False
+        if not ray.is_initialized():
+            kwargs = {"include_dashboard": False, "log_to_driver": False}
+            if address:
+                ray.init(address=address, **kwargs)
+            else:
+                ray.init(num_cpus=workers or os.cpu_count() or 1, **kwargs)
+            self.started = True
+        self.configure(workers or self.cpus(), 1)
+
+    def cpus(self) -> int:
+        """CPUs of the Ray cluster."""
+        return max(1, int(self.ray.cluster_resources().get("CPU", 1)))
+
+    def node_cpus(self) -> int:
+        """CPUs of the largest live node (a task cannot span nodes)."""
+        cpus = [n.get("Resources", {}).get("CPU", 0) for n in self.ray.nodes() if n.get("Alive", True)]
+        return max(1, int(max(cpus, default=1)))
+
+    def configure(self, workers: int, threads: int) -> None:
+        """At most ``workers`` populations in flight, ``threads`` CPUs (torch threads) each."""
+        threads = min(threads, self.node_cpus())
+        self.workers = workers
+        self.threads = threads
+        self.remote = self.ray.remote(num_cpus=threads, max_retries=0)(train_population_safe)
+
+    def imap(self, tasks: list[dict], progress=None):
+        ray = self.ray
+        limit = self.workers or len(tasks)
+        todo = list(tasks)
+        running: dict = {}
+        while todo or running:
+            while todo and len(running) < limit:
+                task = todo.pop(0)
+                running[self.remote.remote(task)] = task
+            done, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
+            for ref in done:
+                task = running.pop(ref)
+                try:
+                    res = ray.get(ref)
+                except Exception:
+                    res = {"id": task["id"], "seeds": task["config"]["seeds"], "error": traceback.format_exc()}
+                yield task, res
+
+    def close(self) -> None:
+        if self.started:
+            self.ray.shutdown()
+            self.started = False
+
+
+def _check_data(pops: list[Population], data_dir: str | None, inline: bool, device: str) -> None:
+    """Fail before any work when a data set is missing (DataError names the files and
+    where to put them); in-process runs load it once here, for all populations."""
+    from ..data.datadir import resolve_data_dir
+    from ..data.mnist import FILES, find_file, load_mnist
+    seen = set()
+    for p in pops:
+        cfg = p.config.replace(device=device, data_dir=data_dir if data_dir is not None else p.config.data_dir)
+        if inline:
+            _data(cfg)
+        elif cfg.dataset == "mnist" and cfg.data_dir not in seen:
+            seen.add(cfg.data_dir)
+            root = resolve_data_dir(cfg.data_dir)
+            if any(find_file(root, n) is None for n in FILES):
+                load_mnist(cfg.data_dir)  # downloads the missing files, or raises DataError
+
+
+# ------------------------------------------------------------------------------ the sweep
+@dataclass
+class SweepResult:
+    spec: Spec
+    cells: list[Cell]
+    invocation: int
+    ran: int  # runs computed by this invocation
+    skipped: int  # runs already finished before
+    failed: int
+    seconds: float
+    populations: int
+
+
+def resolve_device(device: str) -> str:
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        return "cpu"
+    if device == "cuda" or device.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise SpecError(f"--device: {device!r} was asked for but CUDA is not available here "
+                            f"(torch {torch.__version__}); use --device cpu")
+        return device
+    raise SpecError(f"--device: {device!r} is not accepted; expected auto, cpu, cuda or cuda:N")
+
+
+def run_sweep(spec: Spec, db: str | os.PathLike = DEFAULT_DB, *, executor: str = "local",
+              workers: int | None = None, overrides: Overrides | None = None, device: str = "auto",
+              data_dir: str | None = None, packed: bool = True, alignment: bool | None = None,
+              progress: bool = True, ray_address: str | None = None, command: str = "",
+              checkpoints: str | os.PathLike | None = None, where: dict | None = None,
+              max_members: int | None = None, log=print) -> SweepResult:
+    """Run every pending run of ``spec`` and store the results in ``db`` (see module doc).
+
+    executor: ``local`` (a process pool with ``workers`` processes; ``workers=1`` runs
+        in this process) or ``ray``.
+    workers: populations trained at once (default: CPU cores, capped by the number of
+        populations; 1 on CUDA).
+    packed: train runs that differ only in seed as one population (default) or one by one.
+    alignment: record alignment angles per epoch (default: the spec's ``[alignment]``).
+    where: run only the cells matching ``{axis: [labels]}`` (e.g. one row of Table 1).
+    max_members: at most this many seeds per population (memory limits).
+    """
+    if executor not in EXECUTORS:
+        raise SpecError(f"--executor: {executor!r} is not accepted; expected one of {list(EXECUTORS)}")
+    if workers is not None and not (isinstance(workers, int) and workers >= 1):
+        raise SpecError(f"--workers: {workers!r} is not accepted; expected an integer >= 1")
+    if max_members is not None and not (isinstance(max_members, int) and max_members >= 1):
+        raise SpecError(f"--max-members: {max_members!r} is not accepted; expected an integer >= 1")
+    overrides = (overrides or Overrides()).validate()
+    device = resolve_device(device)
+    cells = spec.cells(overrides, where)
+    t_start = time.perf_counter()
+    store = ResultsStore(db)
+    try:
+        store.register(spec.name, cells)
+        all_ids = sorted({run_id(c.key, s) for c in cells for s in c.config.seeds})
+        status = store.status(all_ids)
+        pending = {r for r in all_ids if status.get(r) not in FINISHED}
+        skipped = len(all_ids) - len(pending)
+        pops = cap_members(pack(cells, pending, packed), max_members)
+        ex = None
+        if executor == "ray":
+            ex = RayExecutor(workers, ray_address)
+            cores = ex.cpus()
+        else:
+            cores = os.cpu_count() or 1
+        if workers is None:
+            workers = 1 if device.startswith("cuda") else max(1, min(cores, len(pops)))
+        threads = max(1, cores // workers)
+        if packed:
+            pops = split_for_workers(pops, workers)
+        pops.sort(key=lambda p: -p.cost())
+        inline = executor == "local" and workers == 1
+        try:
+            _check_data(pops, data_dir, inline=inline, device=device)
+        except BaseException:
+            if ex is not None:
+                ex.close()
+            raise
+        if ex is None:
+            ex = InlineExecutor() if inline else PoolExecutor(workers, threads)
+        else:
+            ex.configure(workers, threads)
+            threads = ex.threads
+        inv = store.start_invocation(spec.name, command, overrides.to_dict(), executor, workers, device)
+        ckroot = Path(checkpoints) if checkpoints else checkpoint_dir(db)
+        align = spec.alignment
+        use_align = align.enabled if alignment is None else bool(alignment)
+        tasks = []
+        for i, p in enumerate(pops):
+            cfg = p.config.replace(device=device, data_dir=data_dir if data_dir is not None else p.config.data_dir)
+            tasks.append({"id": i, "config": cfg.to_dict(), "checkpoint": str(checkpoint_path(ckroot, p)),
+                          "alignment": {"enabled": use_align, "probe": align.probe, "every": align.every},
+                          "threads": None if inline else threads, "key": p.key, "title": p.title})
+        n_pending = sum(len(p.seeds) for p in pops)
+        if progress:
+            log(f"{spec.name}: {len(cells)} cells, {len(all_ids)} runs ({skipped} already finished, {n_pending} to run "
+                f"in {len(pops)} population{'s' if len(pops) != 1 else ''}), executor {executor}, {workers} "
+                f"worker{'s' if workers != 1 else ''} x {threads} thread{'s' if threads != 1 else ''}, {device} -> {db}")
+        ran = failed = 0
+        bar = None
+        if progress and tasks:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=len(all_ids), initial=skipped, desc=spec.name, unit="run", dynamic_ncols=True,
+                       file=sys.stderr)
+        titles = {t["id"]: t["title"] for t in tasks}
+
+        def on_progress(pid, epoch, epochs, acc):
+            if bar is not None:
+                acc_s = "" if acc is None or math.isnan(acc) else f" test {100 * acc:.2f}%"
+                bar.set_postfix_str(f"{titles.get(pid, pid)}: epoch {epoch}/{epochs}{acc_s}", refresh=True)
+
+        try:
+            for task, res in ex.imap(tasks, on_progress):
+                seeds = task["config"]["seeds"]
+                if "error" in res:
+                    failed += len(seeds)
+                    store.write_failure(task["key"], seeds, res["error"], inv)
+                    if progress:
+                        log(f"\n{task['title']} (seeds {seeds}) failed:\n{res['error'].rstrip()}")
+                    continue
+                statuses = store.write_population(task["key"], res, inv, device)
+                ran += len(seeds)
+                ck = Path(task["checkpoint"])
+                if ck.exists():
+                    ck.unlink()
+                if bar is not None:
+                    bar.update(len(seeds))
+                    accs = [a for a in res["history"]["metrics"]["test_acc"][-1]] if res["history"]["epochs"] else []
+                    live = [a for a, s in zip(accs, statuses) if s == "done"]
+                    note = f" test {100 * sum(live) / len(live):.2f}%" if live else " diverged"
+                    bar.set_postfix_str(f"done {task['title']}{note}", refresh=True)
+        finally:
+            ex.close()
+            if bar is not None:
+                bar.close()
+        store.finish_invocation(inv)
+    finally:
+        store.close()
+    return SweepResult(spec, cells, inv, ran, skipped, failed, time.perf_counter() - t_start, len(pops))

@@ -1,0 +1,314 @@
+"""The results store: one SQLite file holding every run of every sweep.
+
+Schema (``SCHEMA_VERSION`` 1)::
+
+    invocations(id, spec, command, overrides, executor, workers, device, host,
+                started_at, finished_at, lchannel_version, torch_version)
+    cells(spec, cell, config_hash, overrides, position)      -- which runs a spec's cells use
+    runs(run_id, config_hash, seed, config, protocol, overrides, status, epochs_planned,
+         epochs_done, diverged_at, final_train_loss, final_train_acc, final_test_loss,
+         final_test_acc, population, seconds, cpu_seconds, attempts, error, created_at, finished_at,
+         finished_by, device)
+    epochs(run_id, epoch, train_loss, train_acc, test_loss, test_acc, lr, seconds)
+    alignment(run_id, epoch, layer, metric, value)
+
+A run is one (config, seed): ``run_id = "<config_hash>-s<seed>"`` where ``config_hash`` is
+:meth:`TrainConfig.key` (everything but seeds, paths and device; ``epochs`` and ``subset``
+included, so a shortened run never shares an id with the full protocol).  ``status`` is
+``pending``, ``done``, ``diverged`` or ``failed``.  A finished population is written in one
+transaction (its runs' rows, every epoch, every alignment angle), so a killed runner
+leaves only complete runs behind.  ``attempts`` counts the results written for a run
+(finished or failed): 1 for a run computed once.  A diverged run keeps its per-epoch
+rows but has no final metrics.  The database is in WAL mode, so reports can read it
+while a sweep writes.  NaN metrics (diverged members) are stored as NULL.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+FINISHED = ("done", "diverged")
+STATUSES = ("pending", "done", "diverged", "failed")
+METRIC_COLUMNS = ("train_loss", "train_acc", "test_loss", "test_acc")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS invocations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    spec TEXT NOT NULL,
+    command TEXT,
+    overrides TEXT NOT NULL DEFAULT '{}',
+    executor TEXT,
+    workers INTEGER,
+    device TEXT,
+    host TEXT,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    lchannel_version TEXT,
+    torch_version TEXT
+);
+CREATE TABLE IF NOT EXISTS cells (
+    spec TEXT NOT NULL,
+    cell TEXT NOT NULL,
+    config_hash TEXT NOT NULL,
+    overrides TEXT NOT NULL DEFAULT '{}',
+    position INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (spec, cell, config_hash)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    config_hash TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    config TEXT NOT NULL,
+    protocol TEXT NOT NULL CHECK (protocol IN ('full', 'shortened')),
+    overrides TEXT NOT NULL DEFAULT '{}',
+    status TEXT NOT NULL CHECK (status IN ('pending', 'done', 'diverged', 'failed')),
+    epochs_planned INTEGER NOT NULL,
+    epochs_done INTEGER NOT NULL DEFAULT 0,
+    diverged_at INTEGER,
+    final_train_loss REAL,
+    final_train_acc REAL,
+    final_test_loss REAL,
+    final_test_acc REAL,
+    population TEXT,
+    seconds REAL,
+    cpu_seconds REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    created_at REAL NOT NULL,
+    finished_at REAL,
+    finished_by INTEGER REFERENCES invocations(id),
+    device TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_by_hash ON runs (config_hash, seed);
+CREATE TABLE IF NOT EXISTS epochs (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    epoch INTEGER NOT NULL,
+    train_loss REAL, train_acc REAL, test_loss REAL, test_acc REAL,
+    lr REAL, seconds REAL,
+    PRIMARY KEY (run_id, epoch)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS alignment (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    epoch INTEGER NOT NULL,
+    layer INTEGER NOT NULL,
+    metric TEXT NOT NULL,
+    value REAL,
+    PRIMARY KEY (run_id, epoch, layer, metric)
+) WITHOUT ROWID;
+"""
+
+
+def run_id(config_hash: str, seed: int) -> str:
+    return f"{config_hash}-s{int(seed)}"
+
+
+def _num(x) -> float | None:
+    """NaN/inf -> NULL; everything else a float."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _nan(x) -> float:
+    return math.nan if x is None else float(x)
+
+
+@dataclass
+class RunRow:
+    run_id: str
+    config_hash: str
+    seed: int
+    config: dict
+    protocol: str
+    overrides: dict
+    status: str
+    epochs_planned: int
+    epochs_done: int
+    diverged_at: int | None
+    final: dict
+    seconds: float | None
+    attempts: int
+    error: str | None
+    finished_by: int | None
+
+
+class ResultsStore:
+    """An SQLite results database (created on first use).
+
+    Every write is a transaction; connections use WAL and a busy timeout so that readers
+    (``lchannel report`` during a sweep) and the writer do not block each other for long.
+    """
+
+    def __init__(self, path: str | os.PathLike, timeout: float = 60.0):
+        self.path = Path(path)
+        if str(self.path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
+        self.conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        self.conn.execute("PRAGMA journal_mode = WAL")
+        self.conn.execute("PRAGMA synchronous = NORMAL")
+        self.conn.execute("PRAGMA foreign_keys = ON")
+        with self.transaction() as c:
+            for stmt in SCHEMA.split(";"):
+                if stmt.strip():
+                    c.execute(stmt)
+            row = c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                c.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) != SCHEMA_VERSION:
+                raise RuntimeError(f"{self.path} has results schema version {row[0]}; this lchannel reads version "
+                                   f"{SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @contextmanager
+    def transaction(self):
+        """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error): all or nothing."""
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            yield c
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        else:
+            c.execute("COMMIT")
+
+    # -- writing ---------------------------------------------------------------------
+    def start_invocation(self, spec: str, command: str, overrides: dict, executor: str, workers: int,
+                         device: str) -> int:
+        import torch
+
+        from .. import __version__
+        with self.transaction() as c:
+            cur = c.execute(
+                "INSERT INTO invocations (spec, command, overrides, executor, workers, device, host, started_at, "
+                "lchannel_version, torch_version) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (spec, command, json.dumps(overrides), executor, workers, device, socket.gethostname(), time.time(),
+                 __version__, torch.__version__))
+            return int(cur.lastrowid)
+
+    def finish_invocation(self, inv: int) -> None:
+        with self.transaction() as c:
+            c.execute("UPDATE invocations SET finished_at = ? WHERE id = ?", (time.time(), inv))
+
+    def register(self, spec: str, cells) -> None:
+        """Record a spec's cells and create a pending row for every run not yet known."""
+        now = time.time()
+        with self.transaction() as c:
+            for cell in cells:
+                h = cell.key
+                c.execute("INSERT OR REPLACE INTO cells (spec, cell, config_hash, overrides, position) VALUES (?,?,?,?,?)",
+                          (spec, cell.cell_id, h, json.dumps(cell.overrides), cell.position))
+                protocol = "shortened" if cell.shortened else "full"
+                for s in cell.config.seeds:
+                    one = cell.config.to_dict()
+                    one["seeds"] = [s]
+                    one.pop("data_dir", None)
+                    one.pop("device", None)
+                    c.execute(
+                        "INSERT OR IGNORE INTO runs (run_id, config_hash, seed, config, protocol, overrides, status, "
+                        "epochs_planned, created_at) VALUES (?,?,?,?,?,?, 'pending', ?, ?)",
+                        (run_id(h, s), h, s, json.dumps(one, sort_keys=True), protocol,
+                         json.dumps({k: v for k, v in cell.overrides.items() if k != "seeds"}),
+                         cell.config.epochs, now))
+
+    def write_population(self, config_hash: str, result: dict, invocation: int | None, device: str = "cpu") -> list[str]:
+        """Write a finished population (see :func:`runner.train_population`) atomically:
+        every member's run row, epoch rows and alignment rows.  Returns the statuses."""
+        seeds = result["seeds"]
+        hist = result["history"]
+        epochs = hist["epochs"]
+        statuses = []
+        now = time.time()
+        with self.transaction() as c:
+            for e, s in enumerate(seeds):
+                rid = run_id(config_hash, s)
+                d_at = hist["diverged_at"][e]
+                status = "diverged" if d_at is not None else "done"
+                statuses.append(status)
+                # A diverged run has no final metrics (its last accuracy is argmax of NaN).
+                final = {m: (_num(hist["metrics"][m][-1][e]) if epochs and d_at is None else None)
+                         for m in METRIC_COLUMNS}
+                c.execute(
+                    "UPDATE runs SET status = ?, epochs_done = ?, diverged_at = ?, final_train_loss = ?, "
+                    "final_train_acc = ?, final_test_loss = ?, final_test_acc = ?, population = ?, seconds = ?, cpu_seconds = ?, "
+                    "error = NULL, attempts = attempts + 1, finished_at = ?, finished_by = ?, device = ? WHERE run_id = ?",
+                    (status, len(epochs), d_at, final["train_loss"], final["train_acc"], final["test_loss"],
+                     final["test_acc"], json.dumps(seeds), result.get("seconds"), result.get("cpu_seconds"), now,
+                     invocation, device, rid))
+                c.execute("DELETE FROM epochs WHERE run_id = ?", (rid,))
+                c.executemany(
+                    "INSERT INTO epochs VALUES (?,?,?,?,?,?,?,?)",
+                    [(rid, ep, *(_num(hist["metrics"][m][i][e]) for m in METRIC_COLUMNS), hist["lr"][i],
+                      hist["seconds"][i]) for i, ep in enumerate(epochs)])
+                c.execute("DELETE FROM alignment WHERE run_id = ?", (rid,))
+                c.executemany(
+                    "INSERT INTO alignment VALUES (?,?,?,?,?)",
+                    [(rid, ep, layer, metric, _num(vals[e])) for ep, layer, metric, vals in result.get("alignment", [])])
+        return statuses
+
+    def write_failure(self, config_hash: str, seeds: list[int], error: str, invocation: int | None) -> None:
+        with self.transaction() as c:
+            c.executemany("UPDATE runs SET status = 'failed', error = ?, attempts = attempts + 1, finished_at = ?, finished_by = ? "
+                          "WHERE run_id = ? AND status NOT IN ('done', 'diverged')",
+                          [(error[-4000:], time.time(), invocation, run_id(config_hash, s)) for s in seeds])
+
+    # -- reading ---------------------------------------------------------------------
+    def status(self, run_ids: list[str]) -> dict[str, str]:
+        out = {}
+        for i in range(0, len(run_ids), 500):
+            chunk = run_ids[i:i + 500]
+            q = f"SELECT run_id, status FROM runs WHERE run_id IN ({','.join('?' * len(chunk))})"
+            out.update(dict(self.conn.execute(q, chunk).fetchall()))
+        return out
+
+    def runs(self, config_hash: str, seeds: list[int] | None = None) -> list[RunRow]:
+        rows = self.conn.execute(
+            "SELECT run_id, config_hash, seed, config, protocol, overrides, status, epochs_planned, epochs_done, "
+            "diverged_at, final_train_loss, final_train_acc, final_test_loss, final_test_acc, seconds, attempts, "
+            "error, finished_by FROM runs WHERE config_hash = ? ORDER BY seed", (config_hash,)).fetchall()
+        out = []
+        for r in rows:
+            if seeds is not None and r[2] not in seeds:
+                continue
+            final = dict(zip(METRIC_COLUMNS, (_nan(x) for x in r[10:14])))
+            out.append(RunRow(r[0], r[1], r[2], json.loads(r[3]), r[4], json.loads(r[5]), r[6], r[7], r[8], r[9],
+                              final, r[14], r[15], r[16], r[17]))
+        return out
+
+    def epochs(self, rid: str) -> list[dict]:
+        rows = self.conn.execute("SELECT epoch, train_loss, train_acc, test_loss, test_acc, lr, seconds FROM epochs "
+                                 "WHERE run_id = ? ORDER BY epoch", (rid,)).fetchall()
+        return [{"epoch": r[0], **dict(zip(METRIC_COLUMNS, (_nan(x) for x in r[1:5]))), "lr": r[5], "seconds": r[6]}
+                for r in rows]
+
+    def alignment(self, rid: str) -> list[tuple[int, int, str, float]]:
+        return [(r[0], r[1], r[2], _nan(r[3])) for r in self.conn.execute(
+            "SELECT epoch, layer, metric, value FROM alignment WHERE run_id = ? ORDER BY epoch, layer, metric", (rid,))]
+
+    def cell_variants(self, spec: str, cell_id: str) -> list[tuple[str, dict]]:
+        """Every (config_hash, overrides) a spec's cell was run with."""
+        return [(h, json.loads(o)) for h, o in self.conn.execute(
+            "SELECT config_hash, overrides FROM cells WHERE spec = ? AND cell = ?", (spec, cell_id))]
+
+    def counts(self) -> dict[str, int]:
+        return dict(self.conn.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall())

@@ -1,0 +1,333 @@
+"""``lchannel theory``: draw the learning dynamics and print predicted and reached fixed points.
+
+The main ``lchannel`` command calls :func:`register` on its sub-parsers and dispatches
+with ``args.func(args)``; ``python -m lchannel.theory ...`` runs the same commands alone.
+
+    lchannel theory vector-field --c1 1 --alpha 1 --beta 1 --out field.png
+    lchannel theory trajectory --system chain --depth 3 --c 0.8 -0.5 --y0 0.5 -1 0.3 --out chain.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["register", "run", "main", "build_parser"]
+
+SYSTEMS = ("chain", "adaptive-chain", "expansive", "compressive", "power")
+RULES_FOR = {
+    "chain": ("srbp", "rbp", "gd"),
+    "adaptive-chain": ("arbp", "asrbp"),
+    "expansive": ("srbp", "rbp", "arbp", "asrbp", "gd"),
+    "compressive": ("srbp", "rbp", "arbp", "asrbp", "gd"),
+}
+DERIVATIVES = {"yes": True, "no": False, "gradient": "gradient"}
+
+
+class OptionError(ValueError):
+    """A bad command-line option; the message names the option and what it accepts."""
+
+
+# ---------------------------------------------------------------------------- parser
+def _add_theory_arguments(theory: argparse.ArgumentParser) -> None:
+    sub = theory.add_subparsers(dest="theory_command", metavar="{vector-field,trajectory}")
+
+    vf = sub.add_parser(
+        "vector-field",
+        help="the (a1, a2) plane of A[1,1,1] with trajectories (paper 1 Figure 11)",
+        description="Draw the vector field of A[1,1,1] under RBP/SRBP (paper 1 eq. 23, Figure 11): arrows coloured by dP/dt, "
+        "the critical hyperbolas a1*a2 = alpha/beta, the parabola a2 = -a1^2/c1 and sample trajectories; print, for each "
+        "trajectory, the fixed point predicted by the cubic of eq. 31 and the one reached by integration.",
+    )
+    vf.add_argument("--c1", type=float, default=1.0, help="learning-channel weight c1 (non-zero; default 1)")
+    vf.add_argument("--alpha", type=float, default=1.0, help="alpha = E(IT) (default 1)")
+    vf.add_argument("--beta", type=float, default=1.0, help="beta = E(I^2) > 0 (default 1)")
+    vf.add_argument("--a1-range", type=float, nargs=2, default=(-3.0, 3.0), metavar=("LO", "HI"), help="a1 axis (default -3 3)")
+    vf.add_argument("--a2-range", type=float, nargs=2, default=(-3.0, 3.0), metavar=("LO", "HI"), help="a2 axis (default -3 3)")
+    vf.add_argument("--grid", type=int, default=25, help="arrows per axis, 2..200 (default 25)")
+    vf.add_argument("--start", type=float, nargs=2, action="append", metavar=("A1", "A2"), help="a trajectory start; repeat for more")
+    vf.add_argument("--n-random", type=int, default=None, help="random starts inside the axes (default 6 when no --start)")
+    vf.add_argument("--t-max", type=float, default=200.0, help="integration horizon (default 200)")
+    vf.add_argument("--seed", type=int, default=0, help="seed of the random starts (default 0)")
+    vf.add_argument("--out", default="theory-vector-field.png", help="PNG to write (default theory-vector-field.png)")
+
+    tr = sub.add_parser(
+        "trajectory",
+        help="integrate one system beside its discrete minibatch learning",
+        description="Integrate the averaged learning equations of one system, run the discrete minibatch learning of the "
+        "actual network on seeded samples with the same statistics, plot weights and error against time t = eta*steps, and "
+        "print the predicted and the reached fixed point.",
+    )
+    tr.add_argument("--system", choices=SYSTEMS, default="chain", help="network: chain A[1,...,1], adaptive-chain, expansive A[1,N,1], compressive A[N,1,N], power A[1,1,1] with O=S^mu (default chain)")
+    tr.add_argument("--rule", default=None, help="chain: srbp|rbp|gd; adaptive-chain: arbp|asrbp; expansive, compressive: srbp|rbp|arbp|asrbp|gd (default srbp, arbp for adaptive-chain)")
+    tr.add_argument("--depth", type=int, default=2, help="chains: number of weight layers L >= 2 (default 2)")
+    tr.add_argument("--width", type=int, default=3, help="expansive/compressive: N >= 1 (default 3)")
+    tr.add_argument("--c", type=float, nargs="+", default=None, help="channel weights (fixed, or initial values when adaptive): L-1 for chains, N for expansive/compressive, 1 for power (default: seeded random)")
+    tr.add_argument("--y0", type=float, nargs="+", default=None, help="initial forward weights: a1..aL (chains), a1..aN b1..bN (expansive/compressive), a1 a2 (power) (default: seeded random)")
+    tr.add_argument("--alpha", type=float, default=None, help="alpha = E(IT) for chains and expansive (default 1)")
+    tr.add_argument("--beta", type=float, default=None, help="beta = E(I^2) > 0 for chains and expansive (default 1)")
+    tr.add_argument("--mu", type=float, default=2.0, help="power: exponent mu > 0 (default 2)")
+    tr.add_argument("--derivative", choices=tuple(DERIVATIVES), default="yes", help="power: include f'(S) in the channel (yes, eq. 114), omit it (no, eq. 113) or gradient descent (gradient, eq. 119) (default yes)")
+    tr.add_argument("--teacher", type=float, default=1.0, help="power: targets T = teacher*I + noise on inputs uniform in [0.5, 1.5] (default 1)")
+    tr.add_argument("--t-max", type=float, default=20.0, help="time horizon (default 20)")
+    tr.add_argument("--eta", type=float, default=0.005, help="learning rate of the discrete learning, t = eta*steps (default 0.005)")
+    tr.add_argument("--batch-size", type=int, default=32, help="minibatch size of the discrete learning (default 32)")
+    tr.add_argument("--no-discrete", action="store_true", help="skip the discrete learning")
+    tr.add_argument("--seed", type=int, default=0, help="seed of the samples, minibatches and default weights (default 0)")
+    tr.add_argument("--out", default="theory-trajectory.png", help="PNG to write (default theory-trajectory.png)")
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``theory`` command to the sub-parsers of the main ``lchannel`` parser."""
+    theory = subparsers.add_parser(
+        "theory",
+        help="learning dynamics of linear networks (ODEs, fixed points, figures)",
+        description="The averaged learning dynamics of RBP/SRBP/ARBP/ASRBP in linear networks (docs/theory.md).",
+    )
+    _add_theory_arguments(theory)
+    theory.set_defaults(func=run, _theory_parser=theory)
+    return theory
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """A stand-alone parser whose only command is ``theory`` (used by :func:`main`)."""
+    parser = argparse.ArgumentParser(prog="lchannel")
+    register(parser.add_subparsers(dest="command"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m lchannel.theory ARGS`` is ``lchannel theory ARGS``."""
+    args = build_parser().parse_args(["theory", *(sys.argv[1:] if argv is None else argv)])
+    return args.func(args)
+
+
+# ---------------------------------------------------------------------------- validation
+def _finite(option: str, value: float, *, positive: bool = False, nonzero: bool = False) -> float:
+    if value is None or not math.isfinite(value):
+        raise OptionError(f"{option}: must be a finite number; got {value}")
+    if positive and value <= 0:
+        raise OptionError(f"{option}: must be > 0; got {value}")
+    if nonzero and value == 0:
+        raise OptionError(f"{option}: must be non-zero; got {value}")
+    return float(value)
+
+
+def _check_out(out: str) -> str:
+    if not out.lower().endswith(".png"):
+        raise OptionError(f"--out: must be a .png path; got {out!r}")
+    return out
+
+
+def _fmt(names: Sequence[str], y: np.ndarray, limit: int = 12) -> str:
+    items = [f"{n}={v:.6g}" for n, v in zip(names, y)]
+    return ", ".join(items[:limit]) + (f", ... ({len(items)} values)" if len(items) > limit else "")
+
+
+# ---------------------------------------------------------------------------- commands
+def run(args: argparse.Namespace) -> int:
+    """Run ``lchannel theory`` with parsed ``args``; return the exit status (2 on bad options)."""
+    command = getattr(args, "theory_command", None)
+    if command is None:
+        parser = getattr(args, "_theory_parser", None)
+        if parser is not None:
+            parser.print_help(sys.stderr)
+        print("lchannel theory: error: choose a command: vector-field or trajectory", file=sys.stderr)
+        return 2
+    try:
+        if command == "vector-field":
+            return _vector_field(args)
+        return _trajectory(args)
+    except OptionError as exc:
+        print(f"lchannel theory {command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _vector_field(args: argparse.Namespace) -> int:
+    c1 = _finite("--c1", args.c1, nonzero=True)
+    alpha = _finite("--alpha", args.alpha)
+    beta = _finite("--beta", args.beta, positive=True)
+    ranges = {}
+    for opt, rng_ in (("--a1-range", args.a1_range), ("--a2-range", args.a2_range)):
+        lo, hi = (_finite(opt, v) for v in rng_)
+        if not lo < hi:
+            raise OptionError(f"{opt}: needs LO < HI; got {lo} {hi}")
+        ranges[opt] = (lo, hi)
+    if not 2 <= args.grid <= 200:
+        raise OptionError(f"--grid: must be an integer in 2..200; got {args.grid}")
+    t_max = _finite("--t-max", args.t_max, positive=True)
+    out = _check_out(args.out)
+    n_random = args.n_random if args.n_random is not None else (0 if args.start else 6)
+    if not 0 <= n_random <= 100:
+        raise OptionError(f"--n-random: must be an integer in 0..100; got {n_random}")
+    starts = [tuple(_finite("--start", v) for v in s) for s in (args.start or [])]
+    rng = np.random.default_rng(args.seed)
+    (x0, x1), (y0, y1) = ranges["--a1-range"], ranges["--a2-range"]
+    starts += [(rng.uniform(x0, x1), rng.uniform(y0, y1)) for _ in range(n_random)]
+
+    from .chain import LinearChain
+    from .plots import plot_vector_field, save
+
+    system = LinearChain(alpha, beta, [c1], rule="srbp")
+    print(f"A[1,1,1] SRBP (eq. 23): c1 = {c1:g}, alpha = {alpha:g}, beta = {beta:g}; critical hyperbola a1*a2 = {alpha / beta:.6g}")
+    for s in starts:
+        traj = system.integrate(s, t_max)
+        try:
+            pred = _fmt(system.names, system.predicted_fixed_point(s))
+        except (ArithmeticError, ValueError) as exc:
+            pred = f"none ({exc})"
+        print(f"start {_fmt(system.names, np.array(s))}")
+        print(f"  predicted fixed point (cubic, eq. 31): {pred}")
+        print(f"  reached fixed point (t = {traj.t[-1]:.4g}, {traj.status}): {_fmt(system.names, traj.final)}")
+    fig = plot_vector_field(system, a1_range=ranges["--a1-range"], a2_range=ranges["--a2-range"], grid=args.grid, starts=starts, t_max=t_max)
+    print(f"wrote {save(fig, out)}")
+    return 0
+
+
+def _random_channel(rng: np.random.Generator, n: int) -> list[float]:
+    # magnitudes away from 0: c = 0 is a trivial case of every theorem
+    return list(rng.uniform(0.4, 1.5, n) * rng.choice([-1.0, 1.0], n))
+
+
+def _build(args: argparse.Namespace):
+    """(system, y0, dataset, title) from the options of ``trajectory``, validated."""
+    from .chain import LinearChain
+    from .compressive import CompressiveNet
+    from .expansive import ExpansiveNet
+    from .power import PowerChain
+    from .samples import linear_teacher, scalar_teacher, whitened_autoencoder
+
+    name = args.system
+    rng = np.random.default_rng(args.seed)
+    if name == "power":
+        for opt in ("rule", "alpha", "beta"):
+            if getattr(args, opt) is not None:
+                raise OptionError(f"--{opt}: does not apply to --system power (its statistics E(TI^mu), E(I^2mu), ... come from the samples; set --teacher, --mu, --derivative)")
+        mu = _finite("--mu", args.mu, positive=True)
+        teacher = _finite("--teacher", args.teacher)
+        derivative = DERIVATIVES[args.derivative]
+        if derivative == "gradient":
+            if args.c is not None:
+                raise OptionError("--c: gradient descent (--derivative gradient) has no channel weight")
+            c1 = None
+        else:
+            c = args.c if args.c is not None else [1.0]
+            if len(c) != 1:
+                raise OptionError(f"--c: --system power takes 1 value (c1); got {len(c)}")
+            c1 = _finite("--c", c[0], nonzero=True)
+        y0 = args.y0 if args.y0 is not None else list(rng.uniform(0.2, 1.5, 2))
+        if len(y0) != 2:
+            raise OptionError(f"--y0: --system power takes 2 values (a1 a2); got {len(y0)}")
+        y0 = [_finite("--y0", v) for v in y0]
+        if y0[0] <= 0:
+            raise OptionError(f"--y0: a1 must be > 0 for the power non-linearity (domain of Theorem 12); got {y0[0]}")
+        data = linear_teacher(5000, teacher, noise=0.1, positive_inputs=True, seed=args.seed)
+        system = PowerChain.from_data(data.inputs, data.targets, mu, c1, derivative=derivative)
+        title = f"A[1,1,1], O = S^{mu:g}, derivative = {args.derivative}" + ("" if c1 is None else f", c1 = {c1:g}")
+        return system, np.array(y0), data, title
+
+    accepted = RULES_FOR[name]
+    rule = args.rule if args.rule is not None else accepted[0]
+    if rule not in accepted:
+        raise OptionError(f"--rule: --system {name} accepts {', '.join(accepted)}; got {rule!r}")
+    adaptive = rule in ("arbp", "asrbp")
+
+    if name == "compressive":
+        for opt in ("alpha", "beta"):
+            if getattr(args, opt) is not None:
+                raise OptionError(f"--{opt}: does not apply to --system compressive (an autoencoder with sigma_TI = sigma_II = Id, Theorem 6)")
+    alpha = _finite("--alpha", args.alpha if args.alpha is not None else 1.0)
+    beta = _finite("--beta", args.beta if args.beta is not None else 1.0, positive=True)
+
+    if name in ("chain", "adaptive-chain"):
+        if not 2 <= args.depth <= 12:
+            raise OptionError(f"--depth: must be an integer in 2..12 (number of weight layers); got {args.depth}")
+        n_fwd, n_c = args.depth, args.depth - 1
+        fwd_names = " ".join(f"a{i}" for i in range(1, n_fwd + 1))
+    else:
+        if not 1 <= args.width <= 50:
+            raise OptionError(f"--width: must be an integer in 1..50; got {args.width}")
+        n_fwd, n_c = 2 * args.width, args.width
+        fwd_names = f"a1..a{args.width} b1..b{args.width}"
+    if rule == "gd":
+        if args.c is not None:
+            raise OptionError("--c: gradient descent (--rule gd) has no channel weights")
+        c = None
+    else:
+        c = args.c if args.c is not None else _random_channel(rng, n_c)
+        if len(c) != n_c:
+            raise OptionError(f"--c: --system {name} needs {n_c} channel weights here; got {len(c)}")
+        c = [_finite("--c", v) for v in c]
+    y0 = args.y0 if args.y0 is not None else list(rng.uniform(-1.5, 1.5, n_fwd))
+    if len(y0) != n_fwd:
+        raise OptionError(f"--y0: --system {name} needs {n_fwd} initial forward weights ({fwd_names}); got {len(y0)}")
+    y0 = [_finite("--y0", v) for v in y0]
+    state = np.array(y0 + (c if adaptive else []))
+    fixed_c = None if adaptive else c
+
+    if name in ("chain", "adaptive-chain"):
+        system = LinearChain(alpha, beta, fixed_c, depth=args.depth, rule=rule)
+        data = scalar_teacher(alpha, beta, 5000, seed=args.seed)
+        title = f"A[{','.join(['1'] * (args.depth + 1))}] {rule.upper()}"
+    elif name == "expansive":
+        system = ExpansiveNet(alpha, beta, fixed_c, width=args.width, rule=rule)
+        data = scalar_teacher(alpha, beta, 5000, seed=args.seed)
+        title = f"A[1,{args.width},1] {rule.upper()}"
+    else:
+        eye = np.eye(args.width)
+        system = CompressiveNet(eye, eye, fixed_c, rule=rule)
+        data = whitened_autoencoder(5000, args.width, seed=args.seed)
+        title = f"A[{args.width},1,{args.width}] {rule.upper()} autoencoder"
+    if c is not None:
+        title += (", c(0) = " if adaptive else ", c = ") + "[" + ", ".join(f"{v:.3g}" for v in c) + "]"
+    if name != "compressive":
+        title += f", α = {alpha:g}, β = {beta:g}"
+    return system, state, data, title
+
+
+def _trajectory(args: argparse.Namespace) -> int:
+    t_max = _finite("--t-max", args.t_max, positive=True)
+    out = _check_out(args.out)
+    if not args.no_discrete:
+        eta = _finite("--eta", args.eta, positive=True)
+        if t_max / eta > 2_000_000:
+            raise OptionError(f"--eta: t_max/eta = {t_max / eta:.3g} steps is too many (at most 2e6); raise --eta or lower --t-max")
+        if not 1 <= args.batch_size <= 100_000:
+            raise OptionError(f"--batch-size: must be an integer in 1..100000; got {args.batch_size}")
+    system, y0, data, title = _build(args)
+
+    from .discrete import minibatch_learning
+    from .plots import plot_summary, save
+    from .power import NoFixedPointError
+
+    print(title)
+    print(f"initial state: {_fmt(system.names, y0)}")
+    predicted = None
+    try:
+        predicted = system.predicted_fixed_point(y0)
+        print(f"predicted fixed point: {_fmt(system.names, predicted)}")
+    except NoFixedPointError as exc:
+        print(f"predicted fixed point: none ({exc})")
+    except (NotImplementedError, ArithmeticError, ValueError) as exc:
+        print(f"predicted fixed point: not available ({exc})")
+    traj = system.integrate(y0, t_max)
+    reached = "reached fixed point" if traj.status == "converged" else "state reached (not converged)"
+    print(f"{reached} (ODE, t = {traj.t[-1]:.4g}, {traj.status}, |dy/dt| = {system.speed(traj.final):.2e}): {_fmt(system.names, traj.final)}")
+    if predicted is not None:
+        print(f"|reached - predicted| = {np.max(np.abs(traj.final - predicted)):.3e}")
+    print(f"excess error E(P) - E(P*) at the end (P* the least-squares map): {system.error(traj.final):.3e}")
+    discrete = None
+    if not args.no_discrete:
+        # The discrete run covers the whole horizon, so the ODE is drawn over it too.
+        traj_plot = system.integrate(y0, t_max, stop_when_converged=False) if traj.t[-1] < t_max else traj
+        discrete = minibatch_learning(system, y0, data, eta=args.eta, t_max=t_max, batch_size=args.batch_size, seed=args.seed)
+        print(f"discrete minibatch learning (eta = {args.eta:g}, batch {args.batch_size}, {len(data.inputs)} samples, t = {discrete.t[-1]:.4g}, {discrete.status}): {_fmt(system.names, discrete.final)}")
+    else:
+        traj_plot = traj
+    fig = plot_summary(traj_plot, discrete=discrete, predicted=predicted, title=title)
+    print(f"wrote {save(fig, out)}")
+    return 0

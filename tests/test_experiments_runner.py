@@ -1,0 +1,346 @@
+"""The sweep runner and the results store: packing, resume after a kill, executors, reports."""
+
+import json
+import math
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from lchannel.cli import main
+from lchannel.experiments import Overrides, ResultsStore, load_spec, run_sweep, train_population, write_report
+from lchannel.experiments.runner import checkpoint_dir
+
+TINY = """
+name = "tiny"
+description = "a tiny synthetic sweep"
+[base]
+dataset = "synthetic"
+synthetic_k = 0
+n_train = {n_train}
+n_test = 200
+architecture = [2, 12, 12, 1]
+lr = 0.5
+decay = 1e-4
+batch_size = 10
+epochs = {epochs}
+seeds = [0, 1, 2]
+[alignment]
+probe = 100
+[[axes]]
+name = "variant"
+levels = [
+  {{ label = "plain" }},
+  {{ label = "LC dropout", set = {{ channel = {{ lc_dropout = 0.2 }} }}, only = {{ algorithm = ["BP", "RBP"] }} }},
+]
+[[axes]]
+name = "algorithm"
+levels = [
+  {{ label = "BP", set = {{ algorithm = "bp" }} }},
+  {{ label = "RBP", set = {{ algorithm = "rbp" }} }},
+  {{ label = "SRBP", set = {{ algorithm = "srbp" }} }},
+]
+[report]
+layout = "table"
+rows = ["variant"]
+columns = ["algorithm"]
+"""
+
+
+def write_spec(tmp_path: Path, epochs=3, n_train=300) -> Path:
+    p = tmp_path / "tiny.toml"
+    p.write_text(TINY.format(epochs=epochs, n_train=n_train))
+    return p
+
+
+def dump(db: Path) -> dict:
+    """Everything a sweep computed, keyed by run, without bookkeeping (times, invocations)."""
+    c = sqlite3.connect(db)
+    runs = {r[0]: r[1:] for r in c.execute(
+        "SELECT run_id, status, epochs_done, diverged_at, final_train_loss, final_train_acc, final_test_loss, "
+        "final_test_acc FROM runs")}
+    epochs = {}
+    for r in c.execute("SELECT run_id, epoch, train_loss, train_acc, test_loss, test_acc, lr FROM epochs"):
+        epochs[(r[0], r[1])] = r[2:]
+    align = {(r[0], r[1], r[2], r[3]): r[4] for r in c.execute("SELECT * FROM alignment")}
+    c.close()
+    return {"runs": runs, "epochs": epochs, "alignment": align}
+
+
+def assert_same(a: dict, b: dict, rel=1e-6):
+    for part in ("runs", "epochs", "alignment"):
+        assert a[part].keys() == b[part].keys(), part
+        for k in a[part]:
+            x, y = a[part][k], b[part][k]
+            if isinstance(x, tuple):
+                assert x == pytest.approx(y, rel=rel, abs=1e-7, nan_ok=True), (part, k)
+            else:
+                assert x == pytest.approx(y, rel=rel, abs=1e-4, nan_ok=True), (part, k)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny nets run fastest on one thread, and a busy neighbour cannot stall them."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, _one_thread):
+    """An uninterrupted, packed, in-process sweep of the tiny spec."""
+    tmp = tmp_path_factory.mktemp("ref")
+    spec = load_spec(write_spec(tmp))
+    res = run_sweep(spec, tmp / "ref.db", workers=1, progress=False)
+    return spec, tmp / "ref.db", res
+
+
+def test_a_sweep_stores_every_run_once_and_a_rerun_skips_them(reference, tmp_path):
+    spec, db, res = reference
+    assert (res.ran, res.skipped, res.failed, res.populations) == (15, 0, 0, 5)
+    d = dump(db)
+    assert len(d["runs"]) == 15 and all(r[0] == "done" and r[1] == 3 for r in d["runs"].values())
+    assert len(d["epochs"]) == 15 * 3
+    # alignment: epochs 0..3, hidden layers 1-2, signal + update (+ feedback for RBP/SRBP)
+    metrics = {(k[2], k[3]) for k in d["alignment"]}
+    assert metrics == {(h, m) for h in (1, 2) for m in ("signal", "update", "feedback")}
+    assert {k[1] for k in d["alignment"]} == {0, 1, 2, 3}
+    bp = [v for k, v in d["alignment"].items() if k[0].startswith(spec.cells()[0].key) and k[3] != "feedback"]
+    assert bp and max(bp) < 1e-3  # BP is aligned with itself
+    with sqlite3.connect(db) as c:
+        row = c.execute("SELECT config_hash, seed, protocol, overrides, config FROM runs ORDER BY run_id LIMIT 1").fetchone()
+        assert row[2] == "full" and json.loads(row[3]) == {} and json.loads(row[4])["seeds"] == [row[1]]
+        assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert not any(checkpoint_dir(db).glob("*.pt"))  # finished populations leave no checkpoint
+    again = run_sweep(spec, db, workers=1, progress=False)
+    assert (again.ran, again.skipped) == (0, 15)
+
+
+def test_packing_seeds_into_populations_gives_the_numbers_of_one_run_at_a_time(reference, tmp_path):
+    spec, db, _ = reference
+    one_by_one = run_sweep(spec, tmp_path / "single.db", workers=1, packed=False, progress=False)
+    assert one_by_one.populations == 15
+    assert_same(dump(tmp_path / "single.db"), dump(db))
+
+
+def test_local_process_pool_gives_the_same_numbers(reference, tmp_path):
+    spec, db, _ = reference
+    res = run_sweep(spec, tmp_path / "pool.db", workers=2, progress=False)
+    assert res.ran == 15 and res.failed == 0
+    assert_same(dump(tmp_path / "pool.db"), dump(db))
+
+
+def test_a_population_interrupted_mid_way_resumes_from_its_checkpoint(reference, tmp_path):
+    spec, _, _ = reference
+    cfg = spec.cells()[3].config.replace(epochs=5)  # LC dropout / RBP: random streams in the channel
+    task = {"id": 0, "config": cfg.to_dict(), "checkpoint": str(tmp_path / "ck.pt"),
+            "alignment": {"enabled": True, "probe": 100, "every": 1}}
+    full = train_population({**task, "checkpoint": None})
+
+    class Crash(Exception):
+        pass
+
+    def crash_after_2(_id, epoch, _epochs, _acc):
+        if epoch == 2:
+            raise Crash
+
+    with pytest.raises(Crash):
+        train_population(task, progress=crash_after_2)
+    assert (tmp_path / "ck.pt").exists()
+    epochs_run = []
+    resumed = train_population(task, progress=lambda i, e, n, a: epochs_run.append(e))
+    assert epochs_run == [3, 4, 5]  # only the missing epochs were trained
+    assert resumed["history"]["metrics"] == full["history"]["metrics"]
+    assert resumed["alignment"] == full["alignment"]
+
+
+def _runs_done(db: Path) -> int:
+    try:
+        with sqlite3.connect(db, timeout=0.1) as c:
+            return c.execute("SELECT count(*) FROM runs WHERE status = 'done'").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def test_killed_sweep_resumes_and_matches_an_uninterrupted_one(tmp_path):
+    spec_path = write_spec(tmp_path, epochs=12, n_train=1000)
+    db = tmp_path / "killed.db"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "lchannel.cli", "run", str(spec_path), "--db", str(db),
+                             "--workers", "1", "--quiet"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 60
+        while _runs_done(db) == 0 and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        assert proc.poll() is None, "the sweep finished before it could be killed: " + proc.stderr.read().decode()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    done_before = _runs_done(db)
+    assert 0 < done_before < 15
+    with sqlite3.connect(db) as c:
+        first = dict(c.execute("SELECT run_id, finished_at FROM runs WHERE status = 'done'").fetchall())
+    spec = load_spec(spec_path)
+    res = run_sweep(spec, db, workers=1, progress=False)
+    assert res.skipped == done_before and res.ran == 15 - done_before
+    ref = run_sweep(spec, tmp_path / "ref.db", workers=1, progress=False)
+    assert ref.ran == 15
+    assert_same(dump(db), dump(tmp_path / "ref.db"))
+    with sqlite3.connect(db) as c:
+        rows = c.execute("SELECT run_id, status, attempts, finished_at, finished_by FROM runs").fetchall()
+    assert len(rows) == 15 and all(r[1] == "done" and r[2] == 1 for r in rows)  # each done exactly once
+    for rid, _, _, fin, by in rows:
+        if rid in first:
+            assert (fin, by) == (first[rid], 1)  # finished runs were not recomputed
+        else:
+            assert by == 2
+    assert not any(checkpoint_dir(db).glob("*.pt"))
+
+
+def test_overrides_are_recorded_and_reported_as_shortened(reference, tmp_path):
+    spec, _, _ = reference
+    db = tmp_path / "short.db"
+    res = run_sweep(spec, db, workers=1, progress=False, overrides=Overrides(epochs=1, seeds=(0, 1), subset=100),
+                    alignment=False)
+    assert res.ran == 10
+    with sqlite3.connect(db) as c:
+        rows = c.execute("SELECT protocol, overrides, epochs_planned, seed FROM runs").fetchall()
+        assert c.execute("SELECT count(*) FROM alignment").fetchone()[0] == 0
+        inv = c.execute("SELECT overrides FROM invocations").fetchone()
+    assert {r[0] for r in rows} == {"shortened"} and {r[2] for r in rows} == {1} and {r[3] for r in rows} == {0, 1}
+    assert json.loads(rows[0][1]) == {"epochs": 1, "subset": 100}
+    assert json.loads(inv[0]) == {"epochs": 1, "seeds": [0, 1], "subset": 100}
+    rep = write_report(spec, db, tmp_path / "rep", plots=False)
+    md = rep.markdown.read_text()
+    assert "[2 × 1 ep]*" in md and "shortened, not the spec's protocol: `epochs=1;seeds=[0, 1];subset=100`" in md
+    # asked with the same overrides, the report reads exactly those runs
+    rep = write_report(spec, db, tmp_path / "rep2", plots=False, overrides=Overrides(epochs=1, subset=100))
+    assert "[2 × 1 ep, 1 pending]*" in rep.markdown.read_text()
+
+
+def test_a_failing_population_is_recorded_and_the_sweep_goes_on(reference, tmp_path, monkeypatch):
+    spec, _, _ = reference
+    import lchannel.experiments.runner as runner
+    real = runner.train_population
+
+    def flaky(task, progress=None):
+        if task["config"]["algorithm"] == "srbp":
+            raise RuntimeError("boom")
+        return real(task, progress)
+
+    monkeypatch.setattr(runner, "train_population", flaky)
+    db = tmp_path / "fail.db"
+    res = run_sweep(spec, db, workers=1, progress=False, alignment=False)
+    assert (res.ran, res.failed) == (12, 3)
+    with sqlite3.connect(db) as c:
+        failed = c.execute("SELECT error FROM runs WHERE status = 'failed'").fetchall()
+    assert len(failed) == 3 and "RuntimeError: boom" in failed[0][0]
+    monkeypatch.setattr(runner, "train_population", real)
+    again = run_sweep(spec, db, workers=1, progress=False, alignment=False)  # failed runs are retried
+    assert (again.ran, again.skipped, again.failed) == (3, 12, 0)
+
+
+def test_diverging_members_are_recorded_as_diverged(tmp_path):
+    p = tmp_path / "div.toml"
+    p.write_text('description = "diverges"\n[base]\ndataset = "synthetic"\narchitecture = [2, 8, 1]\n'
+                 'output = "identity"\nhidden = "identity"\nlr = 50.0\nepochs = 3\nseeds = [0, 1]\n')
+    db = tmp_path / "div.db"
+    res = run_sweep(load_spec(p), db, workers=1, progress=False)
+    assert res.failed == 0
+    with sqlite3.connect(db) as c:
+        rows = c.execute("SELECT status, diverged_at, final_test_acc FROM runs").fetchall()
+    assert {r[0] for r in rows} == {"diverged"} and all(r[1] == 1 and r[2] is None for r in rows)
+    rep = write_report(load_spec(p), db, tmp_path / "rep")
+    assert "diverged [2 × 1 ep]" in rep.markdown.read_text()
+
+
+def test_report_of_a_tiny_sweep_has_the_expected_rows_cells_and_files(reference, tmp_path, capsys):
+    spec, db, _ = reference
+    out = tmp_path / "report"
+    assert main(["report", str(spec.path), "--db", str(db), "--out", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    lines = [ln for ln in md.splitlines() if ln.startswith("|")]
+    assert lines[0] == "| variant | BP | RBP | SRBP |"
+    assert len(lines) == 2 + 2
+    plain, dropout = lines[2].split(" | "), lines[3].split(" | ")
+    assert plain[0] == "| plain" and dropout[0] == "| LC dropout"
+    import re
+    cell = re.compile(r"^\d+\.\d\d \(\d+\.\d\d\) \[3 × 3 ep\]$")
+    assert all(cell.match(c.strip(" |")) for c in plain[1:]), plain
+    assert cell.match(dropout[1]) and cell.match(dropout[2]) and dropout[3].strip(" |") == ""  # not in the grid
+    # the cell is the mean (sample sd) of the stored final test accuracies
+    with ResultsStore(db) as store:
+        accs = [r.final["test_acc"] for r in store.runs(spec.cells()[0].key)]
+    import statistics
+    assert plain[1].startswith(f"{100 * statistics.fmean(accs):.2f} ({100 * statistics.stdev(accs):.2f})")
+    csv_lines = (out / "report.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("spec,variant,algorithm,config_hash,protocol,overrides,seeds_planned,seeds_done")
+    assert len(csv_lines) == 1 + 5 and csv_lines[1].startswith("tiny,plain,BP,")
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs == ["tiny-lc-dropout-alignment.png", "tiny-lc-dropout.png", "tiny-plain-alignment.png", "tiny-plain.png"]
+    for name in pngs:
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"]({name})" in md
+    assert "variant" in capsys.readouterr().out
+
+
+def test_cli_run_prints_a_final_table(tmp_path, capsys):
+    spec_path = write_spec(tmp_path, epochs=1, n_train=100)
+    rc = main(["run", str(spec_path), "--db", str(tmp_path / "cli.db"), "--workers", "1", "--quiet",
+               "--where", "algorithm=SRBP", "--seeds", "0"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "plain / SRBP" in out and "1/1" in out and "1 runs computed, 0 already finished, 0 failed" in out
+
+
+def test_ray_executor_gives_the_same_numbers(reference, tmp_path):
+    ray = pytest.importorskip("ray")
+    spec, db, _ = reference
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        res = run_sweep(spec, tmp_path / "ray.db", executor="ray", workers=2, progress=False)
+    finally:
+        ray.shutdown()
+    assert res.ran == 15 and res.failed == 0
+    assert_same(dump(tmp_path / "ray.db"), dump(db))
+
+
+def test_final_layout_report_plots_accuracy_against_the_x_values(tmp_path):
+    p = tmp_path / "fin.toml"
+    p.write_text(textwrap.dedent("""
+        name = "fin"
+        description = "final accuracy against the learning rate"
+        [base]
+        dataset = "synthetic"
+        synthetic_k = 0
+        n_train = 200
+        n_test = 100
+        architecture = [2, 8, 1]
+        algorithm = "srbp"
+        epochs = 2
+        seeds = [0, 1]
+        [alignment]
+        enabled = false
+        [[axes]]
+        name = "lr"
+        levels = [ { label = "0.05", value = 0.05, set = { lr = 0.05 } }, { label = "0.5", value = 0.5, set = { lr = 0.5 } } ]
+        [report]
+        layout = "final"
+        x = "lr"
+    """))
+    spec = load_spec(p)
+    run_sweep(spec, tmp_path / "fin.db", workers=1, progress=False)
+    rep = write_report(spec, tmp_path / "fin.db", tmp_path / "rep")
+    assert [r[0] for r in rep.rows] == ["0.05", "0.5"] and rep.header[0] == "lr"
+    assert sorted(p.name for p in rep.pngs) == ["fin-final.png"]  # no alignment recorded
