@@ -27,14 +27,7 @@ from lchannel.plasticity import SGD
 from helpers import batch, one_step_updates, small_net
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # The nets here are tiny: one intra-op thread is as fast, and on a busy 2-core
-    # machine several threads spin against each other (about 8x slower measured).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 SIZES = (5, 7, 6, 4)
 
@@ -423,7 +416,7 @@ def test_channel_dropout_expectation_is_the_undropped_signal(name):
 def test_forward_and_channel_dropout_use_separate_streams():
     X, T = batch(SIZES)
     a, b = Network(list(SIZES), seeds=[0, 1], dropout=0.2), Network(list(SIZES), seeds=[0, 1], dropout=0.2)
-    ch_a, ch_b = build_channel("srbp").bind(a), build_channel("srbp", lc_dropout=0.5).bind(b)
+    ch_b = build_channel("srbp", lc_dropout=0.5).bind(b)
     for _ in range(3):
         ra, rb = a.forward(X, train=True), b.forward(X, train=True)
         ch_b.signals(rb, b.output_loss.error(T, rb.output))  # channel noise does not shift forward masks

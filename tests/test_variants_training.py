@@ -27,14 +27,7 @@ from lchannel.run import train_config
 from lchannel.train import Trainer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # The nets here are tiny: one intra-op thread is as fast, and on a busy 2-core
-    # machine several threads spin against each other (about 8x slower measured).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 QUICK = dict(dataset="synthetic", synthetic_k=0, n_train=1000, n_test=500, architecture=[2, 32, 32, 1],
              lr=0.5, decay=1e-4, batch_size=10)

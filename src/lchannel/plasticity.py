@@ -25,6 +25,14 @@ import torch
 from .channels.transforms import quantize
 
 
+def hebbian_feedback_update(C: torch.Tensor, O_h: torch.Tensor, I_k: torch.Tensor, eta: float) -> None:
+    """Adapt a feedback matrix in place: ΔC^{h,k} = η_c (O^h)ᵀ I^k / B (ARBP/ASRBP, paper 1
+    section 3; paper 2 eq. 124).  ``C`` is ``(E, N_h, N_k)``, ``O_h`` ``(E, B, N_h)``, ``I_k``
+    ``(E, B, N_k)``.  For k = h+1 and η_c = η this is exactly (ΔW^{h+1})ᵀ (paper 2, Theorem 7):
+    the forward channel is the learning channel of the feedback weights."""
+    C.baddbmm_(O_h.transpose(1, 2), I_k, alpha=eta / O_h.shape[1])
+
+
 class SGD:
     """Minibatch SGD with the 1/(1 + decay·t) schedule and optional momentum.
 

@@ -35,6 +35,8 @@ import dataclasses
 
 import torch
 
+from ..plasticity import hebbian_feedback_update
+
 from ..rng import MemberStreams
 from .base import LearningChannel
 from .feedback import FeedbackInit
@@ -343,8 +345,7 @@ class RandomFeedback(LearningChannel):
         for (h, k), C in self.C.items():
             if signals[k] is None:
                 continue
-            O_h = record.presynaptic(h + 1, E)
-            C.baddbmm_(O_h.transpose(1, 2), signals[k], alpha=lr * self.adapt_rate / O_h.shape[1])
+            hebbian_feedback_update(C, record.presynaptic(h + 1, E), signals[k], lr * self.adapt_rate)
 
     # -- accounting --------------------------------------------------------------------------
     def feedback_multiplications(self, sizes):

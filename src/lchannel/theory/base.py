@@ -34,6 +34,14 @@ def check_rule(rule: str, accepted: Sequence[str] = RULES) -> str:
     return rule
 
 
+def check_statistics(alpha: float, beta: float, beta_name: str = "E(I^2)") -> tuple[float, float]:
+    """Validate the data statistics α = E(IT) (finite) and β (finite, > 0)."""
+    a, b = check_finite("alpha", alpha), check_finite("beta", beta)
+    if b <= 0:
+        raise ValueError(f"beta = {beta_name} must be > 0; got {beta}")
+    return a, b
+
+
 def check_finite(name: str, value: float) -> float:
     """Return ``value`` as a float, raising a ValueError naming ``name`` unless finite."""
     try:

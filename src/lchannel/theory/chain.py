@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.polynomial import Polynomial
 
-from .base import ADAPTIVE_RULES, RULES, LearningSystem, check_finite, check_rule
+from .base import ADAPTIVE_RULES, RULES, LearningSystem, check_statistics, check_rule
 from .onedim import march_to_root, real_roots, theorem1_limit
 
 __all__ = ["LinearChain", "adaptive_pair_limit"]
@@ -50,10 +50,7 @@ class LinearChain(LearningSystem):
 
     def __init__(self, alpha: float, beta: float, c: Sequence[float] | None = None, *, depth: int | None = None, rule: str = "srbp") -> None:
         self.rule = check_rule(rule, RULES)
-        self.alpha = check_finite("alpha", alpha)
-        self.beta = check_finite("beta", beta)
-        if self.beta <= 0:
-            raise ValueError(f"beta = E(I^2) must be > 0; got {beta}")
+        self.alpha, self.beta = check_statistics(alpha, beta)
         if c is not None:
             c_arr = np.asarray(c, dtype=float).ravel()
             if not np.all(np.isfinite(c_arr)):

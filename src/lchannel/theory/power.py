@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .base import LearningSystem, check_finite
+from .base import LearningSystem, check_finite, check_statistics
 from .onedim import monotone_roots, theorem1_limit
 
 __all__ = ["PowerChain", "NoFixedPointError", "power_statistics"]
@@ -64,10 +64,7 @@ class PowerChain(LearningSystem):
         self.mu = check_finite("mu", mu)
         if self.mu <= 0:
             raise ValueError(f"mu must be > 0; got {mu}")
-        self.alpha = check_finite("alpha", alpha)
-        self.beta = check_finite("beta", beta)
-        if self.beta <= 0:
-            raise ValueError(f"beta = E(I^(2 mu)) must be > 0; got {beta}")
+        self.alpha, self.beta = check_statistics(alpha, beta, "E(I^(2 mu))")
         if derivative == "gradient":
             if c1 is not None:
                 raise ValueError("c1 must be None for derivative='gradient' (gradient descent uses a2)")
