@@ -12,6 +12,7 @@ from lchannel.nets import Network
 from lchannel.plasticity import SGD
 from lchannel.run import build_trainer, load_data
 
+
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
     """Tiny nets run fastest on one thread, and a busy neighbour cannot stall them."""

@@ -1,7 +1,6 @@
 """The sweep runner and the results store: packing, resume after a kill, executors, reports."""
 
 import json
-import math
 import os
 import signal
 import sqlite3
@@ -231,7 +230,7 @@ def test_overrides_are_recorded_and_reported_as_shortened(reference, tmp_path):
 
 def test_a_failing_population_is_recorded_and_the_sweep_goes_on(reference, tmp_path, monkeypatch):
     spec, _, _ = reference
-    import lchannel.experiments.runner as runner
+    from lchannel.experiments import runner
     real = runner.train_population
 
     def flaky(task, progress=None):

@@ -577,3 +577,16 @@ def test_cli_flags_reach_the_channel_options(tmp_path, capsys):
     assert f"{1 * 8 * (2 + 8):,} multiplications/example" in text
     with pytest.raises(SystemExit):
         main(["train", "--algorithm", "rbp", "--resample", "sometimes"])
+
+
+def test_quantized_update_is_the_mean_of_quantized_per_example_updates():
+    # Section 5.2: eq. 19 on each example's η I_b O_bᵀ, then the minibatch mean; the engine
+    # computes it in chunks of examples, checked here against the plain loop.
+    from lchannel.channels.transforms import quantize
+    g = torch.Generator().manual_seed(0)
+    I, O = torch.randn(2, 37, 100, generator=g) * 0.1, torch.randn(2, 37, 784, generator=g)  # 3 chunks
+    opt = SGD(lr=0.1, update_bits=3, update_alpha=2 ** -6)
+    dW, db = opt.direction(I, O, 0.1)
+    want = sum(quantize(0.1 * I[:, b, :, None] * O[:, b, None, :], 2 ** -6, 3) for b in range(37)) / 37 / 0.1
+    torch.testing.assert_close(dW, want, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(db, quantize(0.1 * I, 2 ** -6, 3).mean(1) / 0.1)

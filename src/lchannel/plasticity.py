@@ -25,6 +25,13 @@ import torch
 from .channels.transforms import quantize
 
 
+def _quantize_(x: torch.Tensor, alpha: float, bits: int) -> torch.Tensor:
+    """:func:`~lchannel.channels.transforms.quantize` (eq. 19) computed in place in ``x``,
+    with the same operations in the same order (bit-identical results)."""
+    s = torch.sign(x)
+    return x.abs_().div_(alpha).log2_().clamp_(-bits + 1, 0).round_().exp2_().mul_(s).mul_(alpha)
+
+
 def hebbian_feedback_update(C: torch.Tensor, O_h: torch.Tensor, I_k: torch.Tensor, eta: float) -> None:
     """Adapt a feedback matrix in place: ΔC^{h,k} = η_c (O^h)ᵀ I^k / B (ARBP/ASRBP, paper 1
     section 3; paper 2 eq. 124).  ``C`` is ``(E, N_h, N_k)``, ``O_h`` ``(E, B, N_h)``, ``I_k``
@@ -97,9 +104,17 @@ class SGD:
         B = I.shape[1]
         if self.update_bits is None:
             return torch.bmm(I.transpose(1, 2), O).div_(B), I.mean(1)
-        # (E, B, N_h, N_{h-1}) per-example updates: memory E·B·N_h·N_{h-1}, fine for the papers' nets.
-        per_example = I.unsqueeze(3) * O.unsqueeze(2) * lr
-        dW = quantize(per_example, self.update_alpha, self.update_bits).mean(1) / lr
+        E, _, n_out = I.shape
+        n_in = O.shape[2]
+        # Per-example updates (E, b, N_h, N_{h-1}) in chunks of b examples: a whole batch
+        # would be ~150 MB per step for MNIST, and allocating/freeing that much every step
+        # costs more in page faults than the arithmetic.
+        chunk = max(1, (1 << 21) // (E * n_out * n_in))
+        dW = torch.zeros(E, n_out, n_in, dtype=I.dtype, device=I.device)
+        for b0 in range(0, B, chunk):
+            u = I[:, b0:b0 + chunk].unsqueeze(3) * O[:, b0:b0 + chunk].unsqueeze(2)
+            dW.add_(_quantize_(u.mul_(lr), self.update_alpha, self.update_bits).sum(1))
+        dW.div_(B * lr)
         db = quantize(I * lr, self.update_alpha, self.update_bits).mean(1) / lr
         return dW, db
 

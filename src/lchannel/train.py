@@ -126,17 +126,39 @@ class Trainer:
         loss_sum = torch.zeros(E, dtype=torch.float64, device=dev)
         correct = torch.zeros(E, dtype=torch.float64, device=dev)
         X_all, T_all, y_all = data.X, data.T, data.labels
+        # Running metrics are computed from the kept outputs in a few large operations per
+        # chunk of batches rather than ~10 tiny ones per step (they cost ~5% of a step).
+        outputs: list[torch.Tensor] = []
+        done = 0  # examples whose metrics are already summed
+        flush_every = max(1, (1 << 24) // max(1, E * B * net.sizes[-1]))
+
+        def flush(end: int) -> None:
+            nonlocal done
+            if not outputs:
+                return
+            O = torch.cat(outputs, dim=1)
+            outputs.clear()
+            idx = [p[done:end] for p in perms]
+            if len(idx) == 1:
+                T = T_all.index_select(0, idx[0])
+                y = None if y_all is None else y_all.index_select(0, idx[0])
+            else:
+                i = torch.stack(idx)
+                T, y = T_all[i], None if y_all is None else y_all[i]
+            loss_sum.add_(out.loss(O, T).sum(-1, dtype=torch.float64))
+            if y is not None:
+                correct.add_((out.predict(O) == y).sum(-1))
+            done = end
+
         with torch.no_grad():
-            for start in range(0, N, B):
+            for step, start in enumerate(range(0, N, B)):
                 if len(perms) == 1:
                     # index_select is several times faster than advanced indexing here.
                     idx = perms[0][start:start + B]
                     X, T = X_all.index_select(0, idx), T_all.index_select(0, idx)
-                    y = None if y_all is None else y_all.index_select(0, idx)
                 else:
                     idx = torch.stack([p[start:start + B] for p in perms])
                     X, T = X_all[idx], T_all[idx]
-                    y = None if y_all is None else y_all[idx]
                 ch.on_batch_start()
                 rec = net.forward(X, train=True)
                 O = rec.output
@@ -145,9 +167,10 @@ class Trainer:
                 lr = opt.lr_now()
                 opt.step(rec, I)
                 ch.adapt(rec, I, lr)
-                loss_sum += out.loss(O, T).sum(-1)
-                if y is not None:
-                    correct += (out.predict(O) == y).sum(-1)
+                outputs.append(O)
+                if (step + 1) % flush_every == 0:
+                    flush(min(start + B, N))
+            flush(N)
         return loss_sum / N, correct / N
 
     @torch.no_grad()

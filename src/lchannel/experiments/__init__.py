@@ -15,7 +15,20 @@ from .spec import Cell, Overrides, Spec, SpecError, load_spec, parse_spec, shipp
 from .store import ResultsStore
 
 __all__ = [
-    "Cell", "CellResult", "DEFAULT_DB", "Overrides", "Population", "ResultsStore", "Spec", "SpecError",
-    "collect", "load_spec", "pack", "parse_spec", "run_sweep", "shipped_specs", "train_population",
+    "DEFAULT_DB",
+    "Cell",
+    "CellResult",
+    "Overrides",
+    "Population",
+    "ResultsStore",
+    "Spec",
+    "SpecError",
+    "collect",
+    "load_spec",
+    "pack",
+    "parse_spec",
+    "run_sweep",
+    "shipped_specs",
+    "train_population",
     "write_report",
 ]

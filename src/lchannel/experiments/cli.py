@@ -182,7 +182,7 @@ def cmd_run(args, parser) -> int:
                         device=device, data_dir=args.data_dir, packed=not args.no_pack,
                         alignment=False if args.no_alignment else None, progress=not args.quiet,
                         ray_address=args.ray_address, command=command, checkpoints=args.checkpoints,
-                        where=where, max_members=args.max_members)
+                        where=where, max_members=args.max_members, malloc_tuning=True)
     except (SpecError, DataError) as err:
         parser.error(str(err))
     _print_summary(spec, args, overrides, where)
@@ -220,7 +220,8 @@ def cmd_report(args, parser) -> int:
     from .report import write_report
     spec = _load(parser, args.spec)
     if args.metric is not None and args.metric not in ("test_acc", "train_acc", "test_loss", "train_loss"):
-        parser.error(f"--metric: {args.metric!r} is not accepted; expected one of test_acc, train_acc, test_loss, train_loss")
+        parser.error(f"--metric: {args.metric!r} is not accepted; "
+                     "expected one of test_acc, train_acc, test_loss, train_loss")
     try:
         overrides = _overrides(args)
         where = _where(args)

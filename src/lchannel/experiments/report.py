@@ -267,6 +267,7 @@ def plot_alignment(curves: dict[str, dict], path: Path, title: str = "") -> Path
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     keys = sorted({k for c in curves.values() for k in c}, key=lambda k: (k[0] != "signal", k[0] != "update", k))
     if not keys:
@@ -306,6 +307,7 @@ def plot_alignment(curves: dict[str, dict], path: Path, title: str = "") -> Path
                               fontsize=8)
             if i == len(metrics) - 1:
                 ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     handles, labels = axes[0][0].get_legend_handles_labels()
     for row in axes:
         for ax in row:
@@ -437,8 +439,9 @@ def _markdown(spec, results, header, rows, metric, db, figures, out) -> str:
         lines.append(f"Source: {spec.source}.  ")
     lines.append(f"Protocol: {describe_protocol(base_cfg)}, seeds {list(base_cfg.seeds)}.  ")
     lines.append(f"Results: `{db}` ({time.strftime('%Y-%m-%d %H:%M')}).")
-    lines += ["", f"Final {METRIC_TITLES[metric]}: mean (sample standard deviation) over the seeds that finished "
-              "without diverging, [seeds × epochs] behind each cell.", "", markdown_table(header, rows), ""]
+    legend = (f"Final {METRIC_TITLES[metric]}: mean (sample standard deviation) over the seeds that finished "
+              "without diverging, [seeds × epochs] behind each cell.")
+    lines += ["", legend, "", markdown_table(header, rows), ""]
     short = sorted({";".join(f"{k}={v}" for k, v in sorted(r.overrides.items())) for r in results if r.shortened})
     if short:
         lines.append("\\* shortened, not the spec's protocol: " + "; ".join(f"`{s}`" for s in short) + ".")

@@ -134,6 +134,28 @@ def checkpoint_path(root: Path, pop: Population) -> Path:
 
 
 # ------------------------------------------------------------------------------ the worker
+def tune_malloc() -> bool:
+    """Keep freed memory in this process instead of returning it to the kernel (glibc).
+
+    Training allocates and frees the same large temporaries at every step (quantized
+    per-example updates hold E·B·N_h·N_{h-1} floats: 157 MB for five MNIST members).
+    glibc serves blocks over 32 MB with mmap and unmaps them on free, so every step
+    page-faults them in again: on the 2-core CPU this was two thirds of the time of a
+    quantized-update step (1.49 s -> 0.43 s with this tuning).  Called in worker
+    processes only; Linux/glibc only, a no-op elsewhere.  Returns whether it applied.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_top_pad, m_mmap_max = -1, -2, -4
+        return bool(libc.mallopt(m_mmap_max, 0) and libc.mallopt(m_trim_threshold, 2 ** 31 - 1)
+                    and libc.mallopt(m_top_pad, 256 * 2 ** 20))
+    except (OSError, AttributeError):
+        return False
+
+
 _DATA: dict = {}
 _WORKER: dict = {"progress": None, "parent": None, "threads": None}
 
@@ -162,6 +184,8 @@ def train_population(task: dict, progress=None) -> dict:
 
     if task.get("threads"):
         torch.set_num_threads(int(task["threads"]))
+    if task.get("tune_malloc"):
+        tune_malloc()
     cfg = TrainConfig.from_dict(task["config"])
     train, test = _data(cfg)
     trainer = build_trainer(cfg, progress=False)
@@ -239,6 +263,7 @@ class InlineExecutor:
 
 def _pool_init(queue, threads: int, parent: int) -> None:
     torch.set_num_threads(threads)
+    tune_malloc()
     _WORKER["progress"] = queue
     _WORKER["parent"] = parent
     _WORKER["threads"] = threads
@@ -440,7 +465,7 @@ def run_sweep(spec: Spec, db: str | os.PathLike = DEFAULT_DB, *, executor: str =
               data_dir: str | None = None, packed: bool = True, alignment: bool | None = None,
               progress: bool = True, ray_address: str | None = None, command: str = "",
               checkpoints: str | os.PathLike | None = None, where: dict | None = None,
-              max_members: int | None = None, log=print) -> SweepResult:
+              max_members: int | None = None, malloc_tuning: bool | None = None, log=print) -> SweepResult:
     """Run every pending run of ``spec`` and store the results in ``db`` (see module doc).
 
     executor: ``local`` (a process pool with ``workers`` processes; ``workers=1`` runs
@@ -451,6 +476,8 @@ def run_sweep(spec: Spec, db: str | os.PathLike = DEFAULT_DB, *, executor: str =
     alignment: record alignment angles per epoch (default: the spec's ``[alignment]``).
     where: run only the cells matching ``{axis: [labels]}`` (e.g. one row of Table 1).
     max_members: at most this many seeds per population (memory limits).
+    malloc_tuning: apply :func:`tune_malloc` where populations train (default: in worker
+        processes, not in this process; the CLI turns it on everywhere).
     """
     if executor not in EXECUTORS:
         raise SpecError(f"--executor: {executor!r} is not accepted; expected one of {list(EXECUTORS)}")
@@ -503,7 +530,8 @@ def run_sweep(spec: Spec, db: str | os.PathLike = DEFAULT_DB, *, executor: str =
             cfg = p.config.replace(device=device, data_dir=data_dir if data_dir is not None else p.config.data_dir)
             tasks.append({"id": i, "config": cfg.to_dict(), "checkpoint": str(checkpoint_path(ckroot, p)),
                           "alignment": {"enabled": use_align, "probe": align.probe, "every": align.every},
-                          "threads": None if inline else threads, "key": p.key, "title": p.title})
+                          "threads": None if inline else threads, "key": p.key, "title": p.title,
+                          "tune_malloc": (not inline) if malloc_tuning is None else bool(malloc_tuning)})
         n_pending = sum(len(p.seeds) for p in pops)
         if progress:
             log(f"{spec.name}: {len(cells)} cells, {len(all_ids)} runs ({skipped} already finished, {n_pending} to run "
@@ -534,8 +562,8 @@ def run_sweep(spec: Spec, db: str | os.PathLike = DEFAULT_DB, *, executor: str =
                 statuses = store.write_population(task["key"], res, inv, device)
                 ran += len(seeds)
                 ck = Path(task["checkpoint"])
-                if ck.exists():
-                    ck.unlink()
+                for stale in [ck, *ck.parent.glob(f"{ck.stem}.*.tmp")]:  # tmp: writers killed mid-save
+                    stale.unlink(missing_ok=True)
                 if bar is not None:
                     bar.update(len(seeds))
                     accs = [a for a in res["history"]["metrics"]["test_acc"][-1]] if res["history"]["epochs"] else []

@@ -146,7 +146,7 @@ class Overrides:
             changes["seeds"] = list(self.seeds)
         return (cfg.replace(**changes) if changes else cfg), changes
 
-    def validate(self) -> "Overrides":
+    def validate(self) -> Overrides:
         if self.epochs is not None and not (_is_int(self.epochs) and self.epochs >= 1):
             raise SpecError(f"--epochs: {self.epochs!r} is not accepted; expected an integer >= 1")
         if self.subset is not None and not (_is_int(self.subset) and self.subset >= 1):
@@ -347,7 +347,8 @@ def parse_spec(data: Any, default_name: str = "spec", path: str | None = None) -
             _unknown(lv, LEVEL_KEYS, lloc)
             label = lv.get("label")
             _need(isinstance(label, str) and label.strip(), f"{lloc}.label", label, "a non-empty string")
-            _need(label not in [x.label for x in levels], f"{lloc}.label", label, "a label not used by another level of this axis")
+            _need(label not in [x.label for x in levels], f"{lloc}.label", label,
+                  "a label not used by another level of this axis")
             value = lv.get("value")
             _need(value is None or isinstance(value, (int, float, str)) and not isinstance(value, bool),
                   f"{lloc}.value", value, "a number or a string")
@@ -364,7 +365,8 @@ def parse_spec(data: Any, default_name: str = "spec", path: str | None = None) -
         for j, lv in enumerate(a.levels):
             for other, labels in lv.only.items():
                 loc = f"{where}: axes ({a.name!r}).levels[{j}] ({lv.label!r}).only"
-                _need(other in names and other != a.name, f"{loc}", other, f"another axis, one of {[n for n in names if n != a.name]}")
+                _need(other in names and other != a.name, f"{loc}", other,
+                      f"another axis, one of {[n for n in names if n != a.name]}")
                 _labels_exist(labels, next(x for x in axes if x.name == other), f"{loc}.{other}")
             _check_values(base, lv.set, f"{where}: axes ({a.name!r}).levels[{j}] ({lv.label!r}).set")
 

@@ -250,8 +250,9 @@ class ResultsStore:
                          for m in METRIC_COLUMNS}
                 c.execute(
                     "UPDATE runs SET status = ?, epochs_done = ?, diverged_at = ?, final_train_loss = ?, "
-                    "final_train_acc = ?, final_test_loss = ?, final_test_acc = ?, population = ?, seconds = ?, cpu_seconds = ?, "
-                    "error = NULL, attempts = attempts + 1, finished_at = ?, finished_by = ?, device = ? WHERE run_id = ?",
+                    "final_train_acc = ?, final_test_loss = ?, final_test_acc = ?, population = ?, seconds = ?, "
+                    "cpu_seconds = ?, error = NULL, attempts = attempts + 1, finished_at = ?, finished_by = ?, "
+                    "device = ? WHERE run_id = ?",
                     (status, len(epochs), d_at, final["train_loss"], final["train_acc"], final["test_loss"],
                      final["test_acc"], json.dumps(seeds), result.get("seconds"), result.get("cpu_seconds"), now,
                      invocation, device, rid))
@@ -268,7 +269,8 @@ class ResultsStore:
 
     def write_failure(self, config_hash: str, seeds: list[int], error: str, invocation: int | None) -> None:
         with self.transaction() as c:
-            c.executemany("UPDATE runs SET status = 'failed', error = ?, attempts = attempts + 1, finished_at = ?, finished_by = ? "
+            c.executemany("UPDATE runs SET status = 'failed', error = ?, attempts = attempts + 1, finished_at = ?, "
+                          "finished_by = ? "
                           "WHERE run_id = ? AND status NOT IN ('done', 'diverged')",
                           [(error[-4000:], time.time(), invocation, run_id(config_hash, s)) for s in seeds])
 
