@@ -28,8 +28,10 @@ def plot_accuracy(curves: dict[str, History], path: str | Path, title: str = "")
     members with a ±1 standard deviation band (paper 1, Figures 1-4, 7-9)."""
     fig, axes = plt.subplots(2, 1, figsize=(8, 8), sharex=True)
     colors = plt.cm.tab10(np.linspace(0, 1, 10))
-    for i, (label, hist) in enumerate(curves.items()):
-        c = colors[i % 10]
+    # A variant and its no-f' version share a colour; the no-f' line is dashed.
+    bases = list(dict.fromkeys(label.replace(" (no f')", "") for label in curves))
+    for label, hist in curves.items():
+        c = colors[bases.index(label.replace(" (no f')", "")) % 10]
         ls = "--" if "no f'" in label else "-"
         for ax, metric in zip(axes, ("train_acc", "test_acc")):
             x, m, s = _curve(hist, metric)
