@@ -13,13 +13,7 @@ from lchannel.plasticity import SGD
 from lchannel.run import build_trainer, load_data
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny nets run fastest on one thread, and a busy neighbour cannot stall them."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 ARCCOS_1_OVER_SQRT5 = math.degrees(math.acos(1 / math.sqrt(5)))  # 63.43...

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from lchannel.cli import main
 from lchannel.experiments import Overrides, ResultsStore, load_spec, run_sweep, train_population, write_report
@@ -84,17 +83,11 @@ def assert_same(a: dict, b: dict, rel=1e-6):
                 assert x == pytest.approx(y, rel=rel, abs=1e-4, nan_ok=True), (part, k)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny nets run fastest on one thread, and a busy neighbour cannot stall them."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, _one_thread):
+def reference(tmp_path_factory, one_thread):
     """An uninterrupted, packed, in-process sweep of the tiny spec."""
     tmp = tmp_path_factory.mktemp("ref")
     spec = load_spec(write_spec(tmp))

@@ -125,6 +125,13 @@ class LearningSystem(ABC):
 
     #: Names of the state components, in order (e.g. ``("a1", "a2", "c1")``).
     names: tuple[str, ...]
+    #: The learning rule (one of :data:`RULES`); systems without one leave it None.
+    rule: str | None = None
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether the channel weights are state variables (ARBP/ASRBP, paper 2)."""
+        return self.rule in ADAPTIVE_RULES
 
     @property
     def dim(self) -> int:
@@ -266,3 +273,21 @@ class LearningSystem(ABC):
         else:
             kind = "degenerate"
         return Stability(point=point, jacobian=jac, eigenvalues=eig, kind=kind)
+
+
+class PairedLayers:
+    """Shared by A[1,N,1] and A[N,1,N]: state (a_1..a_N, b_1..b_N[, c_1..c_N])."""
+
+    width: int
+
+    def _pair_names(self) -> tuple[str, ...]:
+        n = self.width
+        return tuple(f"{p}{i}" for p in ("a", "b") + (("c",) if self.adaptive else ()) for i in range(1, n + 1))
+
+    def split(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(a, b, c) as flat vectors; c is the channel used by the rule (b itself for GD)."""
+        n = self.width
+        a, b = y[:n], y[n : 2 * n]
+        if self.adaptive:
+            return a, b, y[2 * n :]
+        return a, b, (b if self.rule == "gd" else self.c)

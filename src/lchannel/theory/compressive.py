@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.polynomial import Polynomial
 
-from .base import ADAPTIVE_RULES, RULES, LearningSystem, check_rule
+from .base import RULES, LearningSystem, PairedLayers, check_rule
 from .onedim import real_roots
 
 __all__ = ["CompressiveNet", "check_statistics"]
@@ -49,7 +49,7 @@ def excess_error(p: np.ndarray, sigma_TI: np.ndarray, sigma_II: np.ndarray) -> f
     return 0.5 * float(np.trace(d @ sigma_II @ d.T))
 
 
-class CompressiveNet(LearningSystem):
+class CompressiveNet(PairedLayers, LearningSystem):
     """Averaged learning dynamics of A[N, 1, N] with N = Σ_II.shape[0].
 
     ``c`` (the fixed channel row C, N values) is required for ``rbp``/``srbp`` and must
@@ -71,20 +71,10 @@ class CompressiveNet(LearningSystem):
             raise ValueError(f"c must be None for rule {self.rule!r} (adaptive channel weights go in y0; gd has none)")
         else:
             self.c = None
-        self.names = tuple(f"a{i}" for i in range(1, n + 1)) + tuple(f"b{i}" for i in range(1, n + 1)) + (tuple(f"c{i}" for i in range(1, n + 1)) if self.adaptive else ())
+        self.names = self._pair_names()
         self.sizes = (n, 1, n)
 
-    @property
-    def adaptive(self) -> bool:
-        return self.rule in ADAPTIVE_RULES
 
-    def split(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(A, B, C) as flat vectors; C is B for GD."""
-        n = self.width
-        a, b = y[:n], y[n : 2 * n]
-        if self.adaptive:
-            return a, b, y[2 * n :]
-        return a, b, (b if self.rule == "gd" else self.c)
 
     def product(self, y: np.ndarray) -> np.ndarray:
         """P = BA (N×N, rank one)."""

@@ -16,13 +16,13 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.polynomial import Polynomial
 
-from .base import ADAPTIVE_RULES, RULES, LearningSystem, check_statistics, check_rule
+from .base import RULES, LearningSystem, PairedLayers, check_statistics, check_rule
 from .onedim import real_roots, theorem1_limit
 
 __all__ = ["ExpansiveNet"]
 
 
-class ExpansiveNet(LearningSystem):
+class ExpansiveNet(PairedLayers, LearningSystem):
     """Averaged learning dynamics of A[1, N, 1].
 
     ``c`` (N fixed channel weights) is required for ``rbp``/``srbp`` and must be omitted for
@@ -50,20 +50,10 @@ class ExpansiveNet(LearningSystem):
         else:
             self.c = None
         n = self.width
-        self.names = tuple(f"a{i}" for i in range(1, n + 1)) + tuple(f"b{i}" for i in range(1, n + 1)) + (tuple(f"c{i}" for i in range(1, n + 1)) if self.adaptive else ())
+        self.names = self._pair_names()
         self.sizes = (1, n, 1)
 
-    @property
-    def adaptive(self) -> bool:
-        return self.rule in ADAPTIVE_RULES
 
-    def split(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(a, b, c), with c the channel weights used by the rule (b itself for GD)."""
-        n = self.width
-        a, b = y[:n], y[n : 2 * n]
-        if self.adaptive:
-            return a, b, y[2 * n :]
-        return a, b, (b if self.rule == "gd" else self.c)
 
     def product(self, y: np.ndarray) -> float:
         """P = Σ a_i b_i."""

@@ -24,7 +24,7 @@ from functools import reduce
 
 import numpy as np
 
-from .base import ADAPTIVE_RULES, RULES, LearningSystem, check_rule
+from .base import RULES, LearningSystem, check_rule
 from .compressive import check_statistics, excess_error
 
 __all__ = ["GeneralLinear", "channel_shapes"]
@@ -91,9 +91,6 @@ class GeneralLinear(LearningSystem):
             names += [f"C{k}[{i},{j}]" for k, (r, s) in enumerate(self.c_shapes, 1) for i in range(r) for j in range(s)]
         self.names = tuple(names)
 
-    @property
-    def adaptive(self) -> bool:
-        return self.rule in ADAPTIVE_RULES
 
     # ------------------------------------------------------------------ packing
     def pack(self, As: Sequence[np.ndarray], Cs: Sequence[np.ndarray] | None = None) -> np.ndarray:
