@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -42,6 +43,7 @@ def plot_accuracy(curves: dict[str, History], path: str | Path, title: str = "")
     axes[0].set_ylabel("training accuracy (%)")
     axes[1].set_ylabel("test accuracy (%)")
     axes[1].set_xlabel("epoch")
+    axes[1].xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     for ax in axes:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8, loc="lower right", ncol=2)
