@@ -128,3 +128,15 @@ def test_measuring_does_not_change_training(algorithm, channel):
     probed.fit(train, test, epochs=3, on_epoch=lambda t: seen.append(probe(t)))
     assert probed.history.metrics == plain.history.metrics
     assert len(seen) == 3 and all(len(v) == 2 for _, _, v in seen[0])
+
+
+def test_per_synapse_feedback_has_an_update_angle_but_no_neuron_signal():
+    cfg = TrainConfig(dataset="synthetic", synthetic_k=0, architecture=[2, 8, 8, 1], algorithm="srbp",
+                      channel={"per_synapse": True}, epochs=1)
+    t = build_trainer(cfg, progress=False)
+    _, test = load_data(cfg)
+    from lchannel.alignment import alignment_angles
+    out = alignment_angles(t.net, t.channel, test.X[:100], test.T[:100])
+    assert torch.isnan(out[("signal", 1)]).all()
+    upd = out[("update", 1)]
+    assert torch.isfinite(upd).all() and ((upd >= 0) & (upd <= 180)).all()

@@ -98,12 +98,20 @@ def alignment_angles(net, channel, X: torch.Tensor, T: torch.Tensor, optimizer=N
             out[("signal", h)] = nan.clone()
             out[("update", h)] = nan.clone()
             continue
-        out[("signal", h)] = angle(I[h], B[h]).cpu()
+        per_neuron = isinstance(I[h], torch.Tensor)
+        # Per-synapse feedback (section 4.2 item 7) sends no per-neuron signal: only its
+        # update can be compared with the gradient.
+        out[("signal", h)] = angle(I[h], B[h]).cpu() if per_neuron else nan.clone()
         if h in frozen:
             out[("update", h)] = nan.clone()
         else:
             O = rec.presynaptic(h, E)
-            dW = _update_direction(I[h], O, optimizer, chunk)
+            if per_neuron:
+                dW = _update_direction(I[h], O, optimizer, chunk)
+            else:
+                lr = optimizer.lr_now() if optimizer is not None else 1.0
+                bits = getattr(optimizer, "update_bits", None)
+                dW = I[h].direction(O, lr, bits, getattr(optimizer, "update_alpha", 2.0 ** -6))[0]
             grad = torch.bmm(B[h].transpose(1, 2), O) / O.shape[1]
             out[("update", h)] = angle(dW, grad).cpu()
     C = getattr(channel, "C", None)
