@@ -99,9 +99,9 @@ def test_frozen_layer_has_no_update_angle_and_quantized_updates_are_measured():
     assert torch.isnan(out[("update", 1)]).all() and not torch.isnan(out[("update", 2)]).any()
     plain = alignment_angles(net, ch, X, T, SGD().bind(net))[("update", 2)]
     opt = SGD(update_bits=3).bind(net)
-    chunked = alignment_angles(net, ch, X, T, opt, chunk=7)[("update", 2)]
-    whole = alignment_angles(net, ch, X, T, opt, chunk=1000)[("update", 2)]
-    torch.testing.assert_close(chunked, whole)  # chunks only bound the memory
+    # (per-example updates are chunked inside SGD.direction; tests/test_variants.py checks
+    # the chunks against the plain per-example loop)
+    whole = alignment_angles(net, ch, X, T, opt)[("update", 2)]
     # the quantized update of eq. 19, done by hand for member 0, layer 2
     from lchannel.channels.transforms import quantize
     rec = net.forward(X)

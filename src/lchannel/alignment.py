@@ -36,6 +36,7 @@ import math
 import torch
 
 from .channels import Backprop
+from .plasticity import SGD
 
 METRICS = ("signal", "update", "feedback")
 
@@ -59,23 +60,9 @@ def _forward_product_T(net, h: int, k: int) -> torch.Tensor:
     return P
 
 
-def _update_direction(I: torch.Tensor, O: torch.Tensor, optimizer, chunk: int) -> torch.Tensor:
-    """The channel's ΔW/η: the batch mean of I_b O_bᵀ, quantized per example as the
-    optimizer does (in chunks, so a big probe batch never needs E·B·N_h·N_{h-1} memory)."""
-    if optimizer is None or getattr(optimizer, "update_bits", None) is None:
-        return torch.bmm(I.transpose(1, 2), O) / I.shape[1]
-    lr = optimizer.lr_now()
-    total = None
-    for i in range(0, I.shape[1], chunk):
-        dW, _ = optimizer.direction(I[:, i:i + chunk], O[:, i:i + chunk], lr)
-        part = dW * I[:, i:i + chunk].shape[1]
-        total = part if total is None else total + part
-    return total / I.shape[1]
-
-
 @torch.no_grad()
-def alignment_angles(net, channel, X: torch.Tensor, T: torch.Tensor, optimizer=None,
-                     chunk: int = 100) -> dict[tuple[str, int], torch.Tensor]:
+def alignment_angles(net, channel, X: torch.Tensor, T: torch.Tensor,
+                     optimizer=None) -> dict[tuple[str, int], torch.Tensor]:
     """``{(metric, h): angles per member}`` for every hidden layer h (see module doc).
 
     ``channel`` must be bound to ``net``; ``optimizer`` (an :class:`~lchannel.plasticity.SGD`)
@@ -90,7 +77,8 @@ def alignment_angles(net, channel, X: torch.Tensor, T: torch.Tensor, optimizer=N
         channel.load_state_dict(saved)
     B = Backprop().bind(net).signals(rec, e)
     E, L = net.E, net.L
-    frozen = set(getattr(optimizer, "frozen", ()) or ())
+    opt = optimizer if optimizer is not None else SGD()
+    frozen = set(opt.frozen)
     nan = torch.full((E,), math.nan, dtype=torch.float64)
     out: dict[tuple[str, int], torch.Tensor] = {}
     for h in range(1, L):
@@ -106,12 +94,8 @@ def alignment_angles(net, channel, X: torch.Tensor, T: torch.Tensor, optimizer=N
             out[("update", h)] = nan.clone()
         else:
             O = rec.presynaptic(h, E)
-            if per_neuron:
-                dW = _update_direction(I[h], O, optimizer, chunk)
-            else:
-                lr = optimizer.lr_now() if optimizer is not None else 1.0
-                bits = getattr(optimizer, "update_bits", None)
-                dW = I[h].direction(O, lr, bits, getattr(optimizer, "update_alpha", 2.0 ** -6))[0]
+            # The optimizer's own ΔW/η (quantized per example, per-synapse, ...).
+            dW = opt.direction(I[h], O, opt.lr_now())[0]
             grad = torch.bmm(B[h].transpose(1, 2), O) / O.shape[1]
             out[("update", h)] = angle(dW, grad).cpu()
     C = getattr(channel, "C", None)

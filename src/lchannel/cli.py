@@ -13,6 +13,8 @@ from pathlib import Path
 
 from .channels import algorithm_names, label
 from .config import TrainConfig
+from .experiments import cli as experiments_cli
+from .theory import cli as theory_cli
 
 FIGURE1 = ["bp", "sbp", "rbp", "srbp", "bp-nof", "sbp-nof", "rbp-nof", "srbp-nof", "top"]
 
@@ -210,13 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_options(p, default_seeds=5)
     p.set_defaults(func=cmd_compare, parser=p)
 
-    try:
-        from .theory import cli as theory_cli
-    except ImportError:  # pragma: no cover - theory is part of the package
-        theory_cli = None
-    if theory_cli is not None:
-        theory_cli.register(sub)
-    from .experiments import cli as experiments_cli; experiments_cli.register(sub)  # run, report, experiments
+    theory_cli.register(sub)  # theory vector-field / trajectory
+    experiments_cli.register(sub)  # run, report, experiments
     return parser
 
 

@@ -137,7 +137,6 @@ class TrainConfig:
             raise ValueError(f"architecture: {self.dataset} needs {n_in} inputs and {n_out} outputs, got A{sizes}")
         L = len(sizes) - 1
         need(all(_int(h) and 1 <= h <= L for h in self.frozen), "frozen", f"layer numbers in 1..{L}")
-        need(isinstance(self.channel, dict), "channel", "a mapping of channel options")
         # Raises on bad channel options, and on options that do not fit these layer sizes.
         build_channel(self.algorithm, **self.channel).check(sizes)
         return self

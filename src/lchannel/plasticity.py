@@ -22,14 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from .channels.transforms import quantize
-
-
-def _quantize_(x: torch.Tensor, alpha: float, bits: int) -> torch.Tensor:
-    """:func:`~lchannel.channels.transforms.quantize` (eq. 19) computed in place in ``x``,
-    with the same operations in the same order (bit-identical results)."""
-    s = torch.sign(x)
-    return x.abs_().div_(alpha).log2_().clamp_(-bits + 1, 0).round_().exp2_().mul_(s).mul_(alpha)
+from .channels.transforms import quantize, quantize_
 
 
 def hebbian_feedback_update(C: torch.Tensor, O_h: torch.Tensor, I_k: torch.Tensor, eta: float) -> None:
@@ -113,7 +106,7 @@ class SGD:
         dW = torch.zeros(E, n_out, n_in, dtype=I.dtype, device=I.device)
         for b0 in range(0, B, chunk):
             u = I[:, b0:b0 + chunk].unsqueeze(3) * O[:, b0:b0 + chunk].unsqueeze(2)
-            dW.add_(_quantize_(u.mul_(lr), self.update_alpha, self.update_bits).sum(1))
+            dW.add_(quantize_(u.mul_(lr), self.update_alpha, self.update_bits).sum(1))
         dW.div_(B * lr)
         db = quantize(I * lr, self.update_alpha, self.update_bits).mean(1) / lr
         return dW, db

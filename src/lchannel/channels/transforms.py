@@ -42,8 +42,14 @@ def quantize(x: torch.Tensor, alpha: float, bits: int) -> torch.Tensor:
         raise ValueError(f"bits must be an integer >= 1, got {bits}")
     if not alpha > 0:
         raise ValueError(f"alpha must be > 0, got {alpha}")
-    mag = torch.log2(x.abs() / alpha).clamp_(-bits + 1, 0).round_()
-    return torch.sign(x) * torch.exp2(mag) * alpha
+    return quantize_(x.clone(), alpha, bits)
+
+
+def quantize_(x: torch.Tensor, alpha: float, bits: int) -> torch.Tensor:
+    """:func:`quantize` computed in place in ``x`` (no validation): one temporary for the
+    sign instead of one per step, which matters for per-example weight updates."""
+    s = torch.sign(x)
+    return x.abs_().div_(alpha).log2_().clamp_(-bits + 1, 0).round_().exp2_().mul_(s).mul_(alpha)
 
 
 class Quantize(SignalTransform):
