@@ -30,6 +30,24 @@ def test_bp_updates_equal_autograd_gradients(hidden, output):
         torch.testing.assert_close(d, -g, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("output", ["softmax", "logistic", "identity"])
+def test_forward_record_follows_eq2(output):
+    # The engine computes tanh through σ and the softmax layer transposed; the record must
+    # still hold S^h = W^h O^{h-1} + b^h and O^h = f(S^h) of eq. 2, in (E, B, N_h) shape.
+    net = small_net(SIZES, "tanh", output)
+    X, _ = batch(SIZES, output)
+    rec = net.forward(X)
+    O = X.unsqueeze(0).expand(net.E, *X.shape)
+    for h in range(1, net.L + 1):
+        S = O @ net.W(h).transpose(1, 2) + net.b(h).unsqueeze(1)
+        O = torch.tanh(S) if h < net.L else {
+            "softmax": lambda s: torch.softmax(s, -1), "logistic": torch.sigmoid,
+            "identity": lambda s: s}[output](S)
+        torch.testing.assert_close(rec.S[h], S, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(rec.O[h], O, rtol=1e-5, atol=1e-6)
+    assert rec.output.shape == (net.E, X.shape[0], SIZES[-1])
+
+
 def test_tanh_through_sigmoid_matches_torch_tanh():
     S = torch.linspace(-20, 20, 2001)
     from lchannel.activations import Tanh

@@ -86,7 +86,9 @@ class Tanh(Activation):
     def from_scaled(self, Z):
         if Z.requires_grad:
             return torch.tanh(Z * 0.5)
-        return torch.sigmoid(Z).mul_(2.0).sub_(1.0)
+        # 2σ(Z) − 1 as one add with a cached 0-dim −1: a Python scalar in mul_/sub_ is
+        # wrapped into a fresh tensor on every call, which costs more than the arithmetic.
+        return torch.add(_minus_one(Z), torch.sigmoid(Z), alpha=2.0)
 
     def derivative(self, S, O):
         return 1.0 - O * O
@@ -94,6 +96,18 @@ class Tanh(Activation):
     def times_derivative(self, J, S, O):
         # J ⊙ (1 − O²) = J − (J ⊙ O) ⊙ O: two passes instead of three.
         return torch.addcmul(J, J * O, O, value=-1.0)
+
+
+_MINUS_ONE: dict = {}
+
+
+def _minus_one(like: torch.Tensor) -> torch.Tensor:
+    """A cached 0-dim −1 with the dtype and device of ``like``."""
+    key = (like.dtype, like.device)
+    c = _MINUS_ONE.get(key)
+    if c is None:
+        c = _MINUS_ONE[key] = torch.tensor(-1.0, dtype=like.dtype, device=like.device)
+    return c
 
 
 class ReLU(Activation):

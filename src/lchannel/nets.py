@@ -171,6 +171,7 @@ class Network:
         # Views stay valid under in-place updates; caching them saves per-step overhead.
         self._Wt = [W.transpose(1, 2) for W in self.weights]
         self._b3 = [b.unsqueeze(1) for b in self.biases]
+        self._bcol = self.biases[-1].unsqueeze(2)  # (E, N_L, 1) for the transposed top layer
 
     # -- shape helpers -------------------------------------------------------------
     @property
@@ -214,6 +215,13 @@ class Network:
             f = self.activations[h]
             p = f.prescale
             # Z = p·(O Wᵀ + b) in one fused product (p = 2 lets tanh run through σ).
+            if h == self.L and p == 1.0 and self.output_loss.prefers_transposed:
+                # (S^L)ᵀ = W (O^{L-1})ᵀ + b: the output pair works down columns; Z and O
+                # are (E, B, N_L) transposed views of it.
+                Zt = torch.baddbmm(self._bcol, self.weights[h - 1], O.transpose(1, 2))
+                Z_list.append(Zt.transpose(1, 2))
+                O_list.append(self.output_loss.activate_transposed(Zt))
+                continue
             if p == 1.0:
                 Z = torch.baddbmm(self._b3[h - 1], O, self._Wt[h - 1])
             else:
