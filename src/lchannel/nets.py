@@ -212,20 +212,17 @@ class Network:
             O = O.unsqueeze(0).expand(E, *O.shape)
         drop = train and self._dropout_streams is not None
         for h in range(1, self.L + 1):
-            f = self.activations[h]
-            p = f.prescale
-            # Z = p·(O Wᵀ + b) in one fused product (p = 2 lets tanh run through σ).
-            if h == self.L and p == 1.0 and self.output_loss.prefers_transposed:
+            if h == self.L and self.output_loss.prefers_transposed:
                 # (S^L)ᵀ = W (O^{L-1})ᵀ + b: the output pair works down columns; Z and O
-                # are (E, B, N_L) transposed views of it.
+                # are (E, B, N_L) transposed views of it (the output layer's prescale is 1).
                 Zt = torch.baddbmm(self._bcol, self.weights[h - 1], O.transpose(1, 2))
                 Z_list.append(Zt.transpose(1, 2))
                 O_list.append(self.output_loss.activate_transposed(Zt))
                 continue
-            if p == 1.0:
-                Z = torch.baddbmm(self._b3[h - 1], O, self._Wt[h - 1])
-            else:
-                Z = torch.baddbmm(self._b3[h - 1], O, self._Wt[h - 1], beta=p, alpha=p)
+            f = self.activations[h]
+            p = f.prescale
+            # Z = p·(O Wᵀ + b) in one fused product (p = 2 lets tanh run through σ).
+            Z = torch.baddbmm(self._b3[h - 1], O, self._Wt[h - 1], beta=p, alpha=p)
             O = f.from_scaled(Z)
             if drop and h < self.L:
                 O = O * self._dropout_mask(O.shape)
