@@ -44,6 +44,9 @@ class History:
     lr: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     diverged_at: list[int | None] = field(default_factory=list)
+    # Metrics of the untrained network (epoch 0), ``initial[name][member]``; not a row of
+    # ``epochs`` (those count finished epochs), but the first point of every curve.
+    initial: dict[str, list[float]] | None = None
 
     def __post_init__(self):
         if not self.diverged_at:
@@ -74,11 +77,20 @@ class History:
 
     def to_dict(self) -> dict:
         return {"seeds": self.seeds, "epochs": self.epochs, "metrics": self.metrics,
-                "lr": self.lr, "seconds": self.seconds, "diverged_at": self.diverged_at}
+                "lr": self.lr, "seconds": self.seconds, "diverged_at": self.diverged_at,
+                "initial": self.initial}
 
     @classmethod
     def from_dict(cls, d: dict) -> "History":
-        return cls(d["seeds"], d["epochs"], d["metrics"], d["lr"], d["seconds"], d["diverged_at"])
+        return cls(d["seeds"], d["epochs"], d["metrics"], d["lr"], d["seconds"], d["diverged_at"],
+                   d.get("initial"))
+
+    def curve(self, metric: str) -> tuple[list[int], list[list[float]]]:
+        """``(epochs, values[epoch_index][member])`` of ``metric`` starting at epoch 0 (the
+        untrained network) when it was recorded."""
+        if self.initial is None:
+            return list(self.epochs), list(self.metrics[metric])
+        return [0, *self.epochs], [self.initial[metric], *self.metrics[metric]]
 
 
 class Trainer:
@@ -199,6 +211,15 @@ class Trainer:
             raise ValueError(
                 f"data has {train.n_inputs} inputs and {train.n_outputs} targets but the network is "
                 f"A{self.net.sizes}: the first and last sizes must match")
+        if self.epoch == 0 and self.history.initial is None and epochs > 0:
+            # Epoch 0, the untrained network, so that curves start where training starts
+            # (as the alignment curves do).  Evaluation draws no random numbers: the
+            # training that follows is unchanged.
+            tr_loss, tr_acc = self.evaluate(train)
+            te_loss, te_acc = self.evaluate(test) if test is not None else (
+                torch.full_like(tr_loss, math.nan), torch.full_like(tr_acc, math.nan))
+            self.history.initial = {"train_loss": tr_loss.tolist(), "train_acc": tr_acc.tolist(),
+                                    "test_loss": te_loss.tolist(), "test_acc": te_acc.tolist()}
         bar = None
         if self.progress and epochs > self.epoch:
             from tqdm.auto import tqdm

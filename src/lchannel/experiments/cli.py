@@ -18,21 +18,12 @@ import shlex
 import sys
 from pathlib import Path
 
+from ..argtypes import int_list as _int_list
 from ..data import DataError
 from .runner import DEFAULT_DB, EXECUTORS, run_sweep
 from .spec import Overrides, SpecError, load_spec, shipped_specs
 
 DEVICES = "auto, cpu, cuda or cuda:N"
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        vals = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 0,1,2, got {text!r}") from None
-    if not vals:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 0,1,2, got {text!r}")
-    return vals
 
 
 def _where_item(text: str) -> tuple[str, str]:
