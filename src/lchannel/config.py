@@ -2,9 +2,14 @@
 
 :class:`TrainConfig` names everything a run depends on (data, architecture, learning
 channel and its options, optimizer and schedule, epochs, seeds); the same config and
-seed give the same numbers.  ``TrainConfig.from_dict`` rejects unknown keys and
-``validate`` rejects bad values, both with messages naming the field and the accepted
-values, before any work starts.
+seed give the same numbers.
+
+Every field is declared once, with :func:`param`: its default, the constraints it must
+meet (:mod:`lchannel.params`), its help text, its command-line flag, whether it defines
+the run (part of the cache key) and whether it is about the data.  From that one
+declaration come the ``lchannel train``/``compare`` options and their ``--help``
+(:func:`lchannel.cli.add_run_options`), the experiment-spec schema (the accepted keys of
+``[base]`` and ``set``), the validation messages, and the cache keys (:meth:`key`).
 """
 
 from __future__ import annotations
@@ -12,57 +17,146 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from .activations import ACTIVATIONS
-from .channels import algorithm_names, build_channel
-from .data import DATASETS
+from .channels import TRANSFORM_OPTIONS, algorithm_names, build_channel, split_name
+from .data import DATASETS, REGISTRY, dataset_entry
 from .init import INITS
 from .outputs import OUTPUTS
+from .params import Device, Interval, IntList, Options, Type, check
 from .train import BATCH_ORDERS
 
-DEFAULTS = {
-    # dataset -> (architecture, output): paper 1 section 4.1 for MNIST; a small net for f_k.
-    "mnist": ([784, 100, 100, 100, 100, 10], "softmax"),
-    "synthetic": ([2, 50, 50, 1], "logistic"),
-}
+SEED_RANGE = Interval(int, 0, 2 ** 63 - 1)  # torch generators and SQLite integers are 64-bit signed
+TRAIN_METRICS = ("running", "full")
+
+
+@dataclass(frozen=True)
+class Param:
+    """The declaration of one field (kept in the dataclass field's metadata)."""
+
+    constraints: tuple
+    help: str
+    group: str
+    cli: str | None = None  # the command-line flag; None: not a train/compare option
+    key: bool = True  # part of the cache key (False: where/how it runs, or the seeds)
+    data: bool = False  # changes the data rather than the model
+    metavar: str | None = None
+    default_text: str | None = None  # how --help states a default that depends on others
+    # (predicate(cfg), phrase): the field applies only when the predicate holds; otherwise
+    # it must keep its default (and the CLI refuses the flag).
+    applies: tuple[Callable[["TrainConfig"], bool], str] | None = None
+
+
+def param(default: Any = None, *constraints, help: str, group: str, cli: str | None = None, key: bool = True,
+          data: bool = False, metavar: str | None = None, default_text: str | None = None,
+          applies=None, factory: Callable | None = None):
+    """A dataclass field carrying its :class:`Param` declaration."""
+    meta = {"param": Param(tuple(constraints), help, group, cli, key, data, metavar, default_text, applies)}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _dataset_option(cfg: "TrainConfig", name: str) -> bool:
+    return name in REGISTRY[cfg.dataset].options
+
+
+def _only_for_datasets(name: str):
+    takers = [d for d, e in REGISTRY.items() if name in e.options]
+    return (lambda cfg: _dataset_option(cfg, name), f"only data set {' or '.join(takers)} takes it, "
+                                                   f"not this run's")
 
 
 @dataclass
 class TrainConfig:
-    """Everything a run depends on.  Defaults follow paper 1's MNIST protocol."""
+    """Everything a run depends on.  Defaults follow paper 1's MNIST protocol (section 4.1)."""
 
-    dataset: str = "mnist"
-    data_dir: str | None = None
-    synthetic_k: int = 1
-    n_train: int = 4000
-    n_test: int = 1000
-    subset: int | None = None
-    architecture: list[int] | None = None
-    hidden: str = "tanh"
-    output: str | None = None
-    init: str = "glorot_normal"
-    algorithm: str = "bp"
-    channel: dict = field(default_factory=dict)
-    lr: float = 0.1
-    decay: float = 1e-6
-    momentum: float = 0.0
-    batch_size: int = 100
-    epochs: int = 100
-    seeds: list[int] = field(default_factory=lambda: [0])
-    data_seed: int = 0
-    batch_order: str = "shared"
-    dropout: float = 0.0
-    frozen: list[int] = field(default_factory=list)
-    update_bits: int | None = None
-    update_alpha: float = 2.0 ** -6
-    train_metrics: str = "running"
-    device: str = "cpu"
+    # -- data -------------------------------------------------------------------------
+    dataset: str = param("mnist", Options(DATASETS), group="data", cli="--dataset", data=True,
+                         help="data set: " + "; ".join(f"{n} ({e.description})" for n, e in REGISTRY.items()))
+    data_dir: str | None = param(None, None, Type(str, "a folder path"), group="data", cli="--data-dir",
+                                 key=False, data=True, default_text="$LCHANNEL_DATA_DIR, else ~/.cache/lchannel",
+                                 help="folder with the data files")
+    synthetic_k: int = param(1, Interval(int, 0), group="data", cli="--k", data=True,
+                             applies=_only_for_datasets("synthetic_k"), help="synthetic: k of f_k (difficulty)")
+    n_train: int = param(4000, Interval(int, 1), group="data", cli="--n-train", data=True,
+                         applies=_only_for_datasets("n_train"), help="synthetic: training examples")
+    n_test: int = param(1000, Interval(int, 1), group="data", cli="--n-test", data=True,
+                        applies=_only_for_datasets("n_test"), help="synthetic: test examples")
+    subset: int | None = param(None, None, Interval(int, 1), group="data", cli="--subset", data=True,
+                               default_text="all", help="use only the first N training examples")
+    # -- network ----------------------------------------------------------------------
+    architecture: list[int] | None = param(
+        None, None, IntList(Interval(int, 1), min_len=2), group="network", cli="--arch", metavar="N0,N1,...",
+        default_text="per data set: " + "; ".join(f"{n} {','.join(map(str, e.architecture))}"
+                                                   for n, e in REGISTRY.items()),
+        help="layer sizes A[N0,...,NL], e.g. 784,100,100,100,100,10")
+    hidden: str = param("tanh", Options(tuple(sorted(ACTIVATIONS))), group="network", cli="--hidden",
+                        help="transfer function of the hidden layers")
+    output: str | None = param(None, None, Options(tuple(sorted(OUTPUTS))), group="network", cli="--output",
+                               default_text="per data set: " + "; ".join(f"{n} {e.output}" for n, e in REGISTRY.items()),
+                               help="output pair (softmax + cross-entropy, logistic + binary cross-entropy, "
+                                    "identity + squared error)")
+    init: str = param("glorot_normal", Options(tuple(INITS)), group="network", cli="--init",
+                      help="forward initialisation (glorot_normal: the papers' scaled normal)")
+    dropout: float = param(0.0, Interval(float, 0, 1, closed="left"), group="network", cli="--dropout",
+                           help="forward-channel dropout probability")
+    # -- learning channel -------------------------------------------------------------
+    algorithm: str = param("bp", Options(tuple(algorithm_names())), group="learning channel",
+                           help="learning channel (see the README's table)")
+    channel: dict = param(None, Type(dict, "a table of channel options"), group="learning channel", factory=dict,
+                          help="channel options (feedback, derivative, transforms, ...; docs/channels.md)")
+    # -- optimisation -----------------------------------------------------------------
+    lr: float = param(0.1, Interval(float, 0, None, closed="neither"), group="optimisation", cli="--lr",
+                      help="initial learning rate η_0")
+    decay: float = param(1e-6, Interval(float, 0), group="optimisation", cli="--decay",
+                         help="schedule η_t = η_0 / (1 + decay·t), t counting updates")
+    momentum: float = param(0.0, Interval(float, 0, 1, closed="left"), group="optimisation", cli="--momentum",
+                            help="momentum μ")
+    batch_size: int = param(100, Interval(int, 1), group="optimisation", cli="--batch-size",
+                            help="minibatch size")
+    epochs: int = param(100, Interval(int, 1), group="optimisation", cli="--epochs",
+                        help="epochs to train (a rerun with more epochs resumes)")
+    frozen: list[int] = param(None, IntList(Interval(int, 1)), group="optimisation", cli="--frozen",
+                              factory=list, metavar="H1,H2,...", default_text="none",
+                              help="layers (1-based) that never change (paper 1, section 4.2 item 4)")
+    update_bits: int | None = param(None, None, Interval(int, 1), group="optimisation", cli="--update-bits",
+                                    default_text="off",
+                                    help="quantize each example's weight update to this many bits (eq. 19, sec. 5.2)")
+    update_alpha: float = param(2.0 ** -6, Interval(float, 0, None, closed="neither"), group="optimisation",
+                                cli="--update-alpha", default_text="2^-6, the paper's",
+                                applies=(lambda cfg: cfg.update_bits is not None, "it needs update_bits (--update-bits)"),
+                                help="scale α of the weight-update quantizer")
+    # -- seeds and bookkeeping --------------------------------------------------------
+    seeds: list[int] = param(None, IntList(SEED_RANGE, min_len=1, distinct=True), group="seeds and output",
+                             cli="--seeds", key=False, factory=lambda: [0], metavar="S1,S2,...",
+                             default_text="0..N-1 from --num-seeds", help="one member per seed")
+    data_seed: int = param(0, SEED_RANGE, group="seeds and output", cli="--data-seed",
+                           help="seed of the minibatch order (and of generated data)")
+    batch_order: str = param("shared", Options(BATCH_ORDERS), group="seeds and output", cli="--batch-order",
+                             help="shared: every member sees the same minibatches; per_member: each its own")
+    train_metrics: str = param("running", Options(TRAIN_METRICS), group="seeds and output",
+                               cli="--train-metrics",
+                               help="running: mean over the epoch's minibatches; full: a separate pass after it")
+    device: str = param("cpu", Device(), group="seeds and output", cli="--device", key=False,
+                        help="where to train")
 
     # -- construction ---------------------------------------------------------------
     @classmethod
     def fields(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def params(cls) -> dict[str, tuple[dataclasses.Field, Param]]:
+        """``{name: (dataclass field, Param)}`` in declaration order."""
+        return {f.name: (f, f.metadata["param"]) for f in dataclasses.fields(cls)}
+
+    @classmethod
+    def default(cls, name: str) -> Any:
+        f = cls.params()[name][0]
+        return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -81,70 +175,72 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    def key(self, exclude=("seeds", "data_dir", "device")) -> str:
-        """A short hash of the config (seeds and paths excluded): runs with the same key
-        differ only in seed."""
-        d = {k: v for k, v in self.to_dict().items() if k not in exclude}
+    def key(self, exclude: tuple[str, ...] = ()) -> str:
+        """A short hash of the fields that define the run (not seeds, data folder or device,
+        nor ``exclude``): runs with the same key differ only in seed."""
+        skip = set(exclude) | {n for n, (_, p) in self.params().items() if not p.key}
+        d = {k: v for k, v in self.to_dict().items() if k not in skip}
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     # -- resolved defaults ------------------------------------------------------------
     @property
     def sizes(self) -> list[int]:
-        return list(self.architecture) if self.architecture else list(DEFAULTS[self.dataset][0])
+        return list(self.architecture) if self.architecture else list(REGISTRY[self.dataset].architecture)
 
     @property
     def output_pair(self) -> str:
-        return self.output or DEFAULTS[self.dataset][1]
+        return self.output or REGISTRY[self.dataset].output
+
+    @property
+    def train_size(self) -> int:
+        """Training examples the run uses (the data set's size, or ``subset``)."""
+        n = REGISTRY[self.dataset].train_size(self.to_dict())
+        return n if self.subset is None else self.subset
 
     # -- validation -------------------------------------------------------------------
     def validate(self) -> "TrainConfig":
-        def need(cond: bool, name: str, accepted: str) -> None:
-            if not cond:
-                raise ValueError(f"{name}: {getattr(self, name)!r} is not accepted; expected {accepted}")
-
-        need(self.dataset in DATASETS, "dataset", f"one of {list(DATASETS)}")
-        need(self.hidden in ACTIVATIONS, "hidden", f"one of {sorted(ACTIVATIONS)}")
-        need(self.output is None or self.output in OUTPUTS, "output", f"one of {sorted(OUTPUTS)}")
-        need(self.init in INITS, "init", f"one of {list(INITS)}")
-        need(self.algorithm in algorithm_names(), "algorithm", f"one of {algorithm_names()}")
-        need(isinstance(self.channel, dict), "channel", "a table of channel options")
-        need(_num(self.lr) and self.lr > 0, "lr", "a number > 0")
-        need(_num(self.decay) and self.decay >= 0, "decay", "a number >= 0")
-        need(_num(self.momentum) and 0 <= self.momentum < 1, "momentum", "a number in [0, 1)")
-        need(_int(self.batch_size) and self.batch_size >= 1, "batch_size", "an integer >= 1")
-        need(_int(self.epochs) and self.epochs >= 0, "epochs", "an integer >= 0")
-        need(isinstance(self.seeds, (list, tuple)) and len(self.seeds) >= 1 and all(_int(s) for s in self.seeds)
-             and len(set(self.seeds)) == len(self.seeds), "seeds", "a non-empty list of distinct integers")
-        need(_int(self.data_seed), "data_seed", "an integer")
-        need(self.batch_order in BATCH_ORDERS, "batch_order", f"one of {list(BATCH_ORDERS)}")
-        need(_num(self.dropout) and 0 <= self.dropout < 1, "dropout", "a number in [0, 1)")
-        need(self.subset is None or (_int(self.subset) and self.subset >= 1), "subset", "an integer >= 1 or null")
-        need(_int(self.synthetic_k) and self.synthetic_k >= 0, "synthetic_k", "an integer >= 0")
-        need(_int(self.n_train) and self.n_train >= 1, "n_train", "an integer >= 1")
-        need(_int(self.n_test) and self.n_test >= 1, "n_test", "an integer >= 1")
-        need(self.update_bits is None or (_int(self.update_bits) and self.update_bits >= 1),
-             "update_bits", "an integer >= 1 or null")
-        need(_num(self.update_alpha) and self.update_alpha > 0, "update_alpha", "a number > 0")
-        need(self.train_metrics in ("running", "full"), "train_metrics", "'running' or 'full'")
-        need(self.device == "cpu" or self.device.startswith("cuda"), "device", "'cpu' or 'cuda[:N]'")
-        if self.architecture is not None:
-            need(isinstance(self.architecture, (list, tuple)) and len(self.architecture) >= 2
-                 and all(_int(n) and n >= 1 for n in self.architecture),
-                 "architecture", "a list of at least two layer sizes >= 1")
+        """Raise ValueError, naming the field and what is accepted, for any bad value or
+        any combination that cannot run or would be silently ignored."""
+        params = self.params()
+        for name, (_, p) in params.items():
+            check(name, getattr(self, name), p.constraints)
+        for name, (_, p) in params.items():
+            if p.applies is not None and not p.applies[0](self) and getattr(self, name) != self.default(name):
+                raise ValueError(f"{name}: {getattr(self, name)!r} does not apply here: {p.applies[1]}")
+        entry = dataset_entry(self.dataset)
+        if self.subset is not None and self.subset > entry.train_size(self.to_dict()):
+            raise ValueError(f"subset: {self.subset} is larger than {self.dataset}'s "
+                             f"{entry.train_size(self.to_dict())} training examples")
+        full = entry.train_size(self.to_dict())
+        if self.batch_size > full:
+            raise ValueError(f"batch_size: {self.batch_size} is larger than {self.dataset}'s {full} training examples")
         sizes = self.sizes
-        n_in, n_out = {"mnist": (784, 10), "synthetic": (2, 1)}[self.dataset]
-        if sizes[0] != n_in or sizes[-1] != n_out:
-            raise ValueError(f"architecture: {self.dataset} needs {n_in} inputs and {n_out} outputs, got A{sizes}")
+        if sizes[0] != entry.n_inputs or sizes[-1] != entry.n_outputs:
+            raise ValueError(f"architecture: {self.dataset} needs {entry.n_inputs} inputs and "
+                             f"{entry.n_outputs} outputs, got A{sizes}")
         L = len(sizes) - 1
-        need(all(_int(h) and 1 <= h <= L for h in self.frozen), "frozen", f"layer numbers in 1..{L}")
+        if not all(1 <= h <= L for h in self.frozen):
+            raise ValueError(f"frozen: {self.frozen!r} is not accepted; expected layer numbers in 1..{L}")
+        self._check_channel_options()
         # Raises on bad channel options, and on options that do not fit these layer sizes.
-        build_channel(self.algorithm, **self.channel).check(sizes)
+        channel = build_channel(self.algorithm, **self.channel)
+        channel.check(sizes)
+        trainable = {L} | {h for h, ks in channel.routes(L).items() if ks}
+        if trainable <= set(self.frozen):
+            raise ValueError(f"frozen: {self.frozen!r} freezes every layer that {self.algorithm} trains "
+                             f"({sorted(trainable)}): nothing would learn")
         return self
 
-
-def _num(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
-def _int(x) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
+    def _check_channel_options(self) -> None:
+        """Channel options that the chosen algorithm would silently ignore."""
+        base, _ = split_name(self.algorithm)
+        ch = self.channel
+        if base == "top":
+            ignored = sorted(k for k in ch if k in ("derivative", "transforms", *TRANSFORM_OPTIONS))
+            if ignored:
+                raise ValueError(f"channel: {ignored} do not apply to 'top' (top-layer-only): no signal reaches "
+                                 f"the hidden layers, so there is no derivative or signal to transform")
+        adaptive = base in ("arbp", "asrbp") or ch.get("adaptive") is True
+        if "adapt_rate" in ch and not adaptive:
+            raise ValueError(f"channel: adapt_rate applies only to adaptive channels (arbp, asrbp, or adaptive=true); "
+                             f"{self.algorithm!r} keeps its feedback fixed")

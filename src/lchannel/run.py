@@ -9,10 +9,13 @@ continues it from the checkpoint with identical numbers.
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
 import json
 import math
 import os
 import statistics
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +30,82 @@ from .train import History, Trainer
 
 
 RESUME_EXCLUDE = ("seeds", "data_dir", "device", "epochs")
+# What a run folder holds (removed by --restart).
+RUN_FILES = ("config.json", "checkpoint.pt", "checkpoint.pt.tmp", "metrics.csv", "metrics.json", "timings.json")
+
+
+class RunFolderError(ValueError):
+    """An output folder that cannot hold this run; the message says what to do."""
+
+
+def run_id(cfg: TrainConfig) -> str:
+    """A short id of the run: everything that defines it, seeds included, epochs not (a
+    longer schedule continues the same run).  Default output folders are named by it."""
+    text = json.dumps([cfg.key(("epochs",)), cfg.seeds])
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def check_writable_folder(folder: str | os.PathLike, what: str, create: bool = False) -> Path:
+    """Make sure files can be written in ``folder`` (or, if it does not exist yet, that it
+    can be created: its nearest existing parent is a writable folder); a
+    :class:`RunFolderError` naming ``what`` (the option) otherwise.  Nothing is created
+    unless ``create``."""
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        where = "" if probe == folder else f" (its parent {probe} is a file)"
+        raise RunFolderError(f"{what}: {folder} is not a folder{where}")
+    try:
+        tempfile.TemporaryFile(dir=probe).close()
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RunFolderError(f"{what}: cannot write in {probe} ({err.strerror or err})") from None
+    return folder
+
+
+def open_run_folder(out: str | os.PathLike, cfg: TrainConfig, restart: bool = False,
+                    resume: bool = True) -> dict | None:
+    """Check, before any work, that ``out`` can hold ``cfg``'s run; return the checkpoint
+    state to resume from (None: start from scratch).
+
+    A folder holding a different run, or a corrupt ``config.json``/``checkpoint.pt``, is a
+    :class:`RunFolderError` that says how to go on (another ``--out``, or ``restart=True``,
+    which discards the run files the folder holds)."""
+    out = check_writable_folder(out, "--out")
+    if not out.exists():
+        return None
+    cfg_path, ckpt = out / "config.json", out / "checkpoint.pt"
+    way_out = f"pass --restart to discard the run in {out} and start over"
+    if restart:
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
+        return None
+    if not cfg_path.exists():
+        if ckpt.exists():
+            raise RunFolderError(f"--out: {out} holds checkpoint.pt but no config.json; {way_out}")
+        return None
+    try:
+        old = TrainConfig(**json.loads(cfg_path.read_text()))
+        old_key = old.key(RESUME_EXCLUDE)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError) as err:
+        raise RunFolderError(f"{cfg_path} is corrupt or unreadable ({err}); {way_out}") from None
+    if old_key != cfg.key(RESUME_EXCLUDE) or old.seeds != cfg.seeds:
+        a, b = old.to_dict(), cfg.to_dict()
+        diff = [f"{k} {a[k]!r} there, {b[k]!r} here" for k in a if k not in RESUME_EXCLUDE[1:] and a[k] != b[k]]
+        raise RunFolderError(f"--out: {out} holds a different run ({'; '.join(diff)}); choose another --out, "
+                             f"or {way_out}")
+    if not resume or not ckpt.exists():
+        return None
+    try:
+        state = torch.load(ckpt, weights_only=False)
+    except Exception as err:  # noqa: BLE001 - torch.load raises many types for a damaged file
+        raise RunFolderError(f"{ckpt} is corrupt or unreadable ({type(err).__name__}: {err}); {way_out}") from None
+    if not isinstance(state, dict) or "epoch" not in state or "net" not in state:
+        raise RunFolderError(f"{ckpt} is not an lchannel checkpoint; {way_out}")
+    return state
 
 
 def load_data(cfg: TrainConfig) -> tuple[Dataset, Dataset]:
@@ -37,7 +116,7 @@ def load_data(cfg: TrainConfig) -> tuple[Dataset, Dataset]:
     return train.to(cfg.device), test.to(cfg.device)
 
 
-def build_trainer(cfg: TrainConfig, progress: bool = True) -> Trainer:
+def build_trainer(cfg: TrainConfig, progress: bool = True, desc: str = "train") -> Trainer:
     """The network population, channel and optimizer a config describes."""
     cfg.validate()
     net = Network(cfg.sizes, hidden=cfg.hidden, output=cfg.output_pair, seeds=cfg.seeds,
@@ -46,7 +125,7 @@ def build_trainer(cfg: TrainConfig, progress: bool = True) -> Trainer:
     opt = SGD(lr=cfg.lr, decay=cfg.decay, momentum=cfg.momentum, frozen=cfg.frozen,
               update_bits=cfg.update_bits, update_alpha=cfg.update_alpha)
     return Trainer(net, channel, opt, batch_size=cfg.batch_size, batch_order=cfg.batch_order,
-                   data_seed=cfg.data_seed, train_metrics=cfg.train_metrics, progress=progress)
+                   data_seed=cfg.data_seed, train_metrics=cfg.train_metrics, progress=progress, desc=desc)
 
 
 @dataclass
@@ -55,19 +134,28 @@ class RunResult:
     history: History
     trainer: Trainer
     out_dir: Path | None = None
+    already_complete: bool = False  # the folder held this run, finished: nothing was trained
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def write_metrics(history: History, out_dir: Path) -> None:
+    """``metrics.csv``/``metrics.json`` (identical bytes for identical runs) and
+    ``timings.json`` (seconds per epoch, which vary from run to run)."""
     rows = history.rows()
-    tmp = out_dir / "metrics.csv.tmp"
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["epoch"])
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, out_dir / "metrics.csv")
-    tmp = out_dir / "metrics.json.tmp"
-    tmp.write_text(json.dumps(history.to_dict(), indent=1, default=_nan_safe))
-    os.replace(tmp, out_dir / "metrics.json")
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["epoch"])
+    w.writeheader()
+    w.writerows(rows)
+    _write_atomic(out_dir / "metrics.csv", buf.getvalue())
+    d = history.to_dict()
+    seconds = d.pop("seconds")
+    _write_atomic(out_dir / "metrics.json", json.dumps(d, indent=1, default=_nan_safe))
+    _write_atomic(out_dir / "timings.json", json.dumps({"epochs": history.epochs, "seconds": seconds}, indent=1))
 
 
 def _nan_safe(x):
@@ -75,33 +163,34 @@ def _nan_safe(x):
 
 
 def train_config(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, progress: bool = True,
-                 resume: bool = True, data: tuple[Dataset, Dataset] | None = None) -> RunResult:
+                 resume: bool = True, data: tuple[Dataset, Dataset] | None = None, restart: bool = False,
+                 desc: str = "train") -> RunResult:
     """Train ``cfg``; with ``out_dir`` write results there after every epoch and resume
-    from its checkpoint when the same config was already started."""
+    from its checkpoint when the same config was already started (``restart=True``
+    discards it instead).  Folder problems raise :class:`RunFolderError` before any work."""
     cfg.validate()
+    state = open_run_folder(out_dir, cfg, restart, resume) if out_dir is not None else None
     train, test = data if data is not None else load_data(cfg)
-    trainer = build_trainer(cfg, progress)
+    trainer = build_trainer(cfg, progress, desc)
     ckpt = None
     if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        out = check_writable_folder(out_dir, "--out", create=True)
         ckpt = out / "checkpoint.pt"
-        cfg_path = out / "config.json"
-        if cfg_path.exists() and ckpt.exists() and resume:
-            old = json.loads(cfg_path.read_text())
-            # Same run = same config up to the number of epochs (a longer schedule resumes).
-            same = TrainConfig.from_dict(old).key(RESUME_EXCLUDE) == cfg.key(RESUME_EXCLUDE)
-            if not same or old.get("seeds") != cfg.seeds:
-                raise ValueError(f"{out} holds a different run; choose another --out or remove it")
-            trainer.load(ckpt)
-        cfg_path.write_text(json.dumps(cfg.to_dict(), indent=1))
+        if state is not None:
+            try:
+                trainer.load_state_dict(state)
+            except (KeyError, ValueError, RuntimeError, TypeError) as err:
+                raise RunFolderError(f"{ckpt} does not fit this run ({err}); pass --restart to discard the run "
+                                     f"in {out} and start over") from None
+        _write_atomic(out / "config.json", json.dumps(cfg.to_dict(), indent=1))
+    complete = state is not None and trainer.epoch >= cfg.epochs
 
     def on_epoch(t: Trainer) -> None:
         if out_dir is not None:
             write_metrics(t.history, Path(out_dir))
 
     history = trainer.fit(train, test, epochs=cfg.epochs, checkpoint=ckpt, on_epoch=on_epoch)
-    return RunResult(cfg, history, trainer, None if out_dir is None else Path(out_dir))
+    return RunResult(cfg, history, trainer, None if out_dir is None else Path(out_dir), complete)
 
 
 def summarize(history: History, metric: str) -> tuple[float, float, int]:

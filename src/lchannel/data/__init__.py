@@ -1,24 +1,85 @@
-"""Data sets: MNIST (IDX files, verified), the synthetic f_k sets of paper 2."""
+"""Data sets: a registry of entries (MNIST from verified IDX files, the synthetic f_k sets
+of paper 2), each knowing its loader, shapes, size, checksums and download path.
+
+Adding a data set (CIFAR-10, HIGGS, ...) is one :class:`DatasetEntry` in :data:`REGISTRY`;
+the configuration, the CLI and the validation read everything they need from it.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 from .base import Dataset, one_hot
 from .datadir import ENV_VAR, resolve_data_dir
+from .mnist import FILES as MNIST_FILES
+from .mnist import MIRRORS as MNIST_MIRRORS
 from .mnist import DataError, load_mnist
 from .synthetic import f_k, make_synthetic
 
-DATASETS = ("mnist", "synthetic")
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """One data set.
+
+    ``options``: the TrainConfig fields only this data set takes (e.g. ``synthetic_k``);
+    giving one for another data set is an error.  ``train_size(options)``: the number of
+    training examples, known before loading (for validating batch size and subset).
+    ``load(data_dir, options, seed)`` returns (train, test).  ``files``: file name ->
+    sha256 of the decompressed bytes (empty for generated sets); ``source``: where the
+    files come from (the download path), or how the set is generated.
+    """
+
+    name: str
+    description: str
+    n_inputs: int
+    n_outputs: int
+    architecture: tuple[int, ...]
+    output: str
+    load: Callable[..., tuple[Dataset, Dataset]]
+    train_size: Callable[[dict], int]
+    options: tuple[str, ...] = ()
+    files: dict | None = None
+    source: str = ""
+
+
+def _load_mnist(data_dir, options: dict, seed: int):
+    return load_mnist(data_dir)
+
+
+def _load_synthetic(data_dir, options: dict, seed: int):
+    return make_synthetic(k=options["synthetic_k"], n_train=options["n_train"], n_test=options["n_test"],
+                          seed=seed)
+
+
+REGISTRY: dict[str, DatasetEntry] = {
+    "mnist": DatasetEntry(
+        name="mnist", description="MNIST digits, 60,000 train / 10,000 test, 28x28 in [0, 1]",
+        n_inputs=784, n_outputs=10, architecture=(784, 100, 100, 100, 100, 10), output="softmax",  # paper 1 sec. 4.1
+        load=_load_mnist, train_size=lambda o: 60000, files=dict(MNIST_FILES),
+        source=" or ".join(MNIST_MIRRORS)),
+    "synthetic": DatasetEntry(
+        name="synthetic", description="paper 2's f_k = g ∘ t^k on [-1, 1]^2 (section 4.2), generated from a seed",
+        n_inputs=2, n_outputs=1, architecture=(2, 50, 50, 1), output="logistic",
+        load=_load_synthetic, train_size=lambda o: int(o["n_train"]),
+        options=("synthetic_k", "n_train", "n_test"), source="generated (no files)"),
+}
+
+DATASETS = tuple(REGISTRY)
+
+
+def dataset_entry(name: str) -> DatasetEntry:
+    """The registry entry of ``name``; a ValueError lists the accepted names."""
+    if name not in REGISTRY:
+        raise ValueError(f"dataset: {name!r} is not accepted; expected one of {list(DATASETS)}")
+    return REGISTRY[name]
 
 
 def load_dataset(name: str, data_dir=None, k: int = 1, n_train: int = 4000, n_test: int = 1000,
                  seed: int = 0) -> tuple[Dataset, Dataset]:
-    """(train, test) for ``name`` (mnist or synthetic)."""
-    if name == "mnist":
-        return load_mnist(data_dir)
-    if name == "synthetic":
-        return make_synthetic(k=k, n_train=n_train, n_test=n_test, seed=seed)
-    raise ValueError(f"dataset must be one of {DATASETS}, got {name!r}")
+    """(train, test) for ``name`` (see :data:`REGISTRY`)."""
+    return dataset_entry(name).load(data_dir, {"synthetic_k": k, "n_train": n_train, "n_test": n_test}, seed)
 
 
-__all__ = ["DATASETS", "DataError", "Dataset", "ENV_VAR", "f_k", "load_dataset", "load_mnist",
-           "make_synthetic", "one_hot", "resolve_data_dir"]
+__all__ = ["DATASETS", "DataError", "Dataset", "DatasetEntry", "ENV_VAR", "REGISTRY", "dataset_entry", "f_k",
+           "load_dataset", "load_mnist", "make_synthetic", "one_hot", "resolve_data_dir"]

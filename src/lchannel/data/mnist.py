@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .base import Dataset, one_hot
-from .datadir import ENV_VAR, resolve_data_dir
+from .datadir import ENV_VAR, default_cache_dir, resolve_data_dir
 
 FILES = {
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
@@ -82,16 +82,19 @@ def parse_idx(data: bytes, path: Path) -> np.ndarray:
 def download(root: Path, names: list[str], timeout: float = 30.0) -> None:
     """Fetch ``names`` (gzip) from the official mirrors into ``root/mnist`` and verify them."""
     target = root / "mnist"
-    target.mkdir(parents=True, exist_ok=True)
     for name in names:
         last_err: Exception | None = None
         for mirror in MIRRORS:
             url = mirror + name + ".gz"
-            tmp = target / (name + ".gz.part")
+            # Fetched into root and moved into root/mnist once verified, so that a failed
+            # download (no network) leaves no empty folder behind.
+            tmp = root / (name + ".gz.part")
             try:
-                with urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, "wb") as f:
-                    f.write(r.read())
+                with urllib.request.urlopen(url, timeout=timeout) as r:
+                    payload = r.read()
+                tmp.write_bytes(payload)
                 read_verified(tmp, FILES[name])
+                target.mkdir(exist_ok=True)
                 os.replace(tmp, target / (name + ".gz"))
                 last_err = None
                 break
@@ -107,6 +110,13 @@ def load_mnist(data_dir: str | os.PathLike | None = None, download_missing: bool
     """(train, test): 60,000 and 10,000 images flattened to 784 values in [0, 1],
     one-hot targets over 10 classes, and labels."""
     root = resolve_data_dir(data_dir)
+    if not root.is_dir():
+        if data_dir or os.environ.get(ENV_VAR):
+            # A folder the user named: a typo must not create an empty folder.
+            raise DataError(f"data directory {root} does not exist (from "
+                            f"{'--data-dir' if data_dir else '$' + ENV_VAR}); point it at the folder that holds "
+                            f"mnist/ (or the IDX files), or leave both unset to use {default_cache_dir()}")
+        root.mkdir(parents=True, exist_ok=True)  # the per-user cache
     missing = [n for n in FILES if find_file(root, n) is None]
     if missing and download_missing:
         try:
