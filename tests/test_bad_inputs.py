@@ -94,23 +94,21 @@ BAD = [
 ]
 
 
+def _run(argv, capsys) -> str:
+    """Run the CLI, expect a usage error (exit status 2), return what it printed to stderr."""
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    return capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv,needle", BAD, ids=[" ".join(a)[:60] for a, _ in BAD])
 def test_bad_input_exits_2_with_a_message_naming_it_before_any_work(argv, needle, tmp_path, capsys):
     out = tmp_path / "out"
-    with pytest.raises(SystemExit) as e:
-        main([*argv, "--out", str(out)])
-    assert e.value.code == 2
-    err = capsys.readouterr().err
+    err = _run([*argv, "--out", str(out)], capsys)
     assert needle in err, err
     assert "Traceback" not in err
     assert not out.exists()
-
-
-def _run(argv, capsys, code=2):
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    assert e.value.code == code
-    return capsys.readouterr().err
 
 
 # --- data files -----------------------------------------------------------------------

@@ -15,8 +15,8 @@ from pathlib import Path
 from .argtypes import finite_float, int_list, int_list_or_empty, key_value
 from .channels import algorithm_names, label
 from .config import Param, TrainConfig
-from .params import Interval, IntList
 from .experiments import cli as experiments_cli
+from .params import Interval, IntList
 from .theory import cli as theory_cli
 
 FIGURE1 = ["bp", "sbp", "rbp", "srbp", "bp-nof", "sbp-nof", "rbp-nof", "srbp-nof", "top"]
@@ -29,10 +29,6 @@ def _topology(text: str):
         except json.JSONDecodeError as err:
             raise argparse.ArgumentTypeError(f"--topology: invalid JSON mapping {text!r} ({err})") from None
     return text
-
-
-def _flag(value):
-    return True
 
 
 # The learning channel's command-line spellings: flag -> (path in the channel table,
@@ -70,6 +66,11 @@ CHANNEL_FLAGS: dict[str, tuple[tuple[str, ...], object, str, str]] = {
 }
 
 
+def _channel_dest(flag: str) -> str:
+    """The namespace attribute of a channel flag (kept apart from TrainConfig's fields)."""
+    return "ch_" + flag[2:].replace("-", "_")
+
+
 def _parser_for(p: Param):
     """The argparse type that reads a field's value, from its first non-null constraint."""
     c = next(c for c in p.constraints if c is not None)
@@ -104,7 +105,7 @@ def add_run_options(parser: argparse.ArgumentParser, default_seeds: int) -> None
                                     metavar=p.metavar, help=f"{p.help} (default: {_default_text(name, p)})")
     c = group("learning channel")
     for flag, (path, parse, default, help_) in CHANNEL_FLAGS.items():
-        dest = "ch_" + flag[2:].replace("-", "_")
+        dest = _channel_dest(flag)
         if parse is None:
             c.add_argument(flag, dest=dest, action="store_true", default=argparse.SUPPRESS,
                            help=f"{help_} (default: {default})")
@@ -130,7 +131,7 @@ def config_from_args(args, algorithm: str) -> TrainConfig:
     given = {name: getattr(args, name) for name in TrainConfig.fields() if hasattr(args, name)}
     channel: dict = {}
     for flag, (path, _, _, _) in CHANNEL_FLAGS.items():
-        dest = "ch_" + flag[2:].replace("-", "_")
+        dest = _channel_dest(flag)
         if hasattr(args, dest):
             table = channel
             for part in path[:-1]:
