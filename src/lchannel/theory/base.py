@@ -36,6 +36,7 @@ __all__ = [
     "fixed_channel",
     "MatrixLayout",
     "PairedLayers",
+    "ScalarData",
 ]
 
 
@@ -319,6 +320,33 @@ class LearningSystem(ABC):
         else:
             kind = "degenerate"
         return Stability(point=point, jacobian=jac, eigenvalues=eig, kind=kind)
+
+
+class ScalarData:
+    """Mixed into the systems fed one input and one target (chain, A[1,N,1], power chain).
+
+    They see the data through α = E(IT) and β = E(I²) (the power chain: α = E(TI^μ),
+    β = E(I^{2μ})), and their right-hand side is (α − βP)·v(y).
+    """
+
+    alpha: float
+    beta: float
+
+    def error(self, y: np.ndarray) -> float:
+        """Excess error E − min E = (α − βP)²/(2β) (paper 1 eq. 25)."""
+        return (self.alpha - self.beta * self.product(y)) ** 2 / (2.0 * self.beta)
+
+    def dP_factor(self, y: np.ndarray) -> float:
+        """The factor g(y) in dP/dt = g(y)(α − βP)."""
+        raise NotImplementedError(f"{type(self).__name__} has no factor g(y) in dP/dt = g(y)(alpha - beta P)")
+
+    def transverse_eigenvalue(self, point: Sequence[float]) -> float:
+        """The only non-zero eigenvalue −β g(point) of the Jacobian at a critical point (eq. 33).
+
+        The right-hand side is (α − βP) v(y), so at a critical point the Jacobian is
+        −β v ∇Pᵀ, of rank one, with eigenvalue −β ∇P·v = −β g.  Negative: attractor.
+        """
+        return -self.beta * self.dP_factor(self.as_state(point, "point"))
 
 
 class MatrixLayout:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.polynomial import Polynomial
 
-from .base import RULES, LearningSystem, MatrixLayout, channel_weights, check_rule, check_statistics, fixed_channel
+from .base import RULES, LearningSystem, MatrixLayout, ScalarData, channel_weights, check_rule, check_statistics, fixed_channel
 from .onedim import march_to_root, real_roots, theorem1_limit
 
 __all__ = ["LinearChain", "adaptive_pair_limit"]
@@ -29,7 +29,7 @@ __all__ = ["LinearChain", "adaptive_pair_limit"]
 MAX_EXPANDED_DEPTH = 5
 
 
-class LinearChain(MatrixLayout, LearningSystem):
+class LinearChain(MatrixLayout, ScalarData, LearningSystem):
     """The averaged learning dynamics of the linear chain A[1, ..., 1] with L = ``depth`` layers.
 
     Parameters
@@ -116,18 +116,6 @@ class LinearChain(MatrixLayout, LearningSystem):
         suffix = np.append(np.cumprod(a[::-1])[::-1][1:], 1.0)  # a_{i+1}..a_L
         dP_da = prefix[:-1] * suffix
         return float(np.sum(dP_da * self.feedback(y) * prefix[:-1]))
-
-    def transverse_eigenvalue(self, point: Sequence[float]) -> float:
-        """The only non-zero eigenvalue −β g(point) of the Jacobian at a critical point (eq. 33).
-
-        The right-hand side is (α − βP) v(y), so at a critical point the Jacobian is
-        −β v ∇Pᵀ, of rank one, with eigenvalue −β ∇P·v = −β g.  Negative: attractor.
-        """
-        return -self.beta * self.dP_factor(self.as_state(point, "point"))
-
-    def error(self, y: np.ndarray) -> float:
-        """Excess error E − min E = (α − βP)²/(2β) (eq. 25)."""
-        return (self.alpha - self.beta * self.product(y)) ** 2 / (2.0 * self.beta)
 
     def conserved(self, y: np.ndarray) -> dict[str, float]:
         """Quantities constant along trajectories.

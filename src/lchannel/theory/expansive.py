@@ -16,13 +16,13 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.polynomial import Polynomial
 
-from .base import RULES, LearningSystem, PairedLayers, channel_weights, check_rule, check_statistics, fixed_channel
+from .base import RULES, LearningSystem, PairedLayers, ScalarData, channel_weights, check_rule, check_statistics, fixed_channel
 from .onedim import real_roots, theorem1_limit
 
 __all__ = ["ExpansiveNet"]
 
 
-class ExpansiveNet(PairedLayers, LearningSystem):
+class ExpansiveNet(PairedLayers, ScalarData, LearningSystem):
     """Averaged learning dynamics of A[1, N, 1].
 
     ``c`` (N fixed channel weights) is required for ``rbp``/``srbp`` and must be omitted for
@@ -62,14 +62,6 @@ class ExpansiveNet(PairedLayers, LearningSystem):
         """g = Σ (b_i c_i + a_i²), with dP/dt = g(α − βP) (eq. 58, paper 2 eq. 100)."""
         a, b, c = self.split(y)
         return float(b @ c + a @ a)
-
-    def transverse_eigenvalue(self, point: Sequence[float]) -> float:
-        """The non-zero Jacobian eigenvalue −βg at a critical point (cf. eq. 33)."""
-        return -self.beta * self.dP_factor(self.as_state(point, "point"))
-
-    def error(self, y: np.ndarray) -> float:
-        """Excess error (α − βP)²/(2β) (eq. 25)."""
-        return (self.alpha - self.beta * self.product(y)) ** 2 / (2.0 * self.beta)
 
     def conserved(self, y: np.ndarray) -> dict[str, float]:
         """Constants of motion.
