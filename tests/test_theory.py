@@ -14,10 +14,15 @@ import pytest
 from numpy.polynomial import Polynomial
 
 from lchannel.theory import (
+    ADAPTIVE_RULES,
+    NON_ADAPTIVE_RULES,
+    RULE_TABLE,
+    RULES,
     CompressiveNet,
     ExpansiveNet,
     GeneralLinear,
     LinearChain,
+    LinearNetwork,
     NoFixedPointError,
     PowerChain,
     linear_teacher,
@@ -216,6 +221,64 @@ def test_matrix_equations_reduce_to_the_scalar_systems(rule):
         general = GeneralLinear(system.sizes, *stats, Cs if fixed else None, rule=rule)
         yg = general.pack(As, Cs if general.adaptive else None)
         np.testing.assert_allclose(general.rhs(0, yg), system.rhs(0, y), atol=1e-13)
+
+
+def test_rule_table_says_how_each_rule_sends_the_error_back():
+    # paper 1 eq. 4 (GD), eq. 7 (RBP); paper 2 eq. 11 (SRBP), §3.4 (ARBP), eq. 128 (ASRBP)
+    rows = {name: (r.carrier, r.adaptive, r.fixed_channel) for name, r in RULE_TABLE.items()}
+    assert rows == {
+        "rbp": ("layered", False, True),
+        "srbp": ("skipped", False, True),
+        "arbp": ("layered", True, False),
+        "asrbp": ("skipped", True, False),
+        "gd": ("forward", False, False),
+    }
+    assert (NON_ADAPTIVE_RULES, ADAPTIVE_RULES, RULES) == (("rbp", "srbp"), ("arbp", "asrbp"), ("rbp", "srbp", "arbp", "asrbp", "gd"))
+    assert [RULE_TABLE["rbp"].source(i, 4) for i in (1, 2, 3)] == [2, 3, 4]
+    assert [RULE_TABLE["asrbp"].source(i, 4) for i in (1, 2, 3)] == [4, 4, 4]
+    rng = np.random.default_rng(7)
+    As = [rng.normal(size=(4, 3)), rng.normal(size=(5, 4)), rng.normal(size=(2, 5))]
+    top = rng.normal(size=(2, 6))
+    layered, skipped = [rng.normal(size=(4, 5)), rng.normal(size=(5, 2))], [rng.normal(size=(4, 2)), rng.normal(size=(5, 2))]
+    r = RULE_TABLE["gd"].signals(As, [], top)
+    np.testing.assert_allclose(r[1], As[1].T @ As[2].T @ top)
+    r = RULE_TABLE["rbp"].signals(As, layered, top)
+    np.testing.assert_allclose(r[1], layered[0] @ layered[1] @ top)
+    r = RULE_TABLE["srbp"].signals(As, skipped, top)
+    np.testing.assert_allclose(r[1], skipped[0] @ top)
+    assert r[3] is top
+    with pytest.raises(ValueError, match="rule must be one of"):
+        LinearNetwork(As, [], "bp")
+
+
+@pytest.mark.parametrize("rule", ["rbp", "srbp", "arbp", "asrbp", "gd"])
+def test_matrices_of_every_linear_system_round_trip(rule):
+    rng = np.random.default_rng(62)
+    fixed = rule in ("rbp", "srbp")
+    systems = [
+        LinearChain(0.7, 1.2, _channel(rng, 2) if fixed else None, depth=3, rule=rule),
+        ExpansiveNet(0.7, 1.2, _channel(rng, 3) if fixed else None, width=3, rule=rule),
+        CompressiveNet(np.eye(2), np.eye(2), _channel(rng, 2) if fixed else None, rule=rule),
+        GeneralLinear((2, 3, 4, 2), np.eye(2), np.eye(2), [rng.normal(size=s) for s in channel_shapes((2, 3, 4, 2), rule)] if fixed else None, rule=rule),
+    ]
+    for system in systems:
+        y = rng.uniform(-1, 1, system.dim)
+        As, Cs = system.to_matrices(y)
+        assert [a.shape for a in As] == system.a_shapes
+        assert [c.shape for c in Cs] == system.c_shapes == channel_shapes(system.sizes, rule)
+        assert np.array_equal(system.from_matrices(As, Cs), y)
+        As[0] += 1.0  # copies: the state is not touched
+        assert np.array_equal(system.from_matrices(*system.to_matrices(y)), y)
+
+
+def test_fixed_channel_is_checked_alike_everywhere():
+    for make in (lambda c, r: LinearChain(1.0, 1.0, c, rule=r), lambda c, r: ExpansiveNet(1.0, 1.0, c, rule=r), lambda c, r: CompressiveNet(np.eye(2), np.eye(2), c, rule=r)):
+        with pytest.raises(ValueError, match="c must be None for rule 'arbp' .the channel weights are state variables"):
+            make([1.0, 2.0], "arbp")
+        with pytest.raises(ValueError, match="not used by gradient descent"):
+            make([1.0, 2.0], "gd")
+        with pytest.raises(ValueError, match="c must be finite"):
+            make([1.0, float("nan")], "srbp")
 
 
 # ---------------------------------------------------------------------------- conserved quantities

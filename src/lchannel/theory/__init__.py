@@ -7,12 +7,13 @@ the fixed points, conserved quantities and stability that the theorems predict.
 
 Systems: :class:`LinearChain` (A[1,...,1]), :class:`ExpansiveNet` (A[1,N,1]),
 :class:`CompressiveNet` (A[N,1,N]), :class:`GeneralLinear` (A[N_0,...,N_L]),
-:class:`PowerChain` (A[1,1,1] with O¹ = (S¹)^μ).  Plots live in
+:class:`PowerChain` (A[1,1,1] with O¹ = (S¹)^μ).  The learning rules are one table,
+:data:`RULE_TABLE` in :mod:`lchannel.theory.rules`.  Plots live in
 :mod:`lchannel.theory.plots` (imports matplotlib), the command line in
 :mod:`lchannel.theory.cli`.  See docs/theory.md.
 """
 
-from .base import ADAPTIVE_RULES, NON_ADAPTIVE_RULES, RULES, LearningSystem, Stability, Trajectory
+from .base import ADAPTIVE_RULES, NON_ADAPTIVE_RULES, RULE_TABLE, RULES, LearningSystem, Rule, Stability, Trajectory
 from .chain import LinearChain, adaptive_pair_limit
 from .compressive import CompressiveNet
 from .discrete import LinearNetwork, PowerNetwork, minibatch_learning
@@ -26,6 +27,8 @@ __all__ = [
     "ADAPTIVE_RULES",
     "NON_ADAPTIVE_RULES",
     "RULES",
+    "RULE_TABLE",
+    "Rule",
     "CompressiveNet",
     "Dataset",
     "ExpansiveNet",

@@ -17,21 +17,27 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.integrate import solve_ivp
 
-__all__ = ["LearningSystem", "Trajectory", "Stability", "check_rule", "check_finite", "NON_ADAPTIVE_RULES", "ADAPTIVE_RULES", "RULES"]
+from .rules import ADAPTIVE_RULES, NON_ADAPTIVE_RULES, RULE_TABLE, RULES, Rule, check_rule, rule_spec
 
-#: Learning rules for the channel.  ``rbp``/``srbp``: fixed random channel (paper 1),
-#: ``arbp``/``asrbp``: adaptive channel (paper 2 section 5), ``gd``: gradient descent
-#: (backpropagation), included for comparison (paper 1 eq. 52, 84).
-NON_ADAPTIVE_RULES = ("rbp", "srbp")
-ADAPTIVE_RULES = ("arbp", "asrbp")
-RULES = NON_ADAPTIVE_RULES + ADAPTIVE_RULES + ("gd",)
-
-
-def check_rule(rule: str, accepted: Sequence[str] = RULES) -> str:
-    """Return ``rule`` if it is one of ``accepted``, else raise a ValueError naming them."""
-    if rule not in accepted:
-        raise ValueError(f"rule must be one of {', '.join(repr(r) for r in accepted)}; got {rule!r}")
-    return rule
+__all__ = [
+    "LearningSystem",
+    "Trajectory",
+    "Stability",
+    "check_rule",
+    "check_finite",
+    "NON_ADAPTIVE_RULES",
+    "ADAPTIVE_RULES",
+    "RULES",
+    "Rule",
+    "RULE_TABLE",
+    "rule_spec",
+    "channel_shapes",
+    "channel_weights",
+    "fixed_channel",
+    "MatrixLayout",
+    "PairedLayers",
+    "ScalarData",
+]
 
 
 def check_statistics(alpha: float, beta: float, beta_name: str = "E(I^2)") -> tuple[float, float]:
@@ -51,6 +57,42 @@ def check_finite(name: str, value: float) -> float:
     if not math.isfinite(v):
         raise ValueError(f"{name} must be a finite real number; got {value!r}")
     return v
+
+
+def channel_weights(c: Sequence[float] | np.ndarray | None) -> np.ndarray | None:
+    """The channel weights ``c`` as a flat float vector (None stays None), raising a ValueError unless finite."""
+    if c is None:
+        return None
+    arr = np.asarray(c, dtype=float).ravel()
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"c must be finite; got {arr}")
+    return arr
+
+
+def fixed_channel(rule: str, c: Sequence[float] | np.ndarray | None, n: int, count: str) -> np.ndarray | None:
+    """The fixed channel of RBP/SRBP as ``n`` flat weights (``count`` says where n comes from, e.g. ``"width = 3"``).
+
+    The other rules take none: ARBP/ASRBP carry the channel in the state, GD has no channel.
+    """
+    arr = channel_weights(c)
+    if rule_spec(rule).fixed_channel:
+        if arr is None or arr.size != n:
+            raise ValueError(f"rule {rule!r} needs c with {count} channel weights; got {c!r}")
+        return arr
+    if arr is not None:
+        kind = "state variables: put their initial values in y0" if rule in ADAPTIVE_RULES else "not used by gradient descent"
+        raise ValueError(f"c must be None for rule {rule!r} (the channel weights are {kind})")
+    return None
+
+
+def channel_shapes(sizes: Sequence[int], rule: str) -> list[tuple[int, int]]:
+    """Shapes of C_1..C_{L-1} in A[N_0, ..., N_L]: N_i × N_{source(i)}, that is (N_i, N_{i+1})
+    for RBP/ARBP, (N_i, N_L) for SRBP/ASRBP, none for GD (:meth:`Rule.source`)."""
+    spec = rule_spec(rule)
+    L = len(sizes) - 1
+    if not spec.has_channel:
+        return []
+    return [(sizes[i], sizes[spec.source(i, L)]) for i in range(1, L)]
 
 
 @dataclass(frozen=True)
@@ -132,6 +174,11 @@ class LearningSystem(ABC):
     def adaptive(self) -> bool:
         """Whether the channel weights are state variables (ARBP/ASRBP, paper 2)."""
         return self.rule in ADAPTIVE_RULES
+
+    @property
+    def rule_spec(self) -> Rule:
+        """The :class:`~lchannel.theory.rules.Rule` named by :attr:`rule`."""
+        return RULE_TABLE[self.rule]
 
     @property
     def dim(self) -> int:
@@ -275,7 +322,109 @@ class LearningSystem(ABC):
         return Stability(point=point, jacobian=jac, eigenvalues=eig, kind=kind)
 
 
-class PairedLayers:
+class ScalarData:
+    """Mixed into the systems fed one input and one target (chain, A[1,N,1], power chain).
+
+    They see the data through α = E(IT) and β = E(I²) (the power chain: α = E(TI^μ),
+    β = E(I^{2μ})), and their right-hand side is (α − βP)·v(y).
+    """
+
+    alpha: float
+    beta: float
+
+    def error(self, y: np.ndarray) -> float:
+        """Excess error E − min E = (α − βP)²/(2β) (paper 1 eq. 25)."""
+        return (self.alpha - self.beta * self.product(y)) ** 2 / (2.0 * self.beta)
+
+    def dP_factor(self, y: np.ndarray) -> float:
+        """The factor g(y) in dP/dt = g(y)(α − βP)."""
+        raise NotImplementedError(f"{type(self).__name__} has no factor g(y) in dP/dt = g(y)(alpha - beta P)")
+
+    def transverse_eigenvalue(self, point: Sequence[float]) -> float:
+        """The only non-zero eigenvalue −β g(point) of the Jacobian at a critical point (eq. 33).
+
+        The right-hand side is (α − βP) v(y), so at a critical point the Jacobian is
+        −β v ∇Pᵀ, of rank one, with eigenvalue −β ∇P·v = −β g.  Negative: attractor.
+        """
+        return -self.beta * self.dP_factor(self.as_state(point, "point"))
+
+
+class MatrixLayout:
+    """The state layout every linear system shares, seen as A[N_0, ..., N_L] (``sizes``).
+
+    The state is A_1, ..., A_L (A_i of shape N_i × N_{i-1}, each flattened row-major),
+    then C_1..C_{L-1} (shapes :func:`channel_shapes`) if the channel adapts: the chain
+    A[1,...,1], A[1,N,1], A[N,1,N] and the general matrix form all store their weights so.
+    A fixed channel (RBP/SRBP) is not state: :meth:`fixed_channels` gives it, from the
+    flat vector ``c`` unless a system overrides it.  Mixed into a :class:`LearningSystem`
+    (for ``adaptive`` and ``rule``).
+    """
+
+    sizes: tuple[int, ...]
+    rule: str
+    c: np.ndarray | None = None
+
+    @property
+    def a_shapes(self) -> list[tuple[int, int]]:
+        """Shapes of A_1..A_L."""
+        n = self.sizes
+        return [(n[i], n[i - 1]) for i in range(1, len(n))]
+
+    @property
+    def c_shapes(self) -> list[tuple[int, int]]:
+        """Shapes of C_1..C_{L-1} (none for GD)."""
+        return channel_shapes(self.sizes, self.rule)
+
+    def fixed_channels(self) -> list[np.ndarray]:
+        """The fixed channel matrices C_1..C_{L-1} (RBP/SRBP), cut from ``c``; none otherwise."""
+        return [] if self.c is None else _cut(self.c, self.c_shapes)[0]
+
+    def pack(self, As: Sequence[np.ndarray], Cs: Sequence[np.ndarray] | None = None) -> np.ndarray:
+        """State vector from the matrices (Cs only for adaptive rules)."""
+        L = len(self.sizes) - 1
+        if len(As) != L:
+            raise ValueError(f"As must hold {L} matrices; got {len(As)}")
+        for i, (a, shape) in enumerate(zip(As, self.a_shapes), 1):
+            if np.shape(a) != shape:
+                raise ValueError(f"A{i} must have shape {shape}; got {np.shape(a)}")
+        parts = [np.ravel(a) for a in As]
+        if self.adaptive:
+            if Cs is None or len(Cs) != L - 1:
+                raise ValueError(f"adaptive rule {self.rule!r} needs Cs, {L - 1} matrices with shapes {self.c_shapes}")
+            for i, (c, shape) in enumerate(zip(Cs, self.c_shapes), 1):
+                if np.shape(c) != shape:
+                    raise ValueError(f"C{i} must have shape {shape}; got {np.shape(c)}")
+            parts += [np.ravel(c) for c in Cs]
+        return np.concatenate(parts).astype(float)
+
+    def unpack(self, y: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """(As, Cs): the forward matrices and the channel matrices in use (fixed or state), as views of ``y``."""
+        y = np.asarray(y, dtype=float)
+        As, k = _cut(y, self.a_shapes)
+        if not self.adaptive:
+            return As, self.fixed_channels()
+        return As, _cut(y[k:], self.c_shapes)[0]
+
+    def to_matrices(self, y: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Copies of (As, Cs) for the discrete learner (Cs empty for GD)."""
+        As, Cs = self.unpack(y)
+        return [a.copy() for a in As], [c.copy() for c in Cs]
+
+    def from_matrices(self, As: Sequence[np.ndarray], Cs: Sequence[np.ndarray]) -> np.ndarray:
+        """Inverse of :meth:`to_matrices` (the fixed channel of RBP/SRBP is dropped)."""
+        return self.pack(As, Cs if self.adaptive else None)
+
+
+def _cut(flat: np.ndarray, shapes: Sequence[tuple[int, int]]) -> tuple[list[np.ndarray], int]:
+    """Consecutive row-major matrices of ``shapes`` read from ``flat``, and how many entries they took."""
+    mats, k = [], 0
+    for r, s in shapes:
+        mats.append(flat[k : k + r * s].reshape(r, s))
+        k += r * s
+    return mats, k
+
+
+class PairedLayers(MatrixLayout):
     """Shared by A[1,N,1] and A[N,1,N]: state (a_1..a_N, b_1..b_N[, c_1..c_N])."""
 
     width: int
@@ -290,4 +439,4 @@ class PairedLayers:
         a, b = y[:n], y[n : 2 * n]
         if self.adaptive:
             return a, b, y[2 * n :]
-        return a, b, (b if self.rule == "gd" else self.c)
+        return a, b, (self.c if self.rule_spec.has_channel else b)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.polynomial import Polynomial
 
-from .base import ADAPTIVE_RULES, RULES, LearningSystem, check_statistics, check_rule
+from .base import RULES, LearningSystem, MatrixLayout, ScalarData, channel_weights, check_rule, check_statistics, fixed_channel
 from .onedim import march_to_root, real_roots, theorem1_limit
 
 __all__ = ["LinearChain", "adaptive_pair_limit"]
@@ -29,7 +29,7 @@ __all__ = ["LinearChain", "adaptive_pair_limit"]
 MAX_EXPANDED_DEPTH = 5
 
 
-class LinearChain(LearningSystem):
+class LinearChain(MatrixLayout, ScalarData, LearningSystem):
     """The averaged learning dynamics of the linear chain A[1, ..., 1] with L = ``depth`` layers.
 
     Parameters
@@ -51,36 +51,20 @@ class LinearChain(LearningSystem):
     def __init__(self, alpha: float, beta: float, c: Sequence[float] | None = None, *, depth: int | None = None, rule: str = "srbp") -> None:
         self.rule = check_rule(rule, RULES)
         self.alpha, self.beta = check_statistics(alpha, beta)
-        if c is not None:
-            c_arr = np.asarray(c, dtype=float).ravel()
-            if not np.all(np.isfinite(c_arr)):
-                raise ValueError(f"c must be finite; got {c}")
-            if depth is None:
-                depth = c_arr.size + 1
+        c_arr = channel_weights(c)
+        if c_arr is not None and depth is None:
+            depth = c_arr.size + 1
         if depth is None:
             raise ValueError("give depth (number of weight layers L >= 2) or c (the L-1 channel weights)")
         if not isinstance(depth, (int, np.integer)) or depth < 2:
             raise ValueError(f"depth must be an integer >= 2; got {depth!r}")
         self.depth = int(depth)
-        if self.rule in ("rbp", "srbp"):
-            if c is None or c_arr.size != self.depth - 1:
-                raise ValueError(f"rule {self.rule!r} needs c with depth-1 = {self.depth - 1} channel weights; got {c!r}")
-            self.c = c_arr
-        else:
-            if c is not None:
-                kind = "state variables: put their initial values in y0" if self.rule in ADAPTIVE_RULES else "not used by gradient descent"
-                raise ValueError(f"c must be None for rule {self.rule!r} (the channel weights are {kind})")
-            self.c = None
+        self.c = fixed_channel(self.rule, c, self.depth - 1, f"depth-1 = {self.depth - 1}")
         L = self.depth
         self.names = tuple(f"a{i}" for i in range(1, L + 1)) + (tuple(f"c{i}" for i in range(1, L)) if self.adaptive else ())
         self.sizes = (1,) * (L + 1)
 
     # ------------------------------------------------------------------ structure
-    @property
-    def adaptive(self) -> bool:
-        """Whether the learning channel adapts (ARBP, ASRBP)."""
-        return self.rule in ADAPTIVE_RULES
-
     def split(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(a, c): forward weights and channel weights (fixed or from the state)."""
         L = self.depth
@@ -89,25 +73,17 @@ class LinearChain(LearningSystem):
     def feedback(self, y: np.ndarray) -> np.ndarray:
         """The factor b_i multiplying a_1...a_{i-1}(α − βP) in da_i/dt, i = 1..L.
 
-        SRBP/ASRBP: b_i = c_i; RBP/ARBP: b_i = c_i...c_{L-1}; GD: b_i = a_{i+1}...a_L.
-        Always b_L = 1 (the top layer follows the gradient).
+        The scalar form of the rule's error signal R^i = b_i (T − O) (:class:`~lchannel.theory.rules.Rule`):
+        b_L = 1 (the top layer follows the gradient) and b_i = w_i b_{source(i)}, where the
+        carrier w_i is a_{i+1} for GD and c_i otherwise.  SRBP/ASRBP: b_i = c_i;
+        RBP/ARBP: b_i = c_i...c_{L-1}; GD: b_i = a_{i+1}...a_L.
         """
         a, c = self.split(y)
-        if self.rule == "gd":
-            return np.append(np.cumprod(a[::-1])[::-1][1:], 1.0)
-        if self.rule in ("srbp", "asrbp"):
-            return np.append(c, 1.0)
-        return np.append(np.cumprod(c[::-1])[::-1], 1.0)
-
-    def to_matrices(self, y: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """The chain as 1×1 matrices A_i = [a_i] and C_i = [c_i] (none for GD), for the discrete learner."""
-        a, c = self.split(np.asarray(y, dtype=float))
-        return [np.array([[v]]) for v in a], ([] if c is None else [np.array([[v]]) for v in c])
-
-    def from_matrices(self, As: Sequence[np.ndarray], Cs: Sequence[np.ndarray]) -> np.ndarray:
-        """Inverse of :meth:`to_matrices` (the fixed channel of RBP/SRBP is dropped)."""
-        a = [float(np.ravel(m)[0]) for m in As]
-        return np.array(a + ([float(np.ravel(m)[0]) for m in Cs] if self.adaptive else []))
+        spec = self.rule_spec
+        carriers = c if spec.has_channel else a[1:]
+        if spec.skipped:
+            return np.append(carriers, 1.0)
+        return np.append(np.cumprod(carriers[::-1])[::-1], 1.0)
 
     def product(self, y: np.ndarray) -> float:
         """P = a_1 a_2 ... a_L."""
@@ -116,17 +92,18 @@ class LinearChain(LearningSystem):
     # ------------------------------------------------------------------ dynamics
     def rhs(self, t: float, y: np.ndarray) -> np.ndarray:
         """The averaged learning equations (module docstring; eq. 23, 36, 44, paper 2 eq. 24, 72-73, 79-80)."""
-        a, c = self.split(y)
+        a, _ = self.split(y)
         err = self.alpha - self.beta * np.prod(a)
         prefix = np.concatenate(([1.0], np.cumprod(a)))  # prefix[i] = a_1...a_i
-        da = self.feedback(y) * prefix[:-1] * err
+        b = self.feedback(y)
+        da = b * prefix[:-1] * err
         if not self.adaptive:
             return da
-        if self.rule == "arbp":  # eq. 75: dc_i/dt = a_1..a_i c_{i+1}..c_{L-1} (α − βP)
-            upper = np.append(np.cumprod(c[::-1])[::-1][1:], 1.0) if c.size else c
-            dc = prefix[1:-1] * upper * err
-        else:  # asrbp, eq. 82: dc_i/dt = a_1..a_i (α − βP)
-            dc = prefix[1:-1] * err
+        # dc_i/dt = a_1..a_i b_{source(i)} (α − βP): ARBP eq. 75 (b_{i+1} = c_{i+1}..c_{L-1}),
+        # ASRBP eq. 82 (b_L = 1)
+        L = self.depth
+        upper = b[[self.rule_spec.source(i, L) - 1 for i in range(1, L)]]
+        dc = prefix[1:-1] * upper * err
         return np.concatenate((da, dc))
 
     def dP_factor(self, y: np.ndarray) -> float:
@@ -139,18 +116,6 @@ class LinearChain(LearningSystem):
         suffix = np.append(np.cumprod(a[::-1])[::-1][1:], 1.0)  # a_{i+1}..a_L
         dP_da = prefix[:-1] * suffix
         return float(np.sum(dP_da * self.feedback(y) * prefix[:-1]))
-
-    def transverse_eigenvalue(self, point: Sequence[float]) -> float:
-        """The only non-zero eigenvalue −β g(point) of the Jacobian at a critical point (eq. 33).
-
-        The right-hand side is (α − βP) v(y), so at a critical point the Jacobian is
-        −β v ∇Pᵀ, of rank one, with eigenvalue −β ∇P·v = −β g.  Negative: attractor.
-        """
-        return -self.beta * self.dP_factor(self.as_state(point, "point"))
-
-    def error(self, y: np.ndarray) -> float:
-        """Excess error E − min E = (α − βP)²/(2β) (eq. 25)."""
-        return (self.alpha - self.beta * self.product(y)) ** 2 / (2.0 * self.beta)
 
     def conserved(self, y: np.ndarray) -> dict[str, float]:
         """Quantities constant along trajectories.
@@ -194,7 +159,7 @@ class LinearChain(LearningSystem):
         (a_1³ + (2c_1a_2(0) − a_1(0)²)a_1 − 2c_1α/β = 0 after scaling), the degree-seven
         polynomial of Theorem 3 for L = 3.
         """
-        if self.rule not in ("rbp", "srbp"):
+        if not self.rule_spec.fixed_channel:
             raise ValueError(f"the polynomial reduction in a1 holds for rules 'rbp' and 'srbp'; this chain uses {self.rule!r}")
         y0 = self.as_state(y0)
         b = self.feedback(y0)
@@ -216,7 +181,7 @@ class LinearChain(LearningSystem):
         Normalised to be monic: for L = 2 this is eq. 31, a_1³ + (2c_1a_2(0) − a_1(0)²)a_1 − 2c_1α/β.
         For the adaptive/GD chain of depth 2 it is the quartic in a_2 of :func:`adaptive_pair_limit`.
         """
-        if self.rule in ("rbp", "srbp"):
+        if self.rule_spec.fixed_channel:
             _, q = self.reduced_polynomials(y0)
             return q / q.coef[-1]
         if self.depth != 2:
@@ -266,7 +231,7 @@ class LinearChain(LearningSystem):
         quartic of :func:`adaptive_pair_limit` (paper 2 Theorem 2).
         """
         y0 = self.as_state(y0)
-        if self.rule in ("rbp", "srbp"):
+        if self.rule_spec.fixed_channel:
             if self.depth <= MAX_EXPANDED_DEPTH:
                 _, q = self.reduced_polynomials(y0)
                 x = theorem1_limit(q, real_roots(q, polish=lambda r: self._polish(y0, r)), y0[0])

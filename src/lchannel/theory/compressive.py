@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.polynomial import Polynomial
 
-from .base import RULES, LearningSystem, PairedLayers, check_rule
+from .base import RULES, LearningSystem, PairedLayers, check_rule, fixed_channel
 from .onedim import real_roots
 
 __all__ = ["CompressiveNet", "check_statistics"]
@@ -63,18 +63,9 @@ class CompressiveNet(PairedLayers, LearningSystem):
         if self.sigma_TI.shape != (n, n):
             raise ValueError(f"A[N,1,N] needs square sigma_TI ({n} x {n}); got {self.sigma_TI.shape}")
         self.width = n
-        if self.rule in ("rbp", "srbp"):
-            if c is None or np.asarray(c).size != n:
-                raise ValueError(f"rule {self.rule!r} needs c with N = {n} channel weights; got {c!r}")
-            self.c = np.asarray(c, dtype=float).ravel()
-        elif c is not None:
-            raise ValueError(f"c must be None for rule {self.rule!r} (adaptive channel weights go in y0; gd has none)")
-        else:
-            self.c = None
+        self.c = fixed_channel(self.rule, c, n, f"N = {n}")
         self.names = self._pair_names()
         self.sizes = (n, 1, n)
-
-
 
     def product(self, y: np.ndarray) -> np.ndarray:
         """P = BA (N×N, rank one)."""
@@ -103,25 +94,13 @@ class CompressiveNet(PairedLayers, LearningSystem):
         * GD: ‖B‖² − ‖A‖².
         """
         a, b, c = self.split(y)
-        if self.rule in ("rbp", "srbp"):
+        if self.rule_spec.fixed_channel:
             return {"C.B - |A|^2/2": float(c @ b - 0.5 * a @ a)}
         if self.rule == "gd":
             return {"|B|^2 - |A|^2": float(b @ b - a @ a)}
         out = {f"c{i+1} - b{i+1}": float(c[i] - b[i]) for i in range(self.width)}
         out["|A|^2 + |B|^2 - 2*C.B"] = float(a @ a + b @ b - 2 * c @ b)
         return out
-
-    def to_matrices(self, y: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """A_1 = A (1×N), A_2 = B (N×1), C_1 = C (1×N) (empty for GD)."""
-        a, b, c = self.split(np.asarray(y, dtype=float))
-        return [a[None, :].copy(), b[:, None].copy()], ([] if self.rule == "gd" else [c[None, :].copy()])
-
-    def from_matrices(self, As: Sequence[np.ndarray], Cs: Sequence[np.ndarray]) -> np.ndarray:
-        """Inverse of :meth:`to_matrices`."""
-        parts = [np.ravel(As[0]), np.ravel(As[1])]
-        if self.adaptive:
-            parts.append(np.ravel(Cs[0]))
-        return np.concatenate(parts)
 
     def predicted_fixed_point(self, y0: Sequence[float]) -> np.ndarray:
         """Theorem 6 (autoencoder with Σ_TI = Σ_II = Id, RBP/SRBP): A → λC, B → Cᵀ/(λ‖C‖²).
@@ -132,7 +111,7 @@ class CompressiveNet(PairedLayers, LearningSystem):
         """
         y0 = self.as_state(y0)
         eye = np.eye(self.width)
-        if self.rule not in ("rbp", "srbp") or not (np.allclose(self.sigma_TI, eye) and np.allclose(self.sigma_II, eye)):
+        if not self.rule_spec.fixed_channel or not (np.allclose(self.sigma_TI, eye) and np.allclose(self.sigma_II, eye)):
             raise NotImplementedError("the reached fixed point of A[N,1,N] is known for the RBP/SRBP autoencoder with sigma_TI = sigma_II = Id (Theorem 6) only")
         a, b, c = self.split(y0)
         cc = float(c @ c)

@@ -16,6 +16,7 @@ import numpy as np
 
 from .base import LearningSystem, Trajectory
 from .power import PowerChain
+from .rules import rule_spec
 from .samples import Dataset
 
 __all__ = ["LinearNetwork", "PowerNetwork", "minibatch_learning"]
@@ -32,6 +33,7 @@ class LinearNetwork:
         self.As = [np.array(a, dtype=float) for a in As]
         self.Cs = [np.array(c, dtype=float) for c in Cs]
         self.rule = rule
+        self.spec = rule_spec(rule)
 
     def step(self, inputs: np.ndarray, targets: np.ndarray, eta: float) -> None:
         """One update on a minibatch (rows of ``inputs`` and ``targets``)."""
@@ -40,21 +42,14 @@ class LinearNetwork:
         for a in self.As:
             acts.append(a @ acts[-1])
         err = targets.T - acts[-1]  # T − O: the error at the top (eq. 5, 8)
-        signals: list[np.ndarray] = [None] * (L + 1)  # type: ignore[list-item]
-        signals[L] = err
-        for i in range(L - 1, 0, -1):
-            if self.rule == "gd":  # backpropagation through the transposed forward weights (eq. 4)
-                signals[i] = self.As[i].T @ signals[i + 1]
-            elif self.rule in ("rbp", "arbp"):  # through the random channel, layer by layer (eq. 7)
-                signals[i] = self.Cs[i - 1] @ signals[i + 1]
-            else:  # skipped: straight from the output error (paper 2 eq. 11)
-                signals[i] = self.Cs[i - 1] @ err
+        # R^i: back through A_{i+1}ᵀ (GD, eq. 4), C_i layer by layer (RBP/ARBP, eq. 7) or C_i
+        # straight from the output error (SRBP/ASRBP, paper 2 eq. 11)
+        spec = self.spec
+        signals = spec.signals(self.As, self.Cs, err)
         dAs = [eta * signals[i] @ acts[i - 1].T / n for i in range(1, L + 1)]
         dCs = []
-        if self.rule == "arbp":  # Δc^l_rs = η R^{l+1}_s O^l_r (paper 2 §3.4)
-            dCs = [eta * acts[i] @ signals[i + 1].T / n for i in range(1, L)]
-        elif self.rule == "asrbp":  # Δc^l_rs = η (T − O)_s O^l_r (paper 2 eq. 128)
-            dCs = [eta * acts[i] @ err.T / n for i in range(1, L)]
+        if spec.adaptive:  # Δc^l_rs = η R^{source(l)}_s O^l_r: ARBP paper 2 §3.4, ASRBP eq. 128
+            dCs = [eta * acts[i] @ signals[spec.source(i, L)].T / n for i in range(1, L)]
         for a, d in zip(self.As, dAs):
             a += d
         for c, d in zip(self.Cs, dCs):

@@ -16,13 +16,13 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.polynomial import Polynomial
 
-from .base import RULES, LearningSystem, PairedLayers, check_statistics, check_rule
+from .base import RULES, LearningSystem, PairedLayers, ScalarData, channel_weights, check_rule, check_statistics, fixed_channel
 from .onedim import real_roots, theorem1_limit
 
 __all__ = ["ExpansiveNet"]
 
 
-class ExpansiveNet(PairedLayers, LearningSystem):
+class ExpansiveNet(PairedLayers, ScalarData, LearningSystem):
     """Averaged learning dynamics of A[1, N, 1].
 
     ``c`` (N fixed channel weights) is required for ``rbp``/``srbp`` and must be omitted for
@@ -33,27 +33,16 @@ class ExpansiveNet(PairedLayers, LearningSystem):
     def __init__(self, alpha: float, beta: float, c: Sequence[float] | None = None, *, width: int | None = None, rule: str = "srbp") -> None:
         self.rule = check_rule(rule, RULES)
         self.alpha, self.beta = check_statistics(alpha, beta)
-        if c is not None:
-            c = np.asarray(c, dtype=float).ravel()
-            if not np.all(np.isfinite(c)):
-                raise ValueError(f"c must be finite; got {c}")
-            width = c.size if width is None else width
+        c_arr = channel_weights(c)
+        if c_arr is not None and width is None:
+            width = c_arr.size
         if not isinstance(width, (int, np.integer)) or width < 1:
             raise ValueError(f"width must be an integer >= 1 (or give c); got {width!r}")
         self.width = int(width)
-        if self.rule in ("rbp", "srbp"):
-            if c is None or c.size != self.width:
-                raise ValueError(f"rule {self.rule!r} needs c with width = {self.width} channel weights; got {c!r}")
-            self.c = c
-        elif c is not None:
-            raise ValueError(f"c must be None for rule {self.rule!r} (adaptive channel weights go in y0; gd has none)")
-        else:
-            self.c = None
+        self.c = fixed_channel(self.rule, c, self.width, f"width = {self.width}")
         n = self.width
         self.names = self._pair_names()
         self.sizes = (1, n, 1)
-
-
 
     def product(self, y: np.ndarray) -> float:
         """P = Σ a_i b_i."""
@@ -74,14 +63,6 @@ class ExpansiveNet(PairedLayers, LearningSystem):
         a, b, c = self.split(y)
         return float(b @ c + a @ a)
 
-    def transverse_eigenvalue(self, point: Sequence[float]) -> float:
-        """The non-zero Jacobian eigenvalue −βg at a critical point (cf. eq. 33)."""
-        return -self.beta * self.dP_factor(self.as_state(point, "point"))
-
-    def error(self, y: np.ndarray) -> float:
-        """Excess error (α − βP)²/(2β) (eq. 25)."""
-        return (self.alpha - self.beta * self.product(y)) ** 2 / (2.0 * self.beta)
-
     def conserved(self, y: np.ndarray) -> dict[str, float]:
         """Constants of motion.
 
@@ -93,7 +74,7 @@ class ExpansiveNet(PairedLayers, LearningSystem):
         out: dict[str, float] = {}
         for i in range(self.width):
             k = i + 1
-            if self.rule in ("rbp", "srbp"):
+            if self.rule_spec.fixed_channel:
                 out[f"b{k} - a{k}^2/(2*c{k})"] = b[i] - a[i] ** 2 / (2 * c[i])
                 if i:
                     out[f"a{k} - (c{k}/c1)*a1"] = a[i] - c[i] / c[0] * a[0]
@@ -103,19 +84,6 @@ class ExpansiveNet(PairedLayers, LearningSystem):
             else:
                 out[f"b{k}^2 - a{k}^2"] = b[i] ** 2 - a[i] ** 2
         return out
-
-    # ------------------------------------------------------------------ matrices
-    def to_matrices(self, y: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Weights of the actual network: A_1 (N×1), A_2 (1×N) and C_1 (N×1) (empty for GD)."""
-        a, b, c = self.split(np.asarray(y, dtype=float))
-        return [a[:, None].copy(), b[None, :].copy()], ([] if self.rule == "gd" else [c[:, None].copy()])
-
-    def from_matrices(self, As: Sequence[np.ndarray], Cs: Sequence[np.ndarray]) -> np.ndarray:
-        """Inverse of :meth:`to_matrices` (the fixed channel of RBP/SRBP is dropped)."""
-        parts = [np.ravel(As[0]), np.ravel(As[1])]
-        if self.adaptive:
-            parts.append(np.ravel(Cs[0]))
-        return np.concatenate(parts)
 
     # ------------------------------------------------------------------ predictions
     def predicted_fixed_point(self, y0: Sequence[float]) -> np.ndarray:
@@ -133,7 +101,7 @@ class ExpansiveNet(PairedLayers, LearningSystem):
         """
         y0 = self.as_state(y0)
         a0, b0, c = self.split(y0)
-        if self.rule in ("rbp", "srbp"):
+        if self.rule_spec.fixed_channel:
             if np.any(c == 0):
                 raise ValueError("the reduction needs non-zero channel weights c")
             slope = c / c[0]

@@ -24,20 +24,10 @@ from functools import reduce
 
 import numpy as np
 
-from .base import RULES, LearningSystem, check_rule
+from .base import RULES, LearningSystem, MatrixLayout, channel_shapes, check_rule
 from .compressive import check_statistics, excess_error
 
 __all__ = ["GeneralLinear", "channel_shapes"]
-
-
-def channel_shapes(sizes: Sequence[int], rule: str) -> list[tuple[int, int]]:
-    """Shapes of C_1..C_{L-1}: (N_i, N_{i+1}) for RBP/ARBP, (N_i, N_L) for SRBP/ASRBP, none for GD."""
-    L = len(sizes) - 1
-    if rule == "gd":
-        return []
-    if rule in ("rbp", "arbp"):
-        return [(sizes[i], sizes[i + 1]) for i in range(1, L)]
-    return [(sizes[i], sizes[L]) for i in range(1, L)]
 
 
 def _chain(mats: Sequence[np.ndarray], n: int) -> np.ndarray:
@@ -45,7 +35,7 @@ def _chain(mats: Sequence[np.ndarray], n: int) -> np.ndarray:
     return reduce(np.matmul, mats, np.eye(n))
 
 
-class GeneralLinear(LearningSystem):
+class GeneralLinear(MatrixLayout, LearningSystem):
     """Averaged learning dynamics of A[N_0, ..., N_L] in matrix form.
 
     Parameters
@@ -62,7 +52,8 @@ class GeneralLinear(LearningSystem):
         ``"asrbp"`` or ``"gd"``.
 
     The state vector is A_1, ..., A_L (each flattened row-major), then C_1..C_{L-1} if
-    adaptive; :meth:`pack` and :meth:`unpack` convert.
+    adaptive; :meth:`pack` and :meth:`unpack` convert (the layout of every linear system,
+    :class:`~lchannel.theory.base.MatrixLayout`).
     """
 
     def __init__(self, sizes: Sequence[int], sigma_TI: np.ndarray, sigma_II: np.ndarray, C: Sequence[np.ndarray] | None = None, *, rule: str = "srbp") -> None:
@@ -73,9 +64,7 @@ class GeneralLinear(LearningSystem):
         self.sizes = sizes
         self.depth = len(sizes) - 1
         self.sigma_TI, self.sigma_II = check_statistics(sigma_TI, sigma_II, n_out=sizes[-1], n_in=sizes[0])
-        self.a_shapes = [(sizes[i], sizes[i - 1]) for i in range(1, self.depth + 1)]
-        self.c_shapes = channel_shapes(sizes, self.rule)
-        if self.rule in ("rbp", "srbp"):
+        if self.rule_spec.fixed_channel:
             if C is None or len(C) != self.depth - 1:
                 raise ValueError(f"rule {self.rule!r} needs C, a list of {self.depth - 1} channel matrices with shapes {self.c_shapes}")
             self.C = [np.asarray(c, dtype=float) for c in C]
@@ -91,45 +80,10 @@ class GeneralLinear(LearningSystem):
             names += [f"C{k}[{i},{j}]" for k, (r, s) in enumerate(self.c_shapes, 1) for i in range(r) for j in range(s)]
         self.names = tuple(names)
 
-
-    # ------------------------------------------------------------------ packing
-    def pack(self, As: Sequence[np.ndarray], Cs: Sequence[np.ndarray] | None = None) -> np.ndarray:
-        """State vector from the matrices (Cs only for adaptive rules)."""
-        if len(As) != self.depth:
-            raise ValueError(f"As must hold {self.depth} matrices; got {len(As)}")
-        for i, (a, shape) in enumerate(zip(As, self.a_shapes), 1):
-            if np.shape(a) != shape:
-                raise ValueError(f"A{i} must have shape {shape}; got {np.shape(a)}")
-        parts = [np.ravel(a) for a in As]
-        if self.adaptive:
-            if Cs is None or len(Cs) != self.depth - 1:
-                raise ValueError(f"adaptive rule {self.rule!r} needs Cs, {self.depth - 1} matrices with shapes {self.c_shapes}")
-            for i, (c, shape) in enumerate(zip(Cs, self.c_shapes), 1):
-                if np.shape(c) != shape:
-                    raise ValueError(f"C{i} must have shape {shape}; got {np.shape(c)}")
-            parts += [np.ravel(c) for c in Cs]
-        return np.concatenate(parts).astype(float)
-
-    def unpack(self, y: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """(As, Cs): the forward matrices and the channel matrices in use (fixed or state)."""
-        y = np.asarray(y, dtype=float)
-        As, k = [], 0
-        for r, s in self.a_shapes:
-            As.append(y[k : k + r * s].reshape(r, s))
-            k += r * s
-        if not self.adaptive:
-            return As, ([] if self.C is None else list(self.C))
-        Cs = []
-        for r, s in self.c_shapes:
-            Cs.append(y[k : k + r * s].reshape(r, s))
-            k += r * s
-        return As, Cs
-
-    # the discrete learner speaks in matrices
-    to_matrices = unpack
-
-    def from_matrices(self, As: Sequence[np.ndarray], Cs: Sequence[np.ndarray]) -> np.ndarray:
-        return self.pack(As, Cs if self.adaptive else None)
+    # ------------------------------------------------------------------ channel
+    def fixed_channels(self) -> list[np.ndarray]:
+        """The fixed channel matrices C_1..C_{L-1} given to the constructor (none for ARBP/ASRBP/GD)."""
+        return [] if self.C is None else list(self.C)
 
     # ------------------------------------------------------------------ dynamics
     def product(self, y: np.ndarray) -> np.ndarray:
@@ -146,21 +100,12 @@ class GeneralLinear(LearningSystem):
         for a in As:
             below.append(a @ below[-1])
         # back[i] (i = 1..L) is the matrix carrying the output error to layer i.
-        back: list[np.ndarray] = [None] * (L + 1)  # type: ignore[list-item]
-        back[L] = np.eye(n[L])
-        for i in range(L - 1, 0, -1):
-            if self.rule == "gd":
-                back[i] = As[i].T @ back[i + 1]
-            elif self.rule in ("rbp", "arbp"):
-                back[i] = Cs[i - 1] @ back[i + 1]
-            else:
-                back[i] = Cs[i - 1]
+        spec = self.rule_spec
+        back = spec.signals(As, Cs, np.eye(n[L]))
         dA = [back[i] @ e @ below[i - 1].T for i in range(1, L + 1)]
         parts = [d.ravel() for d in dA]
-        if self.rule == "arbp":
-            parts += [(below[i] @ e.T @ back[i + 1].T).ravel() for i in range(1, L)]
-        elif self.rule == "asrbp":
-            parts += [(below[i] @ e.T).ravel() for i in range(1, L)]
+        if spec.adaptive:  # dC_i/dt = A_i...A_1 Eᵀ back[source(i)]ᵀ (paper 2 eq. 126, 130)
+            parts += [(below[i] @ e.T @ back[spec.source(i, L)].T).ravel() for i in range(1, L)]
         return np.concatenate(parts)
 
     def error(self, y: np.ndarray) -> float:

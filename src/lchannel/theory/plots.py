@@ -50,7 +50,7 @@ def plot_vector_field(
     Trajectories from ``starts`` are integrated up to ``t_max``: hollow circle = start,
     dot = point reached, cross = fixed point predicted by the cubic of eq. 31.
     """
-    if not isinstance(system, LinearChain) or system.depth != 2 or system.rule not in ("rbp", "srbp"):
+    if not isinstance(system, LinearChain) or system.depth != 2 or not system.rule_spec.fixed_channel:
         raise ValueError("plot_vector_field draws A[1,1,1] with a fixed channel: LinearChain(alpha, beta, c=[c1]) with rule 'srbp' or 'rbp'")
     for name, (lo, hi) in (("a1_range", a1_range), ("a2_range", a2_range)):
         if not lo < hi:

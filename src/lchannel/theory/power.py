@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .base import LearningSystem, check_finite, check_statistics
+from .base import LearningSystem, ScalarData, check_finite, check_statistics
 from .onedim import monotone_roots, theorem1_limit
 
 __all__ = ["PowerChain", "NoFixedPointError", "power_statistics"]
@@ -48,7 +48,7 @@ def power_statistics(inputs: np.ndarray, targets: np.ndarray, mu: float) -> dict
     }
 
 
-class PowerChain(LearningSystem):
+class PowerChain(ScalarData, LearningSystem):
     """Averaged learning dynamics of the power-law A[1,1,1]; state ``(a1, a2)``.
 
     ``c1`` is required unless ``derivative="gradient"``; ``gamma`` and ``delta`` are
@@ -108,10 +108,6 @@ class PowerChain(LearningSystem):
             gain = self.c1 if self.derivative is True else a2
             da1 = self.mu * gain * float(np.power(a1, self.mu - 1)) * err
         return np.array([da1, da2])
-
-    def error(self, y: np.ndarray) -> float:
-        """Excess error (α − βP)²/(2β) of the network's map P."""
-        return (self.alpha - self.beta * self.product(y)) ** 2 / (2.0 * self.beta)
 
     def conserved(self, y: np.ndarray) -> dict[str, float]:
         """With the derivative: a_2 − a_1²/(2c_1μ) (eq. 115); gradient: a_1² − μa_2²; none without."""
