@@ -57,14 +57,15 @@ def member_stats(values) -> tuple[np.ndarray, np.ndarray | None]:
     return mean, (sd if np.isfinite(sd).any() else None)
 
 
-def draw_line(ax, x, values, style: LineStyle, label: str, scale: float = 1.0):
-    """Draw one run on ``ax``: mean line with markers and a ±1 sd band; the Line2D, or
-    None (nothing drawn) when no point is finite."""
+def draw_line(ax, x, values, style: LineStyle, label: str, scale: float = 1.0, max_markers: int | None = MAX_MARKERS):
+    """Draw one run on ``ax``: mean line with markers (on every point, or at most about
+    ``max_markers``) and a ±1 sd band; the Line2D, or None (nothing drawn) when no point
+    is finite."""
     mean, sd = member_stats(values)
     if not np.isfinite(mean).any():
         return None
     x = np.asarray(x, dtype=float)
-    every = max(1, math.ceil(len(x) / MAX_MARKERS))
+    every = max(1, math.ceil(len(x) / max_markers)) if max_markers else 1
     (line,) = ax.plot(x, scale * mean, label=label, lw=1.6, ms=5, markevery=every, **style.kwargs())
     if sd is not None and len(x) > 1:
         ax.fill_between(x, scale * (mean - sd), scale * (mean + sd), color=style.color, alpha=0.15, lw=0)

@@ -342,12 +342,15 @@ def alignment_figure(curves: dict[str, dict], title: str = "", caption: str = ""
         for (m, h), (x, v) in c.items():
             if draw_line(axes[metrics.index(m)][layers.index(h)], x, v, styles[label], label) is not None:
                 drawn.add(label)
+    # Angles lie in [0, 180]; show up to 100-odd degrees unless some go beyond.
+    highest = max((ax.dataLim.y1 for ax in axes.flat if np.isfinite(ax.dataLim.y1)), default=90.0)
+    top = min(180.0, max(100.0, 15.0 * math.ceil((highest + 5.0) / 15.0)))
     for i, m in enumerate(metrics):
         with_metric = {algorithms[lab] for lab, c in curves.items() if lab in algorithms and any(k[0] == m for k in c)}
         for j, h in enumerate(layers):
             ax = axes[i][j]
-            ax.set_ylim(0, 180)
-            ax.set_yticks([0, 45, 90, 135, 180])
+            ax.set_ylim(0, top)
+            ax.set_yticks(np.arange(0.0, top + 1.0, 30.0))
             ax.axhline(90, color="0.5", lw=0.8, ls=":")
             ax.grid(alpha=0.3)
             epoch_axis(ax)
@@ -404,7 +407,7 @@ def final_figure(spec: Spec, results: list[CellResult], title: str = "", caption
         for ax, metric in zip(axes, ("train_acc", "test_acc")):
             vals = [[run.final[metric] for run in r.done] + [math.nan] * (width - len(r.done)) for r in done]
             any_point |= draw_line(ax, [r.cell.values[xa] for r in done], vals, styles[label], label,
-                                   scale=100.0) is not None
+                                   scale=100.0, max_markers=None) is not None
     if not any_point:
         plt.close(fig)
         return None
