@@ -367,15 +367,6 @@ def alignment_figure(curves: dict[str, dict], title: str = "", caption: str = ""
     return fig
 
 
-def plot_alignment(curves: dict[str, dict], path: Path, title: str = "", caption: str = "",
-                   styles: dict | None = None, algorithms: dict[str, str] | None = None) -> Path | None:
-    """Save :func:`alignment_figure` as a PNG at ``path`` (None when there is nothing to draw)."""
-    from ..plots import save_figure
-
-    fig = alignment_figure(curves, title, caption, styles, algorithms)
-    return None if fig is None else save_figure(fig, path, dpi=100)
-
-
 def final_figure(spec: Spec, results: list[CellResult], title: str = "", caption: str = ""):
     """Final training (upper) and test (lower) accuracy against the numeric level values
     of the ``x`` axis, one line per level of the other axes: mean over the seeds that
@@ -420,14 +411,6 @@ def final_figure(spec: Spec, results: list[CellResult], title: str = "", caption
     annotate(fig, title, caption, ["Final accuracy: mean over the seeds that did not diverge.", band_note(axes),
                                    left_out_note(missing, "no finished seed")])
     return fig
-
-
-def plot_final(spec: Spec, results: list[CellResult], path: Path, title: str = "", caption: str = "") -> Path | None:
-    """Save :func:`final_figure` (paper 1, Figure 4) as a PNG at ``path``."""
-    from ..plots import save_figure
-
-    fig = final_figure(spec, results, title, caption)
-    return None if fig is None else save_figure(fig, path)
 
 
 @dataclass
