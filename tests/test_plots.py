@@ -8,11 +8,12 @@ import matplotlib.pyplot as plt
 import pytest
 from matplotlib.colors import to_rgba
 
+from lchannel.channels import ALGORITHMS
 from lchannel.config import TrainConfig
 from lchannel.experiments import ResultsStore, load_spec, run_sweep
 from lchannel.experiments.report import collect, level_text, report_figures
 from lchannel.plots import accuracy_figure, describe_runs, plot_accuracy
-from lchannel.style import ALGORITHM_COLORS, algorithm_key, algorithm_style, styles_for_labels
+from lchannel.style import ALGORITHM_COLORS, ALGORITHM_MARKERS, algorithm_key, algorithm_style, styles_for_labels
 from lchannel.train import METRICS, History
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -114,6 +115,7 @@ def test_a_no_f_variant_keeps_its_base_colour_with_a_dashed_line():
     assert algorithm_key("rbp", {"adaptive": True}) == "arbp"
     assert algorithm_key("srbp", {"derivative": "none"}) == "srbp-nof"
     assert styles_for_labels(["RBP (no f')", "BP"])["RBP (no f')"] == nof
+    assert set(ALGORITHM_COLORS) == set(ALGORITHM_MARKERS) == set(ALGORITHMS)  # every algorithm has a look
     assert len(set(ALGORITHM_COLORS.values())) == len(ALGORITHM_COLORS)
 
 

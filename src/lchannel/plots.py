@@ -48,12 +48,14 @@ def member_stats(values) -> tuple[np.ndarray, np.ndarray | None]:
     v = np.asarray(values, dtype=float)
     if v.ndim == 1:
         v = v[:, None]
+    if v.size == 0:
+        return np.full(len(v), np.nan), None
     finite = np.isfinite(v)
     v = np.where(finite, v, np.nan)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN points
-        mean = np.nanmean(v, axis=1) if v.size else np.zeros(len(v))
-        sd = np.where(finite.sum(axis=1) > 1, np.nanstd(v, axis=1, ddof=1), np.nan) if v.size else mean
+        mean = np.nanmean(v, axis=1)
+        sd = np.where(finite.sum(axis=1) > 1, np.nanstd(v, axis=1, ddof=1), np.nan)
     return mean, (sd if np.isfinite(sd).any() else None)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .channels import ALGORITHMS, algorithm_names, label, split_name
+from .channels import algorithm_names, label, split_name
 
 # tab10 colours; BP, SBP, RBP, SRBP keep the order (blue, orange, green, red) of the
 # earliest comparison plots.
@@ -40,8 +40,6 @@ NOF_LINESTYLE = "--"
 LEVEL_CMAP = "viridis"
 LEVEL_RANGE = (0.0, 0.85)
 LEVEL_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "h", "<", ">", "p")
-
-assert set(ALGORITHM_COLORS) == set(ALGORITHMS) == set(ALGORITHM_MARKERS)
 
 
 @dataclass(frozen=True)

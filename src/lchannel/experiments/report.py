@@ -21,6 +21,7 @@ import math
 import re
 import statistics
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -422,21 +423,21 @@ class ReportFigure:
     figure: object
 
 
-def report_figures(spec: Spec, results: list[CellResult]) -> list[ReportFigure]:
-    """Every figure of a report (the store behind ``results`` must be open): the final
-    accuracy figure of a ``final`` layout, and per group of :func:`_groups_for_plots` an
-    accuracy figure (not for ``final``) and an alignment figure when angles were recorded.
-    Lines share looks across figures (:mod:`lchannel.style`); captions name what the lines
-    have in common and name the lines left out (no finished runs, no finite values)."""
+def report_figures(spec: Spec, results: list[CellResult]) -> Iterator[ReportFigure]:
+    """Every figure of a report, one at a time (save and close each before the next; the
+    store behind ``results`` must stay open): the final accuracy figure of a ``final``
+    layout, and per group of :func:`_groups_for_plots` an accuracy figure (not for
+    ``final``) and an alignment figure when angles were recorded.  Lines share looks
+    across figures (:mod:`lchannel.style`); captions name what the lines have in common
+    and the lines left out (no finished runs, no finite values)."""
     from ..plots import accuracy_figure, left_out_note
 
     base_title = spec.report.title or spec.name
-    out: list[ReportFigure] = []
     if spec.report.layout == "final":
         fig = final_figure(spec, results, title=spec.report.title or f"{spec.name}: final accuracy",
                            caption=_caption(results))
         if fig is not None:
-            out.append(ReportFigure("final accuracy", f"{spec.name}-final", fig))
+            yield ReportFigure("final accuracy", f"{spec.name}-final", fig)
     for title, members, line_axes in _groups_for_plots(spec, results):
         stem = spec.name + (f"-{_slug(title)}" if title else "")
         full_title = f"{base_title}{': ' + title if title else ''}"
@@ -459,13 +460,12 @@ def report_figures(spec: Spec, results: list[CellResult]) -> list[ReportFigure]:
         caption = f"{caption}. {note}" if note else caption
         if histories and spec.report.layout != "final":
             fig = accuracy_figure(histories, title=full_title, caption=caption, styles=styles)
-            out.append(ReportFigure(f"accuracy{suffix}", stem, fig))
+            yield ReportFigure(f"accuracy{suffix}", stem, fig)
         if aligns:
             fig = alignment_figure(aligns, title=f"{full_title} — alignment", caption=caption, styles=styles,
                                    algorithms=algorithms)
             if fig is not None:
-                out.append(ReportFigure(f"alignment{suffix}", f"{stem}-alignment", fig))
-    return out
+                yield ReportFigure(f"alignment{suffix}", f"{stem}-alignment", fig)
 
 
 # ------------------------------------------------------------------------------ the report
