@@ -21,19 +21,20 @@ import math
 import re
 import statistics
 import time
-import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..channels import label as algorithm_label, split_name
+from ..style import algorithm_key, line_styles, styles_for_labels
 from ..train import History
 from .spec import Cell, Overrides, Spec, describe_protocol
 from .store import FINISHED, METRIC_COLUMNS, ResultsStore, RunRow
 
 METRIC_TITLES = {"test_acc": "test accuracy (%)", "train_acc": "training accuracy (%)",
                  "test_loss": "test loss", "train_loss": "training loss"}
-ALIGN_TITLES = {"signal": "∠(I_h, B_h)", "update": "∠(ΔW_h, −∇W_h)", "feedback": "∠(C_h, W_{h+1}ᵀ…)"}
 
 
 @dataclass
@@ -230,143 +231,241 @@ def csv_rows(spec: Spec, results: list[CellResult]) -> tuple[list[str], list[lis
 
 
 # ------------------------------------------------------------------------------ plots
+# Row labels of the alignment figure (metrics of lchannel.alignment), as mathtext.
+ALIGN_LABELS = {"signal": r"$\angle(I^h, B^h)$",
+                "update": r"$\angle(\Delta W^h, \Delta W^h_{\mathrm{BP}})$"}
+FEEDBACK_LABELS = {"chain": r"$\angle(C^h, (W^{h+1})^\top)$",
+                   "skip": r"$\angle(C^h, (W^L \cdots W^{h+1})^\top)$",
+                   "any": r"$\angle(C^h, (W^k \cdots W^{h+1})^\top)$"}
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def _slug(text: str) -> str:
     s = re.sub(r"[^A-Za-z0-9]+", "-", text.replace("'", "")).strip("-").lower()
     return s or "all"
 
 
-def _groups_for_plots(spec: Spec, results: list[CellResult]) -> list[tuple[str, list[CellResult], str]]:
-    """(title, cells, line-label axis) of every accuracy figure: one per row of a table
-    layout (its columns as lines), one per panel of a curves layout, one for final."""
+def _groups_for_plots(spec: Spec, results: list[CellResult]) -> list[tuple[str, list[CellResult], list[str]]]:
+    """(title, cells, line axes) of every run figure: one per row of a table layout (its
+    columns as lines), one per panel of a curves layout, one for final."""
     r = spec.report
     names = spec.axis_names
     if r.layout == "table":
         group_axes = list(r.rows) or [n for n in names if n not in r.columns]
-        line_axes = [n for n in names if n not in group_axes]
     elif r.layout == "curves":
         group_axes = [r.panels] if r.panels else []
-        line_axes = [n for n in names if n not in group_axes]
     else:
         group_axes = []
-        line_axes = names
+    line_axes = [n for n in names if n not in group_axes]
     out = []
     for gk in _ordered_keys(spec, results, group_axes) if group_axes else [()]:
         members = [res for res in results if tuple(res.cell.labels[a] for a in group_axes) == gk]
-        title = " / ".join(gk)
-        out.append((title, members, line_axes))
+        out.append((" / ".join(gk), members, line_axes))
     return out
 
 
+def level_text(axis: str, label: str) -> str:
+    """A level's label in a legend: ``n = 2`` when the label is a bare number (named by
+    its axis, e.g. ``bits = 3``), else the label itself (``10 bits``, ``RBP``)."""
+    return f"{axis} = {label}" if _NUMBER.fullmatch(label.strip()) else label
+
+
 def _line_label(res: CellResult, axes: list[str]) -> str:
-    return " / ".join(res.cell.labels[a] for a in axes) or res.cell.title
+    return " / ".join(level_text(a, res.cell.labels[a]) for a in axes) or res.cell.title
 
 
-def plot_alignment(curves: dict[str, dict], path: Path, title: str = "") -> Path | None:
-    """Alignment angles per epoch: a row of panels per metric, a column per hidden layer;
-    one line per run (mean over seeds with a ±1 sd band)."""
-    import matplotlib
-    matplotlib.use("Agg")
+def _algorithm(res: CellResult) -> str:
+    return algorithm_key(res.cell.config.algorithm, res.cell.config.channel)
+
+
+def _line_styles(spec: Spec, results: list[CellResult], members: list[CellResult], line_axes: list[str]):
+    """Looks of a figure's lines: algorithm looks when the lines are algorithms, else one
+    sequential colour per level, by its position among all the spec's lines (so a level
+    has the same colour in every figure of the spec)."""
+    order = _ordered_keys(spec, results, line_axes)
+    lines = {}
+    for res in members:
+        pos = order.index(tuple(res.cell.labels[a] for a in line_axes))
+        lines[_line_label(res, line_axes)] = (_algorithm(res), pos, len(order))
+    return line_styles(lines)
+
+
+def _run_config(res: CellResult):
+    """The config the chosen runs were trained with (the cell's, with their overrides)."""
+    return res.cell.config.replace(**res.overrides) if res.overrides else res.cell.config
+
+
+def _caption(members: list[CellResult]) -> str:
+    """What the lines of a figure have in common (:func:`lchannel.plots.describe_runs`)."""
+    from ..plots import describe_runs
+
+    text = describe_runs([_run_config(r) for r in members])
+    return text + (" (shortened: not the spec's protocol)" if any(r.shortened for r in members) else "")
+
+
+def _align_label(metric: str, algorithms: set[str]) -> str:
+    if metric in ALIGN_LABELS:
+        return ALIGN_LABELS[metric]
+    if metric.startswith("feedback_from_"):
+        k = metric.rsplit("_", 1)[1]
+        return rf"$\angle(C^{{h,{k}}}, (W^{{{k}}} \cdots W^{{h+1}})^\top)$"
+    if metric == "feedback":
+        bases = {split_name(a)[0] for a in algorithms}
+        kind = "chain" if bases and bases <= {"rbp", "arbp"} else "skip" if bases and bases <= {"srbp", "asrbp"} else "any"
+        return FEEDBACK_LABELS[kind]
+    return metric
+
+
+def alignment_figure(curves: dict[str, dict], title: str = "", caption: str = "", styles: dict | None = None,
+                     algorithms: dict[str, str] | None = None):
+    """Alignment angles per epoch from epoch 0 (before training): a row of panels per
+    metric of :mod:`lchannel.alignment` (∠(I^h, B^h), ∠(ΔW^h, ΔW^h_BP), ∠(C^h, (W^{h+1})ᵀ)
+    ...), a column per hidden layer h; one line per run, the mean over seeds with a ±1 sd
+    band.  Paper 1 has no such figure; it measures how far each channel is from BP
+    (sections 3-4).  ``curves`` maps a label to ``{(metric, layer): (epochs,
+    values[epoch, seed])}``; ``algorithms`` maps a label to its algorithm name (for the
+    feedback row's label).  None when there is nothing to draw."""
     import matplotlib.pyplot as plt
-    import matplotlib.ticker
+
+    from ..plots import annotate, band_note, draw_line, epoch_axis, left_out_note, legend_outside
 
     keys = sorted({k for c in curves.values() for k in c}, key=lambda k: (k[0] != "signal", k[0] != "update", k))
     if not keys:
         return None
+    algorithms = algorithms or {}
+    styles = styles or styles_for_labels(list(curves))
     metrics = list(dict.fromkeys(k[0] for k in keys))
     layers = sorted({k[1] for k in keys})
-    fig, axes = plt.subplots(len(metrics), len(layers), figsize=(3.2 * len(layers), 2.6 * len(metrics) + 0.6),
-                             sharex=True, squeeze=False)
-    colors = matplotlib.colormaps["tab10" if len(curves) <= 10 else "tab20"]
-    for li, (label, c) in enumerate(curves.items()):
-        col = colors(li % colors.N)
-        for i, m in enumerate(metrics):
-            for j, h in enumerate(layers):
-                if (m, h) not in c:
-                    continue
-                x, v = c[(m, h)]
-                with np.errstate(all="ignore"), warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN epochs (diverged)
-                    mean = np.nanmean(v, axis=1) if v.size else v
-                    sd = np.nanstd(v, axis=1, ddof=1) if v.shape[1] > 1 else np.zeros_like(mean)
-                if np.all(np.isnan(mean)):
-                    continue
-                ax = axes[i][j]
-                ax.plot(x, mean, color=col, lw=1.4, label=label, ls="--" if "no f'" in label else "-")
-                ax.fill_between(x, mean - np.nan_to_num(sd), mean + np.nan_to_num(sd), color=col, alpha=0.15, lw=0)
-    top = max([ax.get_ylim()[1] for row in axes for ax in row] + [100.0])
+    fig, axes = plt.subplots(len(metrics), len(layers), figsize=(2.9 * len(layers) + 2.4, 2.4 * len(metrics) + 1.2),
+                             sharex=True, sharey=True, squeeze=False, layout="constrained")
+    drawn = set()
+    for label, c in curves.items():
+        for (m, h), (x, v) in c.items():
+            if draw_line(axes[metrics.index(m)][layers.index(h)], x, v, styles[label], label) is not None:
+                drawn.add(label)
+    # Angles lie in [0, 180]; show up to 100-odd degrees unless some go beyond.
+    highest = max((ax.dataLim.y1 for ax in axes.flat if np.isfinite(ax.dataLim.y1)), default=90.0)
+    top = min(180.0, max(100.0, 15.0 * math.ceil((highest + 5.0) / 15.0)))
     for i, m in enumerate(metrics):
+        with_metric = {algorithms[lab] for lab, c in curves.items() if lab in algorithms and any(k[0] == m for k in c)}
         for j, h in enumerate(layers):
             ax = axes[i][j]
-            ax.set_ylim(0, min(180.0, top))
-            ax.axhline(90, color="0.6", lw=0.8, ls=":")
+            ax.set_ylim(0, top)
+            ax.set_yticks(np.arange(0.0, top + 1.0, 30.0))
+            ax.axhline(90, color="0.5", lw=0.8, ls=":")
             ax.grid(alpha=0.3)
+            epoch_axis(ax)
             if i == 0:
-                ax.set_title(f"hidden layer {h}", fontsize=9)
+                ax.set_title(f"hidden layer h = {h}", fontsize=9)
             if j == 0:
-                ax.set_ylabel(f"{ALIGN_TITLES.get(m.split('_from_')[0], m)}{' ' + m if '_from_' in m else ''}\n(degrees)",
-                              fontsize=8)
+                ax.set_ylabel(f"{_align_label(m, with_metric)}\n(degrees)", fontsize=9)
             if i == len(metrics) - 1:
                 ax.set_xlabel("epoch")
-            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    for row in axes:
-        for ax in row:
-            h_, l_ = ax.get_legend_handles_labels()
-            for hh, ll in zip(h_, l_):
-                if ll not in labels:
-                    handles.append(hh)
-                    labels.append(ll)
-    if handles:
-        fig.legend(handles, labels, loc="lower center", ncol=min(5, len(labels)), fontsize=7, frameon=False)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0.06 + 0.02 * ((len(labels) - 1) // 5), 1, 0.97))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    legend_outside(fig, axes)
+    empty = [lab for lab in curves if lab not in drawn]
+    annotate(fig, title, caption, [band_note(axes), "Angles in degrees; 90° (dotted): orthogonal to BP's.",
+                                   left_out_note(empty, "no finite angles")])
+    return fig
 
 
-def plot_final(spec: Spec, results: list[CellResult], path: Path, title: str = "") -> Path | None:
-    """Final accuracy against the numeric level values of the ``x`` axis (Figure 4 style),
-    one line per level of the other axes, mean ± sd over seeds."""
-    import matplotlib
-    matplotlib.use("Agg")
+def final_figure(spec: Spec, results: list[CellResult], title: str = "", caption: str = ""):
+    """Final training (upper) and test (lower) accuracy against the numeric level values
+    of the ``x`` axis, one line per level of the other axes: mean over the seeds that
+    finished without diverging, ±1 sd band, as in paper 1, Figure 4 (post-training
+    accuracy of sparse SRBP against n).  None when no cell has a finished seed."""
     import matplotlib.pyplot as plt
+
+    from ..plots import annotate, band_note, draw_line, left_out_note, legend_outside
 
     xa = spec.report.x
     others = [a for a in spec.axis_names if a != xa]
-    lines: dict[str, list] = {}
+    lines: dict[str, list[CellResult]] = {}
+    algos = {_algorithm(res) for res in results}
+    single = algorithm_label(algos.pop()) if len(algos) == 1 else spec.name  # the line of a one-line figure
     for res in results:
-        key = " / ".join(res.cell.labels[a] for a in others) or spec.name
-        lines.setdefault(key, []).append(res)
-    fig, axes = plt.subplots(2, 1, figsize=(7, 7), sharex=True)
-    any_point = False
-    for i, (label, items) in enumerate(lines.items()):
+        lines.setdefault(_line_label(res, others) if others else single, []).append(res)
+    order = _ordered_keys(spec, results, others)
+    styles = line_styles({lab: (_algorithm(items[0]) if len({_algorithm(r) for r in items}) == 1 else None,
+                                order.index(tuple(items[0].cell.labels[a] for a in others)), len(order))
+                          for lab, items in lines.items()})
+    fig, axes = plt.subplots(2, 1, figsize=(8, 7), sharex=True, layout="constrained")
+    missing, any_point = [], False
+    for label, items in lines.items():
+        missing += [level_text(xa, r.cell.labels[xa]) + (f" ({label})" if others else "") for r in items if not r.done]
+        done = sorted((r for r in items if r.done), key=lambda r: r.cell.values[xa])
+        if not done:
+            continue
+        width = max(len(r.done) for r in done)
         for ax, metric in zip(axes, ("train_acc", "test_acc")):
-            pts = sorted((r.cell.values[xa], *r.stats(metric)[:2]) for r in items if r.stats(metric)[2] > 0)
-            if not pts:
-                continue
-            any_point = True
-            x, m, s = (np.array(v, dtype=float) for v in zip(*pts))
-            ax.errorbar(x, 100 * m, yerr=100 * s, marker="o", ms=4, capsize=3, lw=1.4, label=label)
+            vals = [[run.final[metric] for run in r.done] + [math.nan] * (width - len(r.done)) for r in done]
+            any_point |= draw_line(ax, [r.cell.values[xa] for r in done], vals, styles[label], label,
+                                   scale=100.0, max_markers=None) is not None
     if not any_point:
         plt.close(fig)
         return None
-    axes[0].set_ylabel("training accuracy (%)")
-    axes[1].set_ylabel("test accuracy (%)")
+    axes[0].set_ylabel("final training accuracy (%)")
+    axes[1].set_ylabel("final test accuracy (%)")
     axes[1].set_xlabel(spec.axis(xa).title or xa)
     for ax in axes:
         ax.grid(alpha=0.3)
-    if len(lines) > 1:
-        axes[0].legend(fontsize=8)
-    if title:
-        axes[0].set_title(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    legend_outside(fig, axes)
+    annotate(fig, title, caption, ["Final accuracy: mean over the seeds that did not diverge.", band_note(axes),
+                                   left_out_note(missing, "no finished seed")])
+    return fig
+
+
+@dataclass
+class ReportFigure:
+    """One figure of a report: its Markdown heading, file stem and matplotlib figure."""
+
+    heading: str
+    stem: str
+    figure: object
+
+
+def report_figures(spec: Spec, results: list[CellResult]) -> Iterator[ReportFigure]:
+    """Every figure of a report, one at a time (save and close each before the next; the
+    store behind ``results`` must stay open): the final accuracy figure of a ``final``
+    layout, and per group of :func:`_groups_for_plots` an accuracy figure (not for
+    ``final``) and an alignment figure when angles were recorded.  Lines share looks
+    across figures (:mod:`lchannel.style`); captions name what the lines have in common
+    and the lines left out (no finished runs, no finite values)."""
+    from ..plots import accuracy_figure, left_out_note
+
+    base_title = spec.report.title or spec.name
+    if spec.report.layout == "final":
+        fig = final_figure(spec, results, title=spec.report.title or f"{spec.name}: final accuracy",
+                           caption=_caption(results))
+        if fig is not None:
+            yield ReportFigure("final accuracy", f"{spec.name}-final", fig)
+    for title, members, line_axes in _groups_for_plots(spec, results):
+        stem = spec.name + (f"-{_slug(title)}" if title else "")
+        full_title = f"{base_title}{': ' + title if title else ''}"
+        suffix = f": {title}" if title else ""
+        styles = _line_styles(spec, results, members, line_axes)
+        caption = _caption(members)
+        histories, aligns, algorithms, unfinished = {}, {}, {}, []
+        for res in members:
+            lab = _line_label(res, line_axes)
+            algorithms[lab] = _algorithm(res)
+            h = res.history()
+            if h is not None and h.epochs:
+                histories[lab] = h
+            else:
+                unfinished.append(lab)
+            a = res.alignment()
+            if a:
+                aligns[lab] = a
+        note = left_out_note(unfinished, "no finished runs")
+        caption = f"{caption}. {note}" if note else caption
+        if histories and spec.report.layout != "final":
+            fig = accuracy_figure(histories, title=full_title, caption=caption, styles=styles)
+            yield ReportFigure(f"accuracy{suffix}", stem, fig)
+        if aligns:
+            fig = alignment_figure(aligns, title=f"{full_title} — alignment", caption=caption, styles=styles,
+                                   algorithms=algorithms)
+            if fig is not None:
+                yield ReportFigure(f"alignment{suffix}", f"{stem}-alignment", fig)
 
 
 # ------------------------------------------------------------------------------ the report
@@ -383,8 +482,6 @@ class Report:
 def write_report(spec: Spec, db: str | Path, out_dir: str | Path, overrides: Overrides | None = None,
                  metric: str | None = None, plots: bool = True, where: dict | None = None) -> Report:
     """Write ``report.md``, ``report.csv`` and the PNGs of ``spec`` into ``out_dir``."""
-    from ..plots import plot_accuracy
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     metric = metric or spec.report.metric
@@ -394,33 +491,12 @@ def write_report(spec: Spec, db: str | Path, out_dir: str | Path, overrides: Ove
         pngs: list[Path] = []
         figures: list[tuple[str, Path]] = []
         if plots:
-            if spec.report.layout == "final":
-                p = plot_final(spec, results, out / f"{spec.name}-final.png",
-                               title=spec.report.title or f"{spec.name}: final accuracy")
-                if p:
-                    pngs.append(p)
-                    figures.append(("final accuracy", p))
-            for title, members, line_axes in _groups_for_plots(spec, results):
-                stem = spec.name + (f"-{_slug(title)}" if title else "")
-                histories, aligns = {}, {}
-                for res in members:
-                    lab = _line_label(res, line_axes)
-                    h = res.history()
-                    if h is not None and h.epochs:
-                        histories[lab] = h
-                    a = res.alignment()
-                    if a:
-                        aligns[lab] = a
-                full_title = f"{spec.report.title or spec.name}{': ' + title if title else ''}"
-                if histories and spec.report.layout != "final":
-                    p = plot_accuracy(histories, out / f"{stem}.png", title=full_title)
-                    pngs.append(p)
-                    figures.append((f"accuracy{': ' + title if title else ''}", p))
-                if aligns:
-                    p = plot_alignment(aligns, out / f"{stem}-alignment.png", title=f"{full_title} — alignment")
-                    if p:
-                        pngs.append(p)
-                        figures.append((f"alignment{': ' + title if title else ''}", p))
+            from ..plots import save_figure
+
+            for f in report_figures(spec, results):
+                p = save_figure(f.figure, out / f"{f.stem}.png")
+                pngs.append(p)
+                figures.append((f.heading, p))
     md = _markdown(spec, results, header, rows, metric, db, figures, out)
     (out / "report.md").write_text(md)
     ch, crow = csv_rows(spec, results)

@@ -1,0 +1,123 @@
+"""One look per algorithm in every figure: colour, line style and marker.
+
+Every figure that draws algorithms (``lchannel compare``'s comparison.png, the report's
+accuracy, final-accuracy and alignment figures) takes its lines' looks from
+:func:`algorithm_style`, so RBP is the same green everywhere.  A no-f' variant
+(``rbp-nof``, ``channel.derivative = "none"``) keeps its base's colour and marker with a
+dashed line and hollow markers.  Lines that are levels of one setting rather than
+algorithms (quantization bits, dropout, sparsity n) take colours from one sequential
+colormap, by the level's position on its axis (:func:`line_styles`), so a level has the
+same colour in every panel.
+
+This module does not import matplotlib until a colormap is asked for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .channels import algorithm_names, label, split_name
+
+# tab10 colours; BP, SBP, RBP, SRBP keep the order (blue, orange, green, red) of the
+# earliest comparison plots.
+ALGORITHM_COLORS: dict[str, str] = {
+    "bp": "#1f77b4",       # blue
+    "sbp": "#ff7f0e",      # orange
+    "rbp": "#2ca02c",      # green
+    "srbp": "#d62728",     # red
+    "arbp": "#bcbd22",     # olive
+    "asrbp": "#9467bd",    # purple
+    "top": "#7f7f7f",      # grey
+    "mixed": "#8c564b",    # brown
+    "cascade": "#e377c2",  # pink
+}
+ALGORITHM_MARKERS: dict[str, str] = {
+    "bp": "o", "sbp": "s", "rbp": "^", "srbp": "v", "arbp": "D", "asrbp": "P",
+    "top": "X", "mixed": "*", "cascade": "h",
+}
+NOF_LINESTYLE = "--"
+# Lines that are levels of a setting: viridis without its pale yellow end.
+LEVEL_CMAP = "viridis"
+LEVEL_RANGE = (0.0, 0.85)
+LEVEL_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "h", "<", ">", "p")
+
+
+@dataclass(frozen=True)
+class LineStyle:
+    """How one line is drawn; :meth:`kwargs` are ``Axes.plot`` keyword arguments."""
+
+    color: str | tuple
+    linestyle: str = "-"
+    marker: str = "o"
+    filled: bool = True
+
+    def kwargs(self) -> dict:
+        kw = {"color": self.color, "linestyle": self.linestyle, "marker": self.marker}
+        if not self.filled:
+            kw["markerfacecolor"] = "white"
+        return kw
+
+
+def algorithm_key(algorithm: str, channel: dict | None = None) -> str:
+    """The style key of a run: its algorithm name with the channel options that give an
+    algorithm its own name spelled out (``rbp`` + ``adaptive`` -> ``arbp``,
+    ``derivative = "none"`` -> ``-nof``)."""
+    base, nof = split_name(algorithm)
+    channel = channel or {}
+    if channel.get("adaptive") and base in ("rbp", "srbp"):
+        base = "a" + base
+    nof = nof or channel.get("derivative") == "none"
+    return base + ("-nof" if nof and base != "top" else "")
+
+
+def algorithm_style(name: str) -> LineStyle:
+    """The look of algorithm ``name`` (e.g. ``srbp``, ``rbp-nof``)."""
+    base, nof = split_name(name)
+    return LineStyle(ALGORITHM_COLORS[base], NOF_LINESTYLE if nof else "-", ALGORITHM_MARKERS[base], not nof)
+
+
+_BY_LABEL = {label(n): n for n in algorithm_names()}
+
+
+def algorithm_of_label(text: str) -> str | None:
+    """The algorithm name whose papers' label is ``text`` (``"RBP (no f')"`` -> ``rbp-nof``),
+    or None."""
+    return _BY_LABEL.get(text)
+
+
+def level_color(position: int, count: int) -> tuple:
+    """The colour of level ``position`` of ``count`` on a sequential colormap."""
+    import matplotlib
+
+    lo, hi = LEVEL_RANGE
+    frac = lo + (hi - lo) * (position / (count - 1) if count > 1 else 0.0)
+    return tuple(matplotlib.colormaps[LEVEL_CMAP](frac))
+
+
+def line_styles(lines: dict[str, tuple[str | None, int, int]]) -> dict[str, LineStyle]:
+    """The look of every line of a figure from ``{label: (algorithm key or None, level
+    position, level count)}``.
+
+    Lines that are different algorithms get their algorithms' looks; lines of one
+    algorithm (or of unknown ones) get sequential colours by level position; when several
+    lines share an algorithm and the algorithms differ too, a line keeps its algorithm's
+    colour and line style and its level picks the marker.
+    """
+    algos = [a for a, _, _ in lines.values()]
+    known = None not in algos
+    if known and len(set(algos)) == len(algos):
+        return {lab: algorithm_style(a) for lab, (a, _, _) in lines.items()}
+    if not known or len(set(algos)) == 1:
+        return {lab: LineStyle(level_color(p, n), "-", LEVEL_MARKERS[p % len(LEVEL_MARKERS)])
+                for lab, (_, p, n) in lines.items()}
+    out = {}
+    for lab, (a, p, _) in lines.items():
+        s = algorithm_style(a)
+        out[lab] = LineStyle(s.color, s.linestyle, LEVEL_MARKERS[p % len(LEVEL_MARKERS)], s.filled)
+    return out
+
+
+def styles_for_labels(labels: list[str]) -> dict[str, LineStyle]:
+    """Looks for lines named by label only: algorithm looks when every label is an
+    algorithm's papers' label (:func:`lchannel.channels.label`), else sequential by order."""
+    return line_styles({lab: (algorithm_of_label(lab), i, len(labels)) for i, lab in enumerate(labels)})
