@@ -215,7 +215,7 @@ def cmd_train(args, parser) -> int:
 
 
 def cmd_compare(args, parser) -> int:
-    from .plots import plot_accuracy
+    from .plots import describe_runs, plot_accuracy
     from .run import RESULT_HEADER, RunFolderError, format_table, open_run_folder, result_row, run_id, train_config
 
     algorithms = [a.strip() for a in args.algorithms.split(",")] if args.algorithms else FIGURE1
@@ -258,8 +258,8 @@ def cmd_compare(args, parser) -> int:
     table = format_table(rows, RESULT_HEADER)
     print(table)
     (out / "comparison.txt").write_text(table + "\n")
-    png = plot_accuracy(curves, out / "comparison.png",
-                        title=f"{c0.dataset}: A{c0.sizes}, mean ± sd over {len(c0.seeds)} seeds")
+    png = plot_accuracy(curves, out / "comparison.png", title=f"{c0.dataset}: learning channels (paper 1, Figure 1)",
+                        caption=describe_runs(cfgs))
     print(f"wrote {png} and {out / 'comparison.txt'}")
     return 0
 
