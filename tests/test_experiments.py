@@ -274,6 +274,8 @@ def bad(tmp_path_factory):
     (["run", "table1", "--ray-address", "auto"], "--ray-address: applies only to --executor ray"),
     (["run", "table1", "--lease-ttl", "0"], "--lease-ttl: 0 is not accepted; expected a number of seconds > 0"),
     (["run", "table1", "--lease-ttl", "nan"], "argument --lease-ttl: expected a finite number"),
+    (["run", "table1", "--data-dir", ""], "--data-dir: an empty path is not accepted"),
+    (["report", "{d}/tiny.toml", "--db", ""], "--db: an empty path is not accepted"),
     (["report", "{d}/tiny.toml", "--db", "{d}/adir"], "--db: '{d}/adir' is a folder"),
     (["report", "{d}/tiny.toml", "--db", "{d}/text.db"], "--db: '{d}/text.db' is not an SQLite results database"),
     (["report", "{d}/tiny.toml", "--db", "{d}/nothere/x.db"], "--db: '{d}/nothere/x.db' does not exist"),
@@ -356,7 +358,9 @@ def test_help_shows_every_default_of_run_report_experiments_and_theory():
     for name in names:
         text = " ".join(parsers[name].format_help().split())
         for a in parsers[name]._actions:
-            if not a.option_strings or a.default in (None, False, argparse.SUPPRESS):
+            # flags (False), repeatable options ([]) and None defaults explain themselves
+            if not a.option_strings or a.default is None or a.default is False or a.default == [] \
+                    or a.default == argparse.SUPPRESS:
                 continue
             assert f"(default: {a.default})" in text, (name, a.option_strings, a.default)
             checked += 1

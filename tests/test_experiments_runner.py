@@ -136,22 +136,26 @@ def test_local_process_pool_gives_the_same_numbers(reference, tmp_path):
     assert_same(dump(tmp_path / "pool.db"), dump(db))
 
 
+def interrupt_after(task: dict, epoch: int) -> None:
+    """Train ``task`` and crash it right after ``epoch`` (its checkpoint is written)."""
+    class Crash(Exception):
+        pass
+
+    def crash(_id, e, _epochs, _acc):
+        if e == epoch:
+            raise Crash
+
+    with pytest.raises(Crash):
+        train_population(task, progress=crash)
+
+
 def test_a_population_interrupted_mid_way_resumes_from_its_checkpoint(reference, tmp_path):
     spec, _, _ = reference
     cfg = spec.cells()[3].config.replace(epochs=5)  # LC dropout / RBP: random streams in the channel
     task = {"id": 0, "config": cfg.to_dict(), "checkpoint": str(tmp_path / "ck.pt"),
             "alignment": {"enabled": True, "probe": 100, "every": 1}}
     full = train_population({**task, "checkpoint": None})
-
-    class Crash(Exception):
-        pass
-
-    def crash_after_2(_id, epoch, _epochs, _acc):
-        if epoch == 2:
-            raise Crash
-
-    with pytest.raises(Crash):
-        train_population(task, progress=crash_after_2)
+    interrupt_after(task, 2)
     assert (tmp_path / "ck.pt").exists()
     epochs_run = []
     resumed = train_population(task, progress=lambda i, e, n, a: epochs_run.append(e))
@@ -446,10 +450,10 @@ def test_two_lchannel_run_processes_on_one_database_do_not_duplicate_work(tmp_pa
     spec_path = write_spec(tmp_path, epochs=6, n_train=600)
     db = tmp_path / "two.db"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "lchannel.cli", "run", str(spec_path), "--db", str(db), "--workers", "1",
-           "--quiet", "--no-pack"]
-    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    cmd = [sys.executable, "-m", "lchannel.cli", "run", str(spec_path), "--db", str(db), "--quiet", "--no-pack"]
+    # one runner trains in its own process, the other through a 2-worker pool
+    procs = [subprocess.Popen(cmd + ["--workers", w], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for w in ("1", "2")]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     with sqlite3.connect(db) as c:
@@ -473,20 +477,20 @@ def test_a_live_lease_is_skipped_and_an_expired_one_is_taken_over_from_its_check
         dead = [f"{cells[3].key}-s{s}" for s in cells[3].config.seeds]
         assert store.claim(live, "otherhost:1:alive", ttl=600)[0] == live
         assert store.claim(dead, "otherhost:2:gone", ttl=0.05)[0] == dead
+        # a runner of this host whose process is gone: free at once, long TTL or not
+        from lchannel.experiments.store import owner_id
+        gone = subprocess.Popen([sys.executable, "-c", "pass"])
+        gone.wait()
+        killed = [f"{cells[1].key}-s{s}" for s in cells[1].config.seeds]
+        host = owner_id().split(":")[0]
+        assert store.claim(killed, f"{host}:{gone.pid}:x", ttl=600)[0] == killed
+        assert store.leased_by_others(killed, "anyone") == [] and store.leased_by_others(live, "anyone") == live
     # the dead runner had trained its population (LC dropout / RBP) for 2 of 3 epochs
     pop = Population(cells[3].config)
     task = {"id": 0, "config": pop.config.to_dict(), "checkpoint": str(checkpoint_path(checkpoint_dir(db), pop)),
             "alignment": {"enabled": True, "probe": 100, "every": 1}}
 
-    class Stop(Exception):
-        pass
-
-    def stop_after_2(_i, epoch, _n, _a):
-        if epoch == 2:
-            raise Stop
-
-    with pytest.raises(Stop):
-        train_population(task, progress=stop_after_2)
+    interrupt_after(task, 2)
     time.sleep(0.1)  # its lease expires
     from lchannel.experiments import runner
     real = runner.train_population

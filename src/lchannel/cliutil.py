@@ -71,9 +71,16 @@ def _check_ancestor(folder: Path, option: str, target: str) -> None:
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """``(default: X)`` after every option that has a default value; flags (default
-    False) and options without a default (None, explained in their help) are left as written."""
+    False), repeatable options (default: an empty list) and options without a default
+    (None, explained in their help) are left as written."""
 
     def _get_help_string(self, action):
-        if action.default is None or action.default is False or action.default == argparse.SUPPRESS:
+        if not has_default(action):
             return action.help
         return super()._get_help_string(action)
+
+
+def has_default(action: argparse.Action) -> bool:
+    """Whether ``--help`` should show the action's default."""
+    d = action.default
+    return not (d is None or d is False or d == [] or d == argparse.SUPPRESS)

@@ -24,7 +24,7 @@ from ..cliutil import DefaultsHelpFormatter, PathError, writable_dir
 from ..data import DataError
 from .runner import DEFAULT_DB, DEFAULT_LEASE_TTL, EXECUTORS, run_sweep
 from .spec import Overrides, SpecError, load_spec, shipped_specs
-from .store import StoreError
+from .store import ResultsStore, StoreError
 
 DEVICES = "auto, cpu, cuda or cuda:N"
 
@@ -62,7 +62,8 @@ def _overrides(args) -> Overrides:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``run``, ``report`` and ``experiments`` to the main parser's sub-commands."""
     p = sub.add_parser("run", help="run an experiment spec (a shipped name or a .toml file) into the results store",
-                       formatter_class=DefaultsHelpFormatter, description="Expand SPEC's grid into runs (one per cell and seed), pack runs that differ only "
+                       formatter_class=DefaultsHelpFormatter,
+                       description="Expand SPEC's grid into runs (one per cell and seed), pack runs that differ only "
                                    "in seed into populations, train them in parallel and store every result in an "
                                    "SQLite database. Rerunning skips finished runs and resumes the others; "
                                    "several runners on one database share the work (leases).")
@@ -88,7 +89,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_run, parser=p)
 
     p = sub.add_parser("report", help="Markdown/CSV tables and PNG plots of a spec's stored results",
-                       formatter_class=DefaultsHelpFormatter, description="Render SPEC's results as report.md and report.csv (the layout of paper 1's "
+                       formatter_class=DefaultsHelpFormatter,
+                       description="Render SPEC's results as report.md and report.csv (the layout of paper 1's "
                                    "Table 1: mean (sd) [seeds × epochs]) and PNG plots (accuracy per epoch and "
                                    "alignment angles, mean with a band).")
     p.add_argument("spec", metavar="SPEC", help="a shipped spec or a path to a .toml spec")
@@ -162,6 +164,10 @@ def cmd_run(args, parser) -> int:
         parser.error(f"--workers: {args.workers} is not accepted; expected an integer >= 1")
     if args.max_members is not None and args.max_members < 1:
         parser.error(f"--max-members: {args.max_members} is not accepted; expected an integer >= 1")
+    if args.data_dir is not None and not args.data_dir.strip():
+        # an unset shell variable ("--data-dir $DATA") would silently mean the default folder
+        parser.error("--data-dir: an empty path is not accepted; omit the option to use $LCHANNEL_DATA_DIR "
+                     "or ~/.cache/lchannel")
     if args.ray_address is not None and args.executor != "ray":
         parser.error(f"--ray-address: applies only to --executor ray (this run uses --executor {args.executor})")
     if not args.lease_ttl > 0:
@@ -212,7 +218,6 @@ def _dry_run(spec, cells, args) -> int:
 def _print_summary(spec, args, overrides, where) -> None:
     from ..run import format_table
     from .report import collect
-    from .store import ResultsStore
     with ResultsStore(args.db) as store:
         results = collect(spec, store, overrides, where)
         rows = []
@@ -237,10 +242,11 @@ def cmd_report(args, parser) -> int:
         spec.cells(overrides, where)
     except SpecError as err:
         parser.error(str(err))
+    if not args.db.strip():
+        parser.error("--db: an empty path is not accepted; expected a results database file")
     if not Path(args.db).exists():
         parser.error(f"--db: {args.db!r} does not exist; run `lchannel run {args.spec} --db {args.db}` first")
     try:
-        from .store import ResultsStore
         ResultsStore(args.db).close()  # a folder, a text file, another schema: say so before any work
         out = writable_dir(f"results/report-{spec.name}" if args.out is None else args.out, "--out")
     except StoreError as err:

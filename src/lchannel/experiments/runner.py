@@ -480,9 +480,9 @@ class Heartbeat:
     def _run(self) -> None:
         store = None
         try:
-            store = ResultsStore(self.db)
             while not self.stop.wait(max(0.05, self.ttl / 4)):
                 try:
+                    store = store or ResultsStore(self.db)
                     store.renew(self.owner, self.ttl)
                 except sqlite3.Error:
                     pass  # locked for longer than the busy timeout: try again next beat

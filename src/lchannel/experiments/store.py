@@ -21,15 +21,16 @@ included, so a shortened run never shares an id with the full protocol).  ``stat
 transaction (its runs' rows, every epoch, every alignment angle), so a killed runner
 leaves only complete runs behind.  ``attempts`` counts the results delivered for a run
 (finished or failed): 1 for a run computed once.  ``epochs`` holds trained epochs 1..n;
-the untrained network (epoch 0, ``History.initial``) is in ``initial``.
+the untrained network (epoch 0, ``History.initial``) is in ``initial``.  A diverged run
+keeps its per-epoch rows but has no final metrics.  The database is in WAL mode, so
+reports can read it while a sweep writes.  NaN metrics (diverged members) are stored as
+NULL.
 
 Leases let several runners share one database without computing a run twice: a runner
 claims a population's runs in one ``BEGIN IMMEDIATE`` transaction before training it
 (:meth:`ResultsStore.claim`), renews its leases while it lives (:meth:`renew`), and
 drops them with the population's result.  A lease whose ``expires`` has passed, or whose
-owner is a dead process on this host, is free to take over.  See docs/experiments.md.  A diverged run keeps its per-epoch
-rows but has no final metrics.  The database is in WAL mode, so reports can read it
-while a sweep writes.  NaN metrics (diverged members) are stored as NULL.
+owner is a dead process on this host, is free to take over.  See docs/experiments.md.
 """
 
 from __future__ import annotations
@@ -133,17 +134,29 @@ class StoreError(RuntimeError):
     """A results database that cannot be used (not SQLite, another schema, a folder)."""
 
 
+def _host() -> str:
+    """This host as lease owners name it: the host name, plus the pid namespace where
+    Linux has one, so that containers sharing a host name (``--network host``) but not
+    their process tables never judge each other's pids."""
+    try:
+        ns = os.readlink("/proc/self/ns/pid").strip("pid:[]")
+    except OSError:
+        ns = ""
+    return f"{socket.gethostname()}/{ns}" if ns else socket.gethostname()
+
+
 def owner_id() -> str:
     """A lease owner: ``host:pid:random``, unique per runner even where pids repeat."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+    return f"{_host()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
 def owner_is_dead(owner: str) -> bool:
-    """Whether ``owner`` is a runner process of *this* host that no longer exists (its
-    leases can be taken at once instead of after they expire).  Other hosts: unknown."""
+    """Whether ``owner`` is a runner process of *this* host (and pid namespace) that no
+    longer exists: its leases can be taken at once instead of after they expire.  For
+    other hosts nothing is known, so their leases wait for their expiry."""
     host, _, rest = owner.partition(":")
     pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
+    if host != _host() or not pid.isdigit():
         return False
     try:
         os.kill(int(pid), 0)
@@ -387,13 +400,10 @@ class ResultsStore:
         with self.transaction() as c:
             return c.execute("UPDATE leases SET expires = ? WHERE owner = ?", (time.time() + ttl, owner)).rowcount
 
-    def release(self, owner: str, run_ids: list[str] | None = None) -> None:
-        """Drop ``owner``'s leases (all, or those of ``run_ids``)."""
+    def release(self, owner: str) -> None:
+        """Drop every lease ``owner`` holds (a runner on its way out)."""
         with self.transaction() as c:
-            if run_ids is None:
-                c.execute("DELETE FROM leases WHERE owner = ?", (owner,))
-            else:
-                c.executemany("DELETE FROM leases WHERE run_id = ? AND owner = ?", [(r, owner) for r in run_ids])
+            c.execute("DELETE FROM leases WHERE owner = ?", (owner,))
 
     def leased_by_others(self, run_ids: list[str], owner: str) -> list[str]:
         """The unfinished ``run_ids`` that another live runner holds right now."""
