@@ -514,3 +514,35 @@ def test_a_live_lease_is_skipped_and_an_expired_one_is_taken_over_from_its_check
         store.release("otherhost:1:alive")
     again = run_sweep(spec, db, workers=1, progress=False)
     assert (again.ran, again.skipped, again.busy) == (3, 12, 0)
+
+
+def test_leases_are_renewed_while_a_population_trains_longer_than_the_ttl(reference, tmp_path, monkeypatch):
+    import threading
+    spec, _, _ = reference
+    _count_trainings(monkeypatch, delay=1.5)  # one population that "trains" for 1.5 s
+    db = tmp_path / "beat.db"
+    where = {"variant": ["plain"], "algorithm": ["BP"]}
+    ids = [f"{spec.cells(where=where)[0].key}-s{s}" for s in (0, 1, 2)]
+    t = threading.Thread(target=run_sweep, args=(spec, db),
+                         kwargs=dict(workers=1, progress=False, where=where, lease_ttl=0.2, owner="host:A"))
+    t.start()
+    try:
+        deadline = time.time() + 30
+        while not (db.exists() and _leased(db, ids)) and time.time() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.6)  # three TTLs later the lease is still held: the heartbeat renewed it
+        with ResultsStore(db) as store:
+            assert store.leased_by_others(ids, "host:B") == ids
+            assert store.claim(ids, "host:B", ttl=10) == ([], ids)
+    finally:
+        t.join()
+    with ResultsStore(db) as store:
+        assert set(store.status(ids).values()) == {"done"} and store.leased_by_others(ids, "host:B") == []
+
+
+def _leased(db: Path, ids: list[str]) -> bool:
+    try:
+        with sqlite3.connect(db, timeout=0.1) as c:
+            return c.execute("SELECT count(*) FROM leases").fetchone()[0] == len(ids)
+    except sqlite3.Error:
+        return False
