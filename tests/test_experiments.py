@@ -1,5 +1,6 @@
 """Experiment specs: schema validation with precise messages, the shipped paper-1 specs, CLI."""
 
+import sqlite3
 import textwrap
 
 import pytest
@@ -57,6 +58,20 @@ AXES = [{"name": "algorithm", "levels": [{"label": "BP", "set": {"algorithm": "b
     (spec(alignment={"probe": 0}), "alignment.probe: 0 is not accepted; expected an integer >= 1"),
     (spec(axes=[{"name": "a", "levels": [{"label": "X"}, {"label": "X"}]}]),
      "levels[1].label: 'X' is not accepted; expected a label not used by another level of this axis"),
+    # issue 9: a careless spec is refused before any work
+    (spec(base={**BASE, "epochs": 0}), "spec 't': base: epochs: 0 is not accepted; expected an integer >= 1"),
+    (spec(axes=[{"name": "a", "levels": [{"label": "X", "set": {"epochs": 0}}]}]),
+     "levels[0] ('X').set: epochs: 0 is not accepted; expected an integer >= 1"),
+    ({"name": "t", "description": "no base"}, "spec 't': base: None is not accepted; expected a [base] table"),
+    (spec(base={k: v for k, v in BASE.items() if k != "epochs"}),
+     "spec 't': base: epochs missing; [base] must set dataset, epochs explicitly"),
+    (spec(base={**BASE, "seeds": [2 ** 63]}),
+     "base: seeds: [9223372036854775808] is not accepted; expected distinct integers in 0..9223372036854775807"),
+    (spec(base={**BASE, "seeds": [-1]}), "base: seeds: [-1] is not accepted; expected distinct integers in 0.."),
+    (spec(base={**BASE, "architecture": [2, 8, 8, 1], "algorithm": "mixed", "channel": {"topology": {"a": [3]}}}),
+     "spec 't': base.channel.topology: 'a' is not accepted; expected hidden-layer numbers as keys"),
+    (spec(base={**BASE, "architecture": [2, 8, 8, 1], "algorithm": "mixed", "channel": {"topology": {"1": ["x"]}}}),
+     "base.channel.topology.1: ['x'] is not accepted; expected a list of layer numbers"),
 ])
 def test_spec_validation_names_the_bad_key_and_the_accepted_values(data, needle):
     with pytest.raises(SpecError) as err:
@@ -202,6 +217,30 @@ def test_experiments_list_and_show(capsys):
     assert "Adaptive / RBP" in out and "Adaptive / SRBP" in out and "shortened" in out and "Baseline" not in out
 
 
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory):
+    """Files a careless user points options at (tests run as root, where permission bits
+    block nothing: an unwritable path here is one under a regular file)."""
+    d = tmp_path_factory.mktemp("bad")
+    (d / "afile").write_text("x")
+    (d / "text.db").write_text("hello\n")
+    (d / "adir").mkdir()
+    (d / "dir.png").mkdir()
+    import sqlite3
+    with sqlite3.connect(d / "other.db") as c:
+        c.execute("CREATE TABLE notes (x)")
+    with sqlite3.connect(d / "v7.db") as c:
+        c.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+        c.execute("INSERT INTO meta VALUES ('schema_version', '7')")
+    tiny = d / "tiny.toml"
+    tiny.write_text('description = "tiny"\n[base]\ndataset = "synthetic"\narchitecture = [2, 4, 1]\nepochs = 1\n')
+    good = d / "good.db"
+    assert main(["run", str(tiny), "--db", str(good), "--workers", "1", "--quiet"]) == 0
+    return d
+
+
+# Every message below was a traceback, a silent wrong run or a late failure before issue 9
+# unless marked "already clean".
 @pytest.mark.parametrize("argv,needle", [
     (["run", "table9"], "spec 'table9' is neither a shipped spec nor a file"),
     (["run", "table1", "--executor", "dask"], "--executor: 'dask' is not accepted; expected one of ['local', 'ray']"),
@@ -215,9 +254,114 @@ def test_experiments_list_and_show(capsys):
     (["run", "table1", "--where", "variant"], "expected AXIS=LABEL"),
     (["report", "table1", "--metric", "f1"], "--metric: 'f1' is not accepted"),
     (["report", "table1", "--db", "/nonexistent/x.db"], "--db: '/nonexistent/x.db' does not exist"),
+    # issue 9
+    (["run", "{d}/tiny.toml", "--db", "{d}/adir"], "--db: '{d}/adir' is a folder; expected a results database file"),
+    (["run", "{d}/tiny.toml", "--db", "{d}/text.db"], "--db: '{d}/text.db' is not an SQLite results database"),
+    (["run", "{d}/tiny.toml", "--db", "{d}/other.db"], "is an SQLite database but not an lchannel results store"),
+    (["run", "{d}/tiny.toml", "--db", "{d}/v7.db"], "--db: '{d}/v7.db' has results schema version 7"),
+    (["run", "{d}/tiny.toml", "--db", "{d}/afile/x.db"],
+     "--db: '{d}/afile/x.db' cannot be created: '{d}/afile' is a file, not a folder"),
+    (["run", "{d}/tiny.toml", "--db", ""], "--db: an empty path is not accepted"),
+    (["run", "{d}/tiny.toml", "--db", "{d}/new.db", "--checkpoints", "{d}/afile/ck"],
+     "--checkpoints: '{d}/afile/ck' cannot be created: '{d}/afile' is a file, not a folder"),
+    (["run", "{d}/tiny.toml", "--db", "{d}/new.db", "--checkpoints", "{d}/afile"],
+     "--checkpoints: '{d}/afile' is a file; expected a folder"),
+    (["run", "{d}/adir"], "spec file '{d}/adir' is a folder; expected a .toml or .yaml spec file"),
+    (["run", "table1", "--seeds", "9223372036854775808"],
+     "--seeds: '9223372036854775808' is not accepted; expected distinct integers in 0..9223372036854775807"),
+    (["run", "table1", "--epochs", "-2"], "--epochs: -2 is not accepted; expected an integer >= 1"),  # already clean
+    (["run", "table1", "--subset", "0"], "--subset: 0 is not accepted; expected an integer >= 1"),  # already clean
+    (["run", "table1", "--ray-address", "auto"], "--ray-address: applies only to --executor ray"),
+    (["run", "table1", "--lease-ttl", "0"], "--lease-ttl: 0 is not accepted; expected a number of seconds > 0"),
+    (["run", "table1", "--lease-ttl", "nan"], "argument --lease-ttl: expected a finite number"),
+    (["run", "table1", "--data-dir", ""], "--data-dir: an empty path is not accepted"),
+    (["report", "{d}/tiny.toml", "--db", ""], "--db: an empty path is not accepted"),
+    (["report", "{d}/tiny.toml", "--db", "{d}/adir"], "--db: '{d}/adir' is a folder"),
+    (["report", "{d}/tiny.toml", "--db", "{d}/text.db"], "--db: '{d}/text.db' is not an SQLite results database"),
+    (["report", "{d}/tiny.toml", "--db", "{d}/nothere/x.db"], "--db: '{d}/nothere/x.db' does not exist"),
+    (["report", "{d}/tiny.toml", "--db", "{d}/good.db", "--out", "{d}/afile"], "--out: '{d}/afile' is a file; expected a folder"),
+    (["report", "{d}/tiny.toml", "--db", "{d}/good.db", "--out", "{d}/afile/r"],
+     "--out: '{d}/afile/r' cannot be created: '{d}/afile' is a file"),
+    (["report", "{d}/tiny.toml", "--db", "{d}/good.db", "--out", ""], "--out: an empty path is not accepted"),
+    (["experiments", "show", "table1", "--seeds", "0,18446744073709551616"], "--seeds: '0,18446744073709551616' is not accepted"),
 ])
-def test_cli_options_are_validated_before_any_work(argv, needle, capsys):
+def test_cli_options_are_validated_before_any_work(argv, needle, capsys, bad):
     with pytest.raises(SystemExit) as e:
-        main(argv)
+        main([a.replace("{d}", str(bad)) for a in argv])
     assert e.value.code == 2
-    assert needle in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert needle.replace("{d}", str(bad)) in err and "Traceback" not in err
+
+
+def _copy_mnist(src, dst, flip_in=None):
+    (dst / "mnist").mkdir(parents=True)
+    for f in sorted((src / "mnist").glob("*.gz")):
+        data = bytearray(f.read_bytes())
+        if f.name == flip_in:
+            data[len(data) // 2] ^= 0xFF
+        (dst / "mnist" / f.name).write_bytes(bytes(data))
+
+
+def test_a_corrupt_data_file_is_one_clean_error_before_the_workers_start(data_dir, tmp_path, capsys):
+    """With the 2-worker pool each population used to fail on its own (9 tracebacks, or
+    "9 failed" with --quiet): the parent now verifies the files once."""
+    _copy_mnist(data_dir, tmp_path / "data", flip_in="t10k-labels-idx1-ubyte.gz")
+    db = tmp_path / "r.db"
+    with pytest.raises(SystemExit) as e:
+        main(["run", "figure9", "--epochs", "1", "--subset", "100", "--seeds", "0", "--workers", "2", "--quiet",
+              "--db", str(db), "--data-dir", str(tmp_path / "data")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "t10k-labels-idx1-ubyte.gz is corrupt or unreadable" in err and "Traceback" not in err
+    assert err.count("error:") == 1
+    with sqlite3.connect(db) as c:  # nothing trained, nothing failed
+        assert c.execute("SELECT count(*) FROM runs WHERE status != 'pending'").fetchone()[0] == 0
+        assert c.execute("SELECT count(*) FROM invocations").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["vector-field", "--out", "{d}/dir.png"], "--out: '{d}/dir.png' is a folder; expected a .png file"),
+    (["vector-field", "--out", "{d}/afile/x.png"], "--out: '{d}/afile/x.png' cannot be created: '{d}/afile' is a file"),
+    (["trajectory", "--out", "{d}/dir.png"], "--out: '{d}/dir.png' is a folder; expected a .png file"),
+    (["trajectory", "--out", "{d}/afile/x.png", "--no-discrete"], "cannot be created: '{d}/afile' is a file"),
+    (["vector-field", "--seed", "-1", "--out", "{d}/vf.png"], "--seed: must be an integer >= 0; got -1"),
+    (["trajectory", "--seed", "-3", "--out", "{d}/tr.png"], "--seed: must be an integer >= 0; got -3"),
+    (["vector-field", "--grid", "1"], "--grid: must be an integer in 2..200"),  # already clean
+])
+def test_theory_outputs_and_seeds_are_checked_before_integrating(argv, needle, capsys, bad):
+    assert main(["theory", *[a.replace("{d}", str(bad)) for a in argv]]) == 2
+    err = capsys.readouterr().err
+    assert needle.replace("{d}", str(bad)) in err and "Traceback" not in err
+    assert not (bad / "vf.png").exists() and not (bad / "tr.png").exists()
+
+
+def _subparsers(parser):
+    """Every (name, parser) reachable from ``parser``."""
+    import argparse
+    out = []
+    for a in parser._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            for name, p in a.choices.items():
+                out.append((name, p))
+                out.extend((f"{name} {n}", q) for n, q in _subparsers(p))
+    return out
+
+
+def test_help_shows_every_default_of_run_report_experiments_and_theory():
+    import argparse
+
+    from lchannel.cli import build_parser
+    parsers = dict(_subparsers(build_parser()))
+    names = ["run", "report", "experiments", "experiments list", "experiments show", "theory",
+             "theory vector-field", "theory trajectory"]
+    checked = 0
+    for name in names:
+        text = " ".join(parsers[name].format_help().split())
+        for a in parsers[name]._actions:
+            # flags (False), repeatable options ([]) and None defaults explain themselves
+            if not a.option_strings or a.default is None or a.default is False or a.default == [] \
+                    or a.default == argparse.SUPPRESS:
+                continue
+            assert f"(default: {a.default})" in text, (name, a.option_strings, a.default)
+            checked += 1
+    assert checked >= 25

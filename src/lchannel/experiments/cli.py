@@ -18,10 +18,13 @@ import shlex
 import sys
 from pathlib import Path
 
+from ..argtypes import finite_float
 from ..argtypes import int_list as _int_list
+from ..cliutil import DefaultsHelpFormatter, PathError, writable_dir
 from ..data import DataError
-from .runner import DEFAULT_DB, EXECUTORS, run_sweep
+from .runner import DEFAULT_DB, DEFAULT_LEASE_TTL, EXECUTORS, run_sweep
 from .spec import Overrides, SpecError, load_spec, shipped_specs
+from .store import ResultsStore, StoreError
 
 DEVICES = "auto, cpu, cuda or cuda:N"
 
@@ -59,21 +62,26 @@ def _overrides(args) -> Overrides:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``run``, ``report`` and ``experiments`` to the main parser's sub-commands."""
     p = sub.add_parser("run", help="run an experiment spec (a shipped name or a .toml file) into the results store",
+                       formatter_class=DefaultsHelpFormatter,
                        description="Expand SPEC's grid into runs (one per cell and seed), pack runs that differ only "
                                    "in seed into populations, train them in parallel and store every result in an "
-                                   "SQLite database. Rerunning skips finished runs and resumes the others.")
+                                   "SQLite database. Rerunning skips finished runs and resumes the others; "
+                                   "several runners on one database share the work (leases).")
     p.add_argument("spec", metavar="SPEC", help="a shipped spec (see `lchannel experiments list`) or a path to a .toml spec")
-    p.add_argument("--db", default=DEFAULT_DB, help=f"results database (default {DEFAULT_DB})")
-    p.add_argument("--executor", default="local", help=f"one of {', '.join(EXECUTORS)} (default local)")
+    p.add_argument("--db", default=DEFAULT_DB, help="results database (created with its folder when missing)")
+    p.add_argument("--executor", default="local", help=f"one of {', '.join(EXECUTORS)}")
     p.add_argument("--workers", type=int, default=None,
                    help="populations trained at once (default: CPU cores, capped by the populations; 1 on CUDA)")
-    p.add_argument("--device", default="auto", help=f"{DEVICES} (default auto: CUDA when available)")
+    p.add_argument("--device", default="auto", help=f"{DEVICES} (auto: CUDA when available)")
     p.add_argument("--data-dir", default=None, help="data folder (else $LCHANNEL_DATA_DIR, else ~/.cache/lchannel)")
     p.add_argument("--no-pack", action="store_true", help="train every run alone instead of packing seeds into populations")
     p.add_argument("--max-members", type=int, default=None, help="at most N seeds per population (memory limits)")
     p.add_argument("--no-alignment", action="store_true", help="do not record alignment angles")
     p.add_argument("--ray-address", default=None, help="Ray cluster address for --executor ray (default: start a local Ray)")
     p.add_argument("--checkpoints", default=None, help="checkpoint folder (default: next to the database)")
+    p.add_argument("--lease-ttl", type=finite_float, default=DEFAULT_LEASE_TTL, metavar="SECONDS",
+                   help="how long this runner's claim on its runs outlives its last heartbeat: another runner "
+                        "takes over the runs of one that stopped after this long")
     p.add_argument("--dry-run", action="store_true", help="print the cells, runs and populations, run nothing")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_where(p)
@@ -81,11 +89,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_run, parser=p)
 
     p = sub.add_parser("report", help="Markdown/CSV tables and PNG plots of a spec's stored results",
+                       formatter_class=DefaultsHelpFormatter,
                        description="Render SPEC's results as report.md and report.csv (the layout of paper 1's "
                                    "Table 1: mean (sd) [seeds × epochs]) and PNG plots (accuracy per epoch and "
                                    "alignment angles, mean with a band).")
     p.add_argument("spec", metavar="SPEC", help="a shipped spec or a path to a .toml spec")
-    p.add_argument("--db", default=DEFAULT_DB, help=f"results database (default {DEFAULT_DB})")
+    p.add_argument("--db", default=DEFAULT_DB, help="results database")
     p.add_argument("--out", default=None, help="output folder (default results/report-SPEC)")
     p.add_argument("--metric", default=None, help="test_acc | train_acc | test_loss | train_loss (default: the spec's)")
     p.add_argument("--no-plots", action="store_true", help="tables only")
@@ -93,11 +102,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_overrides(p, "report exactly the runs made with these overrides")
     p.set_defaults(func=cmd_report, parser=p)
 
-    p = sub.add_parser("experiments", help="the shipped experiment specs (paper 1's MNIST tables and figures)")
+    p = sub.add_parser("experiments", help="the shipped experiment specs (paper 1's MNIST tables and figures)",
+                       formatter_class=DefaultsHelpFormatter)
     esub = p.add_subparsers(dest="experiments_command", metavar="{list,show}")
-    lp = esub.add_parser("list", help="name, description, runs and epochs of every shipped spec")
+    lp = esub.add_parser("list", help="name, description, runs and epochs of every shipped spec",
+                         formatter_class=DefaultsHelpFormatter)
     lp.set_defaults(func=cmd_list, parser=lp)
-    sp = esub.add_parser("show", help="the cells, config hashes, seeds and epochs of a spec")
+    sp = esub.add_parser("show", help="the cells, config hashes, seeds and epochs of a spec",
+                         formatter_class=DefaultsHelpFormatter)
     sp.add_argument("spec", metavar="SPEC", help="a shipped spec or a path to a .toml spec")
     _add_where(sp)
     _add_overrides(sp, "as `lchannel run` would apply them")
@@ -152,6 +164,14 @@ def cmd_run(args, parser) -> int:
         parser.error(f"--workers: {args.workers} is not accepted; expected an integer >= 1")
     if args.max_members is not None and args.max_members < 1:
         parser.error(f"--max-members: {args.max_members} is not accepted; expected an integer >= 1")
+    if args.data_dir is not None and not args.data_dir.strip():
+        # an unset shell variable ("--data-dir $DATA") would silently mean the default folder
+        parser.error("--data-dir: an empty path is not accepted; omit the option to use $LCHANNEL_DATA_DIR "
+                     "or ~/.cache/lchannel")
+    if args.ray_address is not None and args.executor != "ray":
+        parser.error(f"--ray-address: applies only to --executor ray (this run uses --executor {args.executor})")
+    if not args.lease_ttl > 0:
+        parser.error(f"--lease-ttl: {args.lease_ttl:g} is not accepted; expected a number of seconds > 0")
     if args.executor == "ray":
         try:
             import ray  # noqa: F401
@@ -173,11 +193,15 @@ def cmd_run(args, parser) -> int:
                         device=device, data_dir=args.data_dir, packed=not args.no_pack,
                         alignment=False if args.no_alignment else None, progress=not args.quiet,
                         ray_address=args.ray_address, command=command, checkpoints=args.checkpoints,
-                        where=where, max_members=args.max_members, malloc_tuning=True)
-    except (SpecError, DataError) as err:
+                        where=where, max_members=args.max_members, malloc_tuning=True,
+                        lease_ttl=args.lease_ttl)
+    except (SpecError, DataError, PathError) as err:
         parser.error(str(err))
+    except StoreError as err:
+        parser.error(f"--db: {err}")
     _print_summary(spec, args, overrides, where)
-    print(f"{res.ran} runs computed, {res.skipped} already finished, {res.failed} failed, "
+    busy = f", {res.busy} being trained by another runner" if res.busy else ""
+    print(f"{res.ran} runs computed, {res.skipped} already finished, {res.failed} failed{busy}, "
           f"{res.seconds:.1f} s -> {args.db}")
     return 1 if res.failed else 0
 
@@ -194,7 +218,6 @@ def _dry_run(spec, cells, args) -> int:
 def _print_summary(spec, args, overrides, where) -> None:
     from ..run import format_table
     from .report import collect
-    from .store import ResultsStore
     with ResultsStore(args.db) as store:
         results = collect(spec, store, overrides, where)
         rows = []
@@ -219,9 +242,17 @@ def cmd_report(args, parser) -> int:
         spec.cells(overrides, where)
     except SpecError as err:
         parser.error(str(err))
+    if not args.db.strip():
+        parser.error("--db: an empty path is not accepted; expected a results database file")
     if not Path(args.db).exists():
         parser.error(f"--db: {args.db!r} does not exist; run `lchannel run {args.spec} --db {args.db}` first")
-    out = Path(args.out or f"results/report-{spec.name}")
+    try:
+        ResultsStore(args.db).close()  # a folder, a text file, another schema: say so before any work
+        out = writable_dir(f"results/report-{spec.name}" if args.out is None else args.out, "--out")
+    except StoreError as err:
+        parser.error(f"--db: {err}")
+    except PathError as err:
+        parser.error(str(err))
     rep = write_report(spec, args.db, out, overrides, args.metric, plots=not args.no_plots, where=where)
     from ..run import format_table
     print(format_table(rep.rows, rep.header))

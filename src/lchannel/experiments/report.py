@@ -75,7 +75,8 @@ class CellResult:
         return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0), len(vals)
 
     def history(self) -> History | None:
-        """Per-epoch metrics of the finished seeds as a :class:`History` (NaN-padded)."""
+        """Per-epoch metrics of the finished seeds as a :class:`History` (NaN-padded), with
+        ``initial`` (epoch 0, the untrained network) from the store when it was recorded."""
         runs = self.finished
         if not runs or self.store is None:
             return None
@@ -83,6 +84,9 @@ class CellResult:
         epochs = sorted(set().union(*per_run))
         h = History([r.seed for r in runs])
         h.diverged_at = [r.diverged_at for r in runs]
+        initial = [self.store.initial(r.run_id) for r in runs]
+        if any(i is not None for i in initial):
+            h.initial = {m: [math.nan if i is None else i[m] for i in initial] for m in METRIC_COLUMNS}
         for ep in epochs:
             vals = {m: [pr[ep][m] if ep in pr else math.nan for pr in per_run] for m in METRIC_COLUMNS}
             lr = next((pr[ep]["lr"] for pr in per_run if ep in pr), math.nan)

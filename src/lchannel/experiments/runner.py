@@ -15,13 +15,21 @@
    runner loses at most the populations in flight; rerunning the same command skips
    finished runs and continues the others from their checkpoints, with the same numbers
    as an uninterrupted sweep.
+5. **Share.**  Several runners (processes, on one machine or several sharing the
+   database file) can run the same sweep: each claims a population's runs in the store
+   (a lease, one ``BEGIN IMMEDIATE`` transaction) just before training it, renews its
+   leases from a heartbeat thread, and skips runs another live runner holds.  A dead
+   runner's leases expire after ``lease_ttl`` seconds (at once when it was a process on
+   this host), and the next runner to reach those runs resumes them from their checkpoints.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import sqlite3
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -29,12 +37,17 @@ from pathlib import Path
 
 import torch
 
+from ..cliutil import writable_dir, writable_file
 from ..config import TrainConfig
 from .spec import Cell, Overrides, Spec, SpecError
-from .store import FINISHED, ResultsStore, run_id
+from .store import FINISHED, ResultsStore, owner_id, run_id
 
 EXECUTORS = ("local", "ray")
 DEFAULT_DB = "results/lchannel.db"
+# How long a runner's claim on its runs outlives its last heartbeat.  Long enough that a
+# busy machine (or a slow network file system) never lets a live runner's lease lapse,
+# short enough that a dead runner's work is taken over within minutes.
+DEFAULT_LEASE_TTL = 300.0
 
 
 # ------------------------------------------------------------------------------ planning
@@ -245,6 +258,17 @@ def train_population_safe(task: dict, progress=None) -> dict:
 
 
 # ------------------------------------------------------------------------------ executors
+def _next_task(todo: list[dict], claim) -> dict | None:
+    """The next task of ``todo`` that ``claim`` lets this runner train (it may narrow
+    the task to the seeds it could lease), or None when ``todo`` runs out."""
+    while todo:
+        task = todo.pop(0)
+        task = claim(task) if claim is not None else task
+        if task is not None:
+            return task
+    return None
+
+
 class InlineExecutor:
     """Runs populations one after the other in this process."""
 
@@ -253,8 +277,9 @@ class InlineExecutor:
     def __init__(self, threads: int | None = None):
         self.threads = threads
 
-    def imap(self, tasks: list[dict], progress=None):
-        for task in tasks:
+    def imap(self, tasks: list[dict], progress=None, claim=None):
+        todo = list(tasks)
+        while (task := _next_task(todo, claim)) is not None:
             yield task, train_population_safe(task, progress)
 
     def close(self) -> None:
@@ -310,16 +335,17 @@ class PoolExecutor:
             if progress is not None:
                 progress(*event)
 
-    def imap(self, tasks: list[dict], progress=None):
+    def imap(self, tasks: list[dict], progress=None, claim=None):
         from concurrent.futures import FIRST_COMPLETED, wait
         from concurrent.futures.process import BrokenProcessPool
         todo = list(tasks)
         running: dict = {}
         self.pool = self._new_pool()
         while todo or running:
-            while todo and len(running) < self.workers:
-                task = todo.pop(0)
+            while len(running) < self.workers and (task := _next_task(todo, claim)) is not None:
                 running[self.pool.submit(_pool_task, task)] = task
+            if not running:
+                break
             done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
             self._drain(progress)
             broken = False
@@ -393,15 +419,16 @@ class RayExecutor:
         self.threads = threads
         self.remote = self.ray.remote(num_cpus=threads, max_retries=0)(train_population_safe)
 
-    def imap(self, tasks: list[dict], progress=None):
+    def imap(self, tasks: list[dict], progress=None, claim=None):
         ray = self.ray
         limit = self.workers or len(tasks)
         todo = list(tasks)
         running: dict = {}
         while todo or running:
-            while todo and len(running) < limit:
-                task = todo.pop(0)
+            while len(running) < limit and (task := _next_task(todo, claim)) is not None:
                 running[self.remote.remote(task)] = task
+            if not running:
+                break
             done, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
             for ref in done:
                 task = running.pop(ref)
@@ -418,10 +445,12 @@ class RayExecutor:
 
 
 def _check_data(pops: list[Population], data_dir: str | None, inline: bool, device: str) -> None:
-    """Fail before any work when a data set is missing (DataError names the files and
-    where to put them); in-process runs load it once here, for all populations."""
+    """Fail before any work, with one DataError naming the file, when a data set is
+    missing or corrupt; in-process runs load it once here, for all populations.  For
+    worker processes the files are verified here (checksums and IDX headers) without
+    keeping the arrays: otherwise every worker would fail on its own, once per population."""
     from ..data.datadir import resolve_data_dir
-    from ..data.mnist import FILES, find_file, load_mnist
+    from ..data.mnist import FILES, find_file, load_mnist, parse_idx, read_verified
     seen = set()
     for p in pops:
         cfg = p.config.replace(device=device, data_dir=data_dir if data_dir is not None else p.config.data_dir)
@@ -432,6 +461,38 @@ def _check_data(pops: list[Population], data_dir: str | None, inline: bool, devi
             root = resolve_data_dir(cfg.data_dir)
             if any(find_file(root, n) is None for n in FILES):
                 load_mnist(cfg.data_dir)  # downloads the missing files, or raises DataError
+            for name, sha in FILES.items():
+                path = find_file(root, name)
+                parse_idx(read_verified(path, sha), path)
+
+
+class Heartbeat:
+    """Renews ``owner``'s leases every ``ttl / 4`` seconds from a thread with its own
+    connection, for as long as the runner lives: a population may train for longer than
+    the TTL between two results, and the runner's own thread may be busy training it."""
+
+    def __init__(self, db: str | os.PathLike, owner: str, ttl: float):
+        self.db, self.owner, self.ttl = db, owner, ttl
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="lchannel-lease-heartbeat", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        store = None
+        try:
+            while not self.stop.wait(max(0.05, self.ttl / 4)):
+                try:
+                    store = store or ResultsStore(self.db)
+                    store.renew(self.owner, self.ttl)
+                except sqlite3.Error:
+                    pass  # locked for longer than the busy timeout: try again next beat
+        finally:
+            if store is not None:
+                store.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
 
 
 # ------------------------------------------------------------------------------ the sweep
@@ -445,6 +506,7 @@ class SweepResult:
     failed: int
     seconds: float
     populations: int
+    busy: int = 0  # runs left alone because another live runner was training them
 
 
 def resolve_device(device: str) -> str:
@@ -465,7 +527,8 @@ def run_sweep(spec: Spec, db: str | os.PathLike = DEFAULT_DB, *, executor: str =
               data_dir: str | None = None, packed: bool = True, alignment: bool | None = None,
               progress: bool = True, ray_address: str | None = None, command: str = "",
               checkpoints: str | os.PathLike | None = None, where: dict | None = None,
-              max_members: int | None = None, malloc_tuning: bool | None = None, log=print) -> SweepResult:
+              max_members: int | None = None, malloc_tuning: bool | None = None, log=print,
+              lease_ttl: float = DEFAULT_LEASE_TTL, owner: str | None = None) -> SweepResult:
     """Run every pending run of ``spec`` and store the results in ``db`` (see module doc).
 
     executor: ``local`` (a process pool with ``workers`` processes; ``workers=1`` runs
@@ -478,6 +541,9 @@ def run_sweep(spec: Spec, db: str | os.PathLike = DEFAULT_DB, *, executor: str =
     max_members: at most this many seeds per population (memory limits).
     malloc_tuning: apply :func:`tune_malloc` where populations train (default: in worker
         processes, not in this process; the CLI turns it on everywhere).
+    lease_ttl: seconds a runner's lease on its runs outlives its last heartbeat (see
+        module doc, step 5); ``owner`` names this runner in the leases (default
+        ``host:pid:random``; tests inject their own to play several runners).
     """
     if executor not in EXECUTORS:
         raise SpecError(f"--executor: {executor!r} is not accepted; expected one of {list(EXECUTORS)}")
@@ -485,17 +551,28 @@ def run_sweep(spec: Spec, db: str | os.PathLike = DEFAULT_DB, *, executor: str =
         raise SpecError(f"--workers: {workers!r} is not accepted; expected an integer >= 1")
     if max_members is not None and not (isinstance(max_members, int) and max_members >= 1):
         raise SpecError(f"--max-members: {max_members!r} is not accepted; expected an integer >= 1")
+    if not (isinstance(lease_ttl, (int, float)) and math.isfinite(lease_ttl) and lease_ttl > 0):
+        raise SpecError(f"--lease-ttl: {lease_ttl!r} is not accepted; expected a number of seconds > 0")
     overrides = (overrides or Overrides()).validate()
     device = resolve_device(device)
     cells = spec.cells(overrides, where)
+    memory = str(db) == ":memory:"
+    if not memory:  # before any work: a typo must not cost an epoch of training
+        writable_file(db, "--db", "a results database file")
+    ckroot = Path(checkpoints) if checkpoints else checkpoint_dir(db)
+    if not memory:
+        writable_dir(ckroot, "--checkpoints")
+    owner = owner or owner_id()
     t_start = time.perf_counter()
     store = ResultsStore(db)
+    beat = None
     try:
         store.register(spec.name, cells)
         all_ids = sorted({run_id(c.key, s) for c in cells for s in c.config.seeds})
         status = store.status(all_ids)
         pending = {r for r in all_ids if status.get(r) not in FINISHED}
         skipped = len(all_ids) - len(pending)
+        others = store.leased_by_others(sorted(pending), owner)
         pops = cap_members(pack(cells, pending, packed), max_members)
         ex = None
         if executor == "ray":
@@ -522,7 +599,6 @@ def run_sweep(spec: Spec, db: str | os.PathLike = DEFAULT_DB, *, executor: str =
             ex.configure(workers, threads)
             threads = ex.threads
         inv = store.start_invocation(spec.name, command, overrides.to_dict(), executor, workers, device)
-        ckroot = Path(checkpoints) if checkpoints else checkpoint_dir(db)
         align = spec.alignment
         use_align = align.enabled if alignment is None else bool(alignment)
         tasks = []
@@ -537,6 +613,9 @@ def run_sweep(spec: Spec, db: str | os.PathLike = DEFAULT_DB, *, executor: str =
             log(f"{spec.name}: {len(cells)} cells, {len(all_ids)} runs ({skipped} already finished, {n_pending} to run "
                 f"in {len(pops)} population{'s' if len(pops) != 1 else ''}), executor {executor}, {workers} "
                 f"worker{'s' if workers != 1 else ''} x {threads} thread{'s' if threads != 1 else ''}, {device} -> {db}")
+            if others:
+                log(f"{len(others)} runs are being trained by another runner; this one leaves them alone "
+                    f"(and takes over any whose runner stops for {lease_ttl:g} s)")
         ran = failed = 0
         bar = None
         if progress and tasks:
@@ -544,6 +623,24 @@ def run_sweep(spec: Spec, db: str | os.PathLike = DEFAULT_DB, *, executor: str =
             bar = tqdm(total=len(all_ids), initial=skipped, desc=spec.name, unit="run", dynamic_ncols=True,
                        file=sys.stderr)
         titles = {t["id"]: t["title"] for t in tasks}
+        busy: set[str] = set()
+
+        def claim(task: dict) -> dict | None:
+            """Lease the task's runs; train only the seeds this runner got."""
+            seeds = task["config"]["seeds"]
+            ids = [run_id(task["key"], s) for s in seeds]
+            got, taken = store.claim(ids, owner, lease_ttl, inv)
+            busy.update(taken)
+            if len(got) == len(ids):
+                return task
+            if not got:
+                return None
+            keep = [s for s, r in zip(seeds, ids) if r in got]
+            cfg = TrainConfig.from_dict(task["config"]).replace(seeds=keep)
+            return {**task, "config": cfg.to_dict(), "checkpoint": str(checkpoint_path(ckroot, Population(cfg)))}
+
+        if not memory:
+            beat = Heartbeat(db, owner, lease_ttl)
 
         def on_progress(pid, epoch, epochs, acc):
             if bar is not None:
@@ -551,7 +648,7 @@ def run_sweep(spec: Spec, db: str | os.PathLike = DEFAULT_DB, *, executor: str =
                 bar.set_postfix_str(f"{titles.get(pid, pid)}: epoch {epoch}/{epochs}{acc_s}", refresh=True)
 
         try:
-            for task, res in ex.imap(tasks, on_progress):
+            for task, res in ex.imap(tasks, on_progress, claim):
                 seeds = task["config"]["seeds"]
                 if "error" in res:
                     failed += len(seeds)
@@ -576,5 +673,10 @@ def run_sweep(spec: Spec, db: str | os.PathLike = DEFAULT_DB, *, executor: str =
                 bar.close()
         store.finish_invocation(inv)
     finally:
-        store.close()
-    return SweepResult(spec, cells, inv, ran, skipped, failed, time.perf_counter() - t_start, len(pops))
+        if beat is not None:
+            beat.close()
+        try:  # an interrupted runner hands its runs back at once instead of after the TTL
+            store.release(owner)
+        finally:
+            store.close()
+    return SweepResult(spec, cells, inv, ran, skipped, failed, time.perf_counter() - t_start, len(pops), len(busy))

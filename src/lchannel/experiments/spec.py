@@ -74,6 +74,13 @@ RUNNER_FIELDS = ("data_dir", "device")
 SET_FIELDS = tuple(f for f in TrainConfig.fields() if f not in RUNNER_FIELDS + ("seeds",))
 BASE_FIELDS = tuple(f for f in TrainConfig.fields() if f not in RUNNER_FIELDS)
 SPEC_SUFFIXES = (".toml", ".yaml", ".yml")
+# Seeds seed torch generators and are stored in SQLite INTEGER columns: both take at most
+# a signed 64-bit integer, so 2^63 would overflow far from where it was written.
+MAX_SEED = 2 ** 63 - 1
+SEED_RANGE = f"0..{MAX_SEED} (2^63 - 1)"
+# What [base] must set: without them a spec would silently train TrainConfig's defaults
+# (the full MNIST protocol, 100 epochs).
+BASE_REQUIRED = ("dataset", "epochs")
 
 
 class SpecError(ValueError):
@@ -153,9 +160,10 @@ class Overrides:
             raise SpecError(f"--subset: {self.subset!r} is not accepted; expected an integer >= 1")
         if self.seeds is not None:
             s = list(self.seeds)
-            if not s or not all(_is_int(x) and x >= 0 for x in s) or len(set(s)) != len(s):
+            if not s or not all(_is_int(x) and 0 <= x <= MAX_SEED for x in s) or len(set(s)) != len(s):
                 shown = ",".join(map(str, s)) if all(isinstance(x, int) for x in s) else repr(self.seeds)
-                raise SpecError(f"--seeds: {shown!r} is not accepted; expected distinct integers >= 0 like 0,1,2")
+                raise SpecError(f"--seeds: {shown!r} is not accepted; expected distinct integers in {SEED_RANGE} "
+                                "like 0,1,2")
         return self
 
     def to_dict(self) -> dict:
@@ -269,6 +277,8 @@ def resolve_spec(name_or_path: str | os.PathLike) -> Path:
     text = str(name_or_path)
     p = Path(text)
     if p.suffix in SPEC_SUFFIXES or os.sep in text or "/" in text:
+        if p.is_dir():
+            raise SpecError(f"spec file {text!r} is a folder; expected a .toml or .yaml spec file")
         if not p.is_file():
             raise SpecError(f"spec file {text!r} does not exist")
         return p
@@ -318,8 +328,14 @@ def parse_spec(data: Any, default_name: str = "spec", path: str | None = None) -
     _need(isinstance(source, str), f"{where}: source", source, "a string")
 
     # [base]
-    base = data.get("base", {})
-    _need(isinstance(base, dict), f"{where}: base", base, "a table of TrainConfig fields")
+    base = data.get("base")
+    _need(isinstance(base, dict), f"{where}: base", base,
+          f"a [base] table of TrainConfig fields setting at least {', '.join(BASE_REQUIRED)} (the protocol every "
+          "run starts from)")
+    missing = [k for k in BASE_REQUIRED if k not in base]
+    if missing:
+        raise SpecError(f"{where}: base: {', '.join(missing)} missing; [base] must set {', '.join(BASE_REQUIRED)} "
+                        "explicitly (otherwise every run would silently train the default: the full MNIST protocol)")
     base = _plain(base)
     _check_set(base, BASE_FIELDS, f"{where}: base")
     _config(base, f"{where}: base")  # the base alone must be a valid config
@@ -499,6 +515,14 @@ def _check_set(s: dict, fields: tuple, loc: str) -> None:
     if bad:
         raise SpecError(f"{loc}.channel: unknown option{'s' if len(bad) > 1 else ''} {', '.join(repr(k) for k in bad)}; "
                         f"accepted options: {accepted}")
+    topo = ch.get("topology")
+    if isinstance(topo, dict):
+        # {h: [k, ...]}: TOML keys are strings; the config reads them with int().
+        for h, ks in topo.items():
+            _need(str(h).strip().isdigit(), f"{loc}.channel.topology", h,
+                  "hidden-layer numbers as keys, like { 1 = [3], 2 = [3] } (layer h receives from layers k)")
+            _need(isinstance(ks, list) and all(_is_int(k) or (isinstance(k, str) and k.strip().isdigit()) for k in ks),
+                  f"{loc}.channel.topology.{h}", ks, "a list of layer numbers, like [3]")
     fb = ch.get("feedback")
     if fb is not None:
         _need(isinstance(fb, dict), f"{loc}.channel.feedback", fb, "a table {distribution = ..., n = ..., mean = ...}")
@@ -561,9 +585,13 @@ def _config(d: dict, loc: str) -> TrainConfig:
                 raise SpecError(f"{loc}: channel option{'s' if len(bad) > 1 else ''} {', '.join(repr(k) for k in bad)} "
                                 f"not accepted by algorithm {algorithm!r}; it accepts {accepted}")
     try:
-        return TrainConfig.from_dict(copy.deepcopy(d))
+        cfg = TrainConfig.from_dict(copy.deepcopy(d))
     except (ValueError, TypeError) as err:
         raise SpecError(f"{loc}: {err}") from None
+    _need(cfg.epochs >= 1, f"{loc}: epochs", cfg.epochs, "an integer >= 1 (every run of a spec trains)")
+    bad = [x for x in cfg.seeds if not 0 <= x <= MAX_SEED]
+    _need(not bad, f"{loc}: seeds", cfg.seeds, f"distinct integers in {SEED_RANGE}")
+    return cfg
 
 
 def _merge(dst: dict, src: dict) -> dict:

@@ -10,17 +10,27 @@ Schema (``SCHEMA_VERSION`` 1)::
          final_test_acc, population, seconds, cpu_seconds, attempts, error, created_at, finished_at,
          finished_by, device)
     epochs(run_id, epoch, train_loss, train_acc, test_loss, test_acc, lr, seconds)
+    initial(run_id, train_loss, train_acc, test_loss, test_acc)   -- epoch 0: the untrained network
     alignment(run_id, epoch, layer, metric, value)
+    leases(run_id, owner, expires, acquired, invocation)        -- runs a live runner is training
 
 A run is one (config, seed): ``run_id = "<config_hash>-s<seed>"`` where ``config_hash`` is
 :meth:`TrainConfig.key` (everything but seeds, paths and device; ``epochs`` and ``subset``
 included, so a shortened run never shares an id with the full protocol).  ``status`` is
 ``pending``, ``done``, ``diverged`` or ``failed``.  A finished population is written in one
 transaction (its runs' rows, every epoch, every alignment angle), so a killed runner
-leaves only complete runs behind.  ``attempts`` counts the results written for a run
-(finished or failed): 1 for a run computed once.  A diverged run keeps its per-epoch
-rows but has no final metrics.  The database is in WAL mode, so reports can read it
-while a sweep writes.  NaN metrics (diverged members) are stored as NULL.
+leaves only complete runs behind.  ``attempts`` counts the results delivered for a run
+(finished or failed): 1 for a run computed once.  ``epochs`` holds trained epochs 1..n;
+the untrained network (epoch 0, ``History.initial``) is in ``initial``.  A diverged run
+keeps its per-epoch rows but has no final metrics.  The database is in WAL mode, so
+reports can read it while a sweep writes.  NaN metrics (diverged members) are stored as
+NULL.
+
+Leases let several runners share one database without computing a run twice: a runner
+claims a population's runs in one ``BEGIN IMMEDIATE`` transaction before training it
+(:meth:`ResultsStore.claim`), renews its leases while it lives (:meth:`renew`), and
+drops them with the population's result.  A lease whose ``expires`` has passed, or whose
+owner is a dead process on this host, is free to take over.  See docs/experiments.md.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ import os
 import socket
 import sqlite3
 import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +108,17 @@ CREATE TABLE IF NOT EXISTS epochs (
     lr REAL, seconds REAL,
     PRIMARY KEY (run_id, epoch)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS initial (
+    run_id TEXT PRIMARY KEY REFERENCES runs(run_id),
+    train_loss REAL, train_acc REAL, test_loss REAL, test_acc REAL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS leases (
+    run_id TEXT PRIMARY KEY REFERENCES runs(run_id),
+    owner TEXT NOT NULL,
+    expires REAL NOT NULL,
+    acquired REAL NOT NULL,
+    invocation INTEGER
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS alignment (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
     epoch INTEGER NOT NULL,
@@ -106,6 +128,43 @@ CREATE TABLE IF NOT EXISTS alignment (
     PRIMARY KEY (run_id, epoch, layer, metric)
 ) WITHOUT ROWID;
 """
+
+
+class StoreError(RuntimeError):
+    """A results database that cannot be used (not SQLite, another schema, a folder)."""
+
+
+def _host() -> str:
+    """This host as lease owners name it: the host name, plus the pid namespace where
+    Linux has one, so that containers sharing a host name (``--network host``) but not
+    their process tables never judge each other's pids."""
+    try:
+        ns = os.readlink("/proc/self/ns/pid").strip("pid:[]")
+    except OSError:
+        ns = ""
+    return f"{socket.gethostname()}/{ns}" if ns else socket.gethostname()
+
+
+def owner_id() -> str:
+    """A lease owner: ``host:pid:random``, unique per runner even where pids repeat."""
+    return f"{_host()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """Whether ``owner`` is a runner process of *this* host (and pid namespace) that no
+    longer exists: its leases can be taken at once instead of after they expire.  For
+    other hosts nothing is known, so their leases wait for their expiry."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != _host() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, owned by someone else
+        return False
+    return False
 
 
 def run_id(config_hash: str, seed: int) -> str:
@@ -152,13 +211,34 @@ class ResultsStore:
 
     def __init__(self, path: str | os.PathLike, timeout: float = 60.0):
         self.path = Path(path)
-        if str(self.path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
+        memory = str(self.path) == ":memory:"
+        if not memory and self.path.is_dir():
+            raise StoreError(f"{str(self.path)!r} is a folder; expected a results database file like results/lchannel.db")
+        try:
+            if not memory:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
+        except (OSError, sqlite3.Error) as err:
+            raise StoreError(f"{str(self.path)!r} cannot be opened ({err})") from None
+        try:
+            self._open(timeout)
+        except sqlite3.DatabaseError as err:
+            self.conn.close()
+            raise StoreError(f"{str(self.path)!r} is not an SQLite results database ({err})") from None
+        except StoreError:
+            self.conn.close()
+            raise
+
+    def _open(self, timeout: float) -> None:
         self.conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         self.conn.execute("PRAGMA journal_mode = WAL")
         self.conn.execute("PRAGMA synchronous = NORMAL")
         self.conn.execute("PRAGMA foreign_keys = ON")
+        tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables and "meta" not in tables:
+            # Someone else's SQLite file: do not add our tables to it.
+            raise StoreError(f"{str(self.path)!r} is an SQLite database but not an lchannel results store "
+                             f"(it has tables {sorted(tables)[:5]}); choose another --db")
         with self.transaction() as c:
             for stmt in SCHEMA.split(";"):
                 if stmt.strip():
@@ -166,9 +246,9 @@ class ResultsStore:
             row = c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if row is None:
                 c.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) != SCHEMA_VERSION:
-                raise RuntimeError(f"{self.path} has results schema version {row[0]}; this lchannel reads version "
-                                   f"{SCHEMA_VERSION}")
+            elif row[0] != str(SCHEMA_VERSION):
+                raise StoreError(f"{str(self.path)!r} has results schema version {row[0]}; this lchannel reads "
+                                 f"version {SCHEMA_VERSION}")
 
     def close(self) -> None:
         self.conn.close()
@@ -233,15 +313,25 @@ class ResultsStore:
 
     def write_population(self, config_hash: str, result: dict, invocation: int | None, device: str = "cpu") -> list[str]:
         """Write a finished population (see :func:`runner.train_population`) atomically:
-        every member's run row, epoch rows and alignment rows.  Returns the statuses."""
+        every member's run row, epoch rows, epoch-0 row and alignment rows, and drop
+        their leases.  A run another runner finished meanwhile (its lease had expired)
+        keeps the first result; the second only counts in ``attempts``.  Returns the
+        statuses."""
         seeds = result["seeds"]
         hist = result["history"]
         epochs = hist["epochs"]
+        initial = hist.get("initial")
         statuses = []
         now = time.time()
         with self.transaction() as c:
             for e, s in enumerate(seeds):
                 rid = run_id(config_hash, s)
+                c.execute("DELETE FROM leases WHERE run_id = ?", (rid,))
+                stored = c.execute("SELECT status FROM runs WHERE run_id = ?", (rid,)).fetchone()
+                if stored is not None and stored[0] in FINISHED:
+                    c.execute("UPDATE runs SET attempts = attempts + 1 WHERE run_id = ?", (rid,))
+                    statuses.append(stored[0])
+                    continue
                 d_at = hist["diverged_at"][e]
                 status = "diverged" if d_at is not None else "done"
                 statuses.append(status)
@@ -261,6 +351,10 @@ class ResultsStore:
                     "INSERT INTO epochs VALUES (?,?,?,?,?,?,?,?)",
                     [(rid, ep, *(_num(hist["metrics"][m][i][e]) for m in METRIC_COLUMNS), hist["lr"][i],
                       hist["seconds"][i]) for i, ep in enumerate(epochs)])
+                c.execute("DELETE FROM initial WHERE run_id = ?", (rid,))
+                if initial is not None:
+                    c.execute("INSERT INTO initial VALUES (?,?,?,?,?)",
+                              (rid, *(_num(initial[m][e]) for m in METRIC_COLUMNS)))
                 c.execute("DELETE FROM alignment WHERE run_id = ?", (rid,))
                 c.executemany(
                     "INSERT INTO alignment VALUES (?,?,?,?,?)",
@@ -269,10 +363,58 @@ class ResultsStore:
 
     def write_failure(self, config_hash: str, seeds: list[int], error: str, invocation: int | None) -> None:
         with self.transaction() as c:
+            c.executemany("DELETE FROM leases WHERE run_id = ?", [(run_id(config_hash, s),) for s in seeds])
             c.executemany("UPDATE runs SET status = 'failed', error = ?, attempts = attempts + 1, finished_at = ?, "
                           "finished_by = ? "
                           "WHERE run_id = ? AND status NOT IN ('done', 'diverged')",
                           [(error[-4000:], time.time(), invocation, run_id(config_hash, s)) for s in seeds])
+
+    # -- leases ----------------------------------------------------------------------
+    def claim(self, run_ids: list[str], owner: str, ttl: float, invocation: int | None = None
+              ) -> tuple[list[str], list[str]]:
+        """Lease the unfinished ``run_ids`` for ``owner`` for ``ttl`` seconds, in one
+        ``BEGIN IMMEDIATE`` transaction (so two runners never both get a run).
+
+        Returns ``(claimed, busy)``: the runs now leased to ``owner``, and those leased by
+        another runner that is alive (lease not expired, owner not a dead process on this
+        host).  Finished runs are in neither.
+        """
+        claimed, busy = [], []
+        now = time.time()
+        with self.transaction() as c:
+            for rid in run_ids:
+                st = c.execute("SELECT status FROM runs WHERE run_id = ?", (rid,)).fetchone()
+                if st is None or st[0] in FINISHED:
+                    continue
+                lease = c.execute("SELECT owner, expires FROM leases WHERE run_id = ?", (rid,)).fetchone()
+                if lease is not None and lease[0] != owner and lease[1] > now and not owner_is_dead(lease[0]):
+                    busy.append(rid)
+                    continue
+                c.execute("INSERT OR REPLACE INTO leases (run_id, owner, expires, acquired, invocation) "
+                          "VALUES (?,?,?,?,?)", (rid, owner, now + ttl, now, invocation))
+                claimed.append(rid)
+        return claimed, busy
+
+    def renew(self, owner: str, ttl: float) -> int:
+        """Push back the expiry of every lease ``owner`` holds; returns how many."""
+        with self.transaction() as c:
+            return c.execute("UPDATE leases SET expires = ? WHERE owner = ?", (time.time() + ttl, owner)).rowcount
+
+    def release(self, owner: str) -> None:
+        """Drop every lease ``owner`` holds (a runner on its way out)."""
+        with self.transaction() as c:
+            c.execute("DELETE FROM leases WHERE owner = ?", (owner,))
+
+    def leased_by_others(self, run_ids: list[str], owner: str) -> list[str]:
+        """The unfinished ``run_ids`` that another live runner holds right now."""
+        now = time.time()
+        wanted = set(run_ids)
+        out = []
+        for rid, who, expires, status in self.conn.execute(
+                "SELECT l.run_id, l.owner, l.expires, r.status FROM leases l JOIN runs r USING (run_id)"):
+            if rid in wanted and who != owner and expires > now and status not in FINISHED and not owner_is_dead(who):
+                out.append(rid)
+        return out
 
     # -- reading ---------------------------------------------------------------------
     def status(self, run_ids: list[str]) -> dict[str, str]:
@@ -302,6 +444,12 @@ class ResultsStore:
                                  "WHERE run_id = ? ORDER BY epoch", (rid,)).fetchall()
         return [{"epoch": r[0], **dict(zip(METRIC_COLUMNS, (_nan(x) for x in r[1:5]))), "lr": r[5], "seconds": r[6]}
                 for r in rows]
+
+    def initial(self, rid: str) -> dict | None:
+        """The untrained network's metrics (epoch 0) of run ``rid``, or None (not recorded)."""
+        row = self.conn.execute("SELECT train_loss, train_acc, test_loss, test_acc FROM initial WHERE run_id = ?",
+                                (rid,)).fetchone()
+        return None if row is None else dict(zip(METRIC_COLUMNS, (_nan(x) for x in row)))
 
     def alignment(self, rid: str) -> list[tuple[int, int, str, float]]:
         return [(r[0], r[1], r[2], _nan(r[3])) for r in self.conn.execute(

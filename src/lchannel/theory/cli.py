@@ -16,6 +16,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..cliutil import DefaultsHelpFormatter, PathError, writable_file
+
 __all__ = ["register", "run", "main", "build_parser"]
 
 SYSTEMS = ("chain", "adaptive-chain", "expansive", "compressive", "power")
@@ -38,47 +40,49 @@ def _add_theory_arguments(theory: argparse.ArgumentParser) -> None:
 
     vf = sub.add_parser(
         "vector-field",
+        formatter_class=DefaultsHelpFormatter,
         help="the (a1, a2) plane of A[1,1,1] with trajectories (paper 1 Figure 11)",
         description="Draw the vector field of A[1,1,1] under RBP/SRBP (paper 1 eq. 23, Figure 11): arrows coloured by dP/dt, "
         "the critical hyperbolas a1*a2 = alpha/beta, the parabola a2 = -a1^2/c1 and sample trajectories; print, for each "
         "trajectory, the fixed point predicted by the cubic of eq. 31 and the one reached by integration.",
     )
-    vf.add_argument("--c1", type=float, default=1.0, help="learning-channel weight c1 (non-zero; default 1)")
-    vf.add_argument("--alpha", type=float, default=1.0, help="alpha = E(IT) (default 1)")
-    vf.add_argument("--beta", type=float, default=1.0, help="beta = E(I^2) > 0 (default 1)")
-    vf.add_argument("--a1-range", type=float, nargs=2, default=(-3.0, 3.0), metavar=("LO", "HI"), help="a1 axis (default -3 3)")
-    vf.add_argument("--a2-range", type=float, nargs=2, default=(-3.0, 3.0), metavar=("LO", "HI"), help="a2 axis (default -3 3)")
-    vf.add_argument("--grid", type=int, default=25, help="arrows per axis, 2..200 (default 25)")
+    vf.add_argument("--c1", type=float, default=1.0, help="learning-channel weight c1 (non-zero)")
+    vf.add_argument("--alpha", type=float, default=1.0, help="alpha = E(IT)")
+    vf.add_argument("--beta", type=float, default=1.0, help="beta = E(I^2) > 0")
+    vf.add_argument("--a1-range", type=float, nargs=2, default=(-3.0, 3.0), metavar=("LO", "HI"), help="a1 axis")
+    vf.add_argument("--a2-range", type=float, nargs=2, default=(-3.0, 3.0), metavar=("LO", "HI"), help="a2 axis")
+    vf.add_argument("--grid", type=int, default=25, help="arrows per axis, 2..200")
     vf.add_argument("--start", type=float, nargs=2, action="append", metavar=("A1", "A2"), help="a trajectory start; repeat for more")
     vf.add_argument("--n-random", type=int, default=None, help="random starts inside the axes (default 6 when no --start)")
-    vf.add_argument("--t-max", type=float, default=200.0, help="integration horizon (default 200)")
-    vf.add_argument("--seed", type=int, default=0, help="seed of the random starts (default 0)")
-    vf.add_argument("--out", default="theory-vector-field.png", help="PNG to write (default theory-vector-field.png)")
+    vf.add_argument("--t-max", type=float, default=200.0, help="integration horizon")
+    vf.add_argument("--seed", type=int, default=0, help="seed of the random starts, >= 0")
+    vf.add_argument("--out", default="theory-vector-field.png", help="PNG to write")
 
     tr = sub.add_parser(
         "trajectory",
+        formatter_class=DefaultsHelpFormatter,
         help="integrate one system beside its discrete minibatch learning",
         description="Integrate the averaged learning equations of one system, run the discrete minibatch learning of the "
         "actual network on seeded samples with the same statistics, plot weights and error against time t = eta*steps, and "
         "print the predicted and the reached fixed point.",
     )
-    tr.add_argument("--system", choices=SYSTEMS, default="chain", help="network: chain A[1,...,1], adaptive-chain, expansive A[1,N,1], compressive A[N,1,N], power A[1,1,1] with O=S^mu (default chain)")
+    tr.add_argument("--system", choices=SYSTEMS, default="chain", help="network: chain A[1,...,1], adaptive-chain, expansive A[1,N,1], compressive A[N,1,N], power A[1,1,1] with O=S^mu")
     tr.add_argument("--rule", default=None, help="chain: srbp|rbp|gd; adaptive-chain: arbp|asrbp; expansive, compressive: srbp|rbp|arbp|asrbp|gd (default srbp, arbp for adaptive-chain)")
-    tr.add_argument("--depth", type=int, default=2, help="chains: number of weight layers L >= 2 (default 2)")
-    tr.add_argument("--width", type=int, default=3, help="expansive/compressive: N >= 1 (default 3)")
+    tr.add_argument("--depth", type=int, default=2, help="chains: number of weight layers L >= 2")
+    tr.add_argument("--width", type=int, default=3, help="expansive/compressive: N >= 1")
     tr.add_argument("--c", type=float, nargs="+", default=None, help="channel weights (fixed, or initial values when adaptive): L-1 for chains, N for expansive/compressive, 1 for power (default: seeded random)")
     tr.add_argument("--y0", type=float, nargs="+", default=None, help="initial forward weights: a1..aL (chains), a1..aN b1..bN (expansive/compressive), a1 a2 (power) (default: seeded random)")
     tr.add_argument("--alpha", type=float, default=None, help="alpha = E(IT) for chains and expansive (default 1)")
     tr.add_argument("--beta", type=float, default=None, help="beta = E(I^2) > 0 for chains and expansive (default 1)")
-    tr.add_argument("--mu", type=float, default=2.0, help="power: exponent mu > 0 (default 2)")
-    tr.add_argument("--derivative", choices=tuple(DERIVATIVES), default="yes", help="power: include f'(S) in the channel (yes, eq. 114), omit it (no, eq. 113) or gradient descent (gradient, eq. 119) (default yes)")
-    tr.add_argument("--teacher", type=float, default=1.0, help="power: targets T = teacher*I + noise on inputs uniform in [0.5, 1.5] (default 1)")
-    tr.add_argument("--t-max", type=float, default=20.0, help="time horizon (default 20)")
-    tr.add_argument("--eta", type=float, default=0.005, help="learning rate of the discrete learning, t = eta*steps (default 0.005)")
-    tr.add_argument("--batch-size", type=int, default=32, help="minibatch size of the discrete learning (default 32)")
+    tr.add_argument("--mu", type=float, default=2.0, help="power: exponent mu > 0")
+    tr.add_argument("--derivative", choices=tuple(DERIVATIVES), default="yes", help="power: include f'(S) in the channel (yes, eq. 114), omit it (no, eq. 113) or gradient descent (gradient, eq. 119)")
+    tr.add_argument("--teacher", type=float, default=1.0, help="power: targets T = teacher*I + noise on inputs uniform in [0.5, 1.5]")
+    tr.add_argument("--t-max", type=float, default=20.0, help="time horizon")
+    tr.add_argument("--eta", type=float, default=0.005, help="learning rate of the discrete learning, t = eta*steps")
+    tr.add_argument("--batch-size", type=int, default=32, help="minibatch size of the discrete learning")
     tr.add_argument("--no-discrete", action="store_true", help="skip the discrete learning")
-    tr.add_argument("--seed", type=int, default=0, help="seed of the samples, minibatches and default weights (default 0)")
-    tr.add_argument("--out", default="theory-trajectory.png", help="PNG to write (default theory-trajectory.png)")
+    tr.add_argument("--seed", type=int, default=0, help="seed of the samples, minibatches and default weights, >= 0")
+    tr.add_argument("--out", default="theory-trajectory.png", help="PNG to write")
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -118,9 +122,21 @@ def _finite(option: str, value: float, *, positive: bool = False, nonzero: bool 
 
 
 def _check_out(out: str) -> str:
+    """A .png path that can be written, checked before integrating (a typo must not cost the run)."""
     if not out.lower().endswith(".png"):
         raise OptionError(f"--out: must be a .png path; got {out!r}")
+    try:
+        writable_file(out, "--out", "a .png file")
+    except PathError as exc:
+        raise OptionError(str(exc)) from None
     return out
+
+
+def _check_seed(seed: int) -> int:
+    # numpy's default_rng refuses negative seeds with a bare ValueError
+    if seed < 0:
+        raise OptionError(f"--seed: must be an integer >= 0; got {seed}")
+    return seed
 
 
 def _fmt(names: Sequence[str], y: np.ndarray, limit: int = 12) -> str:
@@ -161,6 +177,7 @@ def _vector_field(args: argparse.Namespace) -> int:
         raise OptionError(f"--grid: must be an integer in 2..200; got {args.grid}")
     t_max = _finite("--t-max", args.t_max, positive=True)
     out = _check_out(args.out)
+    _check_seed(args.seed)
     n_random = args.n_random if args.n_random is not None else (0 if args.start else 6)
     if not 0 <= n_random <= 100:
         raise OptionError(f"--n-random: must be an integer in 0..100; got {n_random}")
@@ -292,6 +309,7 @@ def _build(args: argparse.Namespace):
 def _trajectory(args: argparse.Namespace) -> int:
     t_max = _finite("--t-max", args.t_max, positive=True)
     out = _check_out(args.out)
+    _check_seed(args.seed)
     if not args.no_discrete:
         eta = _finite("--eta", args.eta, positive=True)
         if t_max / eta > 2_000_000:
