@@ -166,8 +166,8 @@ def test_corrupt_mnist_is_a_clean_error_naming_the_file(tmp_path, capsys, comman
 def test_out_that_is_a_file_or_under_a_file_is_refused(tmp_path, capsys):
     f = tmp_path / "file"
     f.write_text("x")
-    assert "is not a folder" in _run(["train", *SYN, "--out", str(f)], capsys)
-    assert "is not a folder" in _run(["train", *SYN, "--out", str(f / "run")], capsys)  # cannot be created
+    assert "is a file; expected a folder" in _run(["train", *SYN, "--out", str(f)], capsys)
+    assert "is a file, not a folder" in _run(["train", *SYN, "--out", str(f / "run")], capsys)  # cannot be created
     assert f.read_text() == "x"
 
 

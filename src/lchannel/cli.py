@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from .argtypes import finite_float, int_list, int_list_or_empty, key_value
+from .cliutil import finite_float, int_list, int_list_or_empty, key_value
 from .channels import algorithm_names, label
 from .config import Param, TrainConfig
 from .experiments import cli as experiments_cli

@@ -7,6 +7,9 @@
   file: permission bits say nothing for root, read-only mounts or quotas).  Nothing is
   created: missing folders are made later by whoever writes there.
 * :class:`DefaultsHelpFormatter` shows every option's default in ``--help``.
+* value types (:func:`int_list`, :func:`finite_float`, :func:`key_value`) raise
+  ``argparse.ArgumentTypeError`` with the expected form, so a bad value exits with status
+  2 and a message naming the option.
 
 Dependency-free (``lchannel theory`` does not import torch).
 """
@@ -14,6 +17,8 @@ Dependency-free (``lchannel theory`` does not import torch).
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -84,3 +89,42 @@ def has_default(action: argparse.Action) -> bool:
     """Whether ``--help`` should show the action's default."""
     d = action.default
     return not (d is None or d is False or d == [] or d == argparse.SUPPRESS)
+
+
+def int_list(text: str) -> list[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]``; empty items (``"784,,10"``) and an empty list are refused."""
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        vals = [int(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 0,1,2, got {text!r}") from None
+    return vals
+
+
+def int_list_or_empty(text: str) -> list[int]:
+    """Like :func:`int_list`, but ``""`` is the empty list (e.g. ``--frozen ""``: no layer)."""
+    return [] if not text.strip() else int_list(text)
+
+
+def finite_float(text: str) -> float:
+    """A float that is neither inf nor nan."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return v
+
+
+def key_value(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` with VALUE read as JSON when it parses (else kept as text)."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    k, v = text.split("=", 1)
+    if not k.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with a non-empty KEY, got {text!r}")
+    try:
+        return k.strip(), json.loads(v)
+    except json.JSONDecodeError:
+        return k.strip(), v

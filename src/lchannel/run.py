@@ -15,13 +15,13 @@ import json
 import math
 import os
 import statistics
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from .channels import build_channel
+from .cliutil import writable_dir
 from .config import TrainConfig
 from .data import Dataset, load_dataset
 from .nets import Network
@@ -45,27 +45,6 @@ def run_id(cfg: TrainConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
-def check_writable_folder(folder: str | os.PathLike, what: str, create: bool = False) -> Path:
-    """Make sure files can be written in ``folder`` (or, if it does not exist yet, that it
-    can be created: its nearest existing parent is a writable folder); a
-    :class:`RunFolderError` naming ``what`` (the option) otherwise.  Nothing is created
-    unless ``create``."""
-    folder = Path(folder)
-    probe = folder
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        where = "" if probe == folder else f" (its parent {probe} is a file)"
-        raise RunFolderError(f"{what}: {folder} is not a folder{where}")
-    try:
-        tempfile.TemporaryFile(dir=probe).close()
-        if create:
-            folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise RunFolderError(f"{what}: cannot write in {probe} ({err.strerror or err})") from None
-    return folder
-
-
 def open_run_folder(out: str | os.PathLike, cfg: TrainConfig, restart: bool = False,
                     resume: bool = True) -> dict | None:
     """Check, before any work, that ``out`` can hold ``cfg``'s run; return the checkpoint
@@ -74,7 +53,7 @@ def open_run_folder(out: str | os.PathLike, cfg: TrainConfig, restart: bool = Fa
     A folder holding a different run, or a corrupt ``config.json``/``checkpoint.pt``, is a
     :class:`RunFolderError` that says how to go on (another ``--out``, or ``restart=True``,
     which discards the run files the folder holds)."""
-    out = check_writable_folder(out, "--out")
+    out = writable_dir(out, "--out")
     if not out.exists():
         return None
     cfg_path, ckpt = out / "config.json", out / "checkpoint.pt"
@@ -174,7 +153,8 @@ def train_config(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, pro
     trainer = build_trainer(cfg, progress, desc)
     ckpt = None
     if out_dir is not None:
-        out = check_writable_folder(out_dir, "--out", create=True)
+        out = writable_dir(out_dir, "--out")
+        out.mkdir(parents=True, exist_ok=True)
         ckpt = out / "checkpoint.pt"
         if state is not None:
             try:

@@ -18,9 +18,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..argtypes import finite_float
-from ..argtypes import int_list as _int_list
-from ..cliutil import DefaultsHelpFormatter, PathError, writable_dir
+from ..cliutil import DefaultsHelpFormatter, PathError, finite_float, writable_dir
+from ..cliutil import int_list as _int_list
 from ..data import DataError
 from .runner import DEFAULT_DB, DEFAULT_LEASE_TTL, EXECUTORS, run_sweep
 from .spec import Overrides, SpecError, load_spec, shipped_specs
