@@ -232,7 +232,10 @@ def test_rule_table_says_how_each_rule_sends_the_error_back():
         "arbp": ("layered", True, False),
         "asrbp": ("skipped", True, False),
         "gd": ("forward", False, False),
+        "stdp": ("skipped", True, False),
+        "stdp-t": ("skipped", True, False),
     }
+    assert {n: r.stdp for n, r in RULE_TABLE.items() if r.stdp} == {"stdp": "output", "stdp-t": "target"}
     assert (NON_ADAPTIVE_RULES, ADAPTIVE_RULES, RULES) == (("rbp", "srbp"), ("arbp", "asrbp"), ("rbp", "srbp", "arbp", "asrbp", "gd"))
     assert [RULE_TABLE["rbp"].source(i, 4) for i in (1, 2, 3)] == [2, 3, 4]
     assert [RULE_TABLE["asrbp"].source(i, 4) for i in (1, 2, 3)] == [4, 4, 4]

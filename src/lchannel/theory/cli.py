@@ -19,12 +19,15 @@ import numpy as np
 __all__ = ["register", "run", "main", "build_parser"]
 
 SYSTEMS = ("chain", "adaptive-chain", "expansive", "compressive", "power")
+# issue 14: STDP A[1,1,1] (paper 2 §5.2) and the adaptive chains of any depth (paper 2 §5.3-5.4)
+SYSTEMS += ("stdp-a111", "arbp-chain", "asrbp-chain")
 RULES_FOR = {
     "chain": ("srbp", "rbp", "gd"),
     "adaptive-chain": ("arbp", "asrbp"),
     "expansive": ("srbp", "rbp", "arbp", "asrbp", "gd"),
     "compressive": ("srbp", "rbp", "arbp", "asrbp", "gd"),
 }
+RULES_FOR.update({"stdp-a111": ("stdp", "stdp-t"), "arbp-chain": ("arbp",), "asrbp-chain": ("asrbp",)})
 DERIVATIVES = {"yes": True, "no": False, "gradient": "gradient"}
 
 
@@ -203,6 +206,8 @@ def _build(args: argparse.Namespace):
 
     name = args.system
     rng = np.random.default_rng(args.seed)
+    if name in _EXTRA_BUILDERS:  # systems added for issue 14
+        return _EXTRA_BUILDERS[name](args, rng)
     if name == "power":
         for opt in ("rule", "alpha", "beta"):
             if getattr(args, opt) is not None:
@@ -287,6 +292,47 @@ def _build(args: argparse.Namespace):
     if name != "compressive":
         title += f", α = {alpha:g}, β = {beta:g}"
     return system, state, data, title
+
+
+def _check_rule_option(args: argparse.Namespace) -> str:
+    accepted = RULES_FOR[args.system]
+    rule = args.rule if args.rule is not None else accepted[0]
+    if rule not in accepted:
+        raise OptionError(f"--rule: --system {args.system} accepts {', '.join(accepted)}; got {rule!r}")
+    return rule
+
+
+def _values_option(option: str, given, default: list[float], count: int, what: str) -> list[float]:
+    values = given if given is not None else default
+    if len(values) != count:
+        raise OptionError(f"{option}: --system needs {count} value(s) here ({what}); got {len(values)}")
+    return [_finite(option, v) for v in values]
+
+
+def _build_stdp(args: argparse.Namespace, rng: np.random.Generator):
+    """``--system stdp-a111``: A[1,1,1] under the STDP-like rule (paper 2 eq. 32-33; ``--rule stdp-t``: eq. 19)."""
+    from .samples import scalar_teacher
+    from .stdp import STDPChain
+
+    rule = _check_rule_option(args)
+    alpha = _finite("--alpha", args.alpha if args.alpha is not None else 1.0)
+    beta = _finite("--beta", args.beta if args.beta is not None else 1.0, positive=True)
+    y0 = _values_option("--y0", args.y0, list(rng.uniform(-1.5, 1.5, 2)), 2, "a1 a2")
+    c = _values_option("--c", args.c, _random_channel(rng, 1), 1, "the initial c1")
+    data = scalar_teacher(alpha, beta, 5000, noise=0.3, seed=args.seed)
+    system = STDPChain.from_data(data, rule=rule)
+    form = "O-form, eq. 32" if rule == "stdp" else f"T-form, eq. 19, gamma = E(T^2) = {system.gamma:.4g}"
+    title = f"A[1,1,1] STDP ({form}), c1(0) = {c[0]:.3g}, α = {alpha:g}, β = {beta:g}"
+    return system, np.array(y0 + c), data, title
+
+
+def _build_adaptive_chain(args: argparse.Namespace, rng: np.random.Generator):
+    """``--system arbp-chain|asrbp-chain``: the adaptive chain of ``--depth`` layers (paper 2 §5.3-5.4)."""
+    rule = _check_rule_option(args)
+    return _build(argparse.Namespace(**{**vars(args), "system": "adaptive-chain", "rule": rule}))
+
+
+_EXTRA_BUILDERS = {"stdp-a111": _build_stdp, "arbp-chain": _build_adaptive_chain, "asrbp-chain": _build_adaptive_chain}
 
 
 def _trajectory(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ from .power import PowerChain
 from .rules import rule_spec
 from .samples import Dataset
 
-__all__ = ["LinearNetwork", "PowerNetwork", "minibatch_learning"]
+__all__ = ["LinearNetwork", "PowerNetwork", "STDPNetwork", "minibatch_learning"]
 
 
 class LinearNetwork:
@@ -34,6 +34,8 @@ class LinearNetwork:
         self.Cs = [np.array(c, dtype=float) for c in Cs]
         self.rule = rule
         self.spec = rule_spec(rule)
+        if self.spec.stdp is not None:
+            raise ValueError(f"rule {rule!r} learns in three phases: use STDPNetwork")
 
     def step(self, inputs: np.ndarray, targets: np.ndarray, eta: float) -> None:
         """One update on a minibatch (rows of ``inputs`` and ``targets``)."""
@@ -54,6 +56,46 @@ class LinearNetwork:
             a += d
         for c, d in zip(self.Cs, dCs):
             c += d
+
+
+class STDPNetwork:
+    """A linear A[N_0, N_1, N_2] learning by the three phases of paper 2 eq. 15-18 (STDP-like rule).
+
+    Per minibatch: phase 0 runs forward, O¹ = A_1I and O = A_2O¹; phase 1 feeds the output
+    back through the channel, h₁ = A_1I + C_1O (eq. 16); phase 2 feeds the clamped target
+    back, h₂ = A_1I + C_1T (eq. 17).  Each weight then moves by its postsynaptic *change*
+    times its presynaptic activity (eq. 13-14): ΔA_1 = η(h₂ − h₁)Iᵀ,
+    ΔA_2 = η(T − O)h₁ᵀ and ΔC_1 = η(h₂ − h₁)Oᵀ (``rule="stdp"``, eq. 32) or η(h₂ − h₁)Tᵀ
+    (``rule="stdp-t"``, eq. 19).  No averaged equation is used.
+    """
+
+    def __init__(self, As: Sequence[np.ndarray], Cs: Sequence[np.ndarray], rule: str) -> None:
+        self.spec = rule_spec(rule)
+        if self.spec.stdp is None:
+            raise ValueError(f"STDPNetwork needs an STDP rule ('stdp' or 'stdp-t'); got {rule!r}")
+        if len(As) != 2 or len(Cs) != 1:
+            raise ValueError(f"STDPNetwork is a single-hidden-layer network: As = [A1, A2], Cs = [C1]; got {len(As)} and {len(Cs)}")
+        self.As = [np.array(a, dtype=float) for a in As]
+        self.Cs = [np.array(c, dtype=float) for c in Cs]
+        self.rule = rule
+
+    def step(self, inputs: np.ndarray, targets: np.ndarray, eta: float) -> None:
+        """The three phases on a minibatch (rows of ``inputs`` and ``targets``), then the updates."""
+        (a1, a2), (c1,) = self.As, self.Cs
+        x, t = inputs.T, targets.T
+        n = x.shape[1]
+        drive = a1 @ x
+        out = a2 @ drive  # phase 0
+        h1 = drive + c1 @ out  # phase 1: output fed back (eq. 16)
+        h2 = drive + c1 @ t  # phase 2: target fed back (eq. 17)
+        d_hidden, d_out = h2 - h1, t - out  # postsynaptic changes (eq. 18)
+        pre_c = out if self.spec.stdp == "output" else t
+        d_a1 = eta * d_hidden @ x.T / n
+        d_a2 = eta * d_out @ h1.T / n
+        d_c1 = eta * d_hidden @ pre_c.T / n
+        a1 += d_a1
+        a2 += d_a2
+        c1 += d_c1
 
 
 class PowerNetwork:
@@ -113,7 +155,7 @@ def minibatch_learning(
         state = lambda: np.array([net.a1, net.a2])  # noqa: E731
     elif hasattr(system, "to_matrices"):
         As, Cs = system.to_matrices(y0)
-        net = LinearNetwork(As, Cs, system.rule)
+        net = (STDPNetwork if system.rule_spec.stdp is not None else LinearNetwork)(As, Cs, system.rule)
         state = lambda: system.from_matrices(net.As, net.Cs)  # noqa: E731
     else:
         raise TypeError(f"no discrete network for {type(system).__name__}")

@@ -1,0 +1,56 @@
+"""``lchannel theory trajectory`` on the systems added for issue 14 (through ``register``)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+import pytest
+
+from lchannel.theory import cli as theory_cli
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _run(argv):
+    parser = argparse.ArgumentParser(prog="lchannel")
+    theory_cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def _values(line: str) -> dict[str, float]:
+    return {k: float(v) for k, v in re.findall(r"(\w+)=([-+0-9.eE]+)", line)}
+
+
+def _line(out: str, prefix: str) -> str:
+    return next(l for l in out.splitlines() if l.strip().startswith(prefix))
+
+
+@pytest.mark.parametrize("rule", ["stdp", "stdp-t"])
+def test_stdp_trajectory_reaches_the_hyperbola(tmp_path, capsys, rule):
+    out = tmp_path / "stdp.png"
+    argv = ["theory", "trajectory", "--system", "stdp-a111", "--rule", rule, "--y0", "0.4", "-0.3", "--c", "0.6"]
+    assert _run([*argv, "--t-max", "20", "--eta", "0.02", "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == PNG_MAGIC
+    text = capsys.readouterr().out
+    assert "no closed-form limit" in _line(text, "predicted fixed point")
+    reached = _values(_line(text, "reached fixed point" if rule == "stdp" else "state reached").split("):", 1)[1])
+    assert reached["a1"] * reached["a2"] == pytest.approx(1.0, abs=1e-4)  # alpha = beta = 1; 6 printed digits
+    assert ("converged" in text) == (rule == "stdp" or "not converged" in text)
+    if rule == "stdp-t":
+        assert reached["c1"] > 5  # the T-form channel keeps growing
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--system", "stdp-a111", "--rule", "arbp"], "--rule: --system stdp-a111 accepts stdp, stdp-t"),
+        (["--system", "stdp-a111", "--c", "1", "2"], "--c"),
+        (["--system", "stdp-a111", "--y0", "1"], "--y0"),
+    ],
+)
+def test_new_systems_reject_bad_options(tmp_path, capsys, argv, needle):
+    assert _run(["theory", "trajectory", *argv, "--out", str(tmp_path / "x.png")]) == 2
+    assert needle in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
