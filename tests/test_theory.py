@@ -542,6 +542,8 @@ def test_bad_input_raises_value_error_naming_it(make, match):
 
 def test_unavailable_predictions_say_so():
     with pytest.raises(NotImplementedError, match="depth 2"):
+        LinearChain(1.0, 1.0, depth=3, rule="gd").predicted_fixed_point(np.ones(3))
+    with pytest.raises(NotImplementedError, match="sign pattern"):  # J_i = 0: no reduction
         LinearChain(1.0, 1.0, depth=3, rule="arbp").predicted_fixed_point(np.ones(5))
     with pytest.raises(NotImplementedError, match="Theorem 6"):
         CompressiveNet(np.eye(2), 2 * np.eye(2), [1.0, 0.5]).predicted_fixed_point(np.ones(4))

@@ -54,3 +54,22 @@ def test_new_systems_reject_bad_options(tmp_path, capsys, argv, needle):
     assert _run(["theory", "trajectory", *argv, "--out", str(tmp_path / "x.png")]) == 2
     assert needle in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--system", "arbp-chain", "--depth", "4", "--seed", "1"],
+        ["--system", "asrbp-chain", "--depth", "4", "--seed", "2"],
+    ],
+)
+def test_new_systems_print_predicted_equal_to_reached(tmp_path, capsys, extra):
+    out = tmp_path / "traj.png"
+    assert _run(["theory", "trajectory", *extra, "--t-max", "40", "--eta", "0.05", "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == PNG_MAGIC
+    text = capsys.readouterr().out
+    pred = _values(_line(text, "predicted fixed point").split(":", 1)[1])
+    reached = _values(_line(text, "reached fixed point").split("):", 1)[1])
+    assert pred.keys() == reached.keys() and pred
+    for k in pred:
+        assert pred[k] == pytest.approx(reached[k], abs=1e-4)  # 6 printed digits

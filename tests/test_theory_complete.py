@@ -14,11 +14,17 @@ import math
 import numpy as np
 import pytest
 
-from lchannel.theory import minibatch_learning
+from lchannel.theory import LinearChain, NoFixedPointError, minibatch_learning
 from lchannel.theory.samples import scalar_teacher
 from lchannel.theory.stdp import STDPChain
 
 LONG = 5000.0
+
+
+def _reach(system, y0):
+    traj = system.integrate(y0, LONG)
+    assert traj.status == "converged", (y0, traj.status)
+    return traj.final
 
 
 def _integral(y, t):
@@ -113,3 +119,174 @@ def test_stdp_bad_input_names_the_parameter():
         STDPChain(1.0, 1.0, rule="arbp")
     with pytest.raises(NotImplementedError, match="no closed-form limit"):
         STDPChain(1.0, 1.0).predicted_fixed_point([1.0, 1.0, 1.0])
+
+
+# ---------------------------------------------------------------------------- adaptive chains (paper 2 §5.3-5.4)
+def _adaptive_chain(rng, depth, rule):
+    return LinearChain(rng.choice([-1.0, 1.0]) * rng.uniform(0.4, 1.5), rng.uniform(0.5, 2.0), depth=depth, rule=rule)
+
+
+@pytest.mark.parametrize("depth", [3, 4, 5])
+def test_asrbp_chain_reaches_the_point_of_the_exponential_reduction(depth):
+    # paper 2 eq. 57-70, 83-96: K = c1^2 - a1^2, mu, nu, J reduce the chain to one variable
+    rng = np.random.default_rng(200 + depth)
+    params = {"a1": 0, "c1": 0}
+    for _ in range(10):
+        system = _adaptive_chain(rng, depth, "asrbp")
+        y0 = rng.uniform(-1.3, 1.3, system.dim)
+        red = system.adaptive_reduction(y0)
+        np.testing.assert_allclose(red.state(red.x0), y0, atol=1e-12)  # the curve passes through the start
+        params[red.parameter] += 1
+        pred = system.predicted_fixed_point(y0)
+        np.testing.assert_allclose(_reach(system, y0), pred, atol=1e-6)  # measured <= 1e-9
+        assert system.product(pred) == pytest.approx(system.alpha / system.beta, rel=1e-9)
+    assert min(params.values()) >= 2  # both cases K > 0 (x = a1) and K < 0 (x = c1)
+
+
+@pytest.mark.parametrize("depth", [3, 4])
+def test_arbp_chain_reaches_the_point_of_its_reduction_where_it_exists(depth):
+    # paper 2 eq. 76-78: c_i = a_{i+1} + K_i, a_i^2 - c_i^2 = J_i; reduction in a_m when J_1..J_{m-1} > 0 > J_m..
+    rng = np.random.default_rng(210 + depth)
+    done = 0
+    while done < 8:
+        system = _adaptive_chain(rng, depth, "arbp")
+        y0 = rng.uniform(-1.3, 1.3, system.dim)
+        try:
+            red = system.adaptive_reduction(y0)
+        except NotImplementedError:
+            continue
+        np.testing.assert_allclose(red.state(red.x0), y0, atol=1e-12)
+        np.testing.assert_allclose(_reach(system, y0), system.predicted_fixed_point(y0), atol=1e-6)
+        done += 1
+
+
+def test_arbp_chain_closed_orbit_contradicts_theorem3():
+    # J1 < 0 < J2 and sign(c1) != sign(a2): |c1| + |a2| = |K1| makes the invariant curve an oval.
+    # If alpha - beta P has no zero on it, the trajectory is periodic: no convergence (against
+    # paper 2 Theorem 3, "starting from any initial conditions the system converges").
+    from scipy.integrate import solve_ivp
+
+    system = LinearChain(0.7, 0.9, depth=3, rule="arbp")
+    y0 = np.array([-0.8, -0.45, -1.05, 1.15, -0.35])  # a1 a2 a3 c1 c2
+    (j1, j2), (k1, k2) = y0[:2] ** 2 - y0[3:] ** 2, y0[3:] - y0[1:3]
+    assert j1 < 0 < j2 and np.sign(y0[3]) != np.sign(y0[1])
+    with pytest.raises(NotImplementedError, match="sign pattern"):
+        system.predicted_fixed_point(y0)
+    # the oval, independently of any integration: u = |c1| from sqrt(-J1) to |K1| - sqrt(J2)
+    u = np.linspace(math.sqrt(-j1), abs(k1) - math.sqrt(j2), 20001)
+    a2 = np.sign(y0[1]) * (abs(k1) - u)
+    oval_p = [sa * np.sqrt(np.maximum(u**2 + j1, 0)) * a2 * (sc * np.sqrt(np.maximum(a2**2 - j2, 0)) - k2) for sa in (1, -1) for sc in (1, -1)]
+    err = 0.7 - 0.9 * np.concatenate(oval_p)
+    assert err.min() > 0.3  # alpha - beta P never vanishes on the oval: no critical point
+    # the integration returns to the start (three integrators, period 16.408)
+    def back(t, y):
+        return y[0] - y0[0]
+
+    back.direction = float(np.sign(system.rhs(0, y0)[0]))
+    sol = solve_ivp(system.rhs, (0, 40), y0, method="DOP853", rtol=1e-12, atol=1e-13, events=back, dense_output=True)
+    periods = sol.t_events[0][sol.t_events[0] > 1.0]
+    assert len(periods) == 2 and periods[0] == pytest.approx(16.408, abs=1e-3)
+    assert np.max(np.abs(sol.sol(periods[0]) - y0)) < 1e-9  # measured 6e-14
+    t = np.linspace(0, periods[0], 4000)
+    along = 0.7 - 0.9 * np.prod(sol.sol(t)[:3], axis=0)
+    # the trajectory sweeps the whole oval: the same range of alpha - beta P (grid 1e-4)
+    assert along.min() == pytest.approx(err.min(), abs=1e-3) and along.max() == pytest.approx(err.max(), abs=1e-3)
+
+
+def test_arbp_chains_without_reduction_converge_or_cycle():
+    # random starts with no one-dimensional reduction: each one either converges to
+    # alpha - beta P = 0 or comes back to its start (a closed orbit, as above)
+    from scipy.integrate import solve_ivp
+
+    rng = np.random.default_rng(220)
+    outcomes = {"converged": 0, "periodic": 0}
+    tried = 0
+    while tried < 6:
+        system = _adaptive_chain(rng, 3, "arbp")
+        y0 = rng.uniform(-1.3, 1.3, system.dim)
+        try:
+            system.adaptive_reduction(y0)
+            continue
+        except NotImplementedError:
+            tried += 1
+        traj = system.integrate(y0, 300)
+        if traj.status == "converged":
+            assert abs(system.alpha - system.beta * system.product(traj.final)) < 1e-9
+            outcomes["converged"] += 1
+            continue
+
+        def back(t, y):
+            return y[0] - y0[0]
+
+        back.direction = float(np.sign(system.rhs(0, y0)[0]))
+        sol = solve_ivp(system.rhs, (0, 300), y0, method="DOP853", rtol=1e-11, atol=1e-12, events=back)
+        assert min(np.max(np.abs(y - y0)) for y in sol.y_events[0][sol.t_events[0] > 1e-3]) < 1e-7, y0
+        outcomes["periodic"] += 1
+    assert min(outcomes.values()) >= 1
+
+
+def test_eq84_exceptional_start_diverges_as_the_scalar_equation_says():
+    # paper 2 eq. 84: c1 = a1 = f, a2 = e^{-f}, c2 = a3 = -e^{-f} solves ASRBP A[1,1,1,1] (alpha = beta = 1)
+    # when f' = f(1 + f e^{-2f}); there K1 = c1^2 - a1^2 = 0 and mu1 = a2 + c2 = 0, and f(0) > 0 runs off.
+    from scipy.integrate import solve_ivp
+
+    system = LinearChain(1.0, 1.0, depth=3, rule="asrbp")
+    f0 = 0.5
+    y0 = np.array([f0, math.exp(-f0), -math.exp(-f0), f0, -math.exp(-f0)])
+    red = system.adaptive_reduction(y0)
+    assert red.exceptional and red.parameter == "a1"
+    xs = np.array([0.3, 1.0, 4.0, 20.0])
+    np.testing.assert_allclose(red.q(xs), xs * (1 + xs * np.exp(-2 * xs)), rtol=1e-12)  # the reduction is eq. 84
+    with pytest.raises(NoFixedPointError, match="eq. 84"):
+        system.predicted_fixed_point(y0)
+    # the integration follows f while round-off in mu1 (amplified by e^{c1}) stays small ...
+    t = np.linspace(0, 2.5, 50)
+    traj = system.integrate(y0, 2.5, t_eval=t, stop_when_converged=False)
+    f = solve_ivp(lambda t, f: f * (1 + f * np.exp(-2 * f)), (0, 2.5), [f0], t_eval=t, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(traj["a1"], f.y[0], rtol=1e-8)  # measured 1e-10
+    np.testing.assert_allclose(traj["a2"], np.exp(-traj["a1"]), rtol=1e-8)
+    assert f.y[0, -1] > 5
+    # ... but the divergent solution is unstable: with mu1 = 1e-6 instead of 0 (K1 = 0 still) the
+    # reduction has a root, and the integration reaches it
+    moved = y0 + np.array([0.0, 1e-6, 0.0, 0.0, 0.0])
+    np.testing.assert_allclose(_reach(system, moved), system.predicted_fixed_point(moved), atol=1e-6)
+
+
+def _local_exponent(q, x):
+    return math.log(abs(q(2 * x) / q(x))) / math.log(2.0)
+
+
+@pytest.mark.parametrize("depth", [3, 5])
+def test_arbp_q_grows_like_degree_2L_minus_1_and_is_not_a_polynomial(depth):
+    # Theorem 3 says degree 7 for L = 3 and Theorem 4 says 2^{L-1} - 1; Q(a_L) ~ -beta a_L^{2L-1}
+    rng = np.random.default_rng(230 + depth)
+    system = LinearChain(0.8, 1.3, depth=depth, rule="arbp")
+    y0 = np.concatenate([rng.uniform(0.8, 1.2, depth), rng.uniform(-0.4, 0.4, depth - 1)])  # every J_i > 0
+    red = system.adaptive_reduction(y0)
+    assert red.parameter == f"a{depth}"
+    q = lambda x: float(red.q(x))  # noqa: E731
+    assert _local_exponent(q, 1e6) == pytest.approx(2 * depth - 1, abs=1e-3)
+    assert q(1e6) / 1e6 ** (2 * depth - 1) == pytest.approx(-1.3, rel=1e-3)
+    claimed = 7 if depth == 3 else 2 ** (depth - 1) - 1
+    assert abs(_local_exponent(q, 1e6) - claimed) > 1.5
+    # not a polynomial: the degree-(2L-1) interpolant through 2L Chebyshev points misses Q in between
+    # (the control, the RBP chain's Q of degree 2^L - 1, is reproduced to round-off)
+    def miss(f, degree):
+        nodes = 2 * np.cos(np.pi * (np.arange(degree + 1) + 0.5) / (degree + 1))
+        fit = np.polynomial.Chebyshev.fit(nodes, [f(x) for x in nodes], degree)
+        xs = np.linspace(-1.9, 1.9, 97)
+        return max(abs(fit(x) - f(x)) for x in xs) / max(abs(f(x)) for x in xs)
+
+    assert miss(q, 2 * depth - 1) > 1e-4
+    rbp = LinearChain(0.8, 1.3, rng.uniform(0.5, 1.0, depth - 1), rule="rbp")
+    _, q_rbp = rbp.reduced_polynomials(rng.uniform(0.5, 1.0, depth))
+    assert miss(q_rbp, 2**depth - 1) < 1e-9
+
+
+def test_asrbp_q_outgrows_every_polynomial():
+    # Theorem 3'/4' call Q a polynomial of degree 7 / 2^{L-1} - 1: its local degree keeps growing
+    system = LinearChain(0.8, 1.3, depth=3, rule="asrbp")
+    red = system.adaptive_reduction([0.3, 0.9, 1.1, 1.0, 0.8])  # K = c1^2 - a1^2 > 0: x = a1
+    q = lambda x: float(red.q(x))  # noqa: E731
+    exponents = [_local_exponent(q, x) for x in (2.0, 4.0, 8.0)]
+    assert exponents[0] < exponents[1] < exponents[2] and exponents[2] > 20
