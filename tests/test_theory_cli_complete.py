@@ -48,6 +48,9 @@ def test_stdp_trajectory_reaches_the_hyperbola(tmp_path, capsys, rule):
         (["--system", "stdp-a111", "--rule", "arbp"], "--rule: --system stdp-a111 accepts stdp, stdp-t"),
         (["--system", "stdp-a111", "--c", "1", "2"], "--c"),
         (["--system", "stdp-a111", "--y0", "1"], "--y0"),
+        (["--system", "asrbp-chain", "--rule", "arbp"], "--rule: --system asrbp-chain accepts asrbp"),
+        (["--system", "adaptive-power", "--y0", "-1", "1"], "--y0: a1 must be > 0"),
+        (["--system", "adaptive-power", "--alpha", "1"], "--alpha: does not apply"),
     ],
 )
 def test_new_systems_reject_bad_options(tmp_path, capsys, argv, needle):
@@ -61,6 +64,8 @@ def test_new_systems_reject_bad_options(tmp_path, capsys, argv, needle):
     [
         ["--system", "arbp-chain", "--depth", "4", "--seed", "1"],
         ["--system", "asrbp-chain", "--depth", "4", "--seed", "2"],
+        ["--system", "adaptive-power", "--mu", "2"],
+        ["--system", "adaptive-power", "--mu", "2", "--y0", "0.5", "-0.5", "--c", "-1"],  # the trivial line a1 = 0
     ],
 )
 def test_new_systems_print_predicted_equal_to_reached(tmp_path, capsys, extra):

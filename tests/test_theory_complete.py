@@ -14,7 +14,8 @@ import math
 import numpy as np
 import pytest
 
-from lchannel.theory import LinearChain, NoFixedPointError, minibatch_learning
+from lchannel.theory import LinearChain, NoFixedPointError, linear_teacher, minibatch_learning
+from lchannel.theory.power import AdaptivePowerChain
 from lchannel.theory.samples import scalar_teacher
 from lchannel.theory.stdp import STDPChain
 
@@ -290,3 +291,68 @@ def test_asrbp_q_outgrows_every_polynomial():
     q = lambda x: float(red.q(x))  # noqa: E731
     exponents = [_local_exponent(q, x) for x in (2.0, 4.0, 8.0)]
     assert exponents[0] < exponents[1] < exponents[2] and exponents[2] > 20
+
+
+# ---------------------------------------------------------------------------- adaptive non-linear case (paper 2 §5.9)
+@pytest.mark.parametrize("mu", [0.5, 1.5, 2.0, 3.0])
+def test_adaptive_power_chain_reaches_the_point_theorem1_picks(mu):
+    # eq. 132-137: K1 = c1 - a2 and H = a1^2 - mu c1^2 reduce the system to one variable.
+    # H > 0: always a global minimum.  H < 0 and c1*alpha < 0: possibly the trivial line a1 = 0.
+    rng = np.random.default_rng(int(300 + 10 * mu))
+    kinds = {"minimum": 0, "trivial": 0}
+    for _ in range(12):
+        system = AdaptivePowerChain(mu, rng.uniform(-1.5, 1.5), rng.uniform(0.5, 2.0))
+        y0 = np.array([rng.uniform(0.2, 2.0), rng.uniform(-2.0, 2.0), rng.uniform(-2.0, 2.0)])
+        h = y0[0] ** 2 - mu * y0[2] ** 2
+        try:
+            pred = system.predicted_fixed_point(y0)
+        except NoFixedPointError:  # mu <= 1: a1 reaches 0 in finite time and leaves the domain
+            assert mu <= 1 and h < 0 and y0[2] * system.alpha < 0
+            assert system.integrate(y0, 100.0).status == "failed"
+            continue
+        traj = system.integrate(y0, LONG)
+        if pred[0] > 0:
+            kinds["minimum"] += 1
+            assert traj.status == "converged"
+            np.testing.assert_allclose(traj.final, pred, atol=1e-6)  # measured <= 6e-10
+            assert system.error(pred) < 1e-20
+            continue
+        kinds["trivial"] += 1
+        assert h < 0 and y0[2] * system.alpha < 0  # the only starts that can reach a1 = 0
+        assert system.error(pred) > 1e-3  # not a minimum
+        if mu < 2:  # a1^{mu-1} is not Lipschitz: a1 hits 0 in finite time and the solver stops
+            assert traj.status == "failed"
+        else:  # mu = 3: a1 ~ 1/t, so after t = 5000 a1 < 1e-3 and the rest within 1e-5
+            assert traj["a1"][-1] < 1e-3
+            np.testing.assert_allclose(traj.final[1:], pred[1:], atol=1e-5)
+    assert kinds["minimum"] >= 6
+    if mu in (1.5, 3.0):
+        assert kinds["trivial"] >= 1  # seen with these seeds: the trivial line is really reached
+
+
+def test_adaptive_power_chain_trivial_line_for_mu_2_and_conserved_quantities():
+    system = AdaptivePowerChain(2.0, 1.0, 1.0)
+    y0 = np.array([0.5, -0.5, -1.0])  # H = -1.75 < 0, c1 alpha < 0, and a2 = c1 + 0.5 < 0 on the whole branch
+    pred = system.predicted_fixed_point(y0)
+    assert pred[0] == 0.0 and pred[2] == pytest.approx(-math.sqrt(1.75 / 2))
+    traj = system.integrate(y0, LONG)
+    assert traj.status == "converged"  # mu = 2: a1 decays exponentially
+    np.testing.assert_allclose(traj.final, pred, atol=1e-9)
+    assert system.error(traj.final) == pytest.approx(0.5, rel=1e-6)  # (alpha - 0)^2/(2 beta): not a minimum
+    moving = system.integrate([0.8, 0.3, 1.1], 20, stop_when_converged=False)
+    series = moving.conserved()
+    assert set(series) == {"c1 - a2", "a1^2 - mu*c1^2"}
+    assert np.max(np.abs(moving.y - moving.y[0])) > 0.3
+    for values in series.values():
+        assert np.ptp(values) < 1e-8
+
+
+def test_adaptive_power_discrete_learning_follows_the_ode():
+    data = linear_teacher(4000, 1.5, noise=0.1, positive_inputs=True, seed=7)
+    system = AdaptivePowerChain.from_data(data.inputs, data.targets, 2.0)
+    y0 = [0.6, 0.4, 0.7]
+    disc = minibatch_learning(system, y0, data, eta=1e-3, t_max=6.0, seed=3, n_points=40)
+    ode = system.integrate(y0, 6.0, t_eval=disc.t, stop_when_converged=False)
+    assert np.max(np.abs(disc.y - ode.y)) < 0.05  # measured ~4e-3
+    assert np.max(np.abs(disc.y - disc.y[0])) > 0.1
+    np.testing.assert_allclose(disc["c1"] - disc["a2"], 0.3, atol=1e-12)  # c1 - a2 holds step by step

@@ -20,7 +20,7 @@ __all__ = ["register", "run", "main", "build_parser"]
 
 SYSTEMS = ("chain", "adaptive-chain", "expansive", "compressive", "power")
 # issue 14: STDP A[1,1,1] (paper 2 §5.2) and the adaptive chains of any depth (paper 2 §5.3-5.4)
-SYSTEMS += ("stdp-a111", "arbp-chain", "asrbp-chain")
+SYSTEMS += ("stdp-a111", "arbp-chain", "asrbp-chain", "adaptive-power")
 RULES_FOR = {
     "chain": ("srbp", "rbp", "gd"),
     "adaptive-chain": ("arbp", "asrbp"),
@@ -332,7 +332,32 @@ def _build_adaptive_chain(args: argparse.Namespace, rng: np.random.Generator):
     return _build(argparse.Namespace(**{**vars(args), "system": "adaptive-chain", "rule": rule}))
 
 
-_EXTRA_BUILDERS = {"stdp-a111": _build_stdp, "arbp-chain": _build_adaptive_chain, "asrbp-chain": _build_adaptive_chain}
+def _build_adaptive_power(args: argparse.Namespace, rng: np.random.Generator):
+    """``--system adaptive-power``: A[1,1,1] with O¹ = (S¹)^μ and an adaptive channel (paper 2 eq. 132)."""
+    from .power import AdaptivePowerChain
+    from .samples import linear_teacher
+
+    for opt in ("rule", "alpha", "beta"):
+        if getattr(args, opt) is not None:
+            raise OptionError(f"--{opt}: does not apply to --system adaptive-power (its statistics come from the samples; set --teacher, --mu)")
+    mu = _finite("--mu", args.mu, positive=True)
+    teacher = _finite("--teacher", args.teacher)
+    y0 = _values_option("--y0", args.y0, list(rng.uniform(0.2, 1.5, 2)), 2, "a1 a2")
+    if y0[0] <= 0:
+        raise OptionError(f"--y0: a1 must be > 0 for the power non-linearity; got {y0[0]}")
+    c = _values_option("--c", args.c, [1.0], 1, "the initial c1")
+    data = linear_teacher(5000, teacher, noise=0.1, positive_inputs=True, seed=args.seed)
+    system = AdaptivePowerChain.from_data(data.inputs, data.targets, mu)
+    title = f"A[1,1,1], O = S^{mu:g}, adaptive c1 (eq. 132), c1(0) = {c[0]:.3g}"
+    return system, np.array(y0 + c), data, title
+
+
+_EXTRA_BUILDERS = {
+    "stdp-a111": _build_stdp,
+    "arbp-chain": _build_adaptive_chain,
+    "asrbp-chain": _build_adaptive_chain,
+    "adaptive-power": _build_adaptive_power,
+}
 
 
 def _trajectory(args: argparse.Namespace) -> int:

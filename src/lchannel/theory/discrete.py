@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .base import LearningSystem, Trajectory
-from .power import PowerChain
+from .power import AdaptivePowerChain, PowerChain
 from .rules import rule_spec
 from .samples import Dataset
 
@@ -101,8 +101,10 @@ class STDPNetwork:
 class PowerNetwork:
     """The non-linear A[1,1,1] of paper 1 §7.9: O = a_2 (a_1 I)^μ, channel weight c_1."""
 
-    def __init__(self, a1: float, a2: float, c1: float | None, mu: float, derivative: bool | str) -> None:
+    def __init__(self, a1: float, a2: float, c1: float | None, mu: float, derivative: bool | str, *, adaptive: bool = False) -> None:
         self.a1, self.a2, self.c1, self.mu, self.derivative = float(a1), float(a2), c1, float(mu), derivative
+        #: the channel weight learns like a_2, Δc_1 = η(T − O)O¹ (paper 2 eq. 132)
+        self.adaptive = adaptive
 
     def step(self, inputs: np.ndarray, targets: np.ndarray, eta: float) -> None:
         i, t = inputs.ravel(), targets.ravel()
@@ -117,6 +119,8 @@ class PowerNetwork:
             d_a1 = eta * gain * np.mean(err * self.mu * np.power(s1, self.mu - 1) * i)  # times f'(S¹)
         self.a1 += d_a1
         self.a2 += d_a2
+        if self.adaptive:
+            self.c1 += d_a2  # ΔC_1 = η(T − O)O¹, the same average as Δa_2
 
 
 def minibatch_learning(
@@ -153,6 +157,9 @@ def minibatch_learning(
     if isinstance(system, PowerChain):
         net = PowerNetwork(y0[0], y0[1], system.c1, system.mu, system.derivative)
         state = lambda: np.array([net.a1, net.a2])  # noqa: E731
+    elif isinstance(system, AdaptivePowerChain):
+        net = PowerNetwork(y0[0], y0[1], float(y0[2]), system.mu, True, adaptive=True)
+        state = lambda: np.array([net.a1, net.a2, net.c1])  # noqa: E731
     elif hasattr(system, "to_matrices"):
         As, Cs = system.to_matrices(y0)
         net = (STDPNetwork if system.rule_spec.stdp is not None else LinearNetwork)(As, Cs, system.rule)
