@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 
+import numpy as np
 import pytest
 
 from lchannel.theory import cli as theory_cli
@@ -78,3 +79,14 @@ def test_new_systems_print_predicted_equal_to_reached(tmp_path, capsys, extra):
     assert pred.keys() == reached.keys() and pred
     for k in pred:
         assert pred[k] == pytest.approx(reached[k], abs=1e-4)  # 6 printed digits
+
+
+def test_a222_trajectory_reaches_ba_equal_identity(tmp_path, capsys):
+    out = tmp_path / "a222.png"
+    assert _run(["theory", "trajectory", "--system", "a222", "--t-max", "30", "--eta", "0.05", "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == PNG_MAGIC
+    text = capsys.readouterr().out
+    line = _line(text, "reached fixed point").split("):", 1)[1]
+    vals = [float(v) for v in re.findall(r"=([-+0-9.eE]+)", line)]
+    a, b = np.array(vals[:4]).reshape(2, 2), np.array(vals[4:]).reshape(2, 2)
+    np.testing.assert_allclose(b @ a, np.eye(2), atol=1e-4)  # Theorem 10 (6 printed digits)

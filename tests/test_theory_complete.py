@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pytest
 
-from lchannel.theory import LinearChain, NoFixedPointError, linear_teacher, minibatch_learning
+from lchannel.theory import GeneralLinear, LinearChain, NoFixedPointError, linear_teacher, minibatch_learning
 from lchannel.theory.power import AdaptivePowerChain
 from lchannel.theory.samples import scalar_teacher
 from lchannel.theory.stdp import STDPChain
@@ -356,3 +356,95 @@ def test_adaptive_power_discrete_learning_follows_the_ode():
     assert np.max(np.abs(disc.y - ode.y)) < 0.05  # measured ~4e-3
     assert np.max(np.abs(disc.y - disc.y[0])) > 0.1
     np.testing.assert_allclose(disc["c1"] - disc["a2"], 0.3, atol=1e-12)  # c1 - a2 holds step by step
+
+
+# ---------------------------------------------------------------------------- paper 1 Theorems 7-10 (general three-layer system)
+def _three_layer(rng, c1, sizes=(3, 3, 3)):
+    data = linear_teacher(500, rng.normal(size=(sizes[2], sizes[0])), noise=0.3, seed=2)
+    return GeneralLinear(sizes, data.sigma_TI, data.sigma_II, [c1])
+
+
+def test_theorems7_8_bounds_and_lyapunov_matrix_along_the_flow():
+    # Theorem 7: |A1| bounded, |A2| <= |A2(0)| + |Sigma_TI| sup|A1| t (eq. 101-104, with Sigma_TI where
+    # eq. 101 prints Sigma_II).  Theorem 8: V never increases, dV/dt = -2 U Sigma_II U^T, C1 P -> C1 P*.
+    rng = np.random.default_rng(400)
+    for c1 in (rng.normal(size=(4, 2)), np.outer(rng.normal(size=4), rng.normal(size=2))):  # full rank, rank 1
+        system = _three_layer(rng, c1, (3, 4, 2))
+        for _ in range(3):
+            y0 = system.pack([rng.normal(size=(4, 3)), rng.normal(size=(2, 4))])
+            traj = system.integrate(y0, 300.0, n_points=600, stop_when_converged=False)
+            mats = [system.unpack(y)[0] for y in traj.y]
+            n1 = np.array([np.linalg.norm(a1) for a1, _ in mats])
+            n2 = np.array([np.linalg.norm(a2) for _, a2 in mats])
+            assert np.all(n2 <= n2[0] + np.linalg.norm(system.sigma_TI, 2) * n1.max() * traj.t + 1e-9)
+            # dh/dt = Tr(Sigma_TI A1^T A2^T) - Tr(A2 A1 Sigma_II A1^T A2^T) (eq. 101 corrected), from the right-hand side
+            for y, (a1, a2) in list(zip(traj.y, mats))[::60]:
+                da2 = system.unpack(system.rhs(0, y))[0][1]
+                dh = float(np.sum(a2 * da2))
+                expect = np.trace(system.sigma_TI @ a1.T @ a2.T) - np.trace(a2 @ a1 @ system.sigma_II @ a1.T @ a2.T)
+                assert dh == pytest.approx(expect, rel=1e-10, abs=1e-12)
+                # dV/dt along the flow (directional derivative) equals -2 U Sigma_II U^T
+                eps = 1e-6
+                dv = (system.lyapunov_matrix(y + eps * system.rhs(0, y)) - system.lyapunov_matrix(y - eps * system.rhs(0, y))) / (2 * eps)
+                np.testing.assert_allclose(dv, system.lyapunov_rate(y), atol=1e-6 * max(1.0, np.abs(dv).max()))
+            vs = [system.lyapunov_matrix(y) for y in traj.y]
+            steps = [np.linalg.eigvalsh(b - a).max() for a, b in zip(vs, vs[1:])]
+            assert max(steps) < 1e-8  # V(t) is non-increasing in the Loewner order
+            assert np.linalg.eigvalsh(vs[0] - vs[-1]).max() > 1e-2  # and it does decrease
+            final = traj.final
+            np.testing.assert_allclose(c1 @ system.product(final), c1 @ system.optimal_product(), atol=1e-6)
+            assert np.linalg.norm(system.unpack(system.rhs(0, final))[0][0]) < 1e-6  # dA1/dt = C1 E -> 0: A1 settles
+            assert n1[-1] <= n1.max() < 10 * max(1.0, n1[0])
+
+
+def test_rank_deficient_channel_moves_a1_inside_its_range_and_still_learns():
+    # C1 of rank 1 on A[3,3,3]: dA1/dt = C1 E keeps A1 - A1(0) in range(C1) (so A1 cannot fix the error
+    # by itself); C1 P -> C1 P* (Theorem 8) and, when the limit A1 is invertible, A2 finishes the job: P -> P*
+    rng = np.random.default_rng(1)
+    c1 = np.outer(rng.normal(size=3), rng.normal(size=3))
+    system = _three_layer(rng, c1)
+    off_range = np.eye(3) - np.outer(c1[:, 0], c1[:, 0]) / (c1[:, 0] @ c1[:, 0])
+    reached = 0
+    for _ in range(3):
+        y0 = system.pack([0.5 * rng.normal(size=(3, 3)), 0.5 * rng.normal(size=(3, 3))])
+        traj = system.integrate(y0, 2000.0)
+        a1_0 = system.unpack(y0)[0][0]
+        for y in traj.y[::40]:
+            assert np.abs(off_range @ (system.unpack(y)[0][0] - a1_0)).max() < 1e-9
+        final = traj.final
+        np.testing.assert_allclose(c1 @ system.product(final), c1 @ system.optimal_product(), atol=1e-8)
+        if traj.status == "converged":
+            reached += 1
+            np.testing.assert_allclose(system.product(final), system.optimal_product(), atol=1e-8)
+    assert reached >= 2  # the third start ends with a nearly singular A1: A2 converges, but slowly
+
+
+def test_theorem10_a222_converges_to_an_isolated_point_of_eq112():
+    # Sigma_II = Sigma_TI = C1 = I (eq. 111): B + B^T - A A^T = K is conserved, L(t) = A + A^T - B B^T never
+    # decreases (it is -V), BA -> I, and the limit is an isolated solution of eq. 112 (Jacobian rank 8)
+    eye = np.eye(2)
+    system = GeneralLinear((2, 2, 2), eye, eye, [eye])
+    rng = np.random.default_rng(4)
+
+    def eq112(z, k, l):
+        a, b = z[:4].reshape(2, 2), z[4:].reshape(2, 2)
+        g1, g2 = b + b.T - a @ a.T - k, a + a.T - b @ b.T - l
+        return np.concatenate([g1[np.triu_indices(2)], g2[np.triu_indices(2)], (a @ b - eye).ravel()])
+
+    for _ in range(6):
+        y0 = rng.normal(size=8)
+        traj = system.integrate(y0, LONG, n_points=200)
+        assert traj.status == "converged"
+        a, b = system.unpack(traj.final)[0]
+        np.testing.assert_allclose(b @ a, eye, atol=1e-10)
+        a0, b0 = system.unpack(y0)[0]
+        k = b0 + b0.T - a0 @ a0.T
+        np.testing.assert_allclose(b + b.T - a @ a.T, k, atol=1e-8)
+        l_series = [-system.lyapunov_matrix(y) for y in traj.y]
+        assert max(np.linalg.eigvalsh(p - q).max() for p, q in zip(l_series, l_series[1:])) < 1e-8
+        assert np.linalg.eigvalsh(l_series[-1] - l_series[0]).max() > 1e-2
+        z = traj.final
+        l = a + a.T - b @ b.T
+        assert np.abs(eq112(z, k, l)).max() < 1e-9
+        jac = np.array([(eq112(z + 1e-6 * e, k, l) - eq112(z - 1e-6 * e, k, l)) / 2e-6 for e in np.eye(8)]).T
+        assert np.linalg.svd(jac, compute_uv=False).min() > 1e-3  # full column rank: an isolated solution

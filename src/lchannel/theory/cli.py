@@ -20,7 +20,7 @@ __all__ = ["register", "run", "main", "build_parser"]
 
 SYSTEMS = ("chain", "adaptive-chain", "expansive", "compressive", "power")
 # issue 14: STDP A[1,1,1] (paper 2 §5.2) and the adaptive chains of any depth (paper 2 §5.3-5.4)
-SYSTEMS += ("stdp-a111", "arbp-chain", "asrbp-chain", "adaptive-power")
+SYSTEMS += ("stdp-a111", "arbp-chain", "asrbp-chain", "adaptive-power", "a222")
 RULES_FOR = {
     "chain": ("srbp", "rbp", "gd"),
     "adaptive-chain": ("arbp", "asrbp"),
@@ -352,7 +352,22 @@ def _build_adaptive_power(args: argparse.Namespace, rng: np.random.Generator):
     return system, np.array(y0 + c), data, title
 
 
+def _build_a222(args: argparse.Namespace, rng: np.random.Generator):
+    """``--system a222``: paper 1 eq. 111, A[2,2,2] with Sigma_II = Sigma_TI = C1 = I (Theorem 10)."""
+    from .general import GeneralLinear
+    from .samples import whitened_autoencoder
+
+    for opt in ("rule", "alpha", "beta", "c"):
+        if getattr(args, opt) is not None:
+            raise OptionError(f"--{opt}: does not apply to --system a222 (Theorem 10 fixes Sigma_II = Sigma_TI = C1 = I, rule srbp)")
+    y0 = _values_option("--y0", args.y0, list(rng.normal(size=8)), 8, "A row by row, then B")
+    eye = np.eye(2)
+    system = GeneralLinear((2, 2, 2), eye, eye, [eye])
+    return system, np.array(y0), whitened_autoencoder(5000, 2, seed=args.seed), "A[2,2,2], Σ_II = Σ_TI = C1 = I (paper 1 eq. 111, Theorem 10)"
+
+
 _EXTRA_BUILDERS = {
+    "a222": _build_a222,
     "stdp-a111": _build_stdp,
     "arbp-chain": _build_adaptive_chain,
     "asrbp-chain": _build_adaptive_chain,
