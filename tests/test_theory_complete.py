@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pytest
 
-from lchannel.theory import GeneralLinear, LinearChain, NoFixedPointError, linear_teacher, minibatch_learning
+from lchannel.theory import ExpansiveNet, GeneralLinear, LinearChain, NoFixedPointError, linear_teacher, minibatch_learning
 from lchannel.theory.power import AdaptivePowerChain
 from lchannel.theory.samples import scalar_teacher
 from lchannel.theory.stdp import STDPChain
@@ -448,3 +448,80 @@ def test_theorem10_a222_converges_to_an_isolated_point_of_eq112():
         assert np.abs(eq112(z, k, l)).max() < 1e-9
         jac = np.array([(eq112(z + 1e-6 * e, k, l) - eq112(z - 1e-6 * e, k, l)) / 2e-6 for e in np.eye(8)]).T
         assert np.linalg.svd(jac, compute_uv=False).min() > 1e-3  # full column rank: an isolated solution
+
+
+# ---------------------------------------------------------------------------- A[1,N,1] adaptive extras (paper 2 eq. 104-118)
+def test_expansive_aggregates_solve_the_five_variable_system_eq104_108():
+    rng = np.random.default_rng(500)
+    system = ExpansiveNet(0.9, 1.3, width=4, rule="arbp")
+    y0 = rng.uniform(-1, 1, system.dim)
+    t = np.linspace(0, 6, 61)
+    full = system.integrate(y0, 6, t_eval=t, stop_when_converged=False)
+    agg0 = system.aggregates(y0)
+    z0 = np.array([agg0[k] for k in ("P", "Sa", "Sb", "Ua", "Ub")])
+    from scipy.integrate import solve_ivp
+
+    five = solve_ivp(lambda t, z: system.aggregate_rhs(z, agg0["K"]), (0, 6), z0, t_eval=t, rtol=1e-11, atol=1e-12)
+    got = np.array([[system.aggregates(y)[k] for k in ("P", "Sa", "Sb", "Ua", "Ub")] for y in full.y])
+    np.testing.assert_allclose(got, five.y.T, atol=1e-8)  # measured ~1e-10
+    assert np.ptp(got[:, 0]) > 0.3
+    # eq. 105 as printed, 2(alpha - beta)(P + Ua), is not dSa/dt
+    z = z0
+    printed = 2 * (0.9 - 1.3) * (z[0] + z[3])
+    assert abs(system.aggregate_rhs(z, agg0["K"])[1] - printed) > 0.05
+
+
+def test_expansive_symmetric_start_eq109_111():
+    # K = 0 (c = b): P^2 - (Sb + J/2)^2 is conserved, J = Sa - Sb (eq. 110 corrected: the paper's
+    # "P dP/dt = Sb dSb/dt + PJ" drops the factor alpha - beta P).  With J = 0 too (a_i = +-b_i),
+    # P solves eq. 111, dP/dt = 2(alpha - beta P) sqrt(P^2 + H), H = Sb^2 - P^2.
+    from scipy.integrate import solve_ivp
+
+    rng = np.random.default_rng(501)
+    system = ExpansiveNet(0.8, 1.1, width=3, rule="arbp")
+    a, b = rng.uniform(-1, 1, 3), rng.uniform(-1, 1, 3)
+    y0 = np.concatenate([a, b, b])
+    traj = system.integrate(y0, 8, stop_when_converged=False)
+    aggs = [system.aggregates(y) for y in traj.y]
+    j = aggs[0]["Sa"] - aggs[0]["Sb"]
+    inv = np.array([g["P"] ** 2 - (g["Sb"] + j / 2) ** 2 for g in aggs])
+    assert np.ptp(inv) < 1e-8 and np.ptp([g["P"] for g in aggs]) > 0.1
+    f = system.rhs(0, y0)
+    dp, dsb = float(f[:3] @ b + f[3:6] @ a), float(2 * f[3:6] @ b)
+    p = aggs[0]["P"]
+    assert p * dp == pytest.approx(aggs[0]["Sb"] * dsb + j / 2 * dsb, rel=1e-12)
+    assert abs(p * dp - (aggs[0]["Sb"] * dsb + p * j)) > 1e-3  # the printed eq. 110
+    signs = np.array([1.0, -1.0, 1.0])  # mixed: H > 0 (equal signs give H = 0, a(0) = +-b(0))
+    y0 = np.concatenate([signs * b, b, b])  # J = 0
+    t = np.linspace(0, 8, 81)
+    traj = system.integrate(y0, 8, t_eval=t, stop_when_converged=False)
+    g0 = system.aggregates(y0)
+    h = g0["Sb"] ** 2 - g0["P"] ** 2
+    assert h > 0
+    one = solve_ivp(lambda t, p: 2 * (0.8 - 1.1 * p) * np.sqrt(p**2 + h), (0, 8), [g0["P"]], t_eval=t, rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(traj.product()[:, 0], one.y[0], atol=1e-8)
+    assert one.y[0, -1] == pytest.approx(0.8 / 1.1, abs=1e-6)
+
+
+@pytest.mark.parametrize("rule", ["arbp", "gd"])
+def test_expansive_r0_or_s0_zero_reaches_the_predicted_point_trivial_or_not(rule):
+    # R0 = 0 (A = -C) or S0 = 0 (A = C): the paper says "NOT convergent" after eq. 118; the
+    # trajectory converges, to the trivial point A = C = 0, B = -D, or to a minimum, as predicted
+    rng = np.random.default_rng(502)
+    seen = set()
+    for case in ("R0", "S0"):
+        for alpha in (1.0, -1.0):
+            system = ExpansiveNet(alpha, 1.2, width=3, rule=rule)
+            a, b = rng.uniform(-1, 1, 3), rng.uniform(-1, 1, 3)
+            other = -a if case == "R0" else a.copy()
+            y0 = np.concatenate([a, b, other]) if rule == "arbp" else np.concatenate([a, other])
+            pred = system.predicted_fixed_point(y0)
+            np.testing.assert_allclose(_reach(system, y0), pred, atol=1e-6)  # measured <= 7e-12
+            trivial = bool(np.allclose(pred[:3], 0.0))
+            seen.add(trivial)
+            if trivial:
+                assert system.error(pred) == pytest.approx(alpha**2 / (2 * 1.2))  # P = 0: not a minimum
+                assert (case == "R0") == (alpha > 0)
+            else:
+                assert system.error(pred) < 1e-20
+    assert seen == {True, False}
