@@ -531,7 +531,7 @@ def test_full_batch_learning_is_euler_and_converges_with_eta():
         (lambda: PowerChain(-1.0, 1.0, 1.0, 1.0), "mu must be > 0"),
         (lambda: LinearChain(1.0, 1.0, [1.0]).integrate([1.0], 10), "y0 must have 2 components"),
         (lambda: LinearChain(1.0, 1.0, [1.0]).integrate([1.0, 1.0], -1), "t_max"),
-        (lambda: LinearChain(1.0, 1.0, [0.0]).predicted_fixed_point([1.0, 1.0]), "non-zero channel"),
+        (lambda: LinearChain(1.0, 1.0, [0.0, 1.0]).predicted_fixed_point([1.0, 1.0, 1.0]), "non-zero channel"),
         (lambda: PowerChain(2.0, 1.0, 1.0, 1.0).predicted_fixed_point([-1.0, 1.0]), "a1"),
     ],
 )

@@ -14,7 +14,11 @@ import math
 import numpy as np
 import pytest
 
-from lchannel.theory import ExpansiveNet, GeneralLinear, LinearChain, NoFixedPointError, linear_teacher, minibatch_learning
+from numpy.polynomial import Polynomial
+from scipy.integrate import solve_ivp
+
+from lchannel.theory import CompressiveNet, ExpansiveNet, GeneralLinear, LinearChain, NoFixedPointError, linear_teacher, minibatch_learning
+from lchannel.theory.onedim import always_converges, blowup_time, classify_root, real_roots, theorem1_limit
 from lchannel.theory.power import AdaptivePowerChain
 from lchannel.theory.samples import scalar_teacher
 from lchannel.theory.stdp import STDPChain
@@ -525,3 +529,145 @@ def test_expansive_r0_or_s0_zero_reaches_the_predicted_point_trivial_or_not(rule
             else:
                 assert system.error(pred) < 1e-20
     assert seen == {True, False}
+
+
+# ---------------------------------------------------------------------------- Theorem 1 and paper 1's small claims
+def test_theorem1_sign_patterns_classify_roots_as_the_integration_finds():
+    # paper 2 Theorem 1: +- attractor, -+ unstable, ++ attractor on the left / unstable on the right, -- the mirror
+    base = Polynomial.fromroots([-2.0, 1.0, 1.0, 3.0, 3.0, 5.0]) * -1.0
+    seen = set()
+    for q in (base, -base):
+        for r in (-2.0, 1.0, 3.0, 5.0):
+            kind = classify_root(q, r)
+            seen.add(kind)
+            for side, label in ((-1, "left"), (1, "right")):
+                def away(t, x):
+                    return abs(x[0] - r) - 0.5
+
+                away.terminal = True
+                sol = solve_ivp(lambda t, x: q(x), (0, 200), [r + side * 1e-2], method="LSODA", rtol=1e-10, atol=1e-13, events=away)
+                came_back = abs(sol.y[0, -1] - r) < 5e-3
+                if kind in ("attractor", "unstable"):
+                    assert came_back == (kind == "attractor"), (r, kind, side)
+                else:
+                    part = dict(zip(("left", "right"), kind.split(", ")))[label]
+                    assert came_back == part.startswith("attractor"), (r, kind, side)
+    assert len(seen) == 4
+
+
+def test_theorem1_blowup_in_finite_time_and_the_iff():
+    # paper 1 Theorem 1: with no root in the direction of the flow, x reaches infinity in finite time;
+    # every start converges iff the degree is odd and the leading coefficient negative
+    cases = [
+        (Polynomial([0.0, 0.0, 1.0]), 1.0),  # x' = x^2 from 1: T = 1 (even degree)
+        (Polynomial([-1.0, 0.0, 0.0, 1.0]), 2.0),  # x' = x^3 - 1 (positive leading coefficient)
+        (Polynomial([1.0, 0.0, -1.0]), -2.0),  # x' = 1 - x^2 from -2 runs to -inf
+    ]
+    for poly, x0 in cases:
+        assert not always_converges(poly)
+        t_star = blowup_time(poly, x0, real_roots(poly))
+        assert 0 < t_star < math.inf
+        # integrate to |x| = 1e4, then add the remaining (analytic, tiny) time from there to infinity
+        def escaped(t, x):
+            return abs(x[0]) - 1e4
+
+        escaped.terminal = True
+        sol = solve_ivp(lambda t, x: poly(x), (0, 100), [x0], method="LSODA", rtol=1e-12, atol=1e-12, events=escaped)
+        assert sol.status == 1  # it got there before t = 100
+        t_end = sol.t_events[0][0] + blowup_time(poly, float(sol.y_events[0][0][0]), real_roots(poly))
+        assert t_end == pytest.approx(t_star, rel=1e-6)  # measured ~1e-9
+    assert blowup_time(Polynomial([0.0, 0.0, 1.0]), 1.0, [0.0]) == pytest.approx(1.0, rel=1e-9)
+    # odd degree, negative leading coefficient: every start converges (Theorem 1's sufficiency)
+    rng = np.random.default_rng(600)
+    for _ in range(5):
+        poly = Polynomial.fromroots(rng.uniform(-3, 3, 3)) * -rng.uniform(0.5, 2)
+        assert always_converges(poly)
+        for x0 in rng.uniform(-10, 10, 4):
+            target = theorem1_limit(poly, real_roots(poly), x0)
+            sol = solve_ivp(lambda t, x: poly(x), (0, 1e4), [x0], method="LSODA", rtol=1e-10, atol=1e-12)
+            assert sol.y[0, -1] == pytest.approx(target, abs=1e-5)
+
+
+def test_paper1_trivial_cases_and_symmetries_of_a111():
+    # trivial case 1, beta = 0: I = 0, so the network never moves (the discrete learner, no ODE)
+    from lchannel.theory import LinearNetwork
+
+    net = LinearNetwork([np.array([[0.7]]), np.array([[-0.4]])], [np.array([[0.9]])], "srbp")
+    for _ in range(50):
+        net.step(np.zeros((16, 1)), np.random.default_rng(0).normal(size=(16, 1)), 0.1)
+    assert net.As[0][0, 0] == 0.7 and net.As[1][0, 0] == -0.4
+    with pytest.raises(ValueError, match="beta = E.I.2. must be > 0"):
+        LinearChain(0.0, 0.0, [1.0])
+    # trivial case 2, c1 = 0: a1 frozen, a2 = alpha/(beta a1) + (a2(0) - alpha/(beta a1)) e^{-beta a1^2 t}
+    system = LinearChain(0.8, 1.3, [0.0])
+    t = np.linspace(0, 5, 26)
+    traj = system.integrate([0.6, -1.0], 5, t_eval=t, stop_when_converged=False)
+    star = 0.8 / (1.3 * 0.6)
+    np.testing.assert_allclose(traj["a1"], 0.6, atol=0)
+    np.testing.assert_allclose(traj["a2"], star + (-1.0 - star) * np.exp(-1.3 * 0.36 * t), atol=1e-9)
+    np.testing.assert_allclose(_reach(system, [0.6, -1.0]), system.predicted_fixed_point([0.6, -1.0]), atol=1e-8)
+    np.testing.assert_allclose(system.predicted_fixed_point([0.0, -1.0]), [0.0, -1.0])  # a1(0) = 0: nothing moves
+    # symmetries: alpha -> -alpha is (a1, a2) -> (-a1, a2); c1 -> -c1 is (a1, a2) -> (-a1, -a2)
+    y0 = np.array([0.3, -1.7])
+    base = LinearChain(0.9, 1.1, [0.7]).integrate(y0, 4, t_eval=t * 0.8, stop_when_converged=False).y
+    flip_alpha = LinearChain(-0.9, 1.1, [0.7]).integrate(y0 * [-1, 1], 4, t_eval=t * 0.8, stop_when_converged=False).y
+    flip_c = LinearChain(0.9, 1.1, [-0.7]).integrate(-y0, 4, t_eval=t * 0.8, stop_when_converged=False).y
+    np.testing.assert_allclose(flip_alpha, base * [-1, 1], atol=1e-9)
+    np.testing.assert_allclose(flip_c, -base, atol=1e-9)
+    assert np.ptp(base[:, 0]) > 0.3
+
+
+def test_dP_dt_changes_sign_twice_against_paper1_section_7_2():
+    # paper 1 (end of §7.2): "dP/dt changes sign ... only once".  dP/dt = (a1^2 + c1 a2)(alpha - beta P) and
+    # a1 is monotone, so each crossing of the parabola a2 = -a1^2/c1 flips it: here twice.
+    system = LinearChain(5.0, 1.0, [1.0])
+    traj = system.integrate([-3.0, 1.5], LONG, n_points=4000)
+    assert traj.status == "converged"
+    dp = np.array([system.dP_factor(y) * (5.0 - system.product(y)) for y in traj.y[:-1]])
+    big = np.abs(dp) > 1e-6
+    changes = int(np.sum(np.diff(np.sign(dp[big])) != 0))
+    assert changes == 2
+    # crossings at a1 = -+sqrt(-2 c1 K / 3) = -+sqrt(2) (K = a2(0) - a1(0)^2/(2 c1) = -3)
+    g = np.array([system.dP_factor(y) for y in traj.y])
+    crossings = traj["a1"][np.flatnonzero(np.diff(np.sign(g)) != 0)]
+    np.testing.assert_allclose(crossings, [-math.sqrt(2), math.sqrt(2)], atol=5e-3)
+
+
+def test_paper1_eq50_leading_coefficients_and_eq25_error():
+    # eq. 50 as printed ends with (c3/2c2)^{2^{i-1}}; the leading coefficient of a_i(a1) is
+    # prod_{j=2..i} (b_j / 2b_{j-1})^{2^{i-j}} (b_j the effective channel, b_L = 1), and Q's is negative
+    rng = np.random.default_rng(700)
+    for _ in range(5):
+        c = rng.uniform(0.4, 1.5, 4) * rng.choice([-1.0, 1.0], 4)
+        system = LinearChain(1.0, 1.2, c)
+        y0 = rng.uniform(-1, 1, 5)
+        polys, q = system.reduced_polynomials(y0)
+        b = system.feedback(y0)
+        for i in range(2, 6):
+            lead = np.prod([(b[j - 1] / (2 * b[j - 2])) ** (2 ** (i - j)) for j in range(2, i + 1)])
+            assert polys[i - 1].coef[-1] == pytest.approx(lead, rel=1e-10)
+            if i >= 3:  # as printed: the factors j = i..4 with exponents 2^{i-j}, then (b3/2b2)^{2^{i-1}}
+                printed = np.prod([(b[j - 1] / (2 * b[j - 2])) ** (2 ** (i - j)) for j in range(4, i + 1)]) * (b[2] / (2 * b[1])) ** (2 ** (i - 1))
+                assert printed != pytest.approx(lead, rel=1e-6)
+        assert q.coef[-1] < 0
+    # eq. 25 prints (alpha - beta P)^3/(2 beta); the error is 1/2 E(T^2) + (alpha - beta P)^2/(2 beta) - alpha^2/(2 beta)
+    data = scalar_teacher(0.7, 1.3, 3000, noise=0.4, seed=8)
+    t2 = float(np.mean(data.targets**2))
+    for p in (-1.0, 0.2, 1.5):
+        direct = 0.5 * float(np.mean((data.targets - p * data.inputs) ** 2))
+        assert direct == pytest.approx(0.5 * t2 + (0.7 - 1.3 * p) ** 2 / 2.6 - 0.49 / 2.6, rel=1e-10)
+        assert direct != pytest.approx(0.5 * t2 + (0.7 - 1.3 * p) ** 3 / 2.6 - 0.49 / 2.6, rel=1e-3)
+
+
+def test_theorem6_with_diagonal_sigma_ii():
+    # the proof of Theorem 6 says it adapts to Sigma_II diagonal: A -> lambda C, B -> D C^T/(lambda C D C^T)
+    rng = np.random.default_rng(800)
+    for _ in range(5):
+        n = int(rng.integers(2, 5))
+        d = np.diag(rng.uniform(0.3, 2.0, n))
+        c = rng.uniform(0.3, 1.5, n) * rng.choice([-1.0, 1.0], n)
+        system = CompressiveNet(d, d, c)
+        y0 = rng.uniform(-1, 1, 2 * n)
+        pred = system.predicted_fixed_point(y0)
+        np.testing.assert_allclose(_reach(system, y0), pred, atol=1e-6)  # measured ~1e-11
+        np.testing.assert_allclose(system.product(pred), d @ np.outer(c, c) / (c @ d @ c), atol=1e-12)

@@ -362,6 +362,10 @@ class LinearChain(MatrixLayout, ScalarData, LearningSystem):
         quartic of :func:`adaptive_pair_limit` (paper 2 Theorem 2).
         """
         y0 = self.as_state(y0)
+        if self.rule_spec.fixed_channel and self.depth == 2 and self.c[0] == 0:
+            # paper 1 §7.2, trivial case 2: c_1 = 0 freezes a_1; a_2 then follows gradient descent to α/(βa_1)
+            a1 = float(y0[0])
+            return y0.copy() if a1 == 0 else np.array([a1, self.alpha / (self.beta * a1)])
         if self.rule_spec.fixed_channel:
             if self.depth <= MAX_EXPANDED_DEPTH:
                 _, q = self.reduced_polynomials(y0)
