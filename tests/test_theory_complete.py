@@ -177,6 +177,9 @@ def test_arbp_chain_closed_orbit_contradicts_theorem3():
     assert j1 < 0 < j2 and np.sign(y0[3]) != np.sign(y0[1])
     with pytest.raises(NotImplementedError, match="sign pattern"):
         system.predicted_fixed_point(y0)
+    # Theorem 3 also says every fixed point has alpha = beta P: a1 = c2 = 0 stops every equation (eq. 49) with P = 0
+    spurious = np.array([0.0, 0.3, 0.8, 0.5, 0.0])
+    assert np.all(system.rhs(0, spurious) == 0) and system.error(spurious) > 0.2
     # the oval, independently of any integration: u = |c1| from sqrt(-J1) to |K1| - sqrt(J2)
     u = np.linspace(math.sqrt(-j1), abs(k1) - math.sqrt(j2), 20001)
     a2 = np.sign(y0[1]) * (abs(k1) - u)
