@@ -70,3 +70,22 @@ def test_a222_trajectory_reaches_ba_equal_identity(tmp_path, capsys):
     vals = [float(v) for v in re.findall(r"=([-+0-9.eE]+)", line)]
     a, b = np.array(vals[:4]).reshape(2, 2), np.array(vals[4:]).reshape(2, 2)
     np.testing.assert_allclose(b @ a, np.eye(2), atol=1e-4)  # Theorem 10 (6 printed digits)
+
+
+def test_phase_portrait_shows_the_arbp_closed_orbit_and_the_stdp_limits(tmp_path, capsys):
+    out = tmp_path / "phase.png"
+    argv = ["theory", "trajectory", "--system", "arbp-chain", "--depth", "3", "--alpha", "0.7", "--beta", "0.9"]
+    argv += ["--c", "1.15", "-0.35", "--y0", "-0.8", "-0.45", "-1.05", "--phase", "a1", "c2", "--phase-starts", "3"]
+    assert _run([*argv, "--t-max", "40", "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == PNG_MAGIC
+    text = capsys.readouterr().out
+    assert text.count("start ") == 3
+    first = text.split("start ")[1]
+    assert "sign pattern" in first and "t_max" in first  # the closed orbit: no prediction, no convergence
+    assert _run(["theory", "trajectory", "--system", "stdp-a111", "--phase", "a1", "a2", "--t-max", "200", "--out", str(out)]) == 0
+    reached = [_values(l.split("):", 1)[1]) for l in capsys.readouterr().out.splitlines() if l.strip().startswith("reached")]
+    assert len(reached) == 6
+    for r in reached:
+        assert r["a1"] * r["a2"] == pytest.approx(1.0, abs=1e-4)
+    assert _run(["theory", "trajectory", "--phase", "a1", "b7", "--out", str(out)]) == 2
+    assert "--phase: 'b7' is not a component" in capsys.readouterr().err

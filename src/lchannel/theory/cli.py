@@ -82,6 +82,7 @@ def _add_theory_arguments(theory: argparse.ArgumentParser) -> None:
     tr.add_argument("--no-discrete", action="store_true", help="skip the discrete learning")
     tr.add_argument("--seed", type=int, default=0, help="seed of the samples, minibatches and default weights (default 0)")
     tr.add_argument("--out", default="theory-trajectory.png", help="PNG to write (default theory-trajectory.png)")
+    _add_phase_arguments(tr)  # issue 14
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -294,6 +295,45 @@ def _build(args: argparse.Namespace):
     return system, state, data, title
 
 
+def _add_phase_arguments(tr: argparse.ArgumentParser) -> None:
+    tr.add_argument("--phase", nargs=2, metavar=("X", "Y"), default=None, help="draw the phase portrait in the plane of two state components (e.g. a1 a2) instead of weights against time")
+    tr.add_argument("--phase-starts", type=int, default=6, help="with --phase: trajectories drawn, --y0 and random neighbours, 1..50 (default 6)")
+
+
+def _phase(args: argparse.Namespace) -> int:
+    """``trajectory --phase X Y``: several trajectories of one system projected on (X, Y), with start,
+    reached point and predicted point (where the theory gives one), for every system."""
+    t_max = _finite("--t-max", args.t_max, positive=True)
+    out = _check_out(args.out)
+    if not 1 <= args.phase_starts <= 50:
+        raise OptionError(f"--phase-starts: must be an integer in 1..50; got {args.phase_starts}")
+    system, y0, _, title = _build(args)
+    for name in args.phase:
+        if name not in system.names:
+            raise OptionError(f"--phase: {name!r} is not a component of this system ({', '.join(system.names)})")
+    from .plots import plot_phase, save
+
+    rng = np.random.default_rng(args.seed + 1)
+    starts = [y0] + [y0 * np.exp(rng.normal(0.0, 0.4, y0.size)) for _ in range(args.phase_starts - 1)]  # signs kept (a1 > 0 stays)
+    print(title)
+    trajectories, predicted = [], []
+    for start in starts:
+        traj = system.integrate(start, t_max)
+        try:
+            pred = system.predicted_fixed_point(start)
+            text = _fmt(system.names, pred)
+        except (NotImplementedError, ArithmeticError, ValueError) as exc:
+            pred, text = None, f"not available ({exc})"
+        trajectories.append(traj)
+        predicted.append(pred)
+        print(f"start {_fmt(system.names, start)}")
+        print(f"  predicted fixed point: {text}")
+        print(f"  reached (t = {traj.t[-1]:.4g}, {traj.status}, |dy/dt| = {system.speed(traj.final):.2e}): {_fmt(system.names, traj.final)}")
+    fig = plot_phase(trajectories, *args.phase, predicted=predicted, title=title)
+    print(f"wrote {save(fig, out)}")
+    return 0
+
+
 def _check_rule_option(args: argparse.Namespace) -> str:
     accepted = RULES_FOR[args.system]
     rule = args.rule if args.rule is not None else accepted[0]
@@ -376,6 +416,8 @@ _EXTRA_BUILDERS = {
 
 
 def _trajectory(args: argparse.Namespace) -> int:
+    if getattr(args, "phase", None) is not None:  # issue 14: a phase portrait instead of weights against time
+        return _phase(args)
     t_max = _finite("--t-max", args.t_max, positive=True)
     out = _check_out(args.out)
     if not args.no_discrete:
