@@ -82,7 +82,6 @@ def _add_theory_arguments(theory: argparse.ArgumentParser) -> None:
     tr.add_argument("--no-discrete", action="store_true", help="skip the discrete learning")
     tr.add_argument("--seed", type=int, default=0, help="seed of the samples, minibatches and default weights (default 0)")
     tr.add_argument("--out", default="theory-trajectory.png", help="PNG to write (default theory-trajectory.png)")
-    _add_phase_arguments(tr)  # issue 14
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -93,6 +92,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="The averaged learning dynamics of RBP/SRBP/ARBP/ASRBP in linear networks (docs/theory.md).",
     )
     _add_theory_arguments(theory)
+    _add_phase_arguments(_command_parser(theory, "trajectory"))  # issue 14
     theory.set_defaults(func=run, _theory_parser=theory)
     return theory
 
@@ -295,9 +295,15 @@ def _build(args: argparse.Namespace):
     return system, state, data, title
 
 
+def _command_parser(theory: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    """The parser of the ``theory`` sub-command ``name``."""
+    (sub,) = [a for a in theory._actions if isinstance(a, argparse._SubParsersAction)]
+    return sub.choices[name]
+
+
 def _add_phase_arguments(tr: argparse.ArgumentParser) -> None:
     tr.add_argument("--phase", nargs=2, metavar=("X", "Y"), default=None, help="draw the phase portrait in the plane of two state components (e.g. a1 a2) instead of weights against time")
-    tr.add_argument("--phase-starts", type=int, default=6, help="with --phase: trajectories drawn, --y0 and random neighbours, 1..50 (default 6)")
+    tr.add_argument("--phase-starts", type=int, default=6, help="with --phase: trajectories drawn, --y0 and random neighbours, 1..50")
 
 
 def _phase(args: argparse.Namespace) -> int:
@@ -307,6 +313,8 @@ def _phase(args: argparse.Namespace) -> int:
     out = _check_out(args.out)
     if not 1 <= args.phase_starts <= 50:
         raise OptionError(f"--phase-starts: must be an integer in 1..50; got {args.phase_starts}")
+    if args.seed < 0:
+        raise OptionError(f"--seed: must be an integer >= 0; got {args.seed}")
     system, y0, _, title = _build(args)
     for name in args.phase:
         if name not in system.names:
