@@ -674,3 +674,33 @@ def test_theorem6_with_diagonal_sigma_ii():
         pred = system.predicted_fixed_point(y0)
         np.testing.assert_allclose(_reach(system, y0), pred, atol=1e-6)  # measured ~1e-11
         np.testing.assert_allclose(system.product(pred), d @ np.outer(c, c) / (c @ d @ c), atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: AdaptivePowerChain(-1.0, 1.0, 1.0), "mu must be > 0"),
+        (lambda: AdaptivePowerChain(2.0, 1.0, 0.0), "beta"),
+        (lambda: AdaptivePowerChain(2.0, 1.0, 1.0).predicted_fixed_point([-0.5, 1.0, 1.0]), "a1.0. > 0"),
+        (lambda: AdaptivePowerChain(2.0, 1.0, 1.0).predicted_fixed_point([math.sqrt(2.0), 1.0, 1.0]), "degenerate"),
+        (lambda: LinearChain(1.0, 1.0, depth=2, rule="arbp").adaptive_reduction([1.0, 1.0, 1.0]), "depth >= 3"),
+        (lambda: STDPChain(1.0, float("inf")), "beta"),
+        (lambda: STDPChain(1.0, 1.0, float("nan"), rule="stdp-t"), "gamma"),
+    ],
+)
+def test_new_systems_reject_bad_input_naming_the_parameter(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_plot_phase_draws_and_checks_its_components(tmp_path):
+    from lchannel.theory import plots
+
+    system = STDPChain(1.0, 1.0)
+    trajs = [system.integrate(y0, 50.0) for y0 in ([0.4, -0.3, 0.6], [-0.6, -1.3, 0.9])]
+    fig = plots.plot_phase(trajs, "a1", "a2", predicted=[None, None], title="stdp")
+    assert plots.save(fig, tmp_path / "p.png").stat().st_size > 1000
+    with pytest.raises(ValueError, match="no component 'b1'"):
+        plots.plot_phase(trajs, "a1", "b1")
+    with pytest.raises(ValueError, match="at least one trajectory"):
+        plots.plot_phase([], "a1", "a2")

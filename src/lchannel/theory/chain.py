@@ -276,7 +276,7 @@ class LinearChain(MatrixLayout, ScalarData, LearningSystem):
         y0 = self.as_state(y0)
         L, (alpha, beta) = self.depth, (self.alpha, self.beta)
         a0, c0 = y0[:L], y0[L:]
-        if self.rule == "asrbp":
+        if self.rule_spec.skipped:  # ASRBP
             k = c0[0] ** 2 - a0[0] ** 2
             mu = (a0[1 : L - 1] + c0[1:]) * np.exp(-c0[:-1])
             nu = (a0[1 : L - 1] - c0[1:]) * np.exp(c0[:-1])
