@@ -172,9 +172,10 @@ class LinearChain(MatrixLayout, ScalarData, LearningSystem):
                 out[f"a{i+1}^2 - a{i}^2"] = an**2 - ai**2
         if self.rule == "asrbp":
             out[f"c{L-1} - a{L}"] = c[L - 2] - a[L - 1]
-            for i in range(2, L):  # paper 2 eq. 61-62, 85-86: (a_i ± c_i)e^{∓c_{i-1}}
-                out[f"(a{i} + c{i})*exp(-c{i-1})"] = (a[i - 1] + c[i - 1]) * math.exp(-c[i - 2])
-                out[f"(a{i} - c{i})*exp(c{i-1})"] = (a[i - 1] - c[i - 1]) * math.exp(c[i - 2])
+            for i in range(2, L):  # paper 2 eq. 61-62, 85-86: (a_i ± c_i)e^{∓c_{i-1}} (inf past e^709)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    out[f"(a{i} + c{i})*exp(-c{i-1})"] = float((a[i - 1] + c[i - 1]) * np.exp(-c[i - 2]))
+                    out[f"(a{i} - c{i})*exp(c{i-1})"] = float((a[i - 1] - c[i - 1]) * np.exp(c[i - 2]))
         return out
 
     # ------------------------------------------------------------------ predictions
