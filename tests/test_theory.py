@@ -232,7 +232,10 @@ def test_rule_table_says_how_each_rule_sends_the_error_back():
         "arbp": ("layered", True, False),
         "asrbp": ("skipped", True, False),
         "gd": ("forward", False, False),
+        "stdp": ("skipped", True, False),
+        "stdp-t": ("skipped", True, False),
     }
+    assert {n: r.stdp for n, r in RULE_TABLE.items() if r.stdp} == {"stdp": "output", "stdp-t": "target"}
     assert (NON_ADAPTIVE_RULES, ADAPTIVE_RULES, RULES) == (("rbp", "srbp"), ("arbp", "asrbp"), ("rbp", "srbp", "arbp", "asrbp", "gd"))
     assert [RULE_TABLE["rbp"].source(i, 4) for i in (1, 2, 3)] == [2, 3, 4]
     assert [RULE_TABLE["asrbp"].source(i, 4) for i in (1, 2, 3)] == [4, 4, 4]
@@ -528,7 +531,7 @@ def test_full_batch_learning_is_euler_and_converges_with_eta():
         (lambda: PowerChain(-1.0, 1.0, 1.0, 1.0), "mu must be > 0"),
         (lambda: LinearChain(1.0, 1.0, [1.0]).integrate([1.0], 10), "y0 must have 2 components"),
         (lambda: LinearChain(1.0, 1.0, [1.0]).integrate([1.0, 1.0], -1), "t_max"),
-        (lambda: LinearChain(1.0, 1.0, [0.0]).predicted_fixed_point([1.0, 1.0]), "non-zero channel"),
+        (lambda: LinearChain(1.0, 1.0, [0.0, 1.0]).predicted_fixed_point([1.0, 1.0, 1.0]), "non-zero channel"),
         (lambda: PowerChain(2.0, 1.0, 1.0, 1.0).predicted_fixed_point([-1.0, 1.0]), "a1"),
     ],
 )
@@ -539,6 +542,8 @@ def test_bad_input_raises_value_error_naming_it(make, match):
 
 def test_unavailable_predictions_say_so():
     with pytest.raises(NotImplementedError, match="depth 2"):
+        LinearChain(1.0, 1.0, depth=3, rule="gd").predicted_fixed_point(np.ones(3))
+    with pytest.raises(NotImplementedError, match="sign pattern"):  # J_i = 0: no reduction
         LinearChain(1.0, 1.0, depth=3, rule="arbp").predicted_fixed_point(np.ones(5))
     with pytest.raises(NotImplementedError, match="Theorem 6"):
         CompressiveNet(np.eye(2), 2 * np.eye(2), [1.0, 0.5]).predicted_fixed_point(np.ones(4))

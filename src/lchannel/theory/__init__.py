@@ -7,24 +7,36 @@ the fixed points, conserved quantities and stability that the theorems predict.
 
 Systems: :class:`LinearChain` (A[1,...,1]), :class:`ExpansiveNet` (A[1,N,1]),
 :class:`CompressiveNet` (A[N,1,N]), :class:`GeneralLinear` (A[N_0,...,N_L]),
-:class:`PowerChain` (A[1,1,1] with O¹ = (S¹)^μ).  The learning rules are one table,
+:class:`PowerChain` (A[1,1,1] with O¹ = (S¹)^μ), :class:`AdaptivePowerChain` (the same
+with an adaptive channel), :class:`STDPChain` (A[1,1,1] under the STDP-like rule).  The learning rules are one table,
 :data:`RULE_TABLE` in :mod:`lchannel.theory.rules`.  Plots live in
 :mod:`lchannel.theory.plots` (imports matplotlib), the command line in
 :mod:`lchannel.theory.cli`.  See docs/theory.md.
 """
 
 from .base import ADAPTIVE_RULES, NON_ADAPTIVE_RULES, RULE_TABLE, RULES, LearningSystem, Rule, Stability, Trajectory
-from .chain import LinearChain, adaptive_pair_limit
+from .chain import LinearChain, Reduction, adaptive_pair_limit
 from .compressive import CompressiveNet
-from .discrete import LinearNetwork, PowerNetwork, minibatch_learning
+from .discrete import LinearNetwork, PowerNetwork, STDPNetwork, minibatch_learning
 from .expansive import ExpansiveNet
 from .general import GeneralLinear
-from .onedim import real_roots, theorem1_limit
-from .power import NoFixedPointError, PowerChain, power_statistics
+from .onedim import always_converges, blowup_time, classify_root, real_roots, theorem1_limit
+from .power import AdaptivePowerChain, NoFixedPointError, PowerChain, power_statistics
+from .rules import ALL_RULES, STDP_RULES
+from .stdp import STDPChain
 from .samples import Dataset, linear_teacher
 
 __all__ = [
     "ADAPTIVE_RULES",
+    "ALL_RULES",
+    "STDP_RULES",
+    "AdaptivePowerChain",
+    "Reduction",
+    "STDPChain",
+    "STDPNetwork",
+    "always_converges",
+    "blowup_time",
+    "classify_root",
     "NON_ADAPTIVE_RULES",
     "RULES",
     "RULE_TABLE",

@@ -173,7 +173,7 @@ class LearningSystem(ABC):
     @property
     def adaptive(self) -> bool:
         """Whether the channel weights are state variables (ARBP/ASRBP, paper 2)."""
-        return self.rule in ADAPTIVE_RULES
+        return self.rule is not None and RULE_TABLE[self.rule].adaptive
 
     @property
     def rule_spec(self) -> Rule:

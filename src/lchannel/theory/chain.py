@@ -15,18 +15,43 @@ For L = 2 RBP = SRBP (eq. 23) and ARBP = ASRBP (paper 2 eq. 24).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import reduce
+from typing import Any
 
 import numpy as np
 from numpy.polynomial import Polynomial
 
 from .base import RULES, LearningSystem, MatrixLayout, ScalarData, channel_weights, check_rule, check_statistics, fixed_channel
 from .onedim import march_to_root, real_roots, theorem1_limit
+from .power import NoFixedPointError
 
-__all__ = ["LinearChain", "adaptive_pair_limit"]
+__all__ = ["LinearChain", "Reduction", "adaptive_pair_limit"]
 
 #: Deepest chain whose Q(a_1) is expanded into a polynomial (degree 2^5 − 1 = 31) for its roots.
 MAX_EXPANDED_DEPTH = 5
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """A one-dimensional reduction dx/dt = Q(x) of a trajectory along its conserved quantities.
+
+    ``parameter`` names x (a state component), ``x0`` is its initial value, ``state(x)``
+    gives the whole state on the trajectory's invariant curve (arrays of x give columns)
+    and ``q(x)`` is dx/dt there.  ``exceptional``: the start lies in the exceptional set of
+    paper 2 Theorem 4′ (some K_i = c_i² − a_i² = 0, eq. 84).
+    """
+
+    parameter: str
+    x0: float
+    state: Callable[[Any], np.ndarray]
+    q: Callable[[Any], Any]
+    exceptional: bool = False
+
+
+def _product(factors: Sequence[Any]) -> Any:
+    return reduce(np.multiply, factors, 1.0)
 
 
 class LinearChain(MatrixLayout, ScalarData, LearningSystem):
@@ -123,7 +148,8 @@ class LinearChain(MatrixLayout, ScalarData, LearningSystem):
         * SRBP: a_{i+1} − c_{i+1} a_i²/(2c_i) (eq. 30, 39-40, 48; c_L = 1);
         * RBP:  a_{i+1} − a_i²/(2c_i) (same derivation with the products c_i..c_{L-1});
         * ARBP: c_i − a_{i+1} (paper 2 eq. 29, 76) and a_i² − c_i² (eq. 31, 78);
-        * ASRBP: c_i² − a_i² (paper 2 eq. 57, 83) and c_{L-1} − a_L (eq. 58, 90);
+        * ASRBP: c_i² − a_i² (paper 2 eq. 57, 83), c_{L-1} − a_L (eq. 58, 90) and, for
+          2 <= i <= L-1, (a_i + c_i)e^{−c_{i-1}} and (a_i − c_i)e^{c_{i-1}} (eq. 61-62, 85-86);
         * GD: a_{i+1}² − a_i² (paper 1 eq. 54).
         """
         a, c = self.split(y)
@@ -146,6 +172,10 @@ class LinearChain(MatrixLayout, ScalarData, LearningSystem):
                 out[f"a{i+1}^2 - a{i}^2"] = an**2 - ai**2
         if self.rule == "asrbp":
             out[f"c{L-1} - a{L}"] = c[L - 2] - a[L - 1]
+            for i in range(2, L):  # paper 2 eq. 61-62, 85-86: (a_i ± c_i)e^{∓c_{i-1}} (inf past e^709)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    out[f"(a{i} + c{i})*exp(-c{i-1})"] = float((a[i - 1] + c[i - 1]) * np.exp(-c[i - 2]))
+                    out[f"(a{i} - c{i})*exp(c{i-1})"] = float((a[i - 1] - c[i - 1]) * np.exp(c[i - 2]))
         return out
 
     # ------------------------------------------------------------------ predictions
@@ -185,7 +215,10 @@ class LinearChain(MatrixLayout, ScalarData, LearningSystem):
             _, q = self.reduced_polynomials(y0)
             return q / q.coef[-1]
         if self.depth != 2:
-            raise NotImplementedError("fixed-point polynomials of adaptive/GD chains are implemented for depth 2 only")
+            raise NotImplementedError(
+                "adaptive/GD chains deeper than 2 have no fixed-point polynomial: their reduced Q (adaptive_reduction) "
+                "involves square roots (ARBP) or exponentials (ASRBP), paper 2 Theorems 3-4 notwithstanding"
+            )
         a1, a2, c1 = self._pair_state(self.as_state(y0))
         k1 = c1 - a2
         j1 = a1**2 - a2**2 - 2 * k1 * a2  # paper 2 eq. 31: a_1² = a_2² + 2K_1a_2 + J_1
@@ -218,6 +251,105 @@ class LinearChain(MatrixLayout, ScalarData, LearningSystem):
             x -= step
         return x
 
+    def adaptive_reduction(self, y0: Sequence[float]) -> Reduction:
+        """The one-dimensional reduction of an adaptive chain of depth L >= 3 (paper 2 §5.3-5.4).
+
+        **ASRBP** (eq. 57-70, 83-96): K = c_1² − a_1² is constant, and so are
+        μ_{i-1} = (a_i + c_i)e^{−c_{i-1}}, ν_{i-1} = (a_i − c_i)e^{c_{i-1}} (2 <= i <= L-1) and
+        J = a_L − c_{L-1}; so a_i = ½(μ_{i-1}e^{c_{i-1}} + ν_{i-1}e^{−c_{i-1}}),
+        c_i = ½(μ_{i-1}e^{c_{i-1}} − ν_{i-1}e^{−c_{i-1}}) (eq. 63, 87) and a_L = c_{L-1} + J are
+        functions of c_1 alone.  K > 0: c_1 = ±√(a_1² + K) never vanishes and x = a_1,
+        Q = c_1(α − βP) (eq. 65-67, 91-92); K < 0: a_1 = ±√(c_1² − K) and x = c_1,
+        Q = a_1(α − βP) (eq. 96); K = 0: c_1 = ±a_1 and x = a_1.  Q contains exponentials
+        (of exponentials), so it is no polynomial.
+
+        **ARBP** (eq. 51-53, 76-78): c_i = a_{i+1} + K_i and a_i² = c_i² + J_i.  Where J_i > 0,
+        a_i = ±√(c_i² + J_i) keeps its sign; where J_i < 0, c_i = ±√(a_i² − J_i) does.  If
+        J_1..J_{m-1} > 0 > J_m..J_{L-1} the state is a function of x = a_m, going down by
+        the first relation and up by the second, and Q = c_m⋯c_{L-1}a_1⋯a_{m-1}(α − βP)
+        (eq. 74) has no zero but α = βP.  All J_i > 0 gives m = L, the reduction in a_L of
+        Theorems 3-4, where Q(a_L) ~ −βa_L^{2L−1} — not 2^L − 1 (Theorem 3) nor 2^{L−1} − 1
+        (Theorem 4) — and contains square roots.  Any other sign pattern of the J_i raises
+        NotImplementedError: then no state variable parametrises the invariant curve.
+        """
+        if not self.adaptive or self.depth < 3:
+            raise ValueError(f"adaptive_reduction is for ARBP/ASRBP chains of depth >= 3; this chain is {self.rule!r} of depth {self.depth}")
+        y0 = self.as_state(y0)
+        L, (alpha, beta) = self.depth, (self.alpha, self.beta)
+        a0, c0 = y0[:L], y0[L:]
+        if self.rule_spec.skipped:  # ASRBP
+            k = c0[0] ** 2 - a0[0] ** 2
+            mu = (a0[1 : L - 1] + c0[1:]) * np.exp(-c0[:-1])
+            nu = (a0[1 : L - 1] - c0[1:]) * np.exp(c0[:-1])
+            jj = a0[L - 1] - c0[L - 2]
+            zero_k = abs(k) <= 1e-12 * max(1.0, a0[0] ** 2)
+            exceptional = bool(zero_k or np.any(mu * nu == 0.0))
+
+            def upper(a1, c1):
+                a, c = [a1], [c1]
+                with np.errstate(over="ignore", invalid="ignore"):
+                    for i in range(L - 2):
+                        up, down = mu[i] * np.exp(c[-1]), nu[i] * np.exp(-c[-1])
+                        a.append(0.5 * (up + down))
+                        c.append(0.5 * (up - down))
+                a.append(c[-1] + jj)
+                return np.array(a + c)
+
+            if zero_k or k > 0:
+                r = math.copysign(1.0, c0[0] * a0[0]) if zero_k else None
+                sigma = math.copysign(1.0, c0[0])
+
+                def state(x):
+                    return upper(x, r * x if zero_k else sigma * np.sqrt(x * x + k))
+
+                name, x0, speed = "a1", a0[0], L  # da_1/dt = c_1(α − βP): c_1 is component L
+            else:
+                s_a = math.copysign(1.0, a0[0])
+
+                def state(x):
+                    return upper(s_a * np.sqrt(x * x - k), x)
+
+                name, x0, speed = "c1", c0[0], 0  # dc_1/dt = a_1(α − βP)
+
+            def q(x):
+                st = state(x)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    return st[speed] * (alpha - beta * _product(st[:L]))
+
+            return Reduction(name, float(x0), state, q, exceptional)
+
+        kk = c0 - a0[1:]  # K_i = c_i − a_{i+1}
+        jj = a0[:-1] ** 2 - c0**2  # J_i = a_i² − c_i²
+        neg = jj < 0
+        m = int(np.argmax(neg)) + 1 if neg.any() else L  # first J_m < 0 (1-based), else L
+        if np.any(jj == 0) or not np.all(neg[m - 1 :]):
+            raise NotImplementedError(
+                f"ARBP chain with J_i = a_i^2 - c_i^2 = {np.array2string(jj, precision=4)}: the one-dimensional reduction needs "
+                "J_1..J_(m-1) > 0 > J_m..J_(L-1); with any other sign pattern no weight parametrises the invariant curve (use integrate())"
+            )
+        s_a, s_c = np.sign(a0[:-1]), np.sign(c0)
+
+        def state(x):
+            x = np.asarray(x, dtype=float)
+            a: list[Any] = [None] * L
+            c: list[Any] = [None] * (L - 1)
+            a[m - 1] = x
+            for i in range(m - 1, 0, -1):  # down: c_i = a_{i+1} + K_i, a_i = ±√(c_i² + J_i)
+                c[i - 1] = a[i] + kk[i - 1]
+                a[i - 1] = s_a[i - 1] * np.sqrt(c[i - 1] ** 2 + jj[i - 1])
+            for i in range(m, L):  # up: c_i = ±√(a_i² − J_i), a_{i+1} = c_i − K_i
+                c[i - 1] = s_c[i - 1] * np.sqrt(a[i - 1] ** 2 - jj[i - 1])
+                a[i] = c[i - 1] - kk[i - 1]
+            return np.array(a + c)
+
+        def q(x):
+            st = state(x)
+            a, c = st[:L], st[L:]
+            with np.errstate(over="ignore", invalid="ignore"):
+                return _product(c[m - 1 :]) * _product(a[: m - 1]) * (alpha - beta * _product(a))
+
+        return Reduction(f"a{m}", float(a0[m - 1]), state, q)
+
     def _pair_state(self, y: np.ndarray) -> tuple[float, float, float]:
         # GD on A[1,1,1] is the adaptive system with c_1 ≡ a_2 (paper 2 Theorem 7, K = 0).
         return (float(y[0]), float(y[1]), float(y[2] if self.adaptive else y[1]))
@@ -231,6 +363,10 @@ class LinearChain(MatrixLayout, ScalarData, LearningSystem):
         quartic of :func:`adaptive_pair_limit` (paper 2 Theorem 2).
         """
         y0 = self.as_state(y0)
+        if self.rule_spec.fixed_channel and self.depth == 2 and self.c[0] == 0:
+            # paper 1 §7.2, trivial case 2: c_1 = 0 freezes a_1; a_2 then follows gradient descent to α/(βa_1)
+            a1 = float(y0[0])
+            return y0.copy() if a1 == 0 else np.array([a1, self.alpha / (self.beta * a1)])
         if self.rule_spec.fixed_channel:
             if self.depth <= MAX_EXPANDED_DEPTH:
                 _, q = self.reduced_polynomials(y0)
@@ -245,7 +381,16 @@ class LinearChain(MatrixLayout, ScalarData, LearningSystem):
             # (evaluating a degree-2^{i-1} expansion loses all digits for deep chains)
             return np.real(self._nested(y0, x)[0]).astype(float)
         if self.depth != 2:
-            raise NotImplementedError(f"the predicted fixed point of rule {self.rule!r} is implemented for depth 2 only (paper 2 Theorem 2); use integrate()")
+            if not self.adaptive:
+                raise NotImplementedError(f"the predicted fixed point of rule {self.rule!r} is implemented for depth 2 only; use integrate()")
+            red = self.adaptive_reduction(y0)
+            x = march_to_root(red.q, red.x0)
+            if not math.isfinite(x):
+                raise NoFixedPointError(
+                    f"{red.parameter} -> {x}: Q has no root in the direction of the flow, so the trajectory diverges"
+                    + (" (the exceptional set K_i = 0 of paper 2 Theorem 4', eq. 84)" if red.exceptional else "")
+                )
+            return red.state(x)
         a1, a2, c1 = adaptive_pair_limit(*self._pair_state(y0), self.alpha, self.beta)
         return np.array([a1, a2, c1]) if self.adaptive else np.array([a1, a2])
 

@@ -21,12 +21,15 @@ from ..cliutil import DefaultsHelpFormatter, PathError, writable_file
 __all__ = ["register", "run", "main", "build_parser"]
 
 SYSTEMS = ("chain", "adaptive-chain", "expansive", "compressive", "power")
+# issue 14: STDP A[1,1,1] (paper 2 §5.2) and the adaptive chains of any depth (paper 2 §5.3-5.4)
+SYSTEMS += ("stdp-a111", "arbp-chain", "asrbp-chain", "adaptive-power", "a222")
 RULES_FOR = {
     "chain": ("srbp", "rbp", "gd"),
     "adaptive-chain": ("arbp", "asrbp"),
     "expansive": ("srbp", "rbp", "arbp", "asrbp", "gd"),
     "compressive": ("srbp", "rbp", "arbp", "asrbp", "gd"),
 }
+RULES_FOR.update({"stdp-a111": ("stdp", "stdp-t"), "arbp-chain": ("arbp",), "asrbp-chain": ("asrbp",)})
 DERIVATIVES = {"yes": True, "no": False, "gradient": "gradient"}
 
 
@@ -93,6 +96,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="The averaged learning dynamics of RBP/SRBP/ARBP/ASRBP in linear networks (docs/theory.md).",
     )
     _add_theory_arguments(theory)
+    _add_phase_arguments(_command_parser(theory, "trajectory"))  # issue 14
     theory.set_defaults(func=run, _theory_parser=theory)
     return theory
 
@@ -220,6 +224,8 @@ def _build(args: argparse.Namespace):
 
     name = args.system
     rng = np.random.default_rng(args.seed)
+    if name in _EXTRA_BUILDERS:  # systems added for issue 14
+        return _EXTRA_BUILDERS[name](args, rng)
     if name == "power":
         for opt in ("rule", "alpha", "beta"):
             if getattr(args, opt) is not None:
@@ -306,7 +312,137 @@ def _build(args: argparse.Namespace):
     return system, state, data, title
 
 
+def _command_parser(theory: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    """The parser of the ``theory`` sub-command ``name``."""
+    (sub,) = [a for a in theory._actions if isinstance(a, argparse._SubParsersAction)]
+    return sub.choices[name]
+
+
+def _add_phase_arguments(tr: argparse.ArgumentParser) -> None:
+    tr.add_argument("--phase", nargs=2, metavar=("X", "Y"), default=None, help="draw the phase portrait in the plane of two state components (e.g. a1 a2) instead of weights against time")
+    tr.add_argument("--phase-starts", type=int, default=6, help="with --phase: trajectories drawn, --y0 and random neighbours, 1..50")
+
+
+def _phase(args: argparse.Namespace) -> int:
+    """``trajectory --phase X Y``: several trajectories of one system projected on (X, Y), with start,
+    reached point and predicted point (where the theory gives one), for every system."""
+    t_max = _finite("--t-max", args.t_max, positive=True)
+    out = _check_out(args.out)
+    if not 1 <= args.phase_starts <= 50:
+        raise OptionError(f"--phase-starts: must be an integer in 1..50; got {args.phase_starts}")
+    if args.seed < 0:
+        raise OptionError(f"--seed: must be an integer >= 0; got {args.seed}")
+    system, y0, _, title = _build(args)
+    for name in args.phase:
+        if name not in system.names:
+            raise OptionError(f"--phase: {name!r} is not a component of this system ({', '.join(system.names)})")
+    from .plots import plot_phase, save
+
+    rng = np.random.default_rng(args.seed + 1)
+    starts = [y0] + [y0 * np.exp(rng.normal(0.0, 0.4, y0.size)) for _ in range(args.phase_starts - 1)]  # signs kept (a1 > 0 stays)
+    print(title)
+    trajectories, predicted = [], []
+    for start in starts:
+        traj = system.integrate(start, t_max)
+        try:
+            pred = system.predicted_fixed_point(start)
+            text = _fmt(system.names, pred)
+        except (NotImplementedError, ArithmeticError, ValueError) as exc:
+            pred, text = None, f"not available ({exc})"
+        trajectories.append(traj)
+        predicted.append(pred)
+        print(f"start {_fmt(system.names, start)}")
+        print(f"  predicted fixed point: {text}")
+        print(f"  reached (t = {traj.t[-1]:.4g}, {traj.status}, |dy/dt| = {system.speed(traj.final):.2e}): {_fmt(system.names, traj.final)}")
+    fig = plot_phase(trajectories, *args.phase, predicted=predicted, title=title)
+    print(f"wrote {save(fig, out)}")
+    return 0
+
+
+def _check_rule_option(args: argparse.Namespace) -> str:
+    accepted = RULES_FOR[args.system]
+    rule = args.rule if args.rule is not None else accepted[0]
+    if rule not in accepted:
+        raise OptionError(f"--rule: --system {args.system} accepts {', '.join(accepted)}; got {rule!r}")
+    return rule
+
+
+def _values_option(option: str, given, default: list[float], count: int, what: str) -> list[float]:
+    values = given if given is not None else default
+    if len(values) != count:
+        raise OptionError(f"{option}: --system needs {count} value(s) here ({what}); got {len(values)}")
+    return [_finite(option, v) for v in values]
+
+
+def _build_stdp(args: argparse.Namespace, rng: np.random.Generator):
+    """``--system stdp-a111``: A[1,1,1] under the STDP-like rule (paper 2 eq. 32-33; ``--rule stdp-t``: eq. 19)."""
+    from .samples import scalar_teacher
+    from .stdp import STDPChain
+
+    rule = _check_rule_option(args)
+    alpha = _finite("--alpha", args.alpha if args.alpha is not None else 1.0)
+    beta = _finite("--beta", args.beta if args.beta is not None else 1.0, positive=True)
+    y0 = _values_option("--y0", args.y0, list(rng.uniform(-1.5, 1.5, 2)), 2, "a1 a2")
+    c = _values_option("--c", args.c, _random_channel(rng, 1), 1, "the initial c1")
+    data = scalar_teacher(alpha, beta, 5000, noise=0.3, seed=args.seed)
+    system = STDPChain.from_data(data, rule=rule)
+    form = "O-form, eq. 32" if rule == "stdp" else f"T-form, eq. 19, gamma = E(T^2) = {system.gamma:.4g}"
+    title = f"A[1,1,1] STDP ({form}), c1(0) = {c[0]:.3g}, α = {alpha:g}, β = {beta:g}"
+    return system, np.array(y0 + c), data, title
+
+
+def _build_adaptive_chain(args: argparse.Namespace, rng: np.random.Generator):
+    """``--system arbp-chain|asrbp-chain``: the adaptive chain of ``--depth`` layers (paper 2 §5.3-5.4)."""
+    rule = _check_rule_option(args)
+    return _build(argparse.Namespace(**{**vars(args), "system": "adaptive-chain", "rule": rule}))
+
+
+def _build_adaptive_power(args: argparse.Namespace, rng: np.random.Generator):
+    """``--system adaptive-power``: A[1,1,1] with O¹ = (S¹)^μ and an adaptive channel (paper 2 eq. 132)."""
+    from .power import AdaptivePowerChain
+    from .samples import linear_teacher
+
+    for opt in ("rule", "alpha", "beta"):
+        if getattr(args, opt) is not None:
+            raise OptionError(f"--{opt}: does not apply to --system adaptive-power (its statistics come from the samples; set --teacher, --mu)")
+    mu = _finite("--mu", args.mu, positive=True)
+    teacher = _finite("--teacher", args.teacher)
+    y0 = _values_option("--y0", args.y0, list(rng.uniform(0.2, 1.5, 2)), 2, "a1 a2")
+    if y0[0] <= 0:
+        raise OptionError(f"--y0: a1 must be > 0 for the power non-linearity; got {y0[0]}")
+    c = _values_option("--c", args.c, [1.0], 1, "the initial c1")
+    data = linear_teacher(5000, teacher, noise=0.1, positive_inputs=True, seed=args.seed)
+    system = AdaptivePowerChain.from_data(data.inputs, data.targets, mu)
+    title = f"A[1,1,1], O = S^{mu:g}, adaptive c1 (eq. 132), c1(0) = {c[0]:.3g}"
+    return system, np.array(y0 + c), data, title
+
+
+def _build_a222(args: argparse.Namespace, rng: np.random.Generator):
+    """``--system a222``: paper 1 eq. 111, A[2,2,2] with Sigma_II = Sigma_TI = C1 = I (Theorem 10)."""
+    from .general import GeneralLinear
+    from .samples import whitened_autoencoder
+
+    for opt in ("rule", "alpha", "beta", "c"):
+        if getattr(args, opt) is not None:
+            raise OptionError(f"--{opt}: does not apply to --system a222 (Theorem 10 fixes Sigma_II = Sigma_TI = C1 = I, rule srbp)")
+    y0 = _values_option("--y0", args.y0, list(rng.normal(size=8)), 8, "A row by row, then B")
+    eye = np.eye(2)
+    system = GeneralLinear((2, 2, 2), eye, eye, [eye])
+    return system, np.array(y0), whitened_autoencoder(5000, 2, seed=args.seed), "A[2,2,2], Σ_II = Σ_TI = C1 = I (paper 1 eq. 111, Theorem 10)"
+
+
+_EXTRA_BUILDERS = {
+    "a222": _build_a222,
+    "stdp-a111": _build_stdp,
+    "arbp-chain": _build_adaptive_chain,
+    "asrbp-chain": _build_adaptive_chain,
+    "adaptive-power": _build_adaptive_power,
+}
+
+
 def _trajectory(args: argparse.Namespace) -> int:
+    if getattr(args, "phase", None) is not None:  # issue 14: a phase portrait instead of weights against time
+        return _phase(args)
     t_max = _finite("--t-max", args.t_max, positive=True)
     out = _check_out(args.out)
     _check_seed(args.seed)

@@ -105,14 +105,21 @@ class CompressiveNet(PairedLayers, LearningSystem):
     def predicted_fixed_point(self, y0: Sequence[float]) -> np.ndarray:
         """Theorem 6 (autoencoder with Σ_TI = Σ_II = Id, RBP/SRBP): A → λC, B → Cᵀ/(λ‖C‖²).
 
+        Also for Σ_TI = Σ_II = D diagonal (the case the proof says it extends to):
+        A → λC, B → DCᵀ/(λCDCᵀ), P → DCᵀC/(CDCᵀ), with the same λ.
+
         λ is the positive root of the cubic 1 − (½λ²‖C‖² + K)λ = 0 (eq. 77), with
         K = CB(0) − ½‖A(0)‖² the constant of Lemma 1.  The cubic has exactly one
         positive root: it is −1 at 0 and, for λ > 0, decreases then increases at most once.
         """
         y0 = self.as_state(y0)
-        eye = np.eye(self.width)
-        if not self.rule_spec.fixed_channel or not (np.allclose(self.sigma_TI, eye) and np.allclose(self.sigma_II, eye)):
-            raise NotImplementedError("the reached fixed point of A[N,1,N] is known for the RBP/SRBP autoencoder with sigma_TI = sigma_II = Id (Theorem 6) only")
+        d = self.sigma_II
+        diagonal = np.allclose(d, np.diag(np.diag(d))) and np.all(np.diag(d) > 0)
+        if not self.rule_spec.fixed_channel or not (diagonal and np.allclose(self.sigma_TI, d)):
+            raise NotImplementedError(
+                "the reached fixed point of A[N,1,N] is known for the RBP/SRBP autoencoder with sigma_TI = sigma_II diagonal "
+                "(Theorem 6, and the diagonal case its proof mentions) only"
+            )
         a, b, c = self.split(y0)
         cc = float(c @ c)
         if cc == 0:
@@ -120,4 +127,7 @@ class CompressiveNet(PairedLayers, LearningSystem):
         k = float(c @ b - 0.5 * a @ a)
         cubic = Polynomial([1.0, -k, 0.0, -0.5 * cc])
         lam = max(r for r in real_roots(cubic) if r > 0)
-        return np.concatenate([lam * c, c / (lam * cc)])
+        # With Σ_TI = Σ_II = D diagonal: dA/dt = (C − (CB)A)D = 0 gives A = C/(CB) = λC and
+        # dB/dt = (I − BA)DAᵀ = 0 gives B = DCᵀ/(λ CDCᵀ); Lemma 1 still gives CB = 1/λ on the cubic.
+        dc = np.diag(d) * c
+        return np.concatenate([lam * c, dc / (lam * float(c @ dc))])

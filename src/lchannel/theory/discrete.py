@@ -15,11 +15,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from .base import LearningSystem, Trajectory
-from .power import PowerChain
+from .power import AdaptivePowerChain, PowerChain
 from .rules import rule_spec
 from .samples import Dataset
 
-__all__ = ["LinearNetwork", "PowerNetwork", "minibatch_learning"]
+__all__ = ["LinearNetwork", "PowerNetwork", "STDPNetwork", "minibatch_learning"]
 
 
 class LinearNetwork:
@@ -34,6 +34,8 @@ class LinearNetwork:
         self.Cs = [np.array(c, dtype=float) for c in Cs]
         self.rule = rule
         self.spec = rule_spec(rule)
+        if self.spec.stdp is not None:
+            raise ValueError(f"rule {rule!r} learns in three phases: use STDPNetwork")
 
     def step(self, inputs: np.ndarray, targets: np.ndarray, eta: float) -> None:
         """One update on a minibatch (rows of ``inputs`` and ``targets``)."""
@@ -56,11 +58,53 @@ class LinearNetwork:
             c += d
 
 
+class STDPNetwork:
+    """A linear A[N_0, N_1, N_2] learning by the three phases of paper 2 eq. 15-18 (STDP-like rule).
+
+    Per minibatch: phase 0 runs forward, O¹ = A_1I and O = A_2O¹; phase 1 feeds the output
+    back through the channel, h₁ = A_1I + C_1O (eq. 16); phase 2 feeds the clamped target
+    back, h₂ = A_1I + C_1T (eq. 17).  Each weight then moves by its postsynaptic *change*
+    times its presynaptic activity (eq. 13-14): ΔA_1 = η(h₂ − h₁)Iᵀ,
+    ΔA_2 = η(T − O)h₁ᵀ and ΔC_1 = η(h₂ − h₁)Oᵀ (``rule="stdp"``, eq. 32) or η(h₂ − h₁)Tᵀ
+    (``rule="stdp-t"``, eq. 19).  No averaged equation is used.
+    """
+
+    def __init__(self, As: Sequence[np.ndarray], Cs: Sequence[np.ndarray], rule: str) -> None:
+        self.spec = rule_spec(rule)
+        if self.spec.stdp is None:
+            raise ValueError(f"STDPNetwork needs an STDP rule ('stdp' or 'stdp-t'); got {rule!r}")
+        if len(As) != 2 or len(Cs) != 1:
+            raise ValueError(f"STDPNetwork is a single-hidden-layer network: As = [A1, A2], Cs = [C1]; got {len(As)} and {len(Cs)}")
+        self.As = [np.array(a, dtype=float) for a in As]
+        self.Cs = [np.array(c, dtype=float) for c in Cs]
+        self.rule = rule
+
+    def step(self, inputs: np.ndarray, targets: np.ndarray, eta: float) -> None:
+        """The three phases on a minibatch (rows of ``inputs`` and ``targets``), then the updates."""
+        (a1, a2), (c1,) = self.As, self.Cs
+        x, t = inputs.T, targets.T
+        n = x.shape[1]
+        drive = a1 @ x
+        out = a2 @ drive  # phase 0
+        h1 = drive + c1 @ out  # phase 1: output fed back (eq. 16)
+        h2 = drive + c1 @ t  # phase 2: target fed back (eq. 17)
+        d_hidden, d_out = h2 - h1, t - out  # postsynaptic changes (eq. 18)
+        pre_c = out if self.spec.stdp == "output" else t
+        d_a1 = eta * d_hidden @ x.T / n
+        d_a2 = eta * d_out @ h1.T / n
+        d_c1 = eta * d_hidden @ pre_c.T / n
+        a1 += d_a1
+        a2 += d_a2
+        c1 += d_c1
+
+
 class PowerNetwork:
     """The non-linear A[1,1,1] of paper 1 §7.9: O = a_2 (a_1 I)^μ, channel weight c_1."""
 
-    def __init__(self, a1: float, a2: float, c1: float | None, mu: float, derivative: bool | str) -> None:
+    def __init__(self, a1: float, a2: float, c1: float | None, mu: float, derivative: bool | str, *, adaptive: bool = False) -> None:
         self.a1, self.a2, self.c1, self.mu, self.derivative = float(a1), float(a2), c1, float(mu), derivative
+        #: the channel weight learns like a_2, Δc_1 = η(T − O)O¹ (paper 2 eq. 132)
+        self.adaptive = adaptive
 
     def step(self, inputs: np.ndarray, targets: np.ndarray, eta: float) -> None:
         i, t = inputs.ravel(), targets.ravel()
@@ -75,6 +119,8 @@ class PowerNetwork:
             d_a1 = eta * gain * np.mean(err * self.mu * np.power(s1, self.mu - 1) * i)  # times f'(S¹)
         self.a1 += d_a1
         self.a2 += d_a2
+        if self.adaptive:
+            self.c1 += d_a2  # ΔC_1 = η(T − O)O¹, the same average as Δa_2
 
 
 def minibatch_learning(
@@ -111,9 +157,12 @@ def minibatch_learning(
     if isinstance(system, PowerChain):
         net = PowerNetwork(y0[0], y0[1], system.c1, system.mu, system.derivative)
         state = lambda: np.array([net.a1, net.a2])  # noqa: E731
+    elif isinstance(system, AdaptivePowerChain):
+        net = PowerNetwork(y0[0], y0[1], float(y0[2]), system.mu, True, adaptive=True)
+        state = lambda: np.array([net.a1, net.a2, net.c1])  # noqa: E731
     elif hasattr(system, "to_matrices"):
         As, Cs = system.to_matrices(y0)
-        net = LinearNetwork(As, Cs, system.rule)
+        net = (STDPNetwork if system.rule_spec.stdp is not None else LinearNetwork)(As, Cs, system.rule)
         state = lambda: system.from_matrices(net.As, net.Cs)  # noqa: E731
     else:
         raise TypeError(f"no discrete network for {type(system).__name__}")

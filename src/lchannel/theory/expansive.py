@@ -115,14 +115,55 @@ class ExpansiveNet(PairedLayers, ScalarData, LearningSystem):
             return np.concatenate([[ai(x) for ai in a_of], [bi(x) for bi in b_of]])
         r0, s0, d = (a0 + c) / 2, (a0 - c) / 2, c - b0
         rr, ss, dr, ds = r0 @ r0, s0 @ s0, d @ r0, d @ s0
-        quartic = Polynomial([self.beta * ss, self.beta * ds, self.alpha, self.beta * dr, -self.beta * rr])
+        alpha, beta = self.alpha, self.beta
+        tiny = 1e-15 * max(1.0, float(a0 @ a0 + c @ c))
+        if rr <= tiny or ss <= tiny:
+            # R_0 = 0 (A = −C) or S_0 = 0 (A = C): one of R = fR_0, S = S_0/f vanishes for good and the
+            # remaining factor h (g = 1/f if R_0 = 0, f if S_0 = 0) obeys h' = ∓h(α − βP(h)); it
+            # converges either to a root or to h = 0, the trivial fixed point A = C = 0, B = −D
+            # (Theorem 5's a_i = c_i = 0).  The paper's "NOT convergent" (after eq. 118) is wrong.
+            if rr <= tiny and ss <= tiny:
+                return y0.copy()  # A = C = 0: every right-hand side vanishes
+            sign, (k2, k1) = (-1.0, (ss, ds)) if rr <= tiny else (1.0, (-rr, dr))
+            # P(h) = −k2 h² − k1 h with h = g (R_0 = 0: P = −|S_0|²g² − D·S_0 g) or h = f (S_0 = 0: P = |R_0|²f² − D·R_0 f)
+            quad = Polynomial([alpha, beta * k1, beta * k2])  # α − βP(h)
+            h = theorem1_limit(lambda x: sign * x * quad(x), real_roots(quad), 1.0, lower=0.0)
+            if not math.isfinite(h):
+                raise ArithmeticError(f"the factor of the surviving combination tends to {h}: the trajectory diverges")
+            vec = s0 if rr <= tiny else r0
+            a, cc = h * vec, (-h if rr <= tiny else h) * vec
+        else:
+            quartic = Polynomial([beta * ss, beta * ds, alpha, beta * dr, -beta * rr])
 
-        def q(f: float) -> float:
-            return f * (self.alpha - self.beta * (f * f * rr - ss / (f * f) - f * dr - ds / f))
+            def q(f: float) -> float:
+                return f * (alpha - beta * (f * f * rr - ss / (f * f) - f * dr - ds / f))
 
-        f = theorem1_limit(q, real_roots(quartic), 1.0, lower=0.0)
-        if not (0 < f < math.inf):
-            raise ArithmeticError(f"f(t) tends to {f}: the trajectory does not converge (R_0 = 0 or S_0 = 0, paper 2 remark after eq. 118)")
-        a, cc = f * r0 + s0 / f, f * r0 - s0 / f
+            f = theorem1_limit(q, real_roots(quartic), 1.0, lower=0.0)
+            if not (0 < f < math.inf):
+                raise ArithmeticError(f"f(t) tends to {f}: no root of the quartic in the direction of the flow")
+            a, cc = f * r0 + s0 / f, f * r0 - s0 / f
         b = cc - d
         return np.concatenate([a, b, cc]) if self.adaptive else np.concatenate([a, b])
+
+    # ------------------------------------------------------------------ paper 2 eq. 104-111
+    def aggregates(self, y: np.ndarray) -> dict[str, float]:
+        """P, S_a = |a|², S_b = |b|², U_a = K·a, U_b = K·b and |K|², with K_i = c_i − b_i (paper 2 eq. 104-108).
+
+        (The paper defines U_a as Σ K_ib_i, a slip for Σ K_ia_i: only the latter gives eq. 107-108.)
+        For gradient descent K = 0.
+        """
+        if not (self.adaptive or self.rule == "gd"):
+            raise ValueError(f"the aggregates of eq. 104-108 belong to the adaptive (or GD) A[1,N,1]; this one is {self.rule!r}")
+        a, b, c = self.split(y)
+        k = c - b
+        return {"P": float(a @ b), "Sa": float(a @ a), "Sb": float(b @ b), "Ua": float(k @ a), "Ub": float(k @ b), "K": float(k @ k)}
+
+    def aggregate_rhs(self, z: np.ndarray, k_norm2: float) -> np.ndarray:
+        """The closed five-variable system of paper 2 eq. 104-108 in z = (P, S_a, S_b, U_a, U_b):
+
+        P' = ξ(S_a + S_b + U_b), S_a' = 2ξ(P + U_a) (eq. 105 prints 2(α − β)(P + U_a)),
+        S_b' = 2ξP, U_a' = ξ(U_b + |K|²), U_b' = ξU_a, with ξ = α − βP.
+        """
+        p, sa, sb, ua, ub = (float(v) for v in z)
+        xi = self.alpha - self.beta * p
+        return xi * np.array([sa + sb + ub, 2 * (p + ua), 2 * p, ub + k_norm2, ua])

@@ -143,3 +143,26 @@ class GeneralLinear(MatrixLayout, LearningSystem):
         if self.rule == "asrbp":
             out[f"C{L-1} - A{L}^T"] = Cs[L - 2] - As[L - 1].T
         return out
+
+    # ------------------------------------------------------------------ paper 1 Theorems 7-8 (three layers)
+    def _three_layer(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.depth != 2 or not self.rule_spec.fixed_channel:
+            raise ValueError(f"Theorems 7-8 are about the three-layer system A[N0,N1,N2] with a fixed channel (eq. 88); this one has depth {self.depth} and rule {self.rule!r}")
+        return self.C[0], self.sigma_TI @ np.linalg.pinv(self.sigma_II)
+
+    def lyapunov_matrix(self, y: np.ndarray) -> np.ndarray:
+        """V = (C_1A_2)(C_1A_2)ᵀ − A_1Mᵀ − MA_1ᵀ with M = C_1Σ_TIΣ_II⁻¹ (paper 1 proof of Theorem 8, after eq. 108).
+
+        Along the flow dV/dt = −2UΣ_IIUᵀ <= 0 (:meth:`lyapunov_rate`): V never increases (in the
+        order of symmetric matrices), which bounds C_1A_2 and gives C_1P → C_1Σ_TIΣ_II⁻¹.
+        """
+        c1, p_star = self._three_layer()
+        (a1, a2), _ = self.unpack(y)
+        ca, m = c1 @ a2, c1 @ p_star
+        return ca @ ca.T - a1 @ m.T - m @ a1.T
+
+    def lyapunov_rate(self, y: np.ndarray) -> np.ndarray:
+        """dV/dt = −2UΣ_IIUᵀ with U = C_1(Σ_TI − A_2A_1Σ_II)Σ_II⁻¹ (eq. 106-108; the paper writes one of the two equal halves)."""
+        c1, _ = self._three_layer()
+        u = c1 @ (self.sigma_TI - self.product(y) @ self.sigma_II) @ np.linalg.pinv(self.sigma_II)
+        return -2.0 * u @ self.sigma_II @ u.T

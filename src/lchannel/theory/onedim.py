@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from numpy.polynomial import Polynomial
 
-__all__ = ["real_roots", "theorem1_limit", "monotone_roots", "march_to_root"]
+__all__ = ["real_roots", "theorem1_limit", "monotone_roots", "march_to_root", "classify_root", "blowup_time", "always_converges"]
 
 
 def real_roots(poly: Polynomial, *, imag_tol: float = 1e-7, polish: Callable[[float], float] | None = None) -> np.ndarray:
@@ -143,3 +143,48 @@ def march_to_root(q: Callable[[np.ndarray], np.ndarray], x0: float, *, step: flo
             break
         start, h = xs[-1], 2.0 * h
     return direction * math.inf
+
+
+#: Paper 2 Theorem 1: the stability of a root from the signs of f just left and right of it.
+SIGN_PATTERNS = {
+    (1, -1): "attractor",
+    (-1, 1): "unstable",
+    (1, 1): "attractor on the left, unstable on the right",
+    (-1, -1): "unstable on the left, attractor on the right",
+}
+
+
+def classify_root(q: Callable[[float], float], root: float, *, offset: float = 1e-6) -> str:
+    """The stability of the root ``root`` of dx/dt = q(x) by the sign pattern of paper 2 Theorem 1.
+
+    ``+−``: attractor; ``−+``: unstable; ``++``: attractor from the left, unstable to the right;
+    ``−−``: unstable on the left, attractor on the right.  The signs are read at
+    ``root ± offset·max(1, |root|)``, which must lie closer to ``root`` than any other root.
+    """
+    h = offset * max(1.0, abs(root))
+    left, right = float(np.sign(q(root - h))), float(np.sign(q(root + h)))
+    if left == 0 or right == 0:
+        raise ValueError(f"q vanishes at root ± offset ({root} ± {h}): choose a smaller offset or an isolated root")
+    return SIGN_PATTERNS[(int(left), int(right))]
+
+
+def blowup_time(q: Callable[[float], float], x0: float, roots: Sequence[float]) -> float:
+    """The time dx/dt = q(x) from ``x0`` takes to reach ±∞, or ``inf`` if it does not (paper 1 Theorem 1).
+
+    With no root of ``q`` in the direction of the flow, x runs off; it does so in finite time
+    T = ∫ dx/q(x) from x0 to ±∞ when that integral converges (degree >= 2 at infinity).
+    """
+    from scipy.integrate import quad
+
+    target = theorem1_limit(q, roots, x0)
+    if math.isfinite(target):
+        return math.inf
+    value, _ = quad(lambda x: 1.0 / q(x), x0, target, limit=200)
+    return float(value)
+
+
+def always_converges(poly: Polynomial) -> bool:
+    """Paper 1 Theorem 1's "iff": every start of dx/dt = poly(x) converges exactly when the degree is odd
+    and the leading coefficient negative."""
+    poly = poly.trim(tol=0.0)
+    return poly.degree() % 2 == 1 and poly.coef[-1] < 0

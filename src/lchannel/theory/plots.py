@@ -21,7 +21,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from .base import Trajectory  # noqa: E402
 from .chain import LinearChain  # noqa: E402
 
-__all__ = ["plot_vector_field", "plot_trajectory", "plot_error", "plot_summary", "save"]
+__all__ = ["plot_vector_field", "plot_trajectory", "plot_error", "plot_summary", "plot_phase", "save"]
 
 
 def _figure(ax, size=(7.0, 6.0)):
@@ -176,6 +176,59 @@ def plot_summary(traj: Trajectory, *, discrete: Trajectory | None = None, predic
     plot_error(traj, discrete=discrete, ax=bottom)
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def plot_phase(
+    trajectories: Sequence[Trajectory],
+    x: str,
+    y: str,
+    *,
+    predicted: Sequence[Sequence[float] | None] | None = None,
+    title: str = "",
+    ax=None,
+):
+    """Trajectories of one system projected on the plane of components ``x`` and ``y``.
+
+    Hollow circle: start; dot: the state reached; magenta cross: the predicted fixed point
+    (``None`` where the theory gives none).  When ``(x, y)`` is ``(a1, a2)`` of a system
+    whose product is P = a1·a2 (A[1,1,1] in every rule, STDP included), the critical
+    hyperbolas a1a2 = α/β are drawn in green.
+    """
+    if not trajectories:
+        raise ValueError("plot_phase needs at least one trajectory")
+    system = trajectories[0].system
+    for name in (x, y):
+        if name not in trajectories[0].names:
+            raise ValueError(f"no component {name!r}; components are {', '.join(trajectories[0].names)}")
+    fig, ax = _figure(ax)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    i, j = trajectories[0].names.index(x), trajectories[0].names.index(y)
+    for k, traj in enumerate(trajectories):
+        col = colors[k % len(colors)]
+        ax.plot(traj.y[:, i], traj.y[:, j], color=col, lw=1.4)
+        ax.plot(traj.y[0, i], traj.y[0, j], "o", mfc="white", mec=col, ms=6)
+        ax.plot(traj.final[i], traj.final[j], "o", color=col, ms=5)
+        if predicted is not None and predicted[k] is not None:
+            ax.plot(predicted[k][i], predicted[k][j], "x", color="magenta", ms=9, mew=2)
+    if (x, y) == ("a1", "a2") and hasattr(system, "alpha") and getattr(system, "sizes", None) == (1, 1, 1):
+        r = system.alpha / system.beta
+        (lo, hi), ylim = ax.get_xlim(), ax.get_ylim()  # keep the view of the trajectories
+        for branch in (np.linspace(lo, -1e-3, 400), np.linspace(1e-3, hi, 400)):
+            if branch[0] < branch[-1]:
+                ax.plot(branch, r / branch, color="darkgreen", lw=1.0, alpha=0.6)
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(*ylim)
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    handles = [
+        Line2D([], [], color="black", lw=1.4, marker="o", mfc="white", label="trajectory (start)"),
+        Line2D([], [], color="black", ls="", marker="o", label="state reached"),
+        Line2D([], [], color="magenta", ls="", marker="x", mew=2, label="predicted fixed point"),
+    ]
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    if title:
+        ax.set_title(title, fontsize=10)
     return fig
 
 

@@ -21,9 +21,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from .base import LearningSystem, ScalarData, check_finite, check_statistics
-from .onedim import monotone_roots, theorem1_limit
+from .onedim import march_to_root, monotone_roots, theorem1_limit
 
-__all__ = ["PowerChain", "NoFixedPointError", "power_statistics"]
+__all__ = ["PowerChain", "AdaptivePowerChain", "NoFixedPointError", "power_statistics"]
 
 DERIVATIVE_MODES = (True, False, "gradient")
 
@@ -192,3 +192,109 @@ class PowerChain(ScalarData, LearningSystem):
         phi = lambda t: t**mu * math.sqrt((t * t - hh) / mu)  # noqa: E731
         (t,) = monotone_roots(phi, abs(target), [(0.0, math.inf)])
         return np.array([t, sigma * math.sqrt((t * t - hh) / mu)])
+
+
+class AdaptivePowerChain(ScalarData, LearningSystem):
+    """The power-law A[1,1,1] with an adaptive channel c_1 (paper 2 §5.9, eq. 132-137); state ``(a1, a2, c1)``.
+
+    O¹ = (a_1I)^μ, O = a_2O¹, and the derivative of the hidden unit is used (eq. 132):
+
+        da_2/dt = a_1^μ(α − βP),  da_1/dt = μc_1a_1^{μ-1}(α − βP),  dc_1/dt = a_1^μ(α − βP),
+
+    with P = a_2a_1^μ, α = E(TI^μ), β = E(I^{2μ}).  a_1 > 0 is the domain (a_1^μ for real μ).
+    """
+
+    names = ("a1", "a2", "c1")
+
+    def __init__(self, mu: float, alpha: float, beta: float) -> None:
+        self.mu = check_finite("mu", mu)
+        if self.mu <= 0:
+            raise ValueError(f"mu must be > 0; got {mu}")
+        self.alpha, self.beta = check_statistics(alpha, beta, "E(I^(2 mu))")
+
+    @classmethod
+    def from_data(cls, inputs: np.ndarray, targets: np.ndarray, mu: float) -> "AdaptivePowerChain":
+        """The system with α = E(TI^μ), β = E(I^{2μ}) of the samples (:func:`power_statistics`)."""
+        stats = power_statistics(inputs, targets, mu)
+        return cls(mu, stats["alpha"], stats["beta"])
+
+    def product(self, y: np.ndarray) -> float:
+        """P = a_2 a_1^μ."""
+        return float(y[1] * np.power(y[0], self.mu))
+
+    def rhs(self, t: float, y: np.ndarray) -> np.ndarray:
+        """Eq. 132."""
+        a1, a2, c1 = float(y[0]), float(y[1]), float(y[2])
+        with np.errstate(invalid="ignore", divide="ignore"):  # a1 < 0 (real mu): nan, and integrate() reports "failed"
+            a1_mu = float(np.power(a1, self.mu))
+            err = self.alpha - self.beta * a2 * a1_mu
+            return np.array([self.mu * c1 * float(np.power(a1, self.mu - 1)) * err, a1_mu * err, a1_mu * err])
+
+    def conserved(self, y: np.ndarray) -> dict[str, float]:
+        """c_1 − a_2 (eq. 134: dc_1/dt = da_2/dt) and a_1² − μc_1² (eq. 133-134: a_1da_1/dt = μc_1dc_1/dt)."""
+        a1, a2, c1 = float(y[0]), float(y[1]), float(y[2])
+        return {"c1 - a2": c1 - a2, "a1^2 - mu*c1^2": a1**2 - self.mu * c1**2}
+
+    def reduction(self, y0: Sequence[float]) -> tuple[str, float, Callable, Callable]:
+        """(parameter, x0, state(x), Q(x)): the one-dimensional reduction along K_1 = c_1 − a_2 and H = a_1² − μc_1².
+
+        * H > 0 (the paper's K = μc_1² − a_1² < 0): a_1 = √(H + μc_1²) > 0 never vanishes;
+          x = c_1 ∈ ℝ and dc_1/dt = Q(c_1) = a_1^μ(α − β(c_1 − K_1)a_1^μ), which is +∞ at −∞
+          and −∞ at +∞: a global minimum is always reached.
+        * H < 0 (K > 0, eq. 135-137): c_1 = ±√((a_1² − H)/μ) keeps its sign; x = a_1 > 0 and
+          da_1/dt = Q(a_1) = μc_1a_1^{μ-1}(α − β(c_1 − K_1)a_1^μ) (eq. 136).  Near a_1 = 0,
+          Q has the sign of c_1α: when c_1α < 0 the trajectory can run to the line a_1 = 0.
+        """
+        y0 = self.as_state(y0)
+        a1, a2, c1 = (float(v) for v in y0)
+        if a1 <= 0:
+            raise ValueError(f"the reduction needs a1(0) > 0 (the domain of the power a1^mu); got a1(0) = {a1}")
+        mu, alpha, beta = self.mu, self.alpha, self.beta
+        k1, h = c1 - a2, a1**2 - mu * c1**2
+        if abs(h) <= 1e-13 * max(1.0, a1**2, mu * c1**2):
+            raise ValueError(f"degenerate initial condition a1^2 = mu*c1^2 ({a1}, {c1}): the invariant curve passes through a1 = c1 = 0")
+        if h > 0:
+            def state(x):
+                x = np.asarray(x, dtype=float)
+                return np.array([np.sqrt(h + mu * x * x), x - k1, x])
+
+            def q(x):
+                a, b, c = state(x)
+                a_mu = np.power(a, mu)
+                return a_mu * (alpha - beta * b * a_mu)
+
+            return "c1", c1, state, q
+        sigma = math.copysign(1.0, c1)
+
+        def state(x):
+            x = np.asarray(x, dtype=float)
+            c = sigma * np.sqrt((x * x - h) / mu)
+            return np.array([x, c - k1, c])
+
+        def q(x):
+            a, b, c = state(x)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return mu * c * np.power(a, mu - 1) * (alpha - beta * b * np.power(a, mu))
+
+        return "a1", a1, state, q
+
+    def predicted_fixed_point(self, y0: Sequence[float]) -> np.ndarray:
+        """The point reached from ``y0``, by Theorem 1 on :meth:`reduction`.
+
+        If the flow runs down to a_1 = 0 with no root of Q on the way, the limit for μ > 1
+        is the *trivial* fixed point (0, c_1* − K_1, c_1*) with c_1* = ±√(−H/μ), where
+        a_1^μ = 0 stops every equation: not a minimum of the error (Theorem 7 of paper 2
+        says "convergent", which is true, but not to a global minimum).  For μ < 2 that
+        point is reached in finite time (a_1^{μ-1} is not Lipschitz); for μ <= 1 a_1 would
+        cross 0, out of the domain: :class:`NoFixedPointError`.
+        """
+        name, x0, state, q = self.reduction(y0)
+        x = march_to_root(q, x0)
+        lower = name == "a1" and (x <= 1e-12 or x == -math.inf)
+        if lower:
+            if self.mu <= 1:
+                raise NoFixedPointError(f"a1 reaches 0 in finite time (mu = {self.mu} <= 1): the trajectory leaves the domain a1 > 0")
+            return state(0.0)
+        if not math.isfinite(x):
+            raise NoFixedPointError(f"{name} -> {x}: Q has no root in the direction of the flow")
+        return state(x)

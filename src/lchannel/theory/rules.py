@@ -19,6 +19,14 @@ differ in two things only, recorded here once:
   the output error for ASRBP (paper 2 eq. 128; the chain's eq. 82, the matrices'
   eq. 129-130).
 
+* **how the channel learns** (``stdp``): ``None`` for the Hebbian rules above; for the
+  STDP-like rules of paper 2 §3.6 the channel learns from the *change* of the hidden
+  activity between two feedback phases (eq. 13-18), ΔC_1 = η ΔO¹ × (presynaptic), where
+  the presynaptic activity is the output O (``"output"``, eq. 32, the rule analysed in
+  Theorem 2′) or the clamped target T (``"target"``, eq. 19).  The forward weights learn
+  as in SRBP (eq. 18), except that the top layer sees the hidden activity of phase 1,
+  O¹ + C_1O (eq. 32, second line).
+
 The systems (chain, expansive, compressive, general matrices) and the discrete learner
 read these properties instead of testing rule names.
 """
@@ -29,7 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Rule", "RULE_TABLE", "rule_spec", "check_rule", "NON_ADAPTIVE_RULES", "ADAPTIVE_RULES", "RULES"]
+__all__ = ["Rule", "RULE_TABLE", "rule_spec", "check_rule", "NON_ADAPTIVE_RULES", "ADAPTIVE_RULES", "RULES", "STDP_RULES", "ALL_RULES"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,9 @@ class Rule:
     adaptive: bool
     #: Where the equations stand in the papers.
     equations: str
+    #: STDP-like channel rule (paper 2 §3.6): presynaptic factor of ΔC_1, ``"output"`` (eq. 32)
+    #: or ``"target"`` (eq. 19); ``None`` for the Hebbian rules.
+    stdp: str | None = None
 
     @property
     def has_channel(self) -> bool:
@@ -88,6 +99,8 @@ RULE_TABLE: dict[str, Rule] = {
         Rule("arbp", "layered", True, "paper 2 §3.4; averaged: paper 2 eq. 74-75 (chain), 125-126 (matrices)"),
         Rule("asrbp", "skipped", True, "paper 2 eq. 127-128; averaged: paper 2 eq. 81-82 (chain), 129-130 (matrices)"),
         Rule("gd", "forward", False, "backpropagation, paper 1 eq. 4; averaged: paper 1 eq. 52 (chain), 84 (matrices)"),
+        Rule("stdp", "skipped", True, "paper 2 eq. 13-18, 32; averaged: paper 2 eq. 33 (A[1,1,1], Theorem 2')", stdp="output"),
+        Rule("stdp-t", "skipped", True, "paper 2 eq. 13-19 (channel by eq. 19); averaged: dc1/dt = c1(gamma - alpha P)", stdp="target"),
     )
 }
 
@@ -95,8 +108,12 @@ RULE_TABLE: dict[str, Rule] = {
 #: ``arbp``/``asrbp``: adaptive channel (paper 2 section 5), ``gd``: gradient descent
 #: (backpropagation), included for comparison (paper 1 eq. 52, 84).
 NON_ADAPTIVE_RULES = tuple(n for n, r in RULE_TABLE.items() if r.fixed_channel)
-ADAPTIVE_RULES = tuple(n for n, r in RULE_TABLE.items() if r.adaptive)
+ADAPTIVE_RULES = tuple(n for n, r in RULE_TABLE.items() if r.adaptive and r.stdp is None)
 RULES = NON_ADAPTIVE_RULES + ADAPTIVE_RULES + ("gd",)
+#: The STDP-like rules of paper 2 §3.6 (A[1,1,1] only: :class:`~lchannel.theory.stdp.STDPChain`).
+STDP_RULES = tuple(n for n, r in RULE_TABLE.items() if r.stdp is not None)
+#: Every rule of the table.
+ALL_RULES = RULES + STDP_RULES
 
 
 def check_rule(rule: str, accepted: Sequence[str] = RULES) -> str:
@@ -107,5 +124,5 @@ def check_rule(rule: str, accepted: Sequence[str] = RULES) -> str:
 
 
 def rule_spec(rule: str) -> Rule:
-    """The :class:`Rule` named ``rule`` (checked)."""
-    return RULE_TABLE[check_rule(rule)]
+    """The :class:`Rule` named ``rule`` (checked against :data:`ALL_RULES`)."""
+    return RULE_TABLE[check_rule(rule, ALL_RULES)]
