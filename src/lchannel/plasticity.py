@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import torch
 
-from .channels.transforms import quantize, quantize_
+from .blocks import Dense
+from .channels.transforms import quantize_
 
 
 def hebbian_feedback_update(C: torch.Tensor, O_h: torch.Tensor, I_k: torch.Tensor, eta: float) -> None:
@@ -68,7 +69,6 @@ class SGD:
         self.net = None
         self.member_scale: torch.Tensor | None = None  # per-member lr factor (0 stops a member)
         self.velocity: list | None = None
-        self._ones: torch.Tensor | None = None
 
     def bind(self, net) -> "SGD":
         bad = [h for h in self.frozen if not 1 <= h <= net.L]
@@ -89,36 +89,24 @@ class SGD:
             self.member_scale = torch.ones(self.net.E, dtype=self.net.dtype, device=self.net.device)
         self.member_scale[e] = 0.0
 
-    def _ones_row(self, I: torch.Tensor) -> torch.Tensor:
-        """The clamped unit's activity over a minibatch, ``(E, 1, B)`` of ones (cached)."""
-        E, B = I.shape[0], I.shape[1]
-        o = self._ones
-        if o is None or o.shape != (E, 1, B) or o.dtype != I.dtype or o.device != I.device:
-            o = self._ones = torch.ones(1, 1, B, dtype=I.dtype, device=I.device).expand(E, 1, B)
-        return o
-
-    def direction(self, I: torch.Tensor, O: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """(ΔW, Δb)/η_t for one layer: the minibatch mean of I_b O_bᵀ (quantized per example
-        when ``update_bits`` is set).  A per-synapse signal (``channels.SynapseSignal``,
-        paper 1 section 4.2 item 7) is not a per-neuron I^h; it gives the direction itself."""
+    def direction(self, I: torch.Tensor, O: torch.Tensor, lr: float, h: int | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ΔW, Δb)/η for one layer: the minibatch mean of I_b O_bᵀ (quantized per example
+        when ``update_bits`` is set), computed by layer h's block (by
+        :meth:`Dense.weight_update` when h is None).  A per-synapse signal
+        (``channels.SynapseSignal``, paper 1 section 4.2 item 7) is not a per-neuron I^h;
+        it gives the direction itself."""
         if not isinstance(I, torch.Tensor):
             return I.direction(O, lr, self.update_bits, self.update_alpha)
-        B = I.shape[1]
+        update = Dense.weight_update if h is None else self.net.block(h).weight_update
+        return update(I, O, self._per_example(), lr)
+
+    def _per_example(self):
+        """Eq. 19 applied in place to each example's update, or None."""
         if self.update_bits is None:
-            return torch.bmm(I.transpose(1, 2), O).div_(B), I.mean(1)
-        E, _, n_out = I.shape
-        n_in = O.shape[2]
-        # Per-example updates (E, b, N_h, N_{h-1}) in chunks of b examples: a whole batch
-        # would be ~150 MB per step for MNIST, and allocating/freeing that much every step
-        # costs more in page faults than the arithmetic.
-        chunk = max(1, (1 << 21) // (E * n_out * n_in))
-        dW = torch.zeros(E, n_out, n_in, dtype=I.dtype, device=I.device)
-        for b0 in range(0, B, chunk):
-            u = I[:, b0:b0 + chunk].unsqueeze(3) * O[:, b0:b0 + chunk].unsqueeze(2)
-            dW.add_(quantize_(u.mul_(lr), self.update_alpha, self.update_bits).sum(1))
-        dW.div_(B * lr)
-        db = quantize(I * lr, self.update_alpha, self.update_bits).mean(1) / lr
-        return dW, db
+            return None
+        alpha, bits = self.update_alpha, self.update_bits
+        return lambda u: quantize_(u, alpha, bits)
 
     @torch.no_grad()
     def step(self, record, signals: list) -> None:
@@ -131,17 +119,12 @@ class SGD:
             I = signals[h]
             if I is None or h in self.frozen:
                 continue
-            W, b = net.weights[h - 1], net.biases[h - 1]
+            block = net.block(h)
             O = record.presynaptic(h, E)
             if fast and isinstance(I, torch.Tensor):  # else a SynapseSignal: see direction()
-                # One fused in-place product per layer: W += (η/B) Iᵀ O, and for the
-                # bias (the unit clamped to one) b += (η/B) 1ᵀ I, also a product: one call
-                # instead of a sum and an add.
-                a = lr / I.shape[1]
-                W.baddbmm_(I.transpose(1, 2), O, alpha=a)
-                net._b3[h - 1].baddbmm_(self._ones_row(I), I, alpha=a)
+                block.apply_update_(I, O, lr)
                 continue
-            dW, db = self.direction(I, O, lr)
+            dW, db = self.direction(I, O, lr, h)
             if self.velocity is not None:
                 vW, vb = self.velocity[h - 1]
                 vW.mul_(self.momentum).add_(dW)
@@ -150,8 +133,7 @@ class SGD:
             if self.member_scale is not None:
                 dW = dW * self.member_scale.view(E, 1, 1)
                 db = db * self.member_scale.view(E, 1)
-            W.add_(dW, alpha=lr)
-            b.add_(db, alpha=lr)
+            block.add_(dW, db, alpha=lr)
         self.t += 1
 
     def state_dict(self) -> dict:

@@ -276,12 +276,10 @@ class Trainer:
 
     # -- checkpoints -------------------------------------------------------------------
     def state_dict(self) -> dict:
-        net_state = self.net.state_dict()
-        if self.net._dropout_streams is not None:
-            net_state["dropout_rng"] = self.net._dropout_streams.state()
         return {
             "epoch": self.epoch,
-            "net": net_state,
+            "net": self.net.state_dict(),
+            "net_rng": self.net.rng_state(),
             "channel": self.channel.state_dict(),
             "optimizer": self.opt.state_dict(),
             "order_rng": [g.get_state() for g in self._order],
@@ -289,7 +287,8 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        self.net.load_state_dict(state["net"])
+        self.net.load_state_dict(state["net"])  # also takes the earlier {"weights", "biases"} format
+        self.net.load_rng_state(state.get("net_rng"))
         self.channel.load_state_dict(state["channel"])
         self.opt.load_state_dict(state["optimizer"])
         for g, s in zip(self._order, state["order_rng"]):

@@ -37,6 +37,7 @@ import torch
 
 from ..plasticity import hebbian_feedback_update
 
+from ..blocks import draw_feedback
 from ..rng import MemberStreams
 from .base import LearningChannel
 from .feedback import FeedbackInit
@@ -272,10 +273,9 @@ class RandomFeedback(LearningChannel):
     def _draw_pair(self, h, k, synapses=None) -> torch.Tensor:
         net = self.net
         ref = self.congruence_reference(h, k) if self.feedback.congruent else None
-        mats = [self.feedback.draw(net.sizes[h], net.sizes[k], g, k < net.L, net.dtype,
-                                   None if ref is None else ref[e], synapses)
-                for e, g in enumerate(self._streams.generators)]
-        return torch.stack(mats).to(net.device)
+        n_h, n_k = net.sizes[h], net.sizes[k]
+        return draw_feedback(self.feedback, (n_h, n_k), n_h, n_k, self._streams.generators, k < net.L,
+                             net.dtype, net.device, ref, synapses)
 
     def _draw(self) -> dict:
         return {(h, k): self._draw_pair(h, k) for h, k in self._pairs}
