@@ -37,10 +37,10 @@ import torch
 
 from ..plasticity import hebbian_feedback_update
 
-from ..blocks import draw_feedback
 from ..rng import MemberStreams
 from .base import LearningChannel
 from .feedback import FeedbackInit
+from .routes import Adjoint, RandomMap, draw_route
 from .synapse import SynapseSignal
 
 
@@ -53,9 +53,12 @@ class Backprop(LearningChannel):
     def sources(self, h):
         return [h + 1]
 
-    def matrix(self, h, k):
-        # J^h = G^{h+1} W^{h+1}: the forward matrix read in the reverse direction.
-        return self.net.W(k)
+    def route(self, h, k):
+        # J^h = G^{h+1} W^{h+1}: the forward block's adjoint.
+        return self._adjoints[k]
+
+    def init_state(self):
+        self._adjoints = {k: Adjoint(self.net.block(k)) for k in range(2, self.net.L + 1)}
 
 
 class SkippedBackprop(Backprop):
@@ -241,8 +244,8 @@ class RandomFeedback(LearningChannel):
     def sources(self, h):
         return self._sources.get(h, [])
 
-    def matrix(self, h, k):
-        return self.C[(h, k)].transpose(1, 2)
+    def route(self, h, k):
+        return self._routes[(h, k)]
 
     # -- drawing the matrices ------------------------------------------------------------
     def init_state(self):
@@ -254,7 +257,9 @@ class RandomFeedback(LearningChannel):
         self._pairs = [(h, k) for h in sorted(self._sources) for k in self._sources[h]]
         self._streams = MemberStreams(net.seeds, "feedback")
         self.samples = [self._draw() for _ in range(self.feedback_samples)]
+        self._sample_routes = [{key: RandomMap(C) for key, C in sample.items()} for sample in self.samples]
         self.C = self.samples[0]
+        self._routes = self._sample_routes[0]
         self.synapse_C = {}
         if self.per_synapse:
             for h, k in self._pairs:
@@ -271,11 +276,8 @@ class RandomFeedback(LearningChannel):
         return P
 
     def _draw_pair(self, h, k, synapses=None) -> torch.Tensor:
-        net = self.net
         ref = self.congruence_reference(h, k) if self.feedback.congruent else None
-        n_h, n_k = net.sizes[h], net.sizes[k]
-        return draw_feedback(self.feedback, (n_h, n_k), n_h, n_k, self._streams.generators, k < net.L,
-                             net.dtype, net.device, ref, synapses)
+        return draw_route(self.net, h, k, self.feedback, self._streams.generators, ref, synapses)
 
     def _draw(self) -> dict:
         return {(h, k): self._draw_pair(h, k) for h, k in self._pairs}
@@ -307,8 +309,8 @@ class RandomFeedback(LearningChannel):
         L = record.L
         total = None
         try:
-            for C in self.samples:
-                self.C = C
+            for C, routes in zip(self.samples, self._sample_routes):
+                self.C, self._routes = C, routes
                 I = super().signals(record, e)
                 if total is None:
                     total = I
@@ -317,7 +319,7 @@ class RandomFeedback(LearningChannel):
                         if I[h] is not None:
                             total[h] = total[h] + I[h]
         finally:
-            self.C = self.samples[0]
+            self.C, self._routes = self.samples[0], self._sample_routes[0]
         for h in range(1, L):
             if total[h] is not None:
                 total[h] = total[h] / self.feedback_samples
