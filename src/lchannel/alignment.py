@@ -86,7 +86,7 @@ def alignment_angles(net, channel, X: torch.Tensor, T: torch.Tensor,
             out[("signal", h)] = nan.clone()
             out[("update", h)] = nan.clone()
             continue
-        per_neuron = isinstance(I[h], torch.Tensor)
+        per_neuron = opt.rule_for(I[h]).per_neuron
         # Per-synapse feedback (section 4.2 item 7) sends no per-neuron signal: only its
         # update can be compared with the gradient.
         out[("signal", h)] = angle(I[h], B[h]).cpu() if per_neuron else nan.clone()

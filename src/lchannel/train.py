@@ -5,8 +5,8 @@ One step on a minibatch (X, T)::
     record = net.forward(X)                 # S^h, O^h for every layer, every member
     e      = T − O^L                        # eq. 5/8
     I      = channel.signals(record, e)     # I^h for every layer
-    opt.step(record, I)                     # ΔW^h = η_t I^hᵀ O^{h-1} / B
-    channel.adapt(record, I, η_t)           # adaptive channels only
+    opt.step(record, I, channel.plasticity_terms(record, I))
+                                            # ΔW^h = η_t I^hᵀ O^{h-1} / B, and ARBP's ΔC
 
 :class:`Trainer` runs epochs of such steps for a whole population, records per-epoch
 train and test loss and accuracy for every member, stops members whose loss becomes
@@ -176,9 +176,7 @@ class Trainer:
                 O = rec.output
                 e = out.error(T, O)
                 I = ch.signals(rec, e)
-                lr = opt.lr_now()
-                opt.step(rec, I)
-                ch.adapt(rec, I, lr)
+                opt.step(rec, I, ch.plasticity_terms(rec, I))  # forward weights, then the channel's own
                 outputs.append(O)
                 if (step + 1) % flush_every == 0:
                     flush(min(start + B, N))

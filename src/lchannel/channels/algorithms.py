@@ -35,8 +35,7 @@ import dataclasses
 
 import torch
 
-from ..plasticity import hebbian_feedback_update
-
+from ..plasticity import HEBBIAN
 from ..rng import MemberStreams
 from .base import LearningChannel
 from .feedback import FeedbackInit
@@ -214,6 +213,7 @@ class RandomFeedback(LearningChannel):
         self.skip_layers = None if skip_layers is None else sorted({int(h) for h in skip_layers})
         self.adaptive = adaptive
         self.adapt_rate = float(adapt_rate)
+        self.rule = HEBBIAN  # adaptation: the same rule object as the forward weights
         self.resample = resample
         self.feedback_samples = int(feedback_samples)
         self.per_synapse = per_synapse
@@ -337,17 +337,16 @@ class RandomFeedback(LearningChannel):
         return out
 
     # -- adaptation ----------------------------------------------------------------------
-    def adapt(self, record, signals, lr):
+    def plasticity_terms(self, record, signals):
         """ARBP/ASRBP (paper 1 section 3, paper 2 eq. 124): ΔC^{h,k} = η_c (O^h)ᵀ I^k,
-        averaged over the minibatch, η_c = η·adapt_rate.  With k = h+1 and adapt_rate 1 this
-        is exactly (ΔW^{h+1})ᵀ, hence C − Wᵀ stays constant (paper 2, Theorem 7)."""
+        averaged over the minibatch, η_c = η·adapt_rate: the Hebbian rule of the forward
+        weights with post = O^h, pre = I^k.  With k = h+1 and adapt_rate 1 this is exactly
+        (ΔW^{h+1})ᵀ, hence C − Wᵀ stays constant (paper 2, Theorem 7)."""
         if not self.adaptive or self.adapt_rate == 0.0:
-            return
+            return []
         E = self.net.E
-        for (h, k), C in self.C.items():
-            if signals[k] is None:
-                continue
-            hebbian_feedback_update(C, record.presynaptic(h + 1, E), signals[k], lr * self.adapt_rate)
+        return [(C, self.rule, record.presynaptic(h + 1, E), signals[k], self.adapt_rate)
+                for (h, k), C in self.C.items() if signals[k] is not None]
 
     # -- accounting --------------------------------------------------------------------------
     def feedback_multiplications(self, sizes):

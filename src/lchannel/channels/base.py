@@ -72,8 +72,17 @@ class LearningChannel:
     def on_batch_start(self) -> None:
         """Hook before each minibatch (resampled feedback uses it)."""
 
+    def plasticity_terms(self, record, signals) -> list:
+        """The channel's own plastic parameters after a step, as ``(P, rule, post, pre,
+        rate)``: the optimizer applies P += η_t·rate·rule(post, pre) (adaptive channels;
+        none by default)."""
+        return []
+
     def adapt(self, record, signals, lr: float) -> None:
-        """Update the channel's own weights after a step (adaptive channels)."""
+        """Apply :meth:`plasticity_terms` at learning rate ``lr`` (what the optimizer's
+        step does with them; for use outside a :class:`~lchannel.train.Trainer`)."""
+        for P, rule, post, pre, rate in self.plasticity_terms(record, signals):
+            rule.apply_(P, post, pre, lr * rate)
 
     # -- topology ------------------------------------------------------------------
     def routes(self, L: int) -> dict[int, list[int]]:
