@@ -113,7 +113,7 @@ class Trainer:
         if train_metrics not in ("running", "full"):
             raise ValueError(f"train_metrics must be 'running' or 'full', got {train_metrics!r}")
         self.net = net
-        self.channel = channel.bind(net) if channel.net is not net else channel
+        self.channel = channel.bind(net) if channel.net is not net else channel  # refuses another net's channel
         self.opt = (optimizer or SGD()).bind(net)
         self.batch_size = int(batch_size)
         self.batch_order = batch_order
@@ -205,6 +205,11 @@ class Trainer:
         written atomically after every epoch."""
         if epochs < 0:
             raise ValueError(f"epochs must be >= 0, got {epochs}")
+        for name, data in (("train", train), ("test", test)):
+            if data is not None and data.X.dtype != self.net.dtype:
+                raise ValueError(
+                    f"{name} data is {data.X.dtype} but the network is {self.net.dtype}: convert one of them "
+                    f"(net.to({data.X.dtype}), or the data's X and T to {self.net.dtype})")
         if train.n_inputs != self.net.sizes[0] or train.n_outputs != self.net.sizes[-1]:
             raise ValueError(
                 f"data has {train.n_inputs} inputs and {train.n_outputs} targets but the network is "

@@ -58,7 +58,14 @@ class LearningChannel:
 
     # -- lifecycle -----------------------------------------------------------------
     def bind(self, net) -> "LearningChannel":
-        """Attach to a network: draws feedback state from each member's seed."""
+        """Attach to a network: draws feedback state from each member's seed.
+
+        A channel holds the feedback state of one network: binding it to another one
+        (which would silently hand the first network's trainer the other's feedback) is
+        refused; binding the same network again redraws the state."""
+        if self.net is not None and self.net is not net:
+            raise ValueError(f"this {self.name} channel is already bound to another network ({self.net!r}); "
+                             f"build a new channel (build_channel(...)) for {net!r}")
         self.check(net.sizes)
         self.net = net
         if self.transform is not None and self.transform.needs_rng:
