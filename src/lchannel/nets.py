@@ -289,8 +289,9 @@ class Network(nn.Module):
             for h in range(self.L):
                 state[f"blocks.{h}.weight"] = W[h]
                 state[f"blocks.{h}.bias"] = b[h]
+        own = self.state_dict()
         for key, value in state.items():
-            mine = self.state_dict().get(key)
+            mine = own.get(key)
             if mine is not None and mine.shape != value.shape:
                 raise ValueError(f"checkpoint {key} has shape {tuple(value.shape)}, which does not fit "
                                  f"{tuple(mine.shape)}")

@@ -39,6 +39,8 @@ from .registry import (
     split_name,
     transforms_from_options,
 )
+from .routes import Adjoint, RandomMap, Route
+from .sources import Adaptive, Averaged, FeedbackSource, Fixed, PerSynapseFeedback, Resampled
 from .synapse import SynapseSignal
 from .transforms import (
     Chain,
@@ -59,7 +61,8 @@ LABELS: dict[str, str] = {n: a.label for n, a in REGISTRY.items()}
 
 
 __all__ = [
-    "ALGORITHMS", "Algorithm", "Backprop", "Chain", "ChannelDropout", "DEFAULT_OPTIONS", "DERIVATIVES",
+    "ALGORITHMS", "Adaptive", "Adjoint", "Algorithm", "Averaged", "Backprop", "FeedbackSource", "Fixed",
+    "PerSynapseFeedback", "RandomMap", "Resampled", "Route", "Chain", "ChannelDropout", "DEFAULT_OPTIONS", "DERIVATIVES",
     "DISTRIBUTIONS", "FeedbackInit", "LearningChannel", "MagnitudeOnly", "Quantize", "RESAMPLE",
     "RandomBackprop", "RandomFeedback", "SignOnly", "SignalTransform", "SkippedBackprop",
     "SkippedRandomBackprop", "SynapseSignal", "TOPOLOGIES", "TopLayerOnly", "LABELS", "REGISTRY",
