@@ -178,7 +178,6 @@ def _accepted_options(cls) -> set[str]:
     return {k for k, p in params.items() if k != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
 
-
 # Options whose value None/False/0 means "not used", like their default.
 _TRANSFORM_DEFAULTS = {"sign_only": False, "magnitude_only": False, "quantize_bits": None,
                        "quantize_alpha": None, "lc_dropout": None}
@@ -202,7 +201,7 @@ def canonicalize(algorithm: str, options: dict | None = None) -> tuple[str, dict
         # derivative default is "all" (srbp's is "local"), so it is made explicit.
         name = {"chain": "rbp", "skip": "srbp", "cascade": "cascade"}[opts.pop("topology")]
         opts.setdefault("derivative", "all")
-        opts.pop("skip_layers", None)
+        opts.pop("skip_layers", None)  # None here
         cls = REGISTRY[name].cls
     opts.update(REGISTRY[name].fixed)
     defaults = {**class_defaults(cls), **_TRANSFORM_DEFAULTS, "derivative": cls.default_derivative}
@@ -224,10 +223,8 @@ def canonicalize(algorithm: str, options: dict | None = None) -> tuple[str, dict
         opts.pop("adapt_rate", None)  # without adaptation the rate changes nothing
     if "skip_layers" in opts and opts["skip_layers"] is not None:
         opts["skip_layers"] = sorted({int(h) for h in opts["skip_layers"]})
-    fixed = REGISTRY[name].fixed
-    out = {k: v for k, v in opts.items() if k in fixed or k not in defaults or v != defaults[k]}
-    for k in fixed:  # what the name means is in the name, not in the options
-        out.pop(k, None)
+    fixed = REGISTRY[name].fixed  # what the name means is in the name, not in the options
+    out = {k: v for k, v in opts.items() if k not in fixed and (k not in defaults or v != defaults[k])}
     if name == "mixed" and out.get("skip_layers") is not None:
         out.pop("topology", None)
     return name, dict(sorted(out.items()))
