@@ -2,7 +2,7 @@
 
 import torch
 
-from lchannel.channels import build_channel
+from lchannel.channels import REGISTRY, build_channel, split_name
 from lchannel.nets import Network
 from lchannel.plasticity import SGD
 
@@ -41,6 +41,11 @@ def one_step_updates(net, channel, X, T, lr=1.0, e_override=None):
     return [a - b for a, b in zip(after, before)]
 
 
+def example_options(name) -> dict:
+    """The registry's example options of an algorithm name (``mixed`` needs skip_layers)."""
+    return dict(REGISTRY[split_name(name)[0]].example)
+
+
 def updates_for(name, X, T, sizes=(5, 7, 6, 4), hidden="tanh", output="softmax", **opts):
     net = small_net(sizes, hidden, output)
-    return one_step_updates(net, build_channel(name, **opts), X, T)
+    return one_step_updates(net, build_channel(name, **{**example_options(name), **opts}), X, T)

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from lchannel.channels import RandomBackprop, SkippedRandomBackprop, build_channel
+from lchannel.channels import RandomBackprop, SkippedRandomBackprop, algorithm_names, build_channel
 from lchannel.nets import Network
 
-from helpers import batch, one_step_updates, small_net, updates_for
+from helpers import batch, example_options, one_step_updates, small_net, updates_for
 
 SIZES = (5, 7, 6, 4)
 
@@ -84,7 +84,7 @@ def test_one_hidden_layer_rbp_equals_srbp_with_the_same_matrix():
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
-ALL = ["bp", "sbp", "rbp", "srbp", "top", "bp-nof", "sbp-nof", "rbp-nof", "srbp-nof", "arbp", "asrbp", "cascade"]
+ALL = algorithm_names()  # every registered algorithm and its no-f' form: the checks follow the registry
 
 
 def test_fact1_top_layer_update_is_the_same_under_every_algorithm():
@@ -101,7 +101,7 @@ def test_fact1_top_layer_update_is_the_same_under_every_algorithm():
 def test_fact2_flipping_the_error_flips_every_update(name):
     X, T = batch(SIZES)
     net = small_net(SIZES)
-    ch = build_channel(name).bind(net)
+    ch = build_channel(name, **example_options(name)).bind(net)
     e = net.output_loss.error(T, net.forward(X).output)
     up = one_step_updates(net, ch, X, T, e_override=e)
     down = one_step_updates(net, ch, X, T, e_override=-e)
@@ -114,7 +114,7 @@ def test_fact2_flipping_the_error_flips_every_update(name):
 def test_fact3_no_error_no_update(name):
     X, T = batch(SIZES)
     net = small_net(SIZES)
-    ch = build_channel(name).bind(net)
+    ch = build_channel(name, **example_options(name)).bind(net)
     e = torch.zeros(net.E, X.shape[0], SIZES[-1])
     for d in one_step_updates(net, ch, X, T, e_override=e):
         assert torch.count_nonzero(d) == 0

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from lchannel.channels import REGISTRY
 from lchannel.config import TrainConfig
 from lchannel.run import train_config
 
@@ -24,12 +25,18 @@ def test_short_training_reaches_high_training_accuracy(algorithm):
     assert min(res.history.final("train_acc")) > max(top.history.final("train_acc")) + 0.05
 
 
-@pytest.mark.parametrize("algorithm,order", [("rbp", "shared"), ("srbp", "per_member"), ("arbp", "shared")])
+# Every registered algorithm (with its example options), plus one per-member batch order.
+POPULATION = [(name, "shared") for name in REGISTRY] + [("srbp", "per_member")]
+
+
+@pytest.mark.parametrize("algorithm,order", POPULATION)
 def test_population_equals_single_runs_with_the_same_seeds(algorithm, order):
     seeds = [3, 5, 11]
-    pop = train_config(quick(algorithm=algorithm, seeds=seeds, batch_order=order), progress=False)
+    channel = dict(REGISTRY[algorithm].example)
+    pop = train_config(quick(algorithm=algorithm, seeds=seeds, batch_order=order, channel=channel), progress=False)
     for e, s in enumerate(seeds):
-        one = train_config(quick(algorithm=algorithm, seeds=[s], batch_order=order), progress=False)
+        one = train_config(quick(algorithm=algorithm, seeds=[s], batch_order=order, channel=channel),
+                           progress=False)
         for m in ("train_loss", "train_acc", "test_loss", "test_acc"):
             got = [row[e] for row in pop.history.metrics[m]]
             want = [row[0] for row in one.history.metrics[m]]
@@ -38,8 +45,10 @@ def test_population_equals_single_runs_with_the_same_seeds(algorithm, order):
             torch.testing.assert_close(a[e], b[0], rtol=1e-5, atol=1e-6)
 
 
-def test_rerunning_a_config_gives_identical_metrics():
-    cfg = quick(algorithm="srbp", seeds=[0, 1], channel={"lc_dropout": 0.2})
+@pytest.mark.parametrize("algorithm", list(REGISTRY))
+def test_rerunning_a_config_gives_identical_metrics(algorithm):
+    channel = {**REGISTRY[algorithm].example, "lc_dropout": 0.2}  # channel noise included
+    cfg = quick(algorithm=algorithm, seeds=[0, 1], channel=channel, epochs=2)
     a = train_config(cfg, progress=False).history
     b = train_config(cfg, progress=False).history
     assert a.metrics == b.metrics

@@ -77,7 +77,7 @@ def alignment_angles(net, channel, X: torch.Tensor, T: torch.Tensor,
         channel.load_state_dict(saved)
     B = Backprop().bind(net).signals(rec, e)
     E, L = net.E, net.L
-    opt = optimizer if optimizer is not None else SGD()
+    opt = optimizer if optimizer is not None else SGD().bind(net)
     frozen = set(opt.frozen)
     nan = torch.full((E,), math.nan, dtype=torch.float64)
     out: dict[tuple[str, int], torch.Tensor] = {}
@@ -86,7 +86,7 @@ def alignment_angles(net, channel, X: torch.Tensor, T: torch.Tensor,
             out[("signal", h)] = nan.clone()
             out[("update", h)] = nan.clone()
             continue
-        per_neuron = isinstance(I[h], torch.Tensor)
+        per_neuron = opt.rule_for(I[h]).per_neuron
         # Per-synapse feedback (section 4.2 item 7) sends no per-neuron signal: only its
         # update can be compared with the gradient.
         out[("signal", h)] = angle(I[h], B[h]).cpu() if per_neuron else nan.clone()
@@ -95,7 +95,7 @@ def alignment_angles(net, channel, X: torch.Tensor, T: torch.Tensor,
         else:
             O = rec.presynaptic(h, E)
             # The optimizer's own ΔW/η (quantized per example, per-synapse, ...).
-            dW = opt.direction(I[h], O, opt.lr_now())[0]
+            dW = opt.direction(I[h], O, opt.lr_now(), h)[0]
             grad = torch.bmm(B[h].transpose(1, 2), O) / O.shape[1]
             out[("update", h)] = angle(dW, grad).cpu()
     C = getattr(channel, "C", None)

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import torch
+from torch import nn
 
 from . import init as _init
 from .activations import Activation, get_activation
-from .outputs import OutputLoss, get_output
+from .blocks import Dense
+from .outputs import OutputActivation, OutputLoss, get_output
 from .rng import MemberStreams
 
 
@@ -105,8 +107,9 @@ def parse_architecture(spec: str | Sequence[int]) -> list[int]:
     return sizes
 
 
-class Network:
-    """E fully connected networks ``A[N_0, ..., N_L]`` trained in lockstep.
+class Network(nn.Module):
+    """E fully connected networks ``A[N_0, ..., N_L]`` trained in lockstep: a stack of
+    :class:`~lchannel.blocks.Dense` blocks.
 
     Parameters
     ----------
@@ -119,6 +122,11 @@ class Network:
     init: ``glorot_normal`` (the papers' scaled normal, default) or ``glorot_uniform``.
     dropout: forward-channel dropout probability on hidden units during training
         (inverted dropout: survivors scaled by 1/(1-p)); 0 disables it.
+
+    The weights are ``nn.Parameter`` s with ``requires_grad=False`` (the learning
+    channel, not autograd, trains them): ``state_dict()``, ``load_state_dict()`` and
+    ``.to(device/dtype)`` are the standard ``nn.Module`` ones.  ``load_state_dict`` also
+    takes the format of earlier checkpoints, ``{"weights": [W^h], "biases": [b^h]}``.
     """
 
     def __init__(
@@ -132,6 +140,7 @@ class Network:
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
     ):
+        super().__init__()
         self.sizes = parse_architecture(sizes)
         L = len(self.sizes) - 1
         if isinstance(hidden, str):
@@ -148,30 +157,34 @@ class Network:
         self.output_loss = get_output(output)
         self.hidden = [get_activation(a) for a in hidden]
         # activations[h] for h = 1..L; the output layer's f is the output pair's activation.
-        self.activations: list[Activation | None] = [None, *self.hidden, _OutputActivation(self.output_loss)]
+        self.activations: list[Activation | None] = [None, *self.hidden, OutputActivation(self.output_loss)]
         self.seeds = seeds
         self.init = init
         self.dropout = float(dropout)
-        self.device = torch.device(device)
-        self.dtype = dtype
         streams = MemberStreams(seeds, "init")
-        self.weights: list[torch.Tensor] = []  # W^h, h = 1..L, shape (E, N_h, N_{h-1})
-        self.biases: list[torch.Tensor] = []  # b^h, shape (E, N_h)
+        blocks = []
         for h in range(1, L + 1):
             n_in, n_out = self.sizes[h - 1], self.sizes[h]
-            W = torch.stack([
+            W = torch.stack([  # (E, N_h, N_{h-1}), member by member from its own stream
                 _init.draw(init, (n_out, n_in), n_in, n_out, g, dtype) for g in streams.generators
-            ]).to(self.device)
-            self.weights.append(W)
-            self.biases.append(torch.zeros(len(seeds), n_out, dtype=dtype, device=self.device))
-        self._dropout_streams = MemberStreams(seeds, "dropout", self.device) if dropout > 0 else None
-        self._cache_views()
+            ]).to(device)
+            blocks.append(Dense(W, self.activations[h] if h < L else None, self.output_loss if h == L else None))
+        self.blocks = nn.ModuleList(blocks)
+        self._dropout_streams = MemberStreams(seeds, "dropout", device) if dropout > 0 else None
+        self._cache()
 
-    def _cache_views(self) -> None:
-        # Views stay valid under in-place updates; caching them saves per-step overhead.
-        self._Wt = [W.transpose(1, 2) for W in self.weights]
-        self._b3 = [b.unsqueeze(1) for b in self.biases]
-        self._bcol = self.biases[-1].unsqueeze(2)  # (E, N_L, 1) for the transposed top layer
+    def _cache(self) -> None:
+        # A plain list skips ModuleList indexing on the hot path.
+        self._blocks: list[Dense] = list(self.blocks)
+
+    def _apply(self, fn, recurse=True):
+        out = super()._apply(fn, recurse)
+        device = self.device
+        if self._dropout_streams is not None and self._dropout_streams.generators[0].device != device:
+            # Generators cannot move between devices: the dropout stream restarts from the
+            # seeds on the new device (move a network before training it).
+            self._dropout_streams = MemberStreams(self.seeds, "dropout", device)
+        return out
 
     # -- shape helpers -------------------------------------------------------------
     @property
@@ -184,12 +197,34 @@ class Network:
         """Number of weight layers (the output layer's index)."""
         return len(self.sizes) - 1
 
+    @property
+    def device(self) -> torch.device:
+        return self._blocks[0].weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._blocks[0].weight.dtype
+
+    @property
+    def weights(self) -> list[torch.Tensor]:
+        """``[W^1, ..., W^L]``, each ``(E, N_h, N_{h-1})``."""
+        return [b.weight for b in self._blocks]
+
+    @property
+    def biases(self) -> list[torch.Tensor]:
+        """``[b^1, ..., b^L]``, each ``(E, N_h)``."""
+        return [b.bias for b in self._blocks]
+
+    def block(self, h: int) -> Dense:
+        """The block of layer h (1-based like the papers)."""
+        return self._blocks[h - 1]
+
     def W(self, h: int) -> torch.Tensor:
         """``W^h`` (1-based like the papers), shape ``(E, N_h, N_{h-1})``."""
-        return self.weights[h - 1]
+        return self._blocks[h - 1].weight
 
     def b(self, h: int) -> torch.Tensor:
-        return self.biases[h - 1]
+        return self._blocks[h - 1].bias
 
     def __repr__(self) -> str:
         acts = ",".join(a.name for a in self.hidden)
@@ -205,26 +240,15 @@ class Network:
         Z_list: list = [None]
         O_list: list = [X]
         O = X
-        E = self.E
         if O.dim() == 2:
             # Shared input: one (E·B) matmul would reorder the sums; per-member bmm on an
             # expanded view keeps member e bit-identical to a single run with its seed.
-            O = O.unsqueeze(0).expand(E, *O.shape)
+            O = O.unsqueeze(0).expand(self.E, *O.shape)
         drop = train and self._dropout_streams is not None
-        for h in range(1, self.L + 1):
-            if h == self.L and self.output_loss.prefers_transposed:
-                # (S^L)ᵀ = W (O^{L-1})ᵀ + b: the output pair works down columns; Z and O
-                # are (E, B, N_L) transposed views of it (the output layer's prescale is 1).
-                Zt = torch.baddbmm(self._bcol, self.weights[h - 1], O.transpose(1, 2))
-                Z_list.append(Zt.transpose(1, 2))
-                O_list.append(self.output_loss.activate_transposed(Zt))
-                continue
-            f = self.activations[h]
-            p = f.prescale
-            # Z = p·(O Wᵀ + b) in one fused product (p = 2 lets tanh run through σ).
-            Z = torch.baddbmm(self._b3[h - 1], O, self._Wt[h - 1], beta=p, alpha=p)
-            O = f.from_scaled(Z)
-            if drop and h < self.L:
+        L = self.L
+        for h, block in enumerate(self._blocks, start=1):
+            Z, O, _ = block.forward(O)  # (E, B, N_h) each
+            if drop and h < L:
                 O = O * self._dropout_mask(O.shape)
             Z_list.append(Z)
             O_list.append(O)
@@ -245,40 +269,54 @@ class Network:
         return torch.cat(outs, dim=1)
 
     # -- state ---------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        return {"weights": [w.clone() for w in self.weights], "biases": [b.clone() for b in self.biases]}
+    def rng_state(self) -> list | None:
+        """The forward dropout streams' state (None without dropout), for checkpoints."""
+        return None if self._dropout_streams is None else self._dropout_streams.state()
 
-    def load_state_dict(self, state: dict) -> None:
-        for dst, src in zip(self.weights + self.biases, state["weights"] + state["biases"]):
-            if dst.shape != src.shape:
-                raise ValueError(f"checkpoint shape {tuple(src.shape)} does not fit {tuple(dst.shape)}")
-            dst.copy_(src)
-        if self._dropout_streams is not None and "dropout_rng" in state:
-            self._dropout_streams.load_state(state["dropout_rng"])
+    def load_rng_state(self, state: list | None) -> None:
+        if self._dropout_streams is not None and state is not None:
+            self._dropout_streams.load_state(state)
+
+    def load_state_dict(self, state: dict, strict: bool = True, assign: bool = False):
+        """The standard ``nn.Module`` load; a checkpoint of the earlier format
+        ``{"weights": [...], "biases": [...], "dropout_rng": ...}`` is converted first."""
+        if "weights" in state and "biases" in state:
+            state = dict(state)
+            self.load_rng_state(state.pop("dropout_rng", None))
+            W, b = state.pop("weights"), state.pop("biases")
+            if len(W) != self.L or len(b) != self.L:
+                raise ValueError(f"checkpoint has {len(W)} weight layers, this network {self.L}")
+            for h in range(self.L):
+                state[f"blocks.{h}.weight"] = W[h]
+                state[f"blocks.{h}.bias"] = b[h]
+        own = self.state_dict()
+        for key, value in state.items():
+            mine = own.get(key)
+            if mine is not None and mine.shape != value.shape:
+                raise ValueError(f"checkpoint {key} has shape {tuple(value.shape)}, which does not fit "
+                                 f"{tuple(mine.shape)}")
+        return super().load_state_dict(state, strict=strict, assign=assign)
 
     def member(self, e: int) -> "Network":
         """A single-member copy of member ``e`` (weights copied)."""
+        if not -self.E <= e < self.E:
+            raise ValueError(f"member must be in 0..{self.E - 1}, got {e}")
+        e = e % self.E
         net = Network.__new__(Network)
-        net.__dict__.update(self.__dict__)
+        nn.Module.__init__(net)
+        for key in ("sizes", "output_loss", "hidden", "activations", "init", "dropout"):
+            setattr(net, key, getattr(self, key))
         net.seeds = [self.seeds[e]]
-        net.weights = [w[e:e + 1].clone() for w in self.weights]
-        net.biases = [b[e:e + 1].clone() for b in self.biases]
-        net._dropout_streams = None if self._dropout_streams is None else MemberStreams([self.seeds[e]], "dropout", self.device)
-        net._cache_views()
+        net.blocks = nn.ModuleList([b.member(e) for b in self._blocks])
+        net._dropout_streams = (None if self._dropout_streams is None
+                                else MemberStreams(net.seeds, "dropout", self.device))
+        net._cache()
         return net
 
-
-class _OutputActivation(Activation):
-    """The output layer's transfer function, taken from the output pair."""
-
-    def __init__(self, pair: OutputLoss):
-        self.pair = pair
-        self.name = pair.activation
-        self._f = get_activation("logistic" if pair.activation == "logistic" else "identity")
-
-    def __call__(self, S):
-        return self.pair.activate(S)
-
-    def derivative(self, S, O):
-        # The output pairs fold f' of the top layer into T − O (eq. 5); never used there.
-        return self._f.derivative(S, O)
+    def to_torch(self, e: int = 0) -> nn.Sequential:
+        """Member ``e`` as a plain ``nn.Sequential`` of ``nn.Linear`` and activation
+        modules (the output layer ends with the output pair's activation, e.g. softmax),
+        for inference anywhere PyTorch runs."""
+        if not 0 <= e < self.E:
+            raise ValueError(f"member must be in 0..{self.E - 1}, got {e}")
+        return nn.Sequential(*[m for b in self._blocks for m in b.to_torch(e)])

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 
+from .activations import Activation, get_activation
+
 
 class OutputLoss:
     """An output activation paired with the loss whose error signal is ``T − O``."""
@@ -105,3 +107,19 @@ def get_output(name: str | OutputLoss) -> OutputLoss:
         return OUTPUTS[name]()
     except KeyError:
         raise ValueError(f"output must be one of {sorted(OUTPUTS)}, got {name!r}") from None
+
+
+class OutputActivation(Activation):
+    """The output layer's transfer function, taken from the output pair."""
+
+    def __init__(self, pair: OutputLoss):
+        self.pair = pair
+        self.name = pair.activation
+        self._f = get_activation("logistic" if pair.activation == "logistic" else "identity")
+
+    def __call__(self, S):
+        return self.pair.activate(S)
+
+    def derivative(self, S, O):
+        # The output pairs fold f' of the top layer into T − O (eq. 5); never used there.
+        return self._f.derivative(S, O)

@@ -14,23 +14,119 @@ example's update η_t I_b O_bᵀ (and η_t I_b for the bias) before the minibatc
 the paper uses α = 2⁻⁶.  Frozen layers (section 4.2 item 4) never change, while the
 learning channel still carries signals through them.
 
-The optimizer never sees the learning channel's own weights: those are the channel's
-state (adaptive channels update them in ``LearningChannel.adapt``).
+A **rule** turns a (post, pre) pair into a weight change: :class:`Hebbian` is
+``post ⊗ pre`` (the forward rule of eq. 13, and ARBP/ASRBP's adaptation of the feedback
+matrices), :class:`PerSynapse` the per-synapse variant of section 4.2 item 7.  The one
+optimizer, :class:`SGD`, applies a rule to any parameter: the forward blocks' weights
+(schedule, momentum, quantized updates, frozen layers, per-member stop) and the learning
+channel's own matrices (schedule only: the papers adapt them without momentum or
+quantization), which the channel lists in ``LearningChannel.plasticity_terms``.  Feedback
+matrices are state of the channel; the optimizer updates them but keeps no state for them.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .channels.transforms import quantize, quantize_
+from .blocks import Dense
+from .quantize import quantize_
 
 
-def hebbian_feedback_update(C: torch.Tensor, O_h: torch.Tensor, I_k: torch.Tensor, eta: float) -> None:
-    """Adapt a feedback matrix in place: ΔC^{h,k} = η_c (O^h)ᵀ I^k / B (ARBP/ASRBP, paper 1
-    section 3; paper 2 eq. 124).  ``C`` is ``(E, N_h, N_k)``, ``O_h`` ``(E, B, N_h)``, ``I_k``
-    ``(E, B, N_k)``.  For k = h+1 and η_c = η this is exactly (ΔW^{h+1})ᵀ (paper 2, Theorem 7):
-    the forward channel is the learning channel of the feedback weights."""
-    C.baddbmm_(O_h.transpose(1, 2), I_k, alpha=eta / O_h.shape[1])
+class Hebbian:
+    """The Hebbian product ``post ⊗ pre``, averaged over the minibatch (paper 1, eq. 13).
+
+    Forward weights: post = I^h ``(E, B, N_h)``, pre = O^{h-1} ``(E, B, N_{h-1})``, and
+    the block computes ΔW^h/η = (1/B) Σ_b I^h_b (O^{h-1}_b)ᵀ (with its bias, the unit
+    clamped to one) in its own layout (:meth:`lchannel.blocks.Dense.weight_update`).
+
+    Feedback matrices (ARBP/ASRBP, paper 1 section 3; paper 2 eq. 124): ``C^{h,k}``
+    ``(E, N_h, N_k)`` carries the signal of layer k (its presynaptic side in the learning
+    channel) to the neurons of layer h (its postsynaptic side), so post = O^h and
+    pre = I^k: ΔC^{h,k} = η_c (O^h)ᵀ I^k / B.  For k = h+1 and η_c = η this is exactly
+    (ΔW^{h+1})ᵀ (paper 2, Theorem 7): the forward channel is the learning channel of the
+    feedback weights, and the same object serves both.
+    """
+
+    name = "hebbian"
+    per_neuron = True  # post is one signal per neuron (see PerSynapse)
+
+    def direction(self, post, pre: torch.Tensor, block, per_example=None, lr: float = 1.0):
+        """``(ΔW, Δb)/η`` of a forward block (``per_example``: eq. 19 on each example)."""
+        return block.weight_update(post, pre, per_example, lr)
+
+    def apply_block_(self, block, post: torch.Tensor, pre: torch.Tensor, lr: float) -> None:
+        """The plain update of a forward block in place (one fused product each)."""
+        block.apply_update_(post, pre, lr)
+
+    def apply_(self, P: torch.Tensor, post: torch.Tensor, pre: torch.Tensor, eta: float) -> None:
+        """``P += η (1/B) postᵀ pre`` in place for a matrix parameter ``(E, n_post, n_pre)``."""
+        P.baddbmm_(post.transpose(1, 2), pre, alpha=eta / pre.shape[1])
+
+    def __repr__(self) -> str:
+        return "Hebbian()"
+
+
+class PerSynapse(Hebbian):
+    """Per-synapse feedback (paper 1, section 4.2 item 7): every synapse j of neuron i gets
+    its own random feedback weights c^{h,k}_{imj} onto the source signals G^k, so
+
+        ΔW^h_ij = η f'(S^h_i) Σ_{k ∈ sources(h)} Σ_m c^{h,k}_{imj} G^k_m O^{h-1}_j
+
+    (the bias, the weight of a unit clamped to one, has its own c^{h,k}_{im,bias}).  The
+    postsynaptic term is a :class:`~lchannel.channels.synapse.SynapseSignal` (the sources'
+    signals, the feedback tensors and f'), not a per-neuron I^h.
+
+    The minibatch mean is computed without forming the ``(B, N_h, N_{h-1}, N_k)`` tensor
+    of per-example, per-source terms: ΔW^h_ij/η = Σ_m c_{imj} M_{imj} with
+    M_{imj} = (1/B) Σ_b (f'_{bi} G_{bm}) O_{bj}, one batched product of shape
+    ``(N_h·N_k) × B × N_{h-1}``.  Quantized updates (section 5.2) need the per-example
+    updates and form ``(B, N_h, N_{h-1})``.
+    """
+
+    name = "per_synapse"
+    per_neuron = False
+
+    def direction(self, post, pre, block=None, per_example=None, lr: float = 1.0):
+        E, B, n_in = pre.shape
+        dW = db = None
+        per_W = per_b = None
+        for G, Cw, Cb in post.parts:
+            X = post.postsynaptic(G)  # (E, B, N_h, N_k)
+            n_h, n_k = X.shape[2], X.shape[3]
+            if per_example is None:
+                M = torch.bmm(X.reshape(E, B, n_h * n_k).transpose(1, 2), pre).view(E, n_h, n_k, n_in)
+                w = (M * Cw).sum(2).div_(B)
+                b = (X.sum(1) * Cb).sum(2).div_(B)
+                dW = w if dW is None else dW.add_(w)
+                db = b if db is None else db.add_(b)
+            else:
+                # Per-example: u_{bij} = Σ_m X_{bim} c_{imj} O_{bj}.
+                s = torch.einsum("ebim,eimj->ebij", X, Cw) * pre.unsqueeze(2)
+                sb = (X * Cb.unsqueeze(1)).sum(3)
+                per_W = s if per_W is None else per_W.add_(s)
+                per_b = sb if per_b is None else per_b.add_(sb)
+        if per_example is None:
+            return dW, db
+        return per_example(per_W * lr).mean(1) / lr, per_example(per_b * lr).mean(1) / lr
+
+    def apply_block_(self, block, post, pre, lr):
+        dW, db = self.direction(post, pre)
+        block.add_(dW, db, alpha=lr)
+
+    def apply_(self, P, post, pre, eta):
+        raise ValueError("per-synapse feedback is a rule for forward weights only")
+
+    def __repr__(self) -> str:
+        return "PerSynapse()"
+
+
+HEBBIAN = Hebbian()
+PER_SYNAPSE = PerSynapse()
+
+
+def quantizer(alpha: float, bits: int):
+    """Eq. 19 as an in-place map on each example's update (section 5.2)."""
+    return lambda u: quantize_(u, alpha, bits)
 
 
 class SGD:
@@ -44,10 +140,16 @@ class SGD:
     frozen: layers (1-based) that never change (paper 1, section 4.2 item 4).
     update_bits, update_alpha: quantize each example's update with eq. 19 (section 5.2;
         the paper uses α = 2⁻⁶); ``update_bits=None`` disables it.
+    rule: the rule of the forward weights (:data:`HEBBIAN`, eq. 13); a signal that
+        carries its own ``rule`` (per-synapse feedback) uses that one.
+
+    The defaults are those of the CLI and :class:`~lchannel.config.TrainConfig`
+    (decay 1e-6, paper 1 section 4.1).
     """
 
-    def __init__(self, lr: float = 0.1, decay: float = 0.0, momentum: float = 0.0,
-                 frozen=(), update_bits: int | None = None, update_alpha: float = 2.0 ** -6):
+    def __init__(self, lr: float = 0.1, decay: float = 1e-6, momentum: float = 0.0,
+                 frozen=(), update_bits: int | None = None, update_alpha: float = 2.0 ** -6,
+                 rule: Hebbian = HEBBIAN):
         if not lr > 0:
             raise ValueError(f"lr must be > 0, got {lr}")
         if not decay >= 0:
@@ -64,11 +166,11 @@ class SGD:
         self.frozen = sorted({int(h) for h in frozen})
         self.update_bits = None if update_bits is None else int(update_bits)
         self.update_alpha = float(update_alpha)
+        self.rule = rule
         self.t = 0
         self.net = None
         self.member_scale: torch.Tensor | None = None  # per-member lr factor (0 stops a member)
         self.velocity: list | None = None
-        self._ones: torch.Tensor | None = None
 
     def bind(self, net) -> "SGD":
         bad = [h for h in self.frozen if not 1 <= h <= net.L]
@@ -89,40 +191,27 @@ class SGD:
             self.member_scale = torch.ones(self.net.E, dtype=self.net.dtype, device=self.net.device)
         self.member_scale[e] = 0.0
 
-    def _ones_row(self, I: torch.Tensor) -> torch.Tensor:
-        """The clamped unit's activity over a minibatch, ``(E, 1, B)`` of ones (cached)."""
-        E, B = I.shape[0], I.shape[1]
-        o = self._ones
-        if o is None or o.shape != (E, 1, B) or o.dtype != I.dtype or o.device != I.device:
-            o = self._ones = torch.ones(1, 1, B, dtype=I.dtype, device=I.device).expand(E, 1, B)
-        return o
+    def rule_for(self, I):
+        """The rule that turns layer signal ``I`` into a weight change: the signal's own
+        (per-synapse feedback) or the optimizer's."""
+        return getattr(I, "rule", self.rule)
 
-    def direction(self, I: torch.Tensor, O: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """(ΔW, Δb)/η_t for one layer: the minibatch mean of I_b O_bᵀ (quantized per example
-        when ``update_bits`` is set).  A per-synapse signal (``channels.SynapseSignal``,
-        paper 1 section 4.2 item 7) is not a per-neuron I^h; it gives the direction itself."""
-        if not isinstance(I, torch.Tensor):
-            return I.direction(O, lr, self.update_bits, self.update_alpha)
-        B = I.shape[1]
-        if self.update_bits is None:
-            return torch.bmm(I.transpose(1, 2), O).div_(B), I.mean(1)
-        E, _, n_out = I.shape
-        n_in = O.shape[2]
-        # Per-example updates (E, b, N_h, N_{h-1}) in chunks of b examples: a whole batch
-        # would be ~150 MB per step for MNIST, and allocating/freeing that much every step
-        # costs more in page faults than the arithmetic.
-        chunk = max(1, (1 << 21) // (E * n_out * n_in))
-        dW = torch.zeros(E, n_out, n_in, dtype=I.dtype, device=I.device)
-        for b0 in range(0, B, chunk):
-            u = I[:, b0:b0 + chunk].unsqueeze(3) * O[:, b0:b0 + chunk].unsqueeze(2)
-            dW.add_(quantize_(u.mul_(lr), self.update_alpha, self.update_bits).sum(1))
-        dW.div_(B * lr)
-        db = quantize(I * lr, self.update_alpha, self.update_bits).mean(1) / lr
-        return dW, db
+    def direction(self, I, O: torch.Tensor, lr: float, h: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ΔW, Δb)/η for one layer: the minibatch mean of the rule's update for post ``I``
+        and pre ``O`` (quantized per example when ``update_bits`` is set), in the layout
+        of layer h's block (:class:`~lchannel.blocks.Dense` when h is None)."""
+        block = Dense if h is None else self.net.block(h)
+        return self.rule_for(I).direction(I, O, block, self._per_example(), lr)
+
+    def _per_example(self):
+        """Eq. 19 applied in place to each example's update, or None."""
+        return None if self.update_bits is None else quantizer(self.update_alpha, self.update_bits)
 
     @torch.no_grad()
-    def step(self, record, signals: list) -> None:
-        """Apply ΔW^h = η_t I^hᵀ O^{h-1} / B to every layer that has a signal."""
+    def step(self, record, signals: list, channel_terms=()) -> None:
+        """Apply ΔW^h = η_t I^hᵀ O^{h-1} / B to every layer that has a signal, then the
+        channel's own updates ``channel_terms`` (``(P, rule, post, pre, rate)`` from
+        ``LearningChannel.plasticity_terms``: P += η_t·rate·rule(post, pre))."""
         net = self.net
         lr = self.lr_now()
         E = net.E
@@ -131,17 +220,12 @@ class SGD:
             I = signals[h]
             if I is None or h in self.frozen:
                 continue
-            W, b = net.weights[h - 1], net.biases[h - 1]
+            block = net.block(h)
             O = record.presynaptic(h, E)
-            if fast and isinstance(I, torch.Tensor):  # else a SynapseSignal: see direction()
-                # One fused in-place product per layer: W += (η/B) Iᵀ O, and for the
-                # bias (the unit clamped to one) b += (η/B) 1ᵀ I, also a product: one call
-                # instead of a sum and an add.
-                a = lr / I.shape[1]
-                W.baddbmm_(I.transpose(1, 2), O, alpha=a)
-                net._b3[h - 1].baddbmm_(self._ones_row(I), I, alpha=a)
+            if fast:
+                self.rule_for(I).apply_block_(block, I, O, lr)
                 continue
-            dW, db = self.direction(I, O, lr)
+            dW, db = self.direction(I, O, lr, h)
             if self.velocity is not None:
                 vW, vb = self.velocity[h - 1]
                 vW.mul_(self.momentum).add_(dW)
@@ -150,8 +234,9 @@ class SGD:
             if self.member_scale is not None:
                 dW = dW * self.member_scale.view(E, 1, 1)
                 db = db * self.member_scale.view(E, 1)
-            W.add_(dW, alpha=lr)
-            b.add_(db, alpha=lr)
+            block.add_(dW, db, alpha=lr)
+        for P, rule, post, pre, rate in channel_terms:
+            rule.apply_(P, post, pre, lr * rate)
         self.t += 1
 
     def state_dict(self) -> dict:

@@ -5,8 +5,8 @@ One step on a minibatch (X, T)::
     record = net.forward(X)                 # S^h, O^h for every layer, every member
     e      = T − O^L                        # eq. 5/8
     I      = channel.signals(record, e)     # I^h for every layer
-    opt.step(record, I)                     # ΔW^h = η_t I^hᵀ O^{h-1} / B
-    channel.adapt(record, I, η_t)           # adaptive channels only
+    opt.step(record, I, channel.plasticity_terms(record, I))
+                                            # ΔW^h = η_t I^hᵀ O^{h-1} / B, and ARBP's ΔC
 
 :class:`Trainer` runs epochs of such steps for a whole population, records per-epoch
 train and test loss and accuracy for every member, stops members whose loss becomes
@@ -113,7 +113,7 @@ class Trainer:
         if train_metrics not in ("running", "full"):
             raise ValueError(f"train_metrics must be 'running' or 'full', got {train_metrics!r}")
         self.net = net
-        self.channel = channel.bind(net) if channel.net is not net else channel
+        self.channel = channel.bind(net) if channel.net is not net else channel  # refuses another net's channel
         self.opt = (optimizer or SGD()).bind(net)
         self.batch_size = int(batch_size)
         self.batch_order = batch_order
@@ -176,9 +176,7 @@ class Trainer:
                 O = rec.output
                 e = out.error(T, O)
                 I = ch.signals(rec, e)
-                lr = opt.lr_now()
-                opt.step(rec, I)
-                ch.adapt(rec, I, lr)
+                opt.step(rec, I, ch.plasticity_terms(rec, I))  # forward weights, then the channel's own
                 outputs.append(O)
                 if (step + 1) % flush_every == 0:
                     flush(min(start + B, N))
@@ -207,6 +205,11 @@ class Trainer:
         written atomically after every epoch."""
         if epochs < 0:
             raise ValueError(f"epochs must be >= 0, got {epochs}")
+        for name, data in (("train", train), ("test", test)):
+            if data is not None and data.X.dtype != self.net.dtype:
+                raise ValueError(
+                    f"{name} data is {data.X.dtype} but the network is {self.net.dtype}: convert one of them "
+                    f"(net.to({data.X.dtype}), or the data's X and T to {self.net.dtype})")
         if train.n_inputs != self.net.sizes[0] or train.n_outputs != self.net.sizes[-1]:
             raise ValueError(
                 f"data has {train.n_inputs} inputs and {train.n_outputs} targets but the network is "
@@ -276,12 +279,10 @@ class Trainer:
 
     # -- checkpoints -------------------------------------------------------------------
     def state_dict(self) -> dict:
-        net_state = self.net.state_dict()
-        if self.net._dropout_streams is not None:
-            net_state["dropout_rng"] = self.net._dropout_streams.state()
         return {
             "epoch": self.epoch,
-            "net": net_state,
+            "net": self.net.state_dict(),
+            "net_rng": self.net.rng_state(),
             "channel": self.channel.state_dict(),
             "optimizer": self.opt.state_dict(),
             "order_rng": [g.get_state() for g in self._order],
@@ -289,7 +290,8 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        self.net.load_state_dict(state["net"])
+        self.net.load_state_dict(state["net"])  # also takes the earlier {"weights", "biases"} format
+        self.net.load_rng_state(state.get("net_rng"))
         self.channel.load_state_dict(state["channel"])
         self.opt.load_state_dict(state["optimizer"])
         for g, s in zip(self._order, state["order_rng"]):

@@ -27,20 +27,35 @@ Each accepts ``derivative="none"`` for the papers' "no-f'" variant and signal tr
 - ``feedback_samples=K``: K independent channels whose signals are averaged (section 6.1);
 - ``per_synapse=True``: a different random feedback weight for every synapse (section
   4.2 item 7, fails), see :mod:`lchannel.channels.synapse`.
+
+These options compose into a chain of small pieces (:mod:`lchannel.channels.sources`:
+Fixed, Resampled, Averaged, PerSynapseFeedback, Adaptive), ``RandomFeedback.source``;
+each piece refuses what it cannot be combined with.  Each edge of the topology is a route
+operator (:mod:`lchannel.channels.routes`).
 """
 
 from __future__ import annotations
 
-import dataclasses
+import inspect
 
 import torch
-
-from ..plasticity import hebbian_feedback_update
 
 from ..rng import MemberStreams
 from .base import LearningChannel
 from .feedback import FeedbackInit
-from .synapse import SynapseSignal
+from .routes import Adjoint, RandomMap, draw_route
+from .sources import (
+    RESAMPLE,
+    Adaptive,
+    Averaged,
+    FeedbackSource,
+    PerSynapseFeedback,
+    Resampled,
+    _is_int,
+    compose,
+    pack,
+    unpack,
+)
 
 
 class Backprop(LearningChannel):
@@ -52,9 +67,12 @@ class Backprop(LearningChannel):
     def sources(self, h):
         return [h + 1]
 
-    def matrix(self, h, k):
-        # J^h = G^{h+1} W^{h+1}: the forward matrix read in the reverse direction.
-        return self.net.W(k)
+    def route(self, h, k):
+        # J^h = G^{h+1} W^{h+1}: the forward block's adjoint.
+        return self._adjoints[k]
+
+    def init_state(self):
+        self._adjoints = {k: Adjoint(self.net.block(k)) for k in range(2, self.net.L + 1)}
 
 
 class SkippedBackprop(Backprop):
@@ -89,7 +107,6 @@ class TopLayerOnly(LearningChannel):
 
 
 TOPOLOGIES = ("chain", "skip", "cascade", "mixed")
-RESAMPLE = ("zero_mean", "sign_concordant")
 
 
 def topology_sources(topology, L: int) -> dict[int, list[int]]:
@@ -177,47 +194,53 @@ class RandomFeedback(LearningChannel):
                              f"topology: one of {TOPOLOGIES[:3]} or a mapping {{h: [k, ...]}}")
         if isinstance(topology, str) and topology not in TOPOLOGIES:
             raise ValueError(f"topology must be one of {TOPOLOGIES} or a mapping {{h: [k, ...]}}, got {topology!r}")
-        feedback = FeedbackInit.from_options(feedback)
-        if resample in ("none", False):
-            resample = None
-        if resample is not None and resample not in RESAMPLE:
-            raise ValueError(f"resample must be one of {RESAMPLE} or None, got {resample!r}")
-        if not _is_int(feedback_samples) or feedback_samples < 1:
-            raise ValueError(f"feedback_samples must be an integer >= 1, got {feedback_samples!r}")
-        if not isinstance(adaptive, bool) or not isinstance(per_synapse, bool):
-            raise ValueError("adaptive and per_synapse must be true or false")
-        if not isinstance(adapt_rate, (int, float)) or isinstance(adapt_rate, bool) or not adapt_rate >= 0:
-            raise ValueError(f"adapt_rate must be a number >= 0, got {adapt_rate!r}")
-        if resample == "zero_mean":
-            if feedback.congruent:
-                raise ValueError("resample='zero_mean' redraws the feedback without sign constraint, so it cannot "
-                                 "be congruent; use resample='sign_concordant'")
-            if not feedback.zero_mean:
-                raise ValueError(f"resample='zero_mean' needs a zero-mean feedback distribution (normal or uniform "
-                                 f"with mean 0, or sign), got {feedback}")
-        if resample == "sign_concordant":
-            feedback = dataclasses.replace(feedback, congruent=True)
-        if adaptive and (resample is not None or feedback_samples > 1 or per_synapse):
-            raise ValueError("adaptive feedback cannot be combined with resample, feedback_samples > 1 or "
-                             "per_synapse (the papers define adaptation for one fixed set of matrices)")
-        if per_synapse and (resample is not None or feedback_samples > 1):
-            raise ValueError("per_synapse feedback cannot be combined with resample or feedback_samples > 1")
-        if per_synapse and self.transform is not None:
-            raise ValueError("per_synapse feedback cannot be combined with signal transforms (sign_only, "
-                             "magnitude_only, quantize_bits, lc_dropout): they act on per-neuron signals")
-        self.feedback = feedback
+        # The feedback options as a chain of pieces (sources.py), each refusing what it
+        # cannot be combined with.
+        self.source: FeedbackSource = compose(feedback, resample, feedback_samples, per_synapse, adaptive,
+                                              adapt_rate)
+        self.source.check_channel(self)
+        self._adapt_rate = float(adapt_rate)
         self.topology = topology
         self.skip_layers = None if skip_layers is None else sorted({int(h) for h in skip_layers})
-        self.adaptive = adaptive
-        self.adapt_rate = float(adapt_rate)
-        self.resample = resample
-        self.feedback_samples = int(feedback_samples)
-        self.per_synapse = per_synapse
         self.samples: list[dict[tuple[int, int], torch.Tensor]] = []
         self.C: dict[tuple[int, int], torch.Tensor] = {}
         self.synapse_C: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
         self._sources: dict[int, list[int]] = {}
         self._streams: MemberStreams | None = None
+
+    # -- the options, read from the pieces ------------------------------------------------
+    @property
+    def feedback(self) -> FeedbackInit:
+        return self.source.feedback
+
+    @property
+    def adaptive(self) -> bool:
+        return self.source.find(Adaptive) is not None
+
+    @property
+    def adapt_rate(self) -> float:
+        piece = self.source.find(Adaptive)
+        return piece.rate if piece is not None else self._adapt_rate
+
+    @property
+    def rule(self):
+        """The adaptation rule (ARBP/ASRBP), or None for fixed feedback."""
+        piece = self.source.find(Adaptive)
+        return None if piece is None else piece.rule
+
+    @property
+    def resample(self) -> str | None:
+        piece = self.source.find(Resampled)
+        return None if piece is None else piece.mode
+
+    @property
+    def feedback_samples(self) -> int:
+        piece = self.source.find(Averaged)
+        return 1 if piece is None else piece.K
+
+    @property
+    def per_synapse(self) -> bool:
+        return self.source.find(PerSynapseFeedback) is not None
 
     # -- topology and validation -----------------------------------------------------
     def routes(self, L):
@@ -226,22 +249,14 @@ class RandomFeedback(LearningChannel):
         return topology_sources(self.topology, L)
 
     def check(self, sizes):
-        L = len(sizes) - 1
-        routes = self.routes(L)
-        for h, ks in routes.items():
-            if ks:
-                self.feedback.check(sizes[h])
-            if self.per_synapse and self.derivative == "local" and any(k < L for k in ks):
-                raise ValueError(
-                    "per_synapse with derivative='local' needs every source to be the output layer (skip "
-                    "topology): a chained source's signal would have to travel without its derivative; "
-                    "use derivative 'all' or 'none'")
+        for h, ks in self.routes(len(sizes) - 1).items():
+            self.source.check_route(self, sizes, h, ks)
 
     def sources(self, h):
         return self._sources.get(h, [])
 
-    def matrix(self, h, k):
-        return self.C[(h, k)].transpose(1, 2)
+    def route(self, h, k):
+        return self._routes[(h, k)]
 
     # -- drawing the matrices ------------------------------------------------------------
     def init_state(self):
@@ -252,13 +267,15 @@ class RandomFeedback(LearningChannel):
         # ordinary single channel, and a population member equals a single run.
         self._pairs = [(h, k) for h in sorted(self._sources) for k in self._sources[h]]
         self._streams = MemberStreams(net.seeds, "feedback")
-        self.samples = [self._draw() for _ in range(self.feedback_samples)]
-        self.C = self.samples[0]
+        self.samples = []
         self.synapse_C = {}
-        if self.per_synapse:
-            for h, k in self._pairs:
-                C = self._draw_pair(h, k, synapses=net.sizes[h - 1] + 1)  # (E, N_h, N_k, N_{h-1} + 1)
-                self.synapse_C[(h, k)] = (C[..., :-1].contiguous(), C[..., -1].contiguous())
+        self.source.draw(self)
+        self._sample_routes = [{key: RandomMap(C) for key, C in sample.items()} for sample in self.samples]
+        self.use_sample(0)
+
+    def use_sample(self, i: int) -> None:
+        """Propagate through feedback sample i (the channel's ``C`` is sample 0 otherwise)."""
+        self.C, self._routes = self.samples[i], self._sample_routes[i]
 
     def congruence_reference(self, h: int, k: int) -> torch.Tensor:
         """The forward matrix whose signs congruent feedback to h from k takes, shape
@@ -269,118 +286,47 @@ class RandomFeedback(LearningChannel):
             P = torch.bmm(P, self.net.W(m).transpose(1, 2))
         return P
 
-    def _draw_pair(self, h, k, synapses=None) -> torch.Tensor:
-        net = self.net
+    def draw_pair(self, h, k, synapses=None) -> torch.Tensor:
+        """A new ``C^{h,k}`` from the channel's continuing "feedback" stream."""
         ref = self.congruence_reference(h, k) if self.feedback.congruent else None
-        mats = [self.feedback.draw(net.sizes[h], net.sizes[k], g, k < net.L, net.dtype,
-                                   None if ref is None else ref[e], synapses)
-                for e, g in enumerate(self._streams.generators)]
-        return torch.stack(mats).to(net.device)
+        return draw_route(self.net, h, k, self.feedback, self._streams.generators, ref, synapses)
 
-    def _draw(self) -> dict:
-        return {(h, k): self._draw_pair(h, k) for h, k in self._pairs}
+    def draw_set(self) -> dict:
+        """One matrix per edge of the topology, in the fixed draw order."""
+        return {(h, k): self.draw_pair(h, k) for h, k in self._pairs}
 
     def on_batch_start(self):
-        """Resampled feedback (section 4.2 items 1-2): new matrices before every minibatch,
-        drawn from the continuing "feedback" stream; sign-concordant ones take the signs
-        of the forward weights as they are now."""
-        if self.resample is None:
-            return
-        for sample in self.samples:
-            for (h, k), C in sample.items():
-                C.copy_(self._draw_pair(h, k))
+        self.source.on_batch_start(self)
 
-    # -- signals ---------------------------------------------------------------------------
+    # -- signals and adaptation ------------------------------------------------------------
     def signals(self, record, e):
-        if self.feedback_samples == 1 and not self.per_synapse:
-            return super().signals(record, e)
-        if self.per_synapse:
-            return self._synapse_signals(record, super().signals(record, e))
-        return self._averaged_signals(record, e)
+        return self.source.signals(self, record, e)
 
-    def _averaged_signals(self, record, e):
-        """Section 6.1: BP is the ensemble average of the backward pass over noisy weights;
-        RBP keeps one realization.  K samples average K complete realizations of the
-        channel: each propagates its own signal (with its own transforms: dropout masks,
-        quantization) through the whole chain, and I^h is the mean of the K signals.
-        (Averaging the matrices instead would just be one matrix with a smaller spread.)"""
-        L = record.L
-        total = None
-        try:
-            for C in self.samples:
-                self.C = C
-                I = super().signals(record, e)
-                if total is None:
-                    total = I
-                else:
-                    for h in range(1, L):
-                        if I[h] is not None:
-                            total[h] = total[h] + I[h]
-        finally:
-            self.C = self.samples[0]
-        for h in range(1, L):
-            if total[h] is not None:
-                total[h] = total[h] / self.feedback_samples
-        return total
+    def propagate(self, record, e):
+        """The shared propagation (:meth:`LearningChannel.signals`) through the current sample."""
+        return super().signals(record, e)
 
-    def _synapse_signals(self, record, I):
-        """Per-synapse feedback (section 4.2 item 7): the per-neuron signals still travel
-        down the chain (a chained source needs them), but every synapse of layer h gets its
-        own random weights onto the source signal instead of its neuron's signal."""
-        out = list(I)
-        for h in range(1, record.L):
-            parts = [(I[k], *self.synapse_C[(h, k)]) for k in self.sources(h) if I[k] is not None]
-            if parts:
-                out[h] = SynapseSignal(parts, None if self.derivative == "none" else record.fprime(h))
-        return out
-
-    # -- adaptation ----------------------------------------------------------------------
-    def adapt(self, record, signals, lr):
-        """ARBP/ASRBP (paper 1 section 3, paper 2 eq. 124): ΔC^{h,k} = η_c (O^h)ᵀ I^k,
-        averaged over the minibatch, η_c = η·adapt_rate.  With k = h+1 and adapt_rate 1 this
-        is exactly (ΔW^{h+1})ᵀ, hence C − Wᵀ stays constant (paper 2, Theorem 7)."""
-        if not self.adaptive or self.adapt_rate == 0.0:
-            return
-        E = self.net.E
-        for (h, k), C in self.C.items():
-            if signals[k] is None:
-                continue
-            hebbian_feedback_update(C, record.presynaptic(h + 1, E), signals[k], lr * self.adapt_rate)
+    def plasticity_terms(self, record, signals):
+        return self.source.plasticity_terms(self, record, signals)
 
     # -- accounting --------------------------------------------------------------------------
     def feedback_multiplications(self, sizes):
         """Per example: one multiplication per non-zero feedback weight on every route
-        (expected count for sparse matrices), times K samples.  Per-synapse feedback has
-        N_h·N_k weights for each of the N_{h-1} synapses of a neuron, plus the per-neuron
-        matrices of the layers that relay a signal further down."""
+        (expected count for sparse matrices), as the feedback pieces count them (K samples:
+        K times; per-synapse: N_{h-1} times, plus the relayed per-neuron signal)."""
         routes = self.routes(len(sizes) - 1)
         relays = {k for ks in routes.values() for k in ks}
-        total = 0.0
-        for h, ks in routes.items():
-            for k in ks:
-                n = self.feedback.density(sizes[h]) * sizes[h] * sizes[k]
-                if self.per_synapse:
-                    total += n * sizes[h - 1] + (n if h in relays else 0)
-                else:
-                    total += n * self.feedback_samples
-        return total
+        return sum(self.source.route_cost(self.feedback.density(sizes[h]) * sizes[h] * sizes[k], h, sizes, relays)
+                   for h, ks in routes.items() for k in ks)
 
     def adaptation_multiplications(self, sizes):
         """ARBP/ASRBP: one product O^h_r I^k_s per feedback weight and example."""
-        if not self.adaptive:
-            return 0
-        return sum(sizes[h] * sizes[k] for h, ks in self.routes(len(sizes) - 1).items() for k in ks)
+        return sum(self.source.adaptation_cost(sizes[h] * sizes[k])
+                   for h, ks in self.routes(len(sizes) - 1).items() for k in ks)
 
     # -- state -------------------------------------------------------------------------------
     def state_dict(self):
-        state = {**super().state_dict(), "C": _pack(self.C)}
-        if self.feedback_samples > 1:
-            state["samples"] = [_pack(s) for s in self.samples]
-        if self.per_synapse:
-            state["synapse_C"] = {f"{h},{k}": (w.clone(), b.clone()) for (h, k), (w, b) in self.synapse_C.items()}
-        if self.resample is not None:
-            state["feedback_rng"] = self._streams.state()
-        return state
+        return {**super().state_dict(), "C": pack(self.C), **self.source.state_dict(self)}
 
     def load_state_dict(self, state):
         super().load_state_dict(state)
@@ -388,70 +334,59 @@ class RandomFeedback(LearningChannel):
         if "samples" in state and len(saved) != len(self.samples):
             raise ValueError(f"checkpoint has {len(saved)} feedback samples, this channel {len(self.samples)}")
         for mine, theirs in zip(self.samples, saved):
-            _unpack(mine, theirs)
-        for key, (w, b) in state.get("synapse_C", {}).items():
-            h, k = (int(x) for x in key.split(","))
-            if (h, k) not in self.synapse_C or self.synapse_C[(h, k)][0].shape != w.shape:
-                raise ValueError(f"checkpoint per-synapse feedback {key} does not fit this channel")
-            self.synapse_C[(h, k)][0].copy_(w)
-            self.synapse_C[(h, k)][1].copy_(b)
-        if state.get("feedback_rng") is not None and self._streams is not None:
-            self._streams.load_state(state["feedback_rng"])
+            unpack(mine, theirs)
+        self.source.load_state_dict(self, state)
 
     def describe(self):
         topo = f"skip_layers={self.skip_layers}" if self.skip_layers is not None else f"topology={self.topology!r}"
-        extra = f", adaptive, adapt_rate={self.adapt_rate}" if self.adaptive else ""
-        if self.resample:
-            extra += f", resample={self.resample!r}"
-        if self.feedback_samples > 1:
-            extra += f", feedback_samples={self.feedback_samples}"
-        if self.per_synapse:
-            extra += ", per_synapse"
         tr = f", transforms={self.transform!r}" if self.transform is not None else ""
-        return f"{self.name}({topo}, derivative={self.derivative}, feedback={self.feedback}{extra}{tr})"
+        return f"{self.name}({topo}, derivative={self.derivative}, {self.source.describe()}{tr})"
 
     __repr__ = describe
-
-
-def _pack(mats: dict) -> dict:
-    return {f"{h},{k}": C.clone() for (h, k), C in mats.items()}
-
-
-def _unpack(mats: dict, saved: dict) -> None:
-    for key, C in saved.items():
-        h, k = (int(x) for x in key.split(","))
-        if (h, k) not in mats or mats[(h, k)].shape != C.shape:
-            raise ValueError(f"checkpoint feedback matrix {key} does not fit this channel")
-        mats[(h, k)].copy_(C)
-
-
-def _is_int(x) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
 
 
 class RandomBackprop(RandomFeedback):
     """Random backpropagation (RBP, eq. 6-8), a.k.a. feedback alignment (FA):
     R^h = f'(S^h) ⊙ C^h R^{h+1} with fixed random C^h of the shape of (W^{h+1})ᵀ.
-    ``adaptive=True`` gives ARBP.  See :class:`RandomFeedback` for the other options."""
+    ``adaptive=True`` gives ARBP.  Takes the options of :class:`RandomFeedback` except
+    the topology (chain)."""
 
     name = "rbp"
     default_derivative = "all"
 
-    def __init__(self, derivative=None, feedback=None, adaptive=False, adapt_rate=1.0, transforms=None,
-                 resample=None, feedback_samples=1, per_synapse=False):
-        super().__init__("chain", derivative, feedback, adaptive, adapt_rate, transforms=transforms,
-                         resample=resample, feedback_samples=feedback_samples, per_synapse=per_synapse)
+    def __init__(self, **options):
+        super().__init__(**_on_topology(type(self), "chain", options))
 
 
 class SkippedRandomBackprop(RandomFeedback):
     """Skipped random backpropagation (SRBP, paper 2 eq. 11), a.k.a. direct feedback
     alignment (DFA): R^h = f'(S^h) ⊙ C^h (T − O^L), C^h random of shape N_h × N_L.
-    ``adaptive=True`` gives ASRBP.  See :class:`RandomFeedback` for the other options."""
+    ``adaptive=True`` gives ASRBP.  Takes the options of :class:`RandomFeedback` except
+    the topology (skip)."""
 
     name = "srbp"
     default_derivative = "local"
 
-    def __init__(self, derivative=None, feedback=None, adaptive=False, adapt_rate=1.0, transforms=None,
-                 resample=None, feedback_samples=1, per_synapse=False):
-        super().__init__("skip", derivative, feedback, adaptive, adapt_rate, transforms=transforms,
-                         resample=resample, feedback_samples=feedback_samples, per_synapse=per_synapse)
+    def __init__(self, **options):
+        super().__init__(**_on_topology(type(self), "skip", options))
+
+
+def _signature_without(func, *names) -> inspect.Signature:
+    sig = inspect.signature(func)
+    return sig.replace(parameters=[p for n, p in sig.parameters.items() if n not in names])
+
+
+# What a fixed-topology channel accepts: RandomFeedback's options but the topology's.  The
+# signature is what build_channel and the experiment specs read to list accepted options.
+_FIXED_TOPOLOGY = _signature_without(RandomFeedback.__init__, "topology", "skip_layers")
+RandomBackprop.__init__.__signature__ = _FIXED_TOPOLOGY
+SkippedRandomBackprop.__init__.__signature__ = _FIXED_TOPOLOGY
+
+
+def _on_topology(cls, topology: str, options: dict) -> dict:
+    """``options`` for RandomFeedback on ``topology``; anything else refused by name."""
+    accepted = [n for n in _FIXED_TOPOLOGY.parameters if n != "self"]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(f"{cls.__name__} does not accept the option(s) {unknown}; accepted: {accepted}")
+    return {**options, "topology": topology}

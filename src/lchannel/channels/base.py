@@ -4,17 +4,19 @@ Every algorithm of the papers has the local form ΔW^h = η I^h (O^{h-1})ᵀ (pa
 eq. 13); a learning channel computes the postsynaptic signals ``I^h``.  This module
 holds the one propagation routine they all share; each algorithm is a small subclass
 that says which upper layers send a signal to layer h (its *topology*) and through which
-matrix (the forward weights for BP and SBP, fixed random matrices for RBP and SRBP).
+route operator (:mod:`.routes`: the forward block's adjoint for BP and SBP, fixed random
+matrices for RBP and SRBP).
 
 Propagation, for h = L−1 down to 1 (row-vector convention, batch along rows):
 
-    J^h = Σ_{k ∈ sources(h)} G^k (C^{h,k})ᵀ        signal arriving at layer h
+    J^h = Σ_{k ∈ sources(h)} route(h, k).send(G^k)  signal arriving at layer h
     J^h ← transforms(J^h)                           quantize, dropout, sign ... (eq. 17)
     I^h = f'(S^h) ⊙ J^h   (derivative "all" or "local"),   I^h = J^h  ("none")
     G^h = I^h  ("all": the derivative travels on, eq. 4/7)   or   J^h  ("local"/"none")
 
-with ``G^L = I^L = T − O^L`` (eq. 5/8).  ``C^{h,k}`` has the shape ``(N_h, N_k)`` of the
-transposed forward map; for BP it *is* ``(W^{h+1})ᵀ``.
+with ``G^L = I^L = T − O^L`` (eq. 5/8).  For dense layers a route is the product
+``G^k (C^{h,k})ᵀ`` with ``C^{h,k}`` of the shape ``(N_h, N_k)`` of the transposed forward
+map; for BP it *is* ``(W^{h+1})ᵀ``.
 
 Derivative policies: ``all`` multiplies by f' at every layer traversed (BP, RBP
 default), ``local`` uses only the receiving layer's f' (SRBP, SBP default), ``none``
@@ -26,6 +28,7 @@ from __future__ import annotations
 import torch
 
 from ..rng import MemberStreams
+from .routes import Route
 from .transforms import Chain, SignalTransform
 
 DERIVATIVES = ("all", "local", "none")
@@ -34,7 +37,7 @@ DERIVATIVES = ("all", "local", "none")
 class LearningChannel:
     """Base class: computes ``I^h`` for every layer from a forward record and ``T − O``.
 
-    Subclasses define :meth:`sources` and :meth:`matrix`; stateful channels (random,
+    Subclasses define :meth:`sources` and :meth:`route`; stateful channels (random,
     adaptive) also override :meth:`init_state`, :meth:`adapt`, :meth:`state_dict`.
     """
 
@@ -55,7 +58,14 @@ class LearningChannel:
 
     # -- lifecycle -----------------------------------------------------------------
     def bind(self, net) -> "LearningChannel":
-        """Attach to a network: draws feedback state from each member's seed."""
+        """Attach to a network: draws feedback state from each member's seed.
+
+        A channel holds the feedback state of one network: binding it to another one
+        (which would silently hand the first network's trainer the other's feedback) is
+        refused; binding the same network again redraws the state."""
+        if self.net is not None and self.net is not net:
+            raise ValueError(f"this {self.name} channel is already bound to another network ({self.net!r}); "
+                             f"build a new channel (build_channel(...)) for {net!r}")
         self.check(net.sizes)
         self.net = net
         if self.transform is not None and self.transform.needs_rng:
@@ -69,8 +79,17 @@ class LearningChannel:
     def on_batch_start(self) -> None:
         """Hook before each minibatch (resampled feedback uses it)."""
 
+    def plasticity_terms(self, record, signals) -> list:
+        """The channel's own plastic parameters after a step, as ``(P, rule, post, pre,
+        rate)``: the optimizer applies P += η_t·rate·rule(post, pre) (adaptive channels;
+        none by default)."""
+        return []
+
     def adapt(self, record, signals, lr: float) -> None:
-        """Update the channel's own weights after a step (adaptive channels)."""
+        """Apply :meth:`plasticity_terms` at learning rate ``lr`` (what the optimizer's
+        step does with them; for use outside a :class:`~lchannel.train.Trainer`)."""
+        for P, rule, post, pre, rate in self.plasticity_terms(record, signals):
+            rule.apply_(P, post, pre, lr * rate)
 
     # -- topology ------------------------------------------------------------------
     def routes(self, L: int) -> dict[int, list[int]]:
@@ -96,8 +115,8 @@ class LearningChannel:
         """Upper layers k > h whose signal reaches layer h."""
         raise NotImplementedError
 
-    def matrix(self, h: int, k: int) -> torch.Tensor:
-        """``(C^{h,k})ᵀ``, shape ``(E, N_k, N_h)``, so that ``J^h = G^k @ matrix``."""
+    def route(self, h: int, k: int) -> Route:
+        """The operator of edge h ← k: ``route(h, k).send(G^k)`` is its part of ``J^h``."""
         raise NotImplementedError
 
     def trains(self, h: int) -> bool:
@@ -119,7 +138,7 @@ class LearningChannel:
             for k in srcs:
                 if G[k] is None:
                     continue
-                part = torch.bmm(G[k], self.matrix(h, k))
+                part = self.route(h, k).send(G[k])  # (E, B, N_h)
                 J = part if J is None else J.add_(part)
             if J is None:
                 continue

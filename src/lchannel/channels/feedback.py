@@ -119,17 +119,21 @@ class FeedbackInit:
             raise ValueError(f"feedback sparse n={self.n} exceeds the receiving layer's size {n_h} "
                              f"(p = n / fan-in must be <= 1)")
 
-    def draw(self, n_h: int, n_k: int, generator: torch.Generator, chained: bool,
-             dtype=torch.float32, sign_like: torch.Tensor | None = None,
+    def draw(self, shape: tuple[int, ...], fan_in: int, fan_out: int, generator: torch.Generator,
+             chained: bool, dtype=torch.float32, sign_like: torch.Tensor | None = None,
              synapses: int | None = None) -> torch.Tensor:
-        """One ``(n_h, n_k)`` matrix carrying signals from a layer of n_k to one of n_h.
+        """One feedback parameter of ``shape`` standing in for a forward map with
+        ``fan_in`` inputs (the receiving layer, N_h) and ``fan_out`` outputs (N_k): for a
+        dense route ``shape = (N_h, N_k)``.  The scales (Glorot's, sparse n / fan-in) come
+        from the fan-in and fan-out, not from the shape.
 
-        ``synapses=m`` draws ``(n_h, n_k, m)``: an independent matrix for each of m
+        ``synapses=m`` draws ``(*shape, m)``: an independent matrix for each of m
         synapses per receiving neuron (per-synapse feedback, section 4.2 item 7).
-        ``sign_like`` (shape ``(n_h, n_k)``) is the reference whose signs congruent
-        feedback takes; it is required when ``congruent`` is set.
+        ``sign_like`` (of ``shape``) is the reference whose signs congruent feedback
+        takes; it is required when ``congruent`` is set.
         """
-        shape = (n_h, n_k) if synapses is None else (n_h, n_k, synapses)
+        shape = tuple(shape) if synapses is None else (*shape, synapses)
+        n_h, n_k = fan_in, fan_out
         d = self.distribution
         if d == "normal":
             C = torch.randn(shape, generator=generator, dtype=dtype) * glorot_std(n_h, n_k) + self.mean

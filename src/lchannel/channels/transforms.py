@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import torch
 
+from ..quantize import quantize, quantize_  # noqa: F401  (eq. 19, re-exported here)
+
 
 class SignalTransform:
     """Maps the signal received by a hidden layer, shape ``(E, B, N_h)``, to a new one."""
@@ -28,28 +30,6 @@ class SignalTransform:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
         return f"{type(self).__name__}({args})"
-
-
-def quantize(x: torch.Tensor, alpha: float, bits: int) -> torch.Tensor:
-    """Quantize_{α,bits}(x) = α · sign(x) · 2^{round(clip(log2|x/α|, −bits+1, 0))}  (eq. 19).
-
-    Values are powers of two times α in ``[α·2^{−bits+1}, α]`` with the sign of x: the
-    exponent is clipped before rounding, so |x| > α becomes α and a tiny non-zero x becomes
-    α·2^{−bits+1} (not 0); x = 0 maps to 0 (sign(0) = 0).  With 1 bit every non-zero value
-    becomes ±α.  Rounding is to the nearest integer, ties to even (numpy/torch ``round``).
-    """
-    if bits < 1:
-        raise ValueError(f"bits must be an integer >= 1, got {bits}")
-    if not alpha > 0:
-        raise ValueError(f"alpha must be > 0, got {alpha}")
-    return quantize_(x.clone(), alpha, bits)
-
-
-def quantize_(x: torch.Tensor, alpha: float, bits: int) -> torch.Tensor:
-    """:func:`quantize` computed in place in ``x`` (no validation): one temporary for the
-    sign instead of one per step, which matters for per-example weight updates."""
-    s = torch.sign(x)
-    return x.abs_().div_(alpha).log2_().clamp_(-bits + 1, 0).round_().exp2_().mul_(s).mul_(alpha)
 
 
 class Quantize(SignalTransform):

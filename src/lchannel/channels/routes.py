@@ -1,0 +1,76 @@
+"""Route operators: how a signal travels along one edge h ← k of a learning channel.
+
+A learning channel is a *topology* (which upper layers k send to which lower layer h) and
+one operator per edge, ``send(G^k) → J^h`` (see :mod:`lchannel.channels.base`):
+
+- :class:`Adjoint`: the forward block's own adjoint, ``G^k W^k`` — BP (eq. 3-5) and,
+  chained without the upper derivatives, SBP;
+- :class:`RandomMap`: a fixed random matrix ``C^{h,k}`` of shape ``(N_h, N_k)``,
+  ``J^h = G^k (C^{h,k})ᵀ`` — RBP's random stand-in for ``(W^{h+1})ᵀ`` (eq. 6-8) when
+  k = h+1, and SRBP's dense random map from the output layer (paper 2, eq. 11) when
+  k = L.  Any edge draws its matrix with :func:`draw_route` (the forward block's own
+  fan-in and fan-out for a chained edge).
+
+A route holds a reference to its tensor, so adapting or resampling the matrix in place
+changes what the route sends.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..blocks import draw_feedback
+
+
+class Route:
+    """One edge h ← k: ``send(G)`` maps the sending layer's signal ``(E, B, N_k)`` to the
+    signal arriving at the receiving layer, ``(E, B, N_h)``."""
+
+    def send(self, G: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class Adjoint(Route):
+    """BP's route: the forward block's adjoint, ``J^h = G^k W^k`` (``(W^k)ᵀ`` applied to
+    the column signal, eq. 4)."""
+
+    def __init__(self, block):
+        self.block = block
+
+    def send(self, G):
+        return self.block.adjoint(G)
+
+    def __repr__(self) -> str:
+        return f"Adjoint({self.block.n_out}->{self.block.n_in})"
+
+
+class RandomMap(Route):
+    """A random feedback matrix ``C`` ``(E, N_h, N_k)``: ``J^h = G^k Cᵀ`` (RBP eq. 7,
+    SRBP paper 2 eq. 11)."""
+
+    def __init__(self, C: torch.Tensor):
+        self.C = C
+
+    def send(self, G):
+        return torch.bmm(G, self.C.transpose(1, 2))
+
+    def __repr__(self) -> str:
+        return f"RandomMap{tuple(self.C.shape[1:])}"
+
+
+def draw_route(net, h: int, k: int, feedback, generators, sign_like: torch.Tensor | None = None,
+               synapses: int | None = None) -> torch.Tensor:
+    """The random matrix ``C^{h,k}`` ``(E, N_h, N_k)`` of edge h ← k (one draw per member).
+
+    A chained edge (k = h+1) is the random stand-in for block k's adjoint, drawn by the
+    block with its own fan-in and fan-out; any other edge (skip, cascade) is a dense
+    random map from layer k reshaped to layer h's shape (for Dense layers, ``(N_h, N_k)``).
+    Sparse entries are scaled only when the source is below the output (chained, see
+    :class:`~lchannel.channels.FeedbackInit`).
+    """
+    chained = k < net.L
+    if k == h + 1:
+        return net.block(k).random_adjoint(feedback, generators, chained, sign_like, synapses)
+    n_h, n_k = net.sizes[h], net.sizes[k]
+    return draw_feedback(feedback, (n_h, n_k), n_h, n_k, generators, chained, net.dtype, net.device,
+                         sign_like, synapses)

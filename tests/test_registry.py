@@ -1,0 +1,79 @@
+"""One registry: every spelling of a run resolves to one canonical (name, options)."""
+
+import pytest
+import torch
+
+from lchannel.channels import REGISTRY, algorithm_names, build_channel, canonicalize, label
+from lchannel.config import TrainConfig
+from lchannel.run import train_config
+
+from helpers import batch, small_net
+
+SIZES = (5, 7, 6, 4)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+SAME = [  # pairs of spellings of one run
+    (("rbp-nof", {}), ("rbp", {"derivative": "none"})),
+    (("arbp", {}), ("rbp", {"adaptive": True, "adapt_rate": 0.1})),  # Figure 2's 0.1
+    (("asrbp", {}), ("srbp", {"adaptive": True})),
+    (("asrbp", {}), ("srbp", {"adaptive": True, "adapt_rate": 1.0})),
+    (("asrbp-nof", {}), ("srbp", {"adaptive": True, "derivative": "none"})),
+    (("mixed", {"topology": "skip"}), ("srbp", {"derivative": "all"})),
+    (("srbp", {"feedback": "normal", "lc_dropout": 0}), ("srbp", {"derivative": "local"})),
+    (("rbp", {"quantize_bits": 3, "quantize_alpha": 2.0 ** -3}), ("rbp", {"quantize_bits": 3})),
+    (("rbp", {"adapt_rate": 0.5}), ("rbp", {})),  # no adaptation: the rate changes nothing
+]
+
+DIFFERENT = [
+    (("arbp", {}), ("rbp", {"adaptive": True})),  # adapt_rate 0.1 vs 1.0
+    (("rbp", {}), ("rbp-nof", {})),
+    (("srbp", {}), ("srbp", {"derivative": "all"})),
+    (("mixed", {"skip_layers": [1]}), ("mixed", {"skip_layers": [2]})),
+]
+
+QUICK = dict(dataset="synthetic", synthetic_k=0, n_train=300, n_test=100, architecture=[2, 16, 16, 1],
+             lr=0.5, decay=1e-4, batch_size=10, epochs=2, seeds=[0, 1])
+
+
+@pytest.mark.parametrize("a,b", SAME)
+def test_spellings_of_one_run_have_one_canonical_form_and_the_same_numbers(a, b):
+    assert canonicalize(*a) == canonicalize(*b)
+    runs = [train_config(TrainConfig.from_dict({**QUICK, "algorithm": n, "channel": o}), progress=False)
+            for n, o in (a, b)]
+    assert runs[0].history.metrics == runs[1].history.metrics
+    for x, y in zip(runs[0].trainer.net.weights, runs[1].trainer.net.weights):
+        assert torch.equal(x, y)
+
+
+@pytest.mark.parametrize("a,b", DIFFERENT)
+def test_different_runs_have_different_canonical_forms(a, b):
+    assert canonicalize(*a) != canonicalize(*b)
+
+
+@pytest.mark.parametrize("name", algorithm_names())
+def test_every_name_canonicalizes_to_a_registered_name_that_builds(name):
+    opts = dict(REGISTRY[name.removesuffix("-nof")].example)
+    cname, copts = canonicalize(name, opts)
+    assert cname in REGISTRY and canonicalize(cname, copts) == (cname, copts)  # idempotent
+    X, T = batch(SIZES)
+    signals = []
+    for n, o in ((name, opts), (cname, copts)):  # the canonical channel sends the same signals
+        net = small_net(SIZES)
+        rec = net.forward(X)
+        signals.append(build_channel(n, **o).bind(net).signals(rec, net.output_loss.error(T, rec.output)))
+    for a, b in zip(*signals):
+        assert (a is None and b is None) or torch.equal(a, b)
+
+
+def test_canonicalize_refuses_what_build_channel_refuses():
+    with pytest.raises(ValueError, match="does not accept"):
+        canonicalize("bp", {"feedback": "sign"})
+    with pytest.raises(ValueError, match="algorithm must be one of"):
+        canonicalize("fa", {})
+
+
+def test_labels_come_from_the_registry():
+    assert label("arbp") == "ARBP" and label("rbp-nof") == "RBP (no f')"
+    assert label("srbp", {"derivative": "none"}) == "SRBP (no f')"
+    assert [label(n) for n in REGISTRY] == [a.label for a in REGISTRY.values()]
