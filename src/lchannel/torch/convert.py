@@ -154,13 +154,13 @@ class ModuleChannel:
         if not isinstance(output, torch.Tensor):
             raise ValueError(f"source: the error's source must return a tensor, got {type(output).__name__}; "
                              f"name a submodule that does with convert(..., source='name')")
-        n_out = output[0].numel()
+        n_out = _per_example(output)
         feedbacks = []
         for layer, t in points:
             C = layer.skip_feedback
-            if tuple(C.shape) != (t[0].numel(), n_out):
+            if C.shape[0] != _per_example(t) or C.shape[1] != n_out:
                 raise ValueError(
-                    f"srbp: layer {_name_of(self, layer)!r} receives {t[0].numel()} values per example from "
+                    f"srbp: layer {_name_of(self, layer)!r} receives {_per_example(t)} values per example from "
                     f"{n_out} outputs, but its feedback was drawn for {C.shape[0]} from {C.shape[1]} (from "
                     f"example_input): the SRBP feedback is tied to the input size the model was converted with")
             feedbacks.append(C)
@@ -173,6 +173,11 @@ class ModuleChannel:
         if self.measuring_bp or not torch.is_grad_enabled() or not x.requires_grad:
             return None
         return StraightThrough.apply(x, output.detach())
+
+
+def _per_example(t: torch.Tensor) -> int:
+    """Values per example of a batch-first tensor (t[0].numel() without making a view)."""
+    return t.numel() // t.shape[0] if t.shape[0] else math.prod(t.shape[1:])
 
 
 def _name_of(ch: ModuleChannel, layer) -> str:
@@ -403,13 +408,13 @@ def _draw_skip_maps(model, ch, fb, g, example_input, source, receivers) -> None:
         raise ValueError(f"srbp: layers {shared} run more than once per forward pass; SRBP needs one receiving "
                          f"point per layer: exclude them")
     wanted = None if receivers is None else {m for n, m in ch.layers if n in receivers}
-    n_out = out[0].numel()
+    n_out = _per_example(out)
     for layer, t in points:
         if not t.requires_grad or t is out or id(t) in taken or (wanted is not None and layer not in wanted):
             continue
         taken.add(id(t))
-        fb.check(t[0].numel())
-        C = fb.draw(t[0].numel(), n_out, g, chained=False, dtype=layer.weight.dtype)
+        fb.check(_per_example(t))
+        C = fb.draw(_per_example(t), n_out, g, chained=False, dtype=layer.weight.dtype)
         layer.register_buffer("skip_feedback", C.to(layer.weight.device))
     if not taken:
         raise ValueError("srbp: no chosen layer can receive the output error (no point needing a gradient "

@@ -101,13 +101,16 @@ class SkipSource(Function):
 
     @staticmethod
     def backward(ctx, g):
-        e = g.reshape(g.shape[0], -1)  # (B, N_L)
+        e = g if g.dim() == 2 else g.reshape(g.shape[0], -1)  # (B, N_L)
         out = [None] * len(ctx.shapes)
+        transform = ctx.channel.transform is not None
         # Bottom-up recording order reversed: the learning channel's order, top layer first
         # (the order the engine draws channel-dropout masks in).
         for i in reversed(range(len(out))):
-            C = ctx.feedbacks[i]
-            out[i] = ctx.channel.transform_signal(e.mm(C.t()).view(ctx.shapes[i]))
+            J = e.mm(ctx.feedbacks[i].t())
+            if len(ctx.shapes[i]) != 2:
+                J = J.view(ctx.shapes[i])
+            out[i] = ctx.channel.transform_signal(J) if transform else J
         if ctx.adapt:
             for P, C in zip(ctx.saved_tensors, ctx.feedbacks):
                 C.addmm_(P.reshape(P.shape[0], -1).t(), e, alpha=-ctx.adapt)
