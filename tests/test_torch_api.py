@@ -135,6 +135,17 @@ def test_srbp_computes_no_products_through_w():
     assert backward_flops(mlp()) == updates + 2 * B * (n2 * n1 + n3 * n2)
 
 
+def test_srbp_nof_output_layer_is_never_a_receiver():
+    """Even when a module follows it (LogSoftmax): the true error reaches the output layer."""
+    model = lct.convert(nn.Sequential(*mlp(), nn.LogSoftmax(1)), "srbp-nof", example_input=X)
+    assert [("skip_feedback" in model[i]._buffers) for i in (0, 2, 4)] == [True, True, False]
+    model.zero_grad()
+    nn.functional.nll_loss(model(X), Y).backward()
+    plain = mlp()
+    nn.functional.cross_entropy(plain(X), Y).backward()
+    torch.testing.assert_close(model[4].weight.grad, plain[4].weight.grad)  # Fact 1: the top layer's is BP's
+
+
 def test_srbp_receivers_and_source():
     """Only the named receivers get the error; the source may be a submodule."""
     model = lct.convert(mlp(), "srbp", example_input=X, receivers=["4"])

@@ -161,6 +161,21 @@ def test_rbp_with_feedback_equal_to_w_is_autograd():
     torch.testing.assert_close(xs[1].grad, xs[0].grad, rtol=1e-12, atol=1e-12)
 
 
+def test_conv3d_with_feedback_equal_to_w_is_autograd():
+    torch.manual_seed(4)
+    ref = nn.Sequential(nn.Conv3d(2, 4, 3, stride=(1, 2, 2), padding=1, groups=2), nn.Tanh(),
+                        nn.Conv3d(4, 3, 2)).double()
+    model = lct.convert(copy.deepcopy(ref), "rbp", layers=(nn.Conv3d,))
+    with torch.no_grad():
+        for _, m in lct.channel_of(model).layers:
+            m.feedback.copy_(m.weight)
+    x = torch.randn(2, 2, 5, 6, 6, dtype=torch.float64)
+    for net in (ref, model):
+        net(x).square().sum().backward()
+    for p, q in zip(ref.parameters(), model.parameters()):
+        torch.testing.assert_close(q.grad, p.grad, rtol=1e-12, atol=1e-12)
+
+
 def test_rbp_input_signal_goes_through_the_feedback_kernel():
     """∂x of a converted conv is the transposed convolution with B, not W (eq. 6-8)."""
     conv = nn.Conv2d(2, 3, 3, stride=2, padding=1, groups=1).double()

@@ -396,8 +396,9 @@ def _probe(model, ch, example_input, source):
 
 def _draw_skip_maps(model, ch, fb, g, example_input, source, receivers) -> None:
     """SRBP: one random map C_p (values per example at the point × outputs) per chosen layer
-    that can receive the error (a point that needs a gradient, is not the output itself,
-    and is not already some other layer's point), drawn in recording order."""
+    that can receive the error (a point that needs a gradient, is not the output itself or
+    the output layer's own output, and is not already some other layer's point), drawn in
+    recording order."""
     points, out = _probe(model, ch, example_input, source)
     calls: dict = {}
     taken: set[int] = set()
@@ -409,6 +410,10 @@ def _draw_skip_maps(model, ch, fb, g, example_input, source, receivers) -> None:
                          f"point per layer: exclude them")
     wanted = None if receivers is None else {m for n, m in ch.layers if n in receivers}
     n_out = _per_example(out)
+    if ch.point_at == "output" and points:
+        # The last layer to run is the output layer: the true error reaches it, through
+        # whatever follows it (e.g. a LogSoftmax module), so it is never a receiver.
+        points = points[:-1]
     for layer, t in points:
         if not t.requires_grad or t is out or id(t) in taken or (wanted is not None and layer not in wanted):
             continue

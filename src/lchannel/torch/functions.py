@@ -1,13 +1,13 @@
-"""The autograd functions of the converter: one per route a signal can take.
+"""The autograd functions of the converter.
 
 Every weighted layer (Linear, Conv) keeps its forward pass and its local weight update,
 ΔW ∝ I ⊗ O (paper 1, eq. 13): autograd's weight gradient is ``−(1/B) Σ_b I_b O_bᵀ`` for a
 mean-reduced loss, whatever the channel.  What changes is the signal the layer sends to
 its input (its "adjoint"):
 
-- ``"transpose"``: through Wᵀ, as autograd would (BP, eq. 3-5);
-- ``"feedback"``: through a fixed random matrix (or kernel) B of W's shape instead of W
-  (RBP, eq. 6-8; feedback alignment, FA);
+- through Wᵀ, as autograd would (BP, eq. 3-5; plain autograd unless a transform applies);
+- through a fixed random matrix (or kernel) B of W's shape instead of W (RBP, eq. 6-8;
+  feedback alignment, FA): :class:`FeedbackLinearFn`, :class:`FeedbackConvFn`;
 - nothing (SRBP, paper 2 eq. 11; direct feedback alignment, DFA): the layer's input is
   detached, so autograd computes its weight update and no product with Wᵀ or B at all;
   the layer below receives the output error directly through :class:`SkipSource`.
@@ -32,9 +32,9 @@ def _weight_grads(ctx, g, x):
 
 class FeedbackLinearFn(Function):
     """``y = x Wᵀ + b``; backward: ``∂x = g B`` (B = W for BP, random for RBP, then the
-    signal transforms), ``∂W = gᵀ x``, ``∂b = Σ g``.  With ``adapt_lr`` (ARBP) the feedback then learns
-    by ΔB = −adapt_lr·∂W, i.e. ΔC = η_c (O^h)ᵀ I^{h+1} (paper 1 section 3; paper 2,
-    Theorem 7: the feedback follows the forward weights' update)."""
+    signal transforms), ``∂W = gᵀ x``, ``∂b = Σ g``.  With ``adapt_lr`` (ARBP) the
+    feedback then learns by ΔB = −adapt_lr·∂W, i.e. ΔC = η_c (O^h)ᵀ I^{h+1} (paper 1
+    section 3; paper 2, Theorem 7: the feedback follows the forward weights' update)."""
 
     @staticmethod
     def forward(ctx, x, W, b, B, channel, adapt_lr):
@@ -56,8 +56,9 @@ class FeedbackLinearFn(Function):
 
 class FeedbackConvFn(Function):
     """An N-d convolution (any stride, padding, dilation, groups); backward: ``∂x`` is the
-    transposed convolution with the kernel B (W for BP, random for RBP), ``∂W`` the usual correlation of input and output gradient, which does not depend on
-    the kernel: one ``convolution_backward`` call gives both."""
+    transposed convolution with the kernel B (W for BP, random for RBP), ``∂W`` the usual
+    correlation of input and output gradient, which does not depend on the kernel: one
+    ``convolution_backward`` call gives both.  ARBP adapts B as in FeedbackLinearFn."""
 
     @staticmethod
     def forward(ctx, x, W, b, B, channel, adapt_lr, stride, padding, dilation, groups):
@@ -101,19 +102,19 @@ class SkipSource(Function):
 
     @staticmethod
     def backward(ctx, g):
-        e = g if g.dim() == 2 else g.reshape(g.shape[0], -1)  # (B, N_L)
+        gL = g if g.dim() == 2 else g.reshape(g.shape[0], -1)  # (B, N_L): ∂loss/∂output
         out = [None] * len(ctx.shapes)
         transform = ctx.channel.transform is not None
         # Bottom-up recording order reversed: the learning channel's order, top layer first
         # (the order the engine draws channel-dropout masks in).
         for i in reversed(range(len(out))):
-            J = e.mm(ctx.feedbacks[i].t())
+            J = gL.mm(ctx.feedbacks[i].t())
             if len(ctx.shapes[i]) != 2:
                 J = J.view(ctx.shapes[i])
             out[i] = ctx.channel.transform_signal(J) if transform else J
         if ctx.adapt:
             for P, C in zip(ctx.saved_tensors, ctx.feedbacks):
-                C.addmm_(P.reshape(P.shape[0], -1).t(), e, alpha=-ctx.adapt)
+                C.addmm_(P.reshape(P.shape[0], -1).t(), gL, alpha=-ctx.adapt)
         return (None, None, None, g, *out)
 
 
