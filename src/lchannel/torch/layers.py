@@ -52,8 +52,10 @@ class ChannelLayer:
             # SRBP: the input is cut from the graph, so autograd computes the local weight
             # update and no product through Wᵀ; the layer below hears from SkipSource.
             y = self._native(x.detach())
-        elif route is self.weight and (ch.transform is None or ch.measuring_bp):
-            y = self._native(x)  # BP without transforms: autograd's own backward
+        elif not x.requires_grad or (route is self.weight and (ch.transform is None or ch.measuring_bp)):
+            # No signal to send below (e.g. the first layer, fed with data), or BP without
+            # transforms: autograd's own backward is the channel's.
+            y = self._native(x)
         else:
             y = self._apply_channel(x, route, self._adapt_lr())
         if ch.capture is not None and y.requires_grad:
