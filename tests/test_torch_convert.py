@@ -178,13 +178,13 @@ def test_conv3d_with_feedback_equal_to_w_is_autograd():
 
 def test_rbp_input_signal_goes_through_the_feedback_kernel():
     """∂x of a converted conv is the transposed convolution with B, not W (eq. 6-8)."""
-    conv = nn.Conv2d(2, 3, 3, stride=2, padding=1, groups=1).double()
+    conv = nn.Conv2d(2, 4, 3, stride=2, padding=2, dilation=2, groups=2).double()
     ref = copy.deepcopy(conv)
     lct.convert(conv, "rbp", seed=5)
     with torch.no_grad():
         ref.weight.copy_(conv.feedback)  # plain autograd through B gives the channel's ∂x
     x = torch.randn(2, 2, 7, 7, dtype=torch.float64, requires_grad=True)
-    g = torch.randn(2, 3, 4, 4, dtype=torch.float64)
+    g = torch.randn(2, 4, 4, 4, dtype=torch.float64)
     (gx,) = torch.autograd.grad(conv(x), x, g)
     (gx_ref,) = torch.autograd.grad(ref(x), x, g)
     torch.testing.assert_close(gx, gx_ref, rtol=1e-12, atol=1e-12)
