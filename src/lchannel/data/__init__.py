@@ -1,7 +1,8 @@
-"""Data sets: a registry of entries (MNIST from verified IDX files, the synthetic f_k sets
-of paper 2), each knowing its loader, shapes, size, checksums and download path.
+"""Data sets: a registry of entries (MNIST from verified IDX files, CIFAR-10 from its verified
+binary files, the synthetic f_k sets of paper 2), each knowing its loader, shapes, size,
+checksums and download path.
 
-Adding a data set (CIFAR-10, HIGGS, ...) is one :class:`DatasetEntry` in :data:`REGISTRY`;
+Adding a data set (HIGGS, ...) is one :class:`DatasetEntry` in :data:`REGISTRY`;
 the configuration, the CLI and the validation read everything they need from it.
 """
 
@@ -11,6 +12,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .base import Dataset, one_hot
+from .cifar10 import FILES as CIFAR10_FILES
+from .cifar10 import URL as CIFAR10_URL
+from .cifar10 import as_images, load_cifar10
 from .datadir import ENV_VAR, resolve_data_dir
 from .mnist import FILES as MNIST_FILES
 from .mnist import MIRRORS as MNIST_MIRRORS
@@ -47,6 +51,10 @@ def _load_mnist(data_dir, options: dict, seed: int):
     return load_mnist(data_dir)
 
 
+def _load_cifar10(data_dir, options: dict, seed: int):
+    return load_cifar10(data_dir)
+
+
 def _load_synthetic(data_dir, options: dict, seed: int):
     return make_synthetic(k=options["synthetic_k"], n_train=options["n_train"], n_test=options["n_test"],
                           seed=seed)
@@ -58,6 +66,12 @@ REGISTRY: dict[str, DatasetEntry] = {
         n_inputs=784, n_outputs=10, architecture=(784, 100, 100, 100, 100, 10), output="softmax",  # paper 1 sec. 4.1
         load=_load_mnist, train_size=lambda o: 60000, files=dict(MNIST_FILES),
         source=" or ".join(MNIST_MIRRORS)),
+    "cifar10": DatasetEntry(
+        name="cifar10", description="CIFAR-10 images, 50,000 train / 10,000 test, 3x32x32 in [0, 1] as rows of "
+                                    "3,072 (C, H, W order); dense default architecture (conv nets: a later issue, "
+                                    "or lchannel.torch for your own model)",
+        n_inputs=3072, n_outputs=10, architecture=(3072, 1000, 1000, 10), output="softmax",
+        load=_load_cifar10, train_size=lambda o: 50000, files=dict(CIFAR10_FILES), source=CIFAR10_URL),
     "synthetic": DatasetEntry(
         name="synthetic", description="paper 2's f_k = g ∘ t^k on [-1, 1]^2 (section 4.2), generated from a seed",
         n_inputs=2, n_outputs=1, architecture=(2, 50, 50, 1), output="logistic",
@@ -81,5 +95,5 @@ def load_dataset(name: str, data_dir=None, k: int = 1, n_train: int = 4000, n_te
     return dataset_entry(name).load(data_dir, {"synthetic_k": k, "n_train": n_train, "n_test": n_test}, seed)
 
 
-__all__ = ["DATASETS", "DataError", "Dataset", "DatasetEntry", "ENV_VAR", "REGISTRY", "dataset_entry", "f_k",
+__all__ = ["DATASETS", "as_images", "load_cifar10", "DataError", "Dataset", "DatasetEntry", "ENV_VAR", "REGISTRY", "dataset_entry", "f_k",
            "load_dataset", "load_mnist", "make_synthetic", "one_hot", "resolve_data_dir"]
