@@ -26,7 +26,7 @@ def _linked_copy(src, dst, corrupt=None):
             raw[0] = (raw[0] + 1) % 10  # one label changed: still a well-formed file
             (dst / "cifar10" / name).write_bytes(bytes(raw))
         else:
-            os.symlink(src / "cifar10" / name, dst / "cifar10" / name)
+            os.symlink((src / "cifar10" / name).resolve(), dst / "cifar10" / name)  # absolute: src may be relative
 
 
 def test_cifar10_loads_verified_counts_and_layout(cifar_dir):

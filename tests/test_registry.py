@@ -22,7 +22,6 @@ SAME = [  # pairs of spellings of one run
     (("mixed", {"topology": "skip"}), ("srbp", {"derivative": "all"})),
     (("srbp", {"feedback": "normal", "lc_dropout": 0}), ("srbp", {"derivative": "local"})),
     (("rbp", {"quantize_bits": 3, "quantize_alpha": 2.0 ** -3}), ("rbp", {"quantize_bits": 3})),
-    (("rbp", {"adapt_rate": 0.5}), ("rbp", {})),  # no adaptation: the rate changes nothing
 ]
 
 DIFFERENT = [
@@ -77,3 +76,10 @@ def test_labels_come_from_the_registry():
     assert label("arbp") == "ARBP" and label("rbp-nof") == "RBP (no f')"
     assert label("srbp", {"derivative": "none"}) == "SRBP (no f')"
     assert [label(n) for n in REGISTRY] == [a.label for a in REGISTRY.values()]
+
+
+def test_a_rate_without_adaptation_changes_nothing_and_a_config_refuses_it():
+    # Canonically the same run; a TrainConfig says the option would be silently ignored.
+    assert canonicalize("rbp", {"adapt_rate": 0.5}) == canonicalize("rbp", {})
+    with pytest.raises(ValueError, match="adapt_rate applies only to adaptive channels"):
+        TrainConfig.from_dict({**QUICK, "algorithm": "rbp", "channel": {"adapt_rate": 0.5}})

@@ -200,17 +200,17 @@ def cmd_train(args, parser) -> int:
         _fail(parser, err)
     data = _load_data_or_fail(parser, cfg)
     cost = channel_cost(cfg.sizes, cfg.algorithm, cfg.channel)
-    print(f"{label(cfg.algorithm)} on {cfg.dataset}, A{cfg.sizes}, seeds {cfg.seeds}, {cfg.epochs} epochs -> {out}")
+    print(f"{cfg.label} on {cfg.dataset}, A{cfg.sizes}, seeds {cfg.seeds}, {cfg.epochs} epochs -> {out}")
     print(f"learning-channel cost: {cost.describe()}")
     try:
         res = train_config(cfg, out, progress=not args.quiet, data=data, restart=args.restart,
-                           desc=label(cfg.algorithm))
+                           desc=cfg.label)
     except RunFolderError as err:
         _fail(parser, err)
     if res.already_complete:
         print(f"{out}: already complete ({cfg.epochs} epochs); nothing was trained. Ask for more --epochs to "
               f"continue it, or pass --restart to train it again.")
-    print(format_table([result_row(label(cfg.algorithm), res.history)], RESULT_HEADER))
+    print(format_table([result_row(cfg.label, res.history)], RESULT_HEADER))
     return 0
 
 
@@ -242,7 +242,7 @@ def cmd_compare(args, parser) -> int:
     print(f"comparing {len(cfgs)} learning channels on {c0.dataset}, A{c0.sizes}, "
           f"seeds {c0.seeds}, {c0.epochs} epochs -> {out}")
     for cfg in cfgs:
-        name = label(cfg.algorithm)
+        name = cfg.label
         try:
             res = train_config(cfg, out / cfg.algorithm, progress=not args.quiet, data=data, restart=args.restart,
                                desc=name)

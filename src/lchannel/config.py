@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .activations import ACTIVATIONS
-from .channels import TRANSFORM_OPTIONS, algorithm_names, build_channel, split_name
+from .channels import algorithm_names, build_channel, label, named_form, split_name
 from .data import DATASETS, REGISTRY, dataset_entry
 from .init import INITS
 from .outputs import OUTPUTS
@@ -180,9 +180,23 @@ class TrainConfig:
         nor ``exclude``): runs with the same key differ only in seed."""
         skip = set(exclude) | {n for n, (_, p) in self.params().items() if not p.key}
         d = {k: v for k, v in self.to_dict().items() if k not in skip}
+        if "algorithm" in d:
+            # Every spelling of one run (rbp-nof, rbp with derivative "none"; arbp, rbp with
+            # adaptive=true at rate 0.1) has one named form, hence one key.
+            d["algorithm"], d["channel"] = self.named()
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     # -- resolved defaults ------------------------------------------------------------
+    def named(self) -> tuple[str, dict]:
+        """The run's learning channel as ``(algorithm, channel options)`` in the registry's
+        named form (:func:`lchannel.channels.named_form`)."""
+        return named_form(self.algorithm, self.channel)
+
+    @property
+    def label(self) -> str:
+        """The papers' label of the learning channel, the same for every spelling."""
+        return label(*self.named())
+
     @property
     def sizes(self) -> list[int]:
         return list(self.architecture) if self.architecture else list(REGISTRY[self.dataset].architecture)
@@ -232,15 +246,10 @@ class TrainConfig:
         return self
 
     def _check_channel_options(self) -> None:
-        """Channel options that the chosen algorithm would silently ignore."""
+        """A channel option the chosen algorithm would silently ignore (the channel's
+        constructor cannot tell an ``adapt_rate`` given from its default)."""
         base, _ = split_name(self.algorithm)
-        ch = self.channel
-        if base == "top":
-            ignored = sorted(k for k in ch if k in ("derivative", "transforms", *TRANSFORM_OPTIONS))
-            if ignored:
-                raise ValueError(f"channel: {ignored} do not apply to 'top' (top-layer-only): no signal reaches "
-                                 f"the hidden layers, so there is no derivative or signal to transform")
-        adaptive = base in ("arbp", "asrbp") or ch.get("adaptive") is True
-        if "adapt_rate" in ch and not adaptive:
+        adaptive = base in ("arbp", "asrbp") or self.channel.get("adaptive") is True
+        if "adapt_rate" in self.channel and not adaptive:
             raise ValueError(f"channel: adapt_rate applies only to adaptive channels (arbp, asrbp, or adaptive=true); "
                              f"{self.algorithm!r} keeps its feedback fixed")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .channels import algorithm_names, label, split_name
+from .channels import algorithm_names, label, named_form, split_name
 
 # tab10 colours; BP, SBP, RBP, SRBP keep the order (blue, orange, green, red) of the
 # earliest comparison plots.
@@ -59,15 +59,10 @@ class LineStyle:
 
 
 def algorithm_key(algorithm: str, channel: dict | None = None) -> str:
-    """The style key of a run: its algorithm name with the channel options that give an
-    algorithm its own name spelled out (``rbp`` + ``adaptive`` -> ``arbp``,
-    ``derivative = "none"`` -> ``-nof``)."""
-    base, nof = split_name(algorithm)
-    channel = channel or {}
-    if channel.get("adaptive") and base in ("rbp", "srbp"):
-        base = "a" + base
-    nof = nof or channel.get("derivative") == "none"
-    return base + ("-nof" if nof and base != "top" else "")
+    """The style key of a run: the name of its registry named form
+    (:func:`lchannel.channels.named_form`: ``rbp`` + ``adaptive`` -> ``arbp``,
+    ``derivative = "none"`` -> ``-nof``), so every spelling of one run looks the same."""
+    return named_form(algorithm, channel)[0]
 
 
 def algorithm_style(name: str) -> LineStyle:

@@ -35,6 +35,7 @@ from .registry import (
     algorithm_names,
     build_channel,
     canonicalize,
+    named_form,
     label,
     split_name,
     transforms_from_options,
@@ -66,5 +67,5 @@ __all__ = [
     "DISTRIBUTIONS", "FeedbackInit", "LearningChannel", "MagnitudeOnly", "Quantize", "RESAMPLE",
     "RandomBackprop", "RandomFeedback", "SignOnly", "SignalTransform", "SkippedBackprop",
     "SkippedRandomBackprop", "SynapseSignal", "TOPOLOGIES", "TopLayerOnly", "LABELS", "REGISTRY",
-    "algorithm_names", "build_channel", "canonicalize", "label", "mixed_topology", "quantize", "split_name", "topology_sources",
+    "algorithm_names", "build_channel", "canonicalize", "label", "named_form", "mixed_topology", "quantize", "split_name", "topology_sources",
 ]

@@ -99,6 +99,15 @@ class TopLayerOnly(LearningChannel):
     name = "top"
     default_derivative = "none"
 
+    def __init__(self, derivative=None, transforms=None):
+        # No signal reaches a hidden layer: a derivative policy or a signal transform would
+        # be silently ignored, so they are refused.
+        given = [k for k, v in (("derivative", derivative), ("transforms", transforms)) if v]
+        if given:
+            raise ValueError(f"channel: {given} do not apply to 'top' (top-layer-only): no signal reaches the "
+                             f"hidden layers, so there is no derivative or signal to transform")
+        super().__init__()
+
     def routes(self, L):
         return {}
 

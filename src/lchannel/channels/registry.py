@@ -173,6 +173,32 @@ def build_channel(name: str, **options) -> LearningChannel:
     return cls(**kwargs)
 
 
+def named_form(algorithm: str, options: dict | None = None) -> tuple[str, dict]:
+    """The canonical run (:func:`canonicalize`) spelled with the registry's own names:
+    ``rbp`` with ``adaptive=True`` is ``arbp`` (its ``adapt_rate`` 0.1 left implicit, any
+    other rate explicit), ``derivative="none"`` is the ``-nof`` suffix.  Every spelling of
+    one run has the same named form, and the usual spelling is its own named form, so cache
+    keys, labels and plot styles built from it agree across spellings and stay what they
+    were for the names people write."""
+    name, opts = canonicalize(algorithm, options)
+    opts = dict(opts)
+    for entry in REGISTRY.values():
+        if entry.canonical == name and all(opts.get(k) == v for k, v in entry.fixed.items()):
+            implicit = class_defaults(REGISTRY[name].cls)
+            for k in entry.fixed:
+                opts.pop(k)
+            for k, v in entry.defaults.items():
+                current = opts.pop(k, implicit.get(k))
+                if current != v:
+                    opts[k] = current
+            name = entry.name
+            break
+    if opts.get("derivative") == "none" and name != "top":
+        opts.pop("derivative")
+        name += NOF_SUFFIX
+    return name, dict(sorted(opts.items()))
+
+
 def _accepted_options(cls) -> set[str]:
     params = inspect.signature(cls.__init__).parameters
     return {k for k, p in params.items() if k != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}

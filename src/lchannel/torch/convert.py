@@ -362,7 +362,7 @@ def _draw_kernel(fb: FeedbackInit, W: torch.Tensor, g: torch.Generator) -> torch
     and laid out as W: B = Cᵀ.  Congruent feedback takes the signs of Wᵀ (section 3)."""
     M = W.detach().reshape(W.shape[0], -1)  # (out, fan_in): a conv kernel as its patch map
     fb.check(M.shape[1])
-    C = fb.draw(M.shape[1], M.shape[0], g, chained=True, dtype=W.dtype,
+    C = fb.draw((M.shape[1], M.shape[0]), M.shape[1], M.shape[0], g, chained=True, dtype=W.dtype,
                 sign_like=M.t() if fb.congruent else None)
     return C.t().reshape(W.shape).to(W.device).contiguous()
 
@@ -419,7 +419,8 @@ def _draw_skip_maps(model, ch, fb, g, example_input, source, receivers) -> None:
             continue
         taken.add(id(t))
         fb.check(_per_example(t))
-        C = fb.draw(_per_example(t), n_out, g, chained=False, dtype=layer.weight.dtype)
+        n_in = _per_example(t)
+        C = fb.draw((n_in, n_out), n_in, n_out, g, chained=False, dtype=layer.weight.dtype)
         layer.register_buffer("skip_feedback", C.to(layer.weight.device))
     if not taken:
         raise ValueError("srbp: no chosen layer can receive the output error (no point needing a gradient "
