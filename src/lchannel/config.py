@@ -25,6 +25,7 @@ from .channels import algorithm_names, build_channel, label, named_form, split_n
 from .data import DATASETS, REGISTRY, dataset_entry
 from .init import INITS
 from .outputs import OUTPUTS
+from .quantize import UPDATE_ALPHA
 from .params import Device, Interval, IntList, Options, Type, check
 from .train import BATCH_ORDERS
 
@@ -125,7 +126,7 @@ class TrainConfig:
     update_bits: int | None = param(None, None, Interval(int, 1), group="optimisation", cli="--update-bits",
                                     default_text="off",
                                     help="quantize each example's weight update to this many bits (eq. 19, sec. 5.2)")
-    update_alpha: float = param(2.0 ** -6, Interval(float, 0, None, closed="neither"), group="optimisation",
+    update_alpha: float = param(UPDATE_ALPHA, Interval(float, 0, None, closed="neither"), group="optimisation",
                                 cli="--update-alpha", default_text="2^-6, the paper's",
                                 applies=(lambda cfg: cfg.update_bits is not None, "it needs update_bits (--update-bits)"),
                                 help="scale α of the weight-update quantizer")

@@ -23,7 +23,7 @@ from . import init as _init
 from .activations import Activation, get_activation
 from .blocks import Dense
 from .outputs import OutputActivation, OutputLoss, get_output
-from .rng import MemberStreams
+from .rng import MemberStreams, dropout_mask
 
 
 @dataclass
@@ -255,12 +255,7 @@ class Network(nn.Module):
         return Record(Z_list, O_list, self.activations)
 
     def _dropout_mask(self, shape) -> torch.Tensor:
-        keep = 1.0 - self.dropout
-        masks = [
-            (torch.rand(shape[1:], generator=g, device=self.device, dtype=self.dtype) < keep)
-            for g in self._dropout_streams.generators
-        ]
-        return torch.stack(masks).to(self.dtype).div_(keep)
+        return dropout_mask(self._dropout_streams.generators, shape[1:], self.dropout, self.dtype, self.device)
 
     @torch.no_grad()
     def predict(self, X: torch.Tensor, chunk: int = 10000) -> torch.Tensor:

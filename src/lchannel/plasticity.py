@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 
 from .blocks import Dense
-from .quantize import quantize_
+from .quantize import UPDATE_ALPHA, quantize_
 
 
 class Hebbian:
@@ -148,7 +148,7 @@ class SGD:
     """
 
     def __init__(self, lr: float = 0.1, decay: float = 1e-6, momentum: float = 0.0,
-                 frozen=(), update_bits: int | None = None, update_alpha: float = 2.0 ** -6,
+                 frozen=(), update_bits: int | None = None, update_alpha: float = UPDATE_ALPHA,
                  rule: Hebbian = HEBBIAN):
         if not lr > 0:
             raise ValueError(f"lr must be > 0, got {lr}")

@@ -6,6 +6,11 @@ from __future__ import annotations
 
 import torch
 
+# The papers' scales α of eq. 19: 2⁻³ for error signals (section 5.1, Figures 6-7) and
+# 2⁻⁶ for per-example weight updates (section 5.2).  Every default refers to these.
+SIGNAL_ALPHA = 2.0 ** -3
+UPDATE_ALPHA = 2.0 ** -6
+
 
 def quantize(x: torch.Tensor, alpha: float, bits: int) -> torch.Tensor:
     """Quantize_{α,bits}(x) = α · sign(x) · 2^{round(clip(log2|x/α|, −bits+1, 0))}  (eq. 19).

@@ -49,3 +49,13 @@ class MemberStreams:
     def load_state(self, states: list[torch.Tensor]) -> None:
         for g, s in zip(self.generators, states):
             g.set_state(s)
+
+
+def dropout_mask(generators: list[torch.Generator], shape, p: float, dtype, device) -> torch.Tensor:
+    """Inverted-dropout masks, one per member drawn from its own generator, stacked on the
+    member axis: ``(E, *shape)`` of 0 or 1/(1 − p) (keep probability 1 − p), so the
+    expected signal is unchanged.  Forward-channel dropout and learning-channel dropout
+    (paper 1, section 6.1) both use it."""
+    keep = 1.0 - p
+    masks = [torch.rand(shape, generator=g, device=device, dtype=dtype) < keep for g in generators]
+    return torch.stack(masks).to(dtype).div_(keep)

@@ -14,7 +14,6 @@ import io
 import json
 import math
 import os
-import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from .config import TrainConfig
 from .data import Dataset, load_dataset
 from .nets import Network
 from .plasticity import SGD
+from .tables import mean_sd, text_table
 from .train import History, Trainer
 
 
@@ -175,19 +175,11 @@ def train_config(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, pro
 
 def summarize(history: History, metric: str) -> tuple[float, float, int]:
     """(mean, sample std, n) of the final ``metric`` over members that did not diverge."""
-    vals = [v for v, d in zip(history.final(metric), history.diverged_at) if d is None and not math.isnan(v)]
-    if not vals:
-        return math.nan, math.nan, 0
-    sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
-    return statistics.fmean(vals), sd, len(vals)
+    return mean_sd(v for v, d in zip(history.final(metric), history.diverged_at) if d is None)
 
 
-def format_table(rows: list[list[str]], header: list[str]) -> str:
-    """A plain-text table with aligned columns."""
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    line = lambda r: "  ".join(str(x).ljust(w) if i == 0 else str(x).rjust(w) for i, (x, w) in enumerate(zip(r, widths)))
-    sep = "  ".join("-" * w for w in widths)
-    return "\n".join([line(header), sep, *(line(r) for r in rows)])
+# The CLI's result tables (kept under this name for callers of lchannel.run).
+format_table = text_table
 
 
 def pct(mean: float, sd: float) -> str:

@@ -28,6 +28,7 @@ from .algorithms import (
 )
 from .base import LearningChannel
 from .feedback import FeedbackInit
+from ..quantize import SIGNAL_ALPHA
 from .transforms import Chain, ChannelDropout, MagnitudeOnly, Quantize, SignalTransform, SignOnly
 
 NOF_SUFFIX = "-nof"
@@ -126,7 +127,7 @@ def transforms_from_options(options: dict) -> list[SignalTransform]:
     bits = options.pop("quantize_bits", None)
     alpha = options.pop("quantize_alpha", None)
     if bits is not None:
-        out.append(Quantize(2.0 ** -3 if alpha is None else alpha, bits))
+        out.append(Quantize(SIGNAL_ALPHA if alpha is None else alpha, bits))
     elif alpha is not None:
         raise ValueError("quantize_alpha needs quantize_bits")
     p = options.pop("lc_dropout", None)
@@ -233,7 +234,7 @@ def canonicalize(algorithm: str, options: dict | None = None) -> tuple[str, dict
     defaults = {**class_defaults(cls), **_TRANSFORM_DEFAULTS, "derivative": cls.default_derivative}
     if opts.get("resample") in ("none", False):
         opts["resample"] = None
-    if opts.get("quantize_bits") is not None and opts.get("quantize_alpha") == 2.0 ** -3:
+    if opts.get("quantize_bits") is not None and opts.get("quantize_alpha") == SIGNAL_ALPHA:
         opts.pop("quantize_alpha")  # the default α of the quantized signal (eq. 19)
     if opts.get("lc_dropout") == 0:
         opts.pop("lc_dropout")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 
 from ..plasticity import PER_SYNAPSE, quantizer
+from ..quantize import UPDATE_ALPHA
 
 
 class SynapseSignal:
@@ -49,7 +50,7 @@ class SynapseSignal:
         return self.fprime.unsqueeze(3) * G.unsqueeze(2)
 
     def direction(self, O: torch.Tensor, lr: float, update_bits: int | None = None,
-                  update_alpha: float = 2.0 ** -6) -> tuple[torch.Tensor, torch.Tensor]:
+                  update_alpha: float = UPDATE_ALPHA) -> tuple[torch.Tensor, torch.Tensor]:
         """(ΔW^h, Δb^h)/η for presynaptic activity ``O`` ``(E, B, N_{h-1})`` under
         :class:`~lchannel.plasticity.PerSynapse`, quantized per example with eq. 19 when
         ``update_bits`` is set."""

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import torch
 
-from ..quantize import quantize, quantize_  # noqa: F401  (eq. 19, re-exported here)
+from ..rng import dropout_mask
+from ..quantize import SIGNAL_ALPHA, quantize, quantize_  # noqa: F401  (eq. 19, re-exported here)
 
 
 class SignalTransform:
@@ -38,7 +39,7 @@ class Quantize(SignalTransform):
     neuron receives before it travels further, so in BP and RBP the quantization errors
     accumulate down the chain (section 5.1)."""
 
-    def __init__(self, alpha: float = 2.0 ** -3, bits: int = 8):
+    def __init__(self, alpha: float = SIGNAL_ALPHA, bits: int = 8):
         if isinstance(bits, bool) or not isinstance(bits, (int, float)) or int(bits) != bits or bits < 1:
             raise ValueError(f"quantize bits must be an integer >= 1, got {bits!r}")
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
@@ -64,10 +65,7 @@ class ChannelDropout(SignalTransform):
     def __call__(self, J, h, generators=None):
         if self.p == 0.0:
             return J
-        keep = 1.0 - self.p
-        masks = [torch.rand(J.shape[1:], generator=g, device=J.device, dtype=J.dtype) < keep
-                 for g in generators]
-        return J * torch.stack(masks).to(J.dtype).div_(keep)
+        return J * dropout_mask(generators, J.shape[1:], self.p, J.dtype, J.device)
 
 
 class SignOnly(SignalTransform):

@@ -22,8 +22,7 @@ import numpy as np
 import torch
 
 from .base import Dataset, one_hot
-from .datadir import ENV_VAR, default_cache_dir, resolve_data_dir
-from .mnist import DataError
+from .datadir import ENV_VAR, DataError, data_root
 
 FILES = {
     "data_batch_1.bin": "cee916563c9f80d84e3cc88e17fdc0941787f1244f00a67874d45b261883ada5",
@@ -89,12 +88,7 @@ def load_cifar10(data_dir: str | os.PathLike | None = None, download_missing: bo
     ``batches`` selects training files (e.g. ``(1,)``: the first 10,000 images)."""
     if isinstance(batches, int) or not batches or any(b not in (1, 2, 3, 4, 5) for b in batches):
         raise ValueError(f"batches must be a non-empty list among 1..5, got {batches!r}")
-    root = resolve_data_dir(data_dir)
-    if not root.is_dir():
-        if data_dir or os.environ.get(ENV_VAR):
-            raise DataError(f"data directory {root} does not exist (from "
-                            f"{'--data-dir' if data_dir else '$' + ENV_VAR}); point it at the folder that holds "
-                            f"cifar10/, or leave both unset to use {default_cache_dir()}")
+    root = data_root(data_dir, "cifar10/")
     folder = root / "cifar10"
     names = [f"data_batch_{b}.bin" for b in batches] + ["test_batch.bin"]
     missing = [n for n in names if not (folder / n).is_file()]

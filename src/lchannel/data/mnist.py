@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .base import Dataset, one_hot
-from .datadir import ENV_VAR, default_cache_dir, resolve_data_dir
+from .datadir import ENV_VAR, DataError, data_root  # noqa: F401  (DataError re-exported)
 
 FILES = {
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
@@ -35,10 +35,6 @@ MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 )
-
-
-class DataError(RuntimeError):
-    """A data file is missing, corrupt or unreadable."""
 
 
 def _candidates(root: Path, name: str) -> list[Path]:
@@ -109,14 +105,8 @@ def load_mnist(data_dir: str | os.PathLike | None = None, download_missing: bool
                dtype=torch.float32) -> tuple[Dataset, Dataset]:
     """(train, test): 60,000 and 10,000 images flattened to 784 values in [0, 1],
     one-hot targets over 10 classes, and labels."""
-    root = resolve_data_dir(data_dir)
-    if not root.is_dir():
-        if data_dir or os.environ.get(ENV_VAR):
-            # A folder the user named: a typo must not create an empty folder.
-            raise DataError(f"data directory {root} does not exist (from "
-                            f"{'--data-dir' if data_dir else '$' + ENV_VAR}); point it at the folder that holds "
-                            f"mnist/ (or the IDX files), or leave both unset to use {default_cache_dir()}")
-        root.mkdir(parents=True, exist_ok=True)  # the per-user cache
+    root = data_root(data_dir, "mnist/ (or the IDX files)")
+    root.mkdir(parents=True, exist_ok=True)  # the per-user cache, when that is where it points
     missing = [n for n in FILES if find_file(root, n) is None]
     if missing and download_missing:
         try:

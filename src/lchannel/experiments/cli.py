@@ -21,7 +21,8 @@ from pathlib import Path
 from ..cliutil import DefaultsHelpFormatter, PathError, finite_float, writable_dir
 from ..cliutil import int_list as _int_list
 from ..data import DataError
-from .runner import DEFAULT_DB, DEFAULT_LEASE_TTL, EXECUTORS, run_sweep
+from ..tables import text_table
+from .runner import DEFAULT_DB, DEFAULT_LEASE_TTL, EXECUTORS, require_ray, run_sweep
 from .spec import Overrides, SpecError, load_spec, shipped_specs
 from .store import ResultsStore, StoreError
 
@@ -124,16 +125,10 @@ def cmd_list(args, parser) -> int:
         epochs = sorted({c.config.epochs for c in cells})
         rows.append([name, str(len(cells)), str(sum(len(c.config.seeds) for c in cells)),
                      "/".join(map(str, epochs)), spec.description])
-    print(_left_table(rows, ["name", "cells", "runs", "epochs", "description"]))
+    print(text_table(rows, ["name", "cells", "runs", "epochs", "description"], numbers_right=False))
     print("\nRun one: lchannel run NAME [--epochs N --seeds 0,1 --subset N]; "
           "its cells: lchannel experiments show NAME")
     return 0
-
-
-def _left_table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    line = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths)).rstrip()
-    return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
 def cmd_show(args, parser) -> int:
@@ -173,9 +168,9 @@ def cmd_run(args, parser) -> int:
         parser.error(f"--lease-ttl: {args.lease_ttl:g} is not accepted; expected a number of seconds > 0")
     if args.executor == "ray":
         try:
-            import ray  # noqa: F401
-        except ImportError:
-            parser.error("--executor ray needs Ray: pip install 'lchannel[ray]' (or pip install ray)")
+            require_ray()
+        except SpecError as err:
+            parser.error(str(err))
     try:
         overrides = _overrides(args)
         where = _where(args)
@@ -208,14 +203,13 @@ def cmd_run(args, parser) -> int:
 def _dry_run(spec, cells, args) -> int:
     rows = [[c.title, c.key, ",".join(map(str, c.config.seeds)), str(c.config.epochs),
              "shortened" if c.shortened else "full"] for c in cells]
-    print(_left_table(rows, ["cell", "config hash", "seeds", "epochs", "protocol"]))
+    print(text_table(rows, ["cell", "config hash", "seeds", "epochs", "protocol"], numbers_right=False))
     n_pop = len({c.key for c in cells})
     print(f"{len(cells)} cells, {sum(len(c.config.seeds) for c in cells)} runs, {n_pop} populations when packed")
     return 0
 
 
 def _print_summary(spec, args, overrides, where) -> None:
-    from ..run import format_table
     from .report import collect
     with ResultsStore(args.db) as store:
         results = collect(spec, store, overrides, where)
@@ -226,7 +220,7 @@ def _print_summary(spec, args, overrides, where) -> None:
             fmt = lambda s: "—" if math.isnan(s[0]) else f"{100 * s[0]:.2f} ± {100 * s[1]:.2f}"
             rows.append([r.cell.title, fmt(tr), fmt(te), f"{len(r.done)}/{r.planned}", str(r.epochs),
                          str(r.count("diverged")), str(r.count("failed"))])
-    print(format_table(rows, ["cell", "train acc %", "test acc %", "seeds", "epochs", "diverged", "failed"]))
+    print(text_table(rows, ["cell", "train acc %", "test acc %", "seeds", "epochs", "diverged", "failed"]))
 
 
 def cmd_report(args, parser) -> int:
@@ -253,7 +247,6 @@ def cmd_report(args, parser) -> int:
     except PathError as err:
         parser.error(str(err))
     rep = write_report(spec, args.db, out, overrides, args.metric, plots=not args.no_plots, where=where)
-    from ..run import format_table
-    print(format_table(rep.rows, rep.header))
+    print(text_table(rep.rows, rep.header))
     print(f"wrote {rep.markdown}, {rep.csv} and {len(rep.pngs)} PNG{'s' if len(rep.pngs) != 1 else ''} in {out}")
     return 0

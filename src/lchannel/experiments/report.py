@@ -19,7 +19,6 @@ import csv
 import io
 import math
 import re
-import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..channels import label as algorithm_label, split_name
+from ..tables import mean_sd
 from ..style import algorithm_key, line_styles, styles_for_labels
 from ..train import History
 from .spec import Cell, Overrides, Spec, describe_protocol
@@ -69,10 +69,7 @@ class CellResult:
 
     def stats(self, metric: str) -> tuple[float, float, int]:
         """(mean, sample sd, n) of the final ``metric`` over seeds that did not diverge."""
-        vals = [r.final[metric] for r in self.done if not math.isnan(r.final[metric])]
-        if not vals:
-            return math.nan, math.nan, 0
-        return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0), len(vals)
+        return mean_sd(r.final[metric] for r in self.done)
 
     def history(self) -> History | None:
         """Per-epoch metrics of the finished seeds as a :class:`History` (NaN-padded), with

@@ -375,6 +375,15 @@ class PoolExecutor:
             self.pool = None
 
 
+def require_ray():
+    """The ``ray`` module, or a SpecError saying how to install it (checked before any work)."""
+    try:
+        import ray
+    except ImportError:
+        raise SpecError("--executor ray needs Ray: pip install 'lchannel[ray]' (or pip install ray)") from None
+    return ray
+
+
 class RayExecutor:
     """Ray tasks, one per population, ``threads`` CPUs each (``--executor ray``).
 
@@ -388,11 +397,7 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, workers: int | None = None, address: str | None = None):
-        try:
-            import ray
-        except ImportError:
-            raise SpecError("--executor ray needs Ray: pip install 'lchannel[ray]' (or pip install ray)") from None
-        self.ray = ray
+        self.ray = ray = require_ray()
         self.started = False
         if not ray.is_initialized():
             kwargs = {"include_dashboard": False, "log_to_driver": False}

@@ -59,6 +59,7 @@ from typing import Any
 from ..channels import ALGORITHMS, TRANSFORM_OPTIONS, split_name
 from ..channels.feedback import FeedbackInit
 from ..config import TrainConfig
+from ..train import METRICS
 
 TOP_KEYS = ("name", "description", "source", "base", "axes", "patch", "report", "alignment")
 AXIS_KEYS = ("name", "title", "levels")
@@ -67,7 +68,8 @@ PATCH_KEYS = ("where", "set")
 REPORT_KEYS = ("layout", "rows", "columns", "lines", "panels", "x", "metric", "title")
 ALIGNMENT_KEYS = ("enabled", "probe", "every")
 LAYOUTS = ("table", "curves", "final")
-REPORT_METRICS = ("test_acc", "train_acc", "test_loss", "train_loss")
+# Accuracies first, test before train: a report shows test accuracy unless told otherwise.
+REPORT_METRICS = tuple(sorted(METRICS, key=lambda m: (m.endswith("loss"), m.startswith("train"))))
 # Fields a spec may not set: where the data lives and the device are the runner's business,
 # and seeds are a property of the whole spec (set them in [base]).
 RUNNER_FIELDS = ("data_dir", "device")

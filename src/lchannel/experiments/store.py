@@ -46,10 +46,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..train import METRICS
+
 SCHEMA_VERSION = 1
 FINISHED = ("done", "diverged")
 STATUSES = ("pending", "done", "diverged", "failed")
-METRIC_COLUMNS = ("train_loss", "train_acc", "test_loss", "test_acc")
+METRIC_COLUMNS = METRICS  # the per-epoch metrics a Trainer records, one column each
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
