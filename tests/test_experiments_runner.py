@@ -453,9 +453,10 @@ def test_two_lchannel_run_processes_on_one_database_do_not_duplicate_work(tmp_pa
         rows = c.execute("SELECT status, attempts, finished_by FROM runs").fetchall()
         assert c.execute("SELECT count(*) FROM invocations").fetchone()[0] == 2
     # attempts counts results delivered: a run trained by both runners would show 2
-    assert len(rows) == 15 and all(r[0] == "done" and r[1] == 1 for r in rows)
-    computed = [int(next(l for l in o.splitlines() if "runs computed" in l).split()[0]) for o, _ in outs]
-    assert sum(computed) == 15
+    # The outputs go with every assertion: a failure here must say which runner did what.
+    assert len(rows) == 15 and all(r[0] == "done" and r[1] == 1 for r in rows), (rows, outs)
+    computed = [int(next((l for l in o.splitlines() if "runs computed" in l), "-1").split()[0]) for o, _ in outs]
+    assert sum(computed) == 15, (computed, outs)
 
 
 def test_a_live_lease_is_skipped_and_an_expired_one_is_taken_over_from_its_checkpoint(reference, tmp_path,
