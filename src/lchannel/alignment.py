@@ -31,6 +31,7 @@ changes the training: the channel's state (random streams included) is restored.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 import math
 
 import torch
@@ -70,11 +71,11 @@ def alignment_angles(net, channel, X: torch.Tensor, T: torch.Tensor,
     """
     rec = net.forward(X)
     e = net.output_loss.error(T, rec.output)
-    saved = copy.deepcopy(channel.state_dict())
+    saved = copy.deepcopy(channel.checkpoint_state())
     try:
         I = channel.signals(rec, e)
     finally:
-        channel.load_state_dict(saved)
+        channel.load_checkpoint_state(saved)
     B = Backprop().bind(net).signals(rec, e)
     E, L = net.E, net.L
     opt = optimizer if optimizer is not None else SGD().bind(net)
@@ -99,7 +100,7 @@ def alignment_angles(net, channel, X: torch.Tensor, T: torch.Tensor,
             grad = torch.bmm(B[h].transpose(1, 2), O) / O.shape[1]
             out[("update", h)] = angle(dW, grad).cpu()
     C = getattr(channel, "C", None)
-    if isinstance(C, dict):
+    if isinstance(C, Mapping):
         per_layer: dict[int, list[int]] = {}
         for (h, k) in C:
             per_layer.setdefault(h, []).append(k)

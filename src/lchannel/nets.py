@@ -13,6 +13,7 @@ train exactly like weights.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -125,7 +126,9 @@ class Network(nn.Module):
 
     The weights are ``nn.Parameter`` s with ``requires_grad=False`` (the learning
     channel, not autograd, trains them): ``state_dict()``, ``load_state_dict()`` and
-    ``.to(device/dtype)`` are the standard ``nn.Module`` ones.  ``load_state_dict`` also
+    ``.to(device/dtype)`` are the standard ``nn.Module`` ones; ``.to(...)`` also moves the
+    learning channels bound to the network (their feedback buffers), which are not
+    submodules and not in its ``state_dict``.  ``load_state_dict`` also
     takes the format of earlier checkpoints, ``{"weights": [W^h], "biases": [b^h]}``.
     """
 
@@ -171,11 +174,18 @@ class Network(nn.Module):
             blocks.append(Dense(W, self.activations[h] if h < L else None, self.output_loss if h == L else None))
         self.blocks = nn.ModuleList(blocks)
         self._dropout_streams = MemberStreams(seeds, "dropout", device) if dropout > 0 else None
+        self._bound_channels: list = []
         self._cache()
 
     def _cache(self) -> None:
         # A plain list skips ModuleList indexing on the hot path.
         self._blocks: list[Dense] = list(self.blocks)
+
+    def _attach_channel(self, channel) -> None:
+        """Remember (weakly) a learning channel bound to this network, so that moving the
+        network moves the channel's buffers too (called by ``LearningChannel.bind``)."""
+        refs = [r for r in getattr(self, "_bound_channels", []) if r() is not None and r() is not channel]
+        self._bound_channels = [*refs, weakref.ref(channel)]
 
     def _apply(self, fn, recurse=True):
         out = super()._apply(fn, recurse)
@@ -184,6 +194,12 @@ class Network(nn.Module):
             # Generators cannot move between devices: the dropout stream restarts from the
             # seeds on the new device (move a network before training it).
             self._dropout_streams = MemberStreams(self.seeds, "dropout", device)
+        # The learning channels bound to this network move with it (they are not
+        # submodules: the network's state_dict holds only the forward weights).
+        for ref in getattr(self, "_bound_channels", ()):
+            channel = ref()
+            if channel is not None and channel.net is self:
+                channel._apply(fn, recurse)
         return out
 
     # -- shape helpers -------------------------------------------------------------
@@ -305,6 +321,7 @@ class Network(nn.Module):
         net.blocks = nn.ModuleList([b.member(e) for b in self._blocks])
         net._dropout_streams = (None if self._dropout_streams is None
                                 else MemberStreams(net.seeds, "dropout", self.device))
+        net._bound_channels = []
         net._cache()
         return net
 

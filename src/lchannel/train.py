@@ -283,7 +283,7 @@ class Trainer:
             "epoch": self.epoch,
             "net": self.net.state_dict(),
             "net_rng": self.net.rng_state(),
-            "channel": self.channel.state_dict(),
+            "channel": self.channel.checkpoint_state(),
             "optimizer": self.opt.state_dict(),
             "order_rng": [g.get_state() for g in self._order],
             "history": self.history.to_dict(),
@@ -292,7 +292,7 @@ class Trainer:
     def load_state_dict(self, state: dict) -> None:
         self.net.load_state_dict(state["net"])  # also takes the earlier {"weights", "biases"} format
         self.net.load_rng_state(state.get("net_rng"))
-        self.channel.load_state_dict(state["channel"])
+        self.channel.load_checkpoint_state(state["channel"])
         self.opt.load_state_dict(state["optimizer"])
         for g, s in zip(self._order, state["order_rng"]):
             g.set_state(s)

@@ -41,7 +41,7 @@ import inspect
 import torch
 
 from ..rng import MemberStreams
-from .base import LearningChannel
+from .base import BufferMap, LearningChannel
 from .feedback import FeedbackInit
 from .routes import Adjoint, RandomMap, draw_route
 from .sources import (
@@ -211,9 +211,12 @@ class RandomFeedback(LearningChannel):
         self._adapt_rate = float(adapt_rate)
         self.topology = topology
         self.skip_layers = None if skip_layers is None else sorted({int(h) for h in skip_layers})
-        self.samples: list[dict[tuple[int, int], torch.Tensor]] = []
-        self.C: dict[tuple[int, int], torch.Tensor] = {}
-        self.synapse_C: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+        # The matrices are buffers (C_h_k, C{i}_h_k for sample i > 0, Cw_h_k / Cb_h_k
+        # per synapse); these mappings read them by name (BufferMap), so .to() keeps them.
+        self.samples: list[BufferMap] = []
+        self.C: BufferMap | dict = {}
+        self.synapse_C: BufferMap | dict = {}
+        self._feedback_buffers: list[str] = []
         self._sources: dict[int, list[int]] = {}
         self._streams: MemberStreams | None = None
 
@@ -276,15 +279,43 @@ class RandomFeedback(LearningChannel):
         # ordinary single channel, and a population member equals a single run.
         self._pairs = [(h, k) for h in sorted(self._sources) for k in self._sources[h]]
         self._streams = MemberStreams(net.seeds, "feedback")
+        for name in self._feedback_buffers:  # binding again redraws
+            del self._buffers[name]
+        self._feedback_buffers = []
         self.samples = []
         self.synapse_C = {}
         self.source.draw(self)
-        self._sample_routes = [{key: RandomMap(C) for key, C in sample.items()} for sample in self.samples]
+        # A route reads its matrix from the channel's buffers by name at send time.
+        self._sample_routes = [{key: RandomMap(buffers=self._buffers, name=sample._names[key]) for key in sample}
+                               for sample in self.samples]
         self.use_sample(0)
+
+    def _feedback_buffer(self, name: str, C: torch.Tensor) -> str:
+        self.register_buffer(name, C)
+        self._feedback_buffers.append(name)
+        return name
+
+    def add_sample(self, mats: dict) -> None:
+        """Register one set of matrices ``{(h, k): C}`` as sample ``len(samples)``: buffers
+        ``C_h_k`` (sample 0) or ``C{i}_h_k``."""
+        i = len(self.samples)
+        prefix = "C" if i == 0 else f"C{i}"
+        names = {(h, k): self._feedback_buffer(f"{prefix}_{h}_{k}", C) for (h, k), C in mats.items()}
+        self.samples.append(BufferMap(self._buffers, names))
+
+    def set_synapse_feedback(self, mats: dict) -> None:
+        """Register the per-synapse matrices ``{(h, k): (Cw, Cb)}`` as buffers
+        ``Cw_h_k`` and ``Cb_h_k``; ``synapse_C`` maps (h, k) to the pair."""
+        names = {(h, k): (self._feedback_buffer(f"Cw_{h}_{k}", w), self._feedback_buffer(f"Cb_{h}_{k}", b))
+                 for (h, k), (w, b) in mats.items()}
+        self.synapse_C = BufferMap(self._buffers, names)
 
     def use_sample(self, i: int) -> None:
         """Propagate through feedback sample i (the channel's ``C`` is sample 0 otherwise)."""
-        self.C, self._routes = self.samples[i], self._sample_routes[i]
+        # Plain attributes (not tensors or modules): skip nn.Module.__setattr__ on this
+        # per-step path.
+        d = self.__dict__
+        d["C"], d["_routes"] = self.samples[i], self._sample_routes[i]
 
     def congruence_reference(self, h: int, k: int) -> torch.Tensor:
         """The forward matrix whose signs congruent feedback to h from k takes, shape
@@ -334,11 +365,22 @@ class RandomFeedback(LearningChannel):
                    for h, ks in self.routes(len(sizes) - 1).items() for k in ks)
 
     # -- state -------------------------------------------------------------------------------
-    def state_dict(self):
-        return {**super().state_dict(), "C": pack(self.C), **self.source.state_dict(self)}
+    def checkpoint_state(self):
+        return {**super().checkpoint_state(), "C": pack(self.C), **self.source.state_dict(self)}
 
-    def load_state_dict(self, state):
-        super().load_state_dict(state)
+    def stream_state(self):
+        state = super().stream_state()
+        if self.resample is not None and self._streams is not None:
+            state["feedback_rng"] = self._streams.state()  # resampling draws on
+        return state
+
+    def load_stream_state(self, state):
+        super().load_stream_state(state)
+        if state.get("feedback_rng") is not None and self._streams is not None:
+            self._streams.load_state(state["feedback_rng"])
+
+    def load_checkpoint_state(self, state):
+        super().load_checkpoint_state(state)
         saved = state.get("samples", [state.get("C", {})])
         if "samples" in state and len(saved) != len(self.samples):
             raise ValueError(f"checkpoint has {len(saved)} feedback samples, this channel {len(self.samples)}")

@@ -25,7 +25,11 @@ omits f' everywhere (the papers' "no-f'" variants).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
+from torch import nn
+from torch.nn.modules.module import _IncompatibleKeys
 
 from ..rng import MemberStreams
 from .routes import Route
@@ -34,11 +38,47 @@ from .transforms import Chain, SignalTransform
 DERIVATIVES = ("all", "local", "none")
 
 
-class LearningChannel:
+class BufferMap(Mapping):
+    """A read-only mapping ``(h, k) -> tensor`` over a module's buffers, looked up by name
+    at every access: ``module.to(...)`` (which replaces the buffers) never leaves it
+    holding a stale tensor.  A value may also be a tuple of names (a tuple of tensors)."""
+
+    __slots__ = ("_buffers", "_names")
+
+    def __init__(self, buffers: dict, names: dict):
+        self._buffers = buffers
+        self._names = names
+
+    def __getitem__(self, key):
+        name = self._names[key]
+        if isinstance(name, tuple):
+            return tuple(self._buffers[n] for n in name)
+        return self._buffers[name]
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __repr__(self) -> str:
+        return f"BufferMap({self._names!r})"
+
+
+class LearningChannel(nn.Module):
     """Base class: computes ``I^h`` for every layer from a forward record and ``T − O``.
 
     Subclasses define :meth:`sources` and :meth:`route`; stateful channels (random,
-    adaptive) also override :meth:`init_state`, :meth:`adapt`, :meth:`state_dict`.
+    adaptive) also override :meth:`init_state`, :meth:`adapt`,
+    :meth:`checkpoint_state` / :meth:`load_checkpoint_state`.
+
+    A channel is a ``torch.nn.Module`` without parameters: its own weights (random
+    feedback matrices) are buffers, so ``channel.to(device/dtype)`` moves them,
+    ``channel.buffers()`` lists them and ``channel.state_dict()`` / ``load_state_dict()``
+    are the standard ones (plus the channel's random streams as ``_extra_state``).  The
+    bound network is a plain reference, not a submodule; moving the network
+    (``net.to(...)``) moves the channels bound to it.  :meth:`checkpoint_state` is the
+    dictionary a :class:`~lchannel.train.Trainer` checkpoint holds.
     """
 
     name = "channel"
@@ -46,6 +86,7 @@ class LearningChannel:
 
     def __init__(self, derivative: str | None = None,
                  transforms: SignalTransform | list[SignalTransform] | None = None):
+        super().__init__()
         derivative = self.default_derivative if derivative is None else derivative
         if derivative not in DERIVATIVES:
             raise ValueError(f"derivative must be one of {DERIVATIVES}, got {derivative!r}")
@@ -67,11 +108,23 @@ class LearningChannel:
             raise ValueError(f"this {self.name} channel is already bound to another network ({self.net!r}); "
                              f"build a new channel (build_channel(...)) for {net!r}")
         self.check(net.sizes)
-        self.net = net
+        object.__setattr__(self, "net", net)  # a plain reference: the network is not a submodule
         if self.transform is not None and self.transform.needs_rng:
             self._rng = MemberStreams(net.seeds, "channel", net.device)
         self.init_state()
+        attach = getattr(net, "_attach_channel", None)
+        if attach is not None:
+            attach(self)  # net.to(...) moves this channel too
         return self
+
+    def _apply(self, fn, recurse=True):
+        out = super()._apply(fn, recurse)
+        net = self.net
+        if self._rng is not None and net is not None and self._rng.generators[0].device != net.device:
+            # Generators cannot move between devices: the channel's noise stream restarts
+            # from the seeds on the network's new device (as the forward dropout's does).
+            self._rng = MemberStreams(net.seeds, "channel", net.device)
+        return out
 
     def init_state(self) -> None:
         """Draw the channel's own weights (none for BP)."""
@@ -152,12 +205,36 @@ class LearningChannel:
         return I
 
     # -- state ---------------------------------------------------------------------
-    def state_dict(self) -> dict:
+    def checkpoint_state(self) -> dict:
+        """The channel's state as a :class:`~lchannel.train.Trainer` checkpoint holds it
+        (``{"rng": ..., "C": {"h,k": C}, ...}``; the format of earlier checkpoints)."""
+        return self.stream_state()
+
+    def load_checkpoint_state(self, state: dict) -> None:
+        """Load what :meth:`checkpoint_state` wrote (also from earlier checkpoints)."""
+        self.load_stream_state(state)
+
+    def stream_state(self) -> dict:
+        """The state of the channel's random streams (not its buffers)."""
         return {"rng": self._rng.state() if self._rng else None}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_stream_state(self, state: dict) -> None:
         if self._rng is not None and state.get("rng") is not None:
             self._rng.load_state(state["rng"])
+
+    def get_extra_state(self) -> dict:
+        return self.stream_state()
+
+    def set_extra_state(self, state: dict) -> None:
+        self.load_stream_state(state)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """The standard ``nn.Module`` load; a :meth:`checkpoint_state` dictionary (the
+        format this method read before channels were modules) is loaded as such."""
+        if "rng" in state_dict:
+            self.load_checkpoint_state(state_dict)
+            return _IncompatibleKeys([], [])
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def describe(self) -> str:
         extra = f", transforms={self.transform!r}" if self.transform is not None else ""

@@ -11,8 +11,9 @@ one operator per edge, ``send(G^k) → J^h`` (see :mod:`lchannel.channels.base`)
   k = L.  Any edge draws its matrix with :func:`draw_route` (the forward block's own
   fan-in and fan-out for a chained edge).
 
-A route holds a reference to its tensor, so adapting or resampling the matrix in place
-changes what the route sends.
+A channel's route reads its matrix from the channel's buffers by name when it sends, so
+adapting or resampling the matrix, and moving the channel (``.to(...)``), change what the
+route sends.
 """
 
 from __future__ import annotations
@@ -48,8 +49,17 @@ class RandomMap(Route):
     """A random feedback matrix ``C`` ``(E, N_h, N_k)``: ``J^h = G^k Cᵀ`` (RBP eq. 7,
     SRBP paper 2 eq. 11)."""
 
-    def __init__(self, C: torch.Tensor):
-        self.C = C
+    def __init__(self, C: torch.Tensor | None = None, *, buffers: dict | None = None, name: str | None = None):
+        if (C is None) == (buffers is None):
+            raise ValueError("RandomMap takes a matrix C or (buffers, name), not both")
+        if C is not None:
+            buffers, name = {"C": C}, "C"
+        self._buffers, self._name = buffers, name
+
+    @property
+    def C(self) -> torch.Tensor:
+        """The matrix, read from the buffers by name (a channel's, kept current by .to())."""
+        return self._buffers[self._name]
 
     def send(self, G):
         return torch.bmm(G, self.C.transpose(1, 2))

@@ -16,7 +16,9 @@ with, with the reason:
 - :class:`Adaptive`: the matrices learn under a rule, by default the forward weights' own
   :data:`~lchannel.plasticity.HEBBIAN` (ARBP/ASRBP, section 3; paper 2 eq. 124).
 
-The matrices themselves are state of the channel (``channel.samples``, ``channel.C``):
+The matrices themselves are state of the channel, registered as its buffers
+(``C_h_k``, ``C{i}_h_k``, ``Cw_h_k``/``Cb_h_k``) and read through ``channel.samples``,
+``channel.C`` and ``channel.synapse_C``:
 they are drawn member by member from the channel's "feedback" stream in a fixed order
 (sample, then h ascending, then k), which keeps a population member equal to a single run
 with its seed.  :func:`compose` builds the chain from the options of
@@ -116,7 +118,7 @@ class Fixed(FeedbackSource):
             self.feedback.check(sizes[h])
 
     def draw(self, channel):
-        channel.samples.append(channel.draw_set())
+        channel.add_sample(channel.draw_set())
 
     def on_batch_start(self, channel):
         pass
@@ -157,7 +159,7 @@ class Averaged(FeedbackSource):
     def draw(self, channel):
         self.inner.draw(channel)
         for _ in range(self.K - 1):
-            channel.samples.append(channel.draw_set())
+            channel.add_sample(channel.draw_set())
 
     def signals(self, channel, record, e):
         """Each sample propagates its own signal (with its own transforms: dropout masks,
@@ -218,7 +220,7 @@ class Resampled(FeedbackSource):
         self.inner.on_batch_start(channel)
         for sample in channel.samples:
             for (h, k), C in sample.items():
-                C.copy_(channel.draw_pair(h, k))
+                C.copy_(channel.draw_pair(h, k))  # into the buffer: routes and .to() see it
 
     def state_dict(self, channel):
         return {**self.inner.state_dict(channel), "feedback_rng": channel._streams.state()}
@@ -259,10 +261,11 @@ class PerSynapseFeedback(FeedbackSource):
 
     def draw(self, channel):
         self.inner.draw(channel)
-        channel.synapse_C = {}
+        mats = {}
         for h, k in channel._pairs:
             C = channel.draw_pair(h, k, synapses=channel.net.sizes[h - 1] + 1)  # (E, N_h, N_k, N_{h-1} + 1)
-            channel.synapse_C[(h, k)] = (C[..., :-1].contiguous(), C[..., -1].contiguous())
+            mats[(h, k)] = (C[..., :-1].contiguous(), C[..., -1].contiguous())
+        channel.set_synapse_feedback(mats)
 
     def signals(self, channel, record, e):
         I = self.inner.signals(channel, record, e)
