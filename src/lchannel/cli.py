@@ -185,38 +185,62 @@ def _load_data_or_fail(parser, cfg):
         _fail(parser, err)
 
 
+def _open_folder(parser, out: Path, cfg: TrainConfig, restart: bool):
+    """Check ``out`` before any work (:func:`lchannel.run.open_run_folder`) and return what
+    ``train_config(opened=...)`` should take.  With ``--restart`` a complaint about the run
+    the folder holds does not matter: ``train_config`` discards that run itself (only once
+    the data has loaded, so a failed start never costs the old run)."""
+    from .run import CHECK_FOLDER, RunFolderError, open_run_folder
+
+    try:
+        state = open_run_folder(out, cfg)
+    except RunFolderError as err:
+        if not restart:
+            _fail(parser, err)
+        return CHECK_FOLDER
+    return CHECK_FOLDER if restart else state
+
+
+def _train(parser, cfg: TrainConfig, out: Path, data, args, opened):
+    """train_config with the command line's options; a folder problem is a usage error."""
+    from .run import RunFolderError, train_config
+
+    try:
+        return train_config(cfg, out, progress=not args.quiet, data=data, restart=args.restart, desc=cfg.label,
+                            opened=opened)
+    except RunFolderError as err:
+        _fail(parser, err)
+
+
+def _say_complete(out: Path, epochs: int) -> None:
+    print(f"{out}: already complete ({epochs} epochs); nothing was trained. Ask for more --epochs to "
+          f"continue it, or pass --restart to train it again.")
+
+
 def cmd_train(args, parser) -> int:
     from .accounting import channel_cost
-    from .run import RESULT_HEADER, RunFolderError, format_table, open_run_folder, result_row, run_id, train_config
+    from .run import RESULT_HEADER, format_table, result_row, run_id
 
     try:
         cfg = config_from_args(args, args.algorithm)
         out = Path(args.out or f"runs/train-{cfg.algorithm}-{run_id(cfg)}")
-        open_run_folder(out, cfg, restart=False)  # folder problems before any work (--restart acts below)
-    except RunFolderError as err:
-        if not args.restart:
-            _fail(parser, err)
+        opened = _open_folder(parser, out, cfg, args.restart)  # folder problems before any work
     except ValueError as err:
         _fail(parser, err)
     data = _load_data_or_fail(parser, cfg)
     cost = channel_cost(cfg.sizes, cfg.algorithm, cfg.channel)
     print(f"{cfg.label} on {cfg.dataset}, A{cfg.sizes}, seeds {cfg.seeds}, {cfg.epochs} epochs -> {out}")
     print(f"learning-channel cost: {cost.describe()}")
-    try:
-        res = train_config(cfg, out, progress=not args.quiet, data=data, restart=args.restart,
-                           desc=cfg.label)
-    except RunFolderError as err:
-        _fail(parser, err)
+    res = _train(parser, cfg, out, data, args, opened)
     if res.already_complete:
-        print(f"{out}: already complete ({cfg.epochs} epochs); nothing was trained. Ask for more --epochs to "
-              f"continue it, or pass --restart to train it again.")
+        _say_complete(out, cfg.epochs)
     print(format_table([result_row(cfg.label, res.history)], RESULT_HEADER))
     return 0
 
 
 def cmd_compare(args, parser) -> int:
     from .plots import describe_runs, plot_accuracy
-    from .run import RESULT_HEADER, RunFolderError, format_table, open_run_folder, result_row, run_id, train_config
+    from .run import RESULT_HEADER, format_table, result_row, run_id
 
     algorithms = [a.strip() for a in args.algorithms.split(",")] if args.algorithms else FIGURE1
     bad = [a for a in algorithms if a not in algorithm_names()]
@@ -229,32 +253,22 @@ def cmd_compare(args, parser) -> int:
         cfgs = [config_from_args(args, a) for a in algorithms]
         ident = hashlib.sha256(",".join(run_id(c) for c in cfgs).encode()).hexdigest()[:10]
         out = Path(args.out or f"runs/compare-{ident}")
-        for cfg in cfgs:
-            open_run_folder(out / cfg.algorithm, cfg, restart=False)
-    except RunFolderError as err:
-        if not args.restart:
-            _fail(parser, err)
+        # Every channel's folder is checked before the first one trains.
+        opened = [_open_folder(parser, out / cfg.algorithm, cfg, args.restart) for cfg in cfgs]
     except ValueError as err:
         _fail(parser, err)
     data = _load_data_or_fail(parser, cfgs[0])
-    curves, rows, complete = {}, [], []
+    curves, rows, complete = {}, [], 0
     c0 = cfgs[0]
     print(f"comparing {len(cfgs)} learning channels on {c0.dataset}, A{c0.sizes}, "
           f"seeds {c0.seeds}, {c0.epochs} epochs -> {out}")
-    for cfg in cfgs:
-        name = cfg.label
-        try:
-            res = train_config(cfg, out / cfg.algorithm, progress=not args.quiet, data=data, restart=args.restart,
-                               desc=name)
-        except RunFolderError as err:
-            _fail(parser, err)
-        if res.already_complete:
-            complete.append(name)
-        curves[name] = res.history
-        rows.append(result_row(name, res.history))
-    if len(complete) == len(cfgs):
-        print(f"{out}: already complete ({c0.epochs} epochs); nothing was trained. Ask for more --epochs to "
-              f"continue, or pass --restart to train again.")
+    for cfg, state in zip(cfgs, opened):
+        res = _train(parser, cfg, out / cfg.algorithm, data, args, state)
+        complete += res.already_complete
+        curves[cfg.label] = res.history
+        rows.append(result_row(cfg.label, res.history))
+    if complete == len(cfgs):
+        _say_complete(out, c0.epochs)
     table = format_table(rows, RESULT_HEADER)
     print(table)
     (out / "comparison.txt").write_text(table + "\n")

@@ -141,19 +141,32 @@ def _nan_safe(x):
     return None if isinstance(x, float) and math.isnan(x) else x
 
 
+# train_config's default: it checks the run folder itself (see its ``opened``).
+CHECK_FOLDER = object()
+
+
 def train_config(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, progress: bool = True,
                  resume: bool = True, data: tuple[Dataset, Dataset] | None = None, restart: bool = False,
-                 desc: str = "train") -> RunResult:
+                 desc: str = "train", opened=CHECK_FOLDER) -> RunResult:
     """Train ``cfg``; with ``out_dir`` write results there after every epoch and resume
     from its checkpoint when the same config was already started (``restart=True``
-    discards it instead).  Folder problems raise :class:`RunFolderError` before any work."""
+    discards it instead).  Folder problems raise :class:`RunFolderError` before any work.
+
+    ``opened``: what :func:`open_run_folder` returned for ``out_dir`` when the caller has
+    already checked it (before loading data, or for several runs at once), so that the
+    folder is not checked and its checkpoint not read a second time."""
     cfg.validate()
-    state = open_run_folder(out_dir, cfg, restart, resume) if out_dir is not None else None
+    if out_dir is None:
+        state = None
+    elif opened is CHECK_FOLDER:
+        state = open_run_folder(out_dir, cfg, restart, resume)
+    else:
+        state = opened
     train, test = data if data is not None else load_data(cfg)
     trainer = build_trainer(cfg, progress, desc)
     ckpt = None
     if out_dir is not None:
-        out = writable_dir(out_dir, "--out")
+        out = Path(out_dir)  # checked by open_run_folder
         out.mkdir(parents=True, exist_ok=True)
         ckpt = out / "checkpoint.pt"
         if state is not None:
