@@ -134,7 +134,7 @@ class TrainConfig:
     seeds: list[int] = param(None, IntList(SEED_RANGE, min_len=1, distinct=True), group="seeds and output",
                              cli="--seeds", key=False, factory=lambda: [0], metavar="S1,S2,...",
                              default_text="0..N-1 from --num-seeds", help="one member per seed")
-    data_seed: int = param(0, SEED_RANGE, group="seeds and output", cli="--data-seed",
+    data_seed: int = param(0, SEED_RANGE, group="seeds and output", cli="--data-seed", data=True,
                            help="seed of the minibatch order (and of generated data)")
     batch_order: str = param("shared", Options(BATCH_ORDERS), group="seeds and output", cli="--batch-order",
                              help="shared: every member sees the same minibatches; per_member: each its own")
@@ -153,6 +153,11 @@ class TrainConfig:
     def params(cls) -> dict[str, tuple[dataclasses.Field, Param]]:
         """``{name: (dataclass field, Param)}`` in declaration order."""
         return {f.name: (f, f.metadata["param"]) for f in dataclasses.fields(cls)}
+
+    def data_key(self) -> tuple:
+        """The values of the fields declared ``data=True`` (and the device): two configs
+        with the same data key train on the same tensors, so loaded data can be shared."""
+        return (*(getattr(self, n) for n, (_, p) in self.params().items() if p.data), self.device)
 
     @classmethod
     def default(cls, name: str) -> Any:

@@ -14,11 +14,11 @@ from typing import Callable
 from .base import Dataset, one_hot
 from .cifar10 import FILES as CIFAR10_FILES
 from .cifar10 import URL as CIFAR10_URL
-from .cifar10 import as_images, load_cifar10
+from .cifar10 import as_images, load_cifar10, verify_cifar10
 from .datadir import ENV_VAR, resolve_data_dir
 from .mnist import FILES as MNIST_FILES
 from .mnist import MIRRORS as MNIST_MIRRORS
-from .mnist import DataError, load_mnist
+from .mnist import DataError, load_mnist, verify_mnist
 from .synthetic import f_k, make_synthetic
 
 
@@ -31,7 +31,7 @@ class DatasetEntry:
     training examples, known before loading (for validating batch size and subset).
     ``load(data_dir, options, seed)`` returns (train, test).  ``files``: file name ->
     sha256 of the decompressed bytes (empty for generated sets); ``source``: where the
-    files come from (the download path), or how the set is generated.
+    files come from (the download path), or how the set is generated; ``verify``: see below.
     """
 
     name: str
@@ -45,6 +45,9 @@ class DatasetEntry:
     options: tuple[str, ...] = ()
     files: dict | None = None
     source: str = ""
+    # verify(data_dir): check the files without keeping them (DataError naming the bad
+    # one), so that a sweep fails once, before its workers start; None: nothing to check.
+    verify: Callable[..., None] | None = None
 
 
 def _load_mnist(data_dir, options: dict, seed: int):
@@ -65,13 +68,14 @@ REGISTRY: dict[str, DatasetEntry] = {
         name="mnist", description="MNIST digits, 60,000 train / 10,000 test, 28x28 in [0, 1]",
         n_inputs=784, n_outputs=10, architecture=(784, 100, 100, 100, 100, 10), output="softmax",  # paper 1 sec. 4.1
         load=_load_mnist, train_size=lambda o: 60000, files=dict(MNIST_FILES),
-        source=" or ".join(MNIST_MIRRORS)),
+        source=" or ".join(MNIST_MIRRORS), verify=verify_mnist),
     "cifar10": DatasetEntry(
         name="cifar10", description="CIFAR-10 images, 50,000 train / 10,000 test, 3x32x32 in [0, 1] as rows of "
                                     "3,072 (C, H, W order); dense default architecture (conv nets: a later issue, "
                                     "or lchannel.torch for your own model)",
         n_inputs=3072, n_outputs=10, architecture=(3072, 1000, 1000, 10), output="softmax",
-        load=_load_cifar10, train_size=lambda o: 50000, files=dict(CIFAR10_FILES), source=CIFAR10_URL),
+        load=_load_cifar10, train_size=lambda o: 50000, files=dict(CIFAR10_FILES), source=CIFAR10_URL,
+        verify=verify_cifar10),
     "synthetic": DatasetEntry(
         name="synthetic", description="paper 2's f_k = g ∘ t^k on [-1, 1]^2 (section 4.2), generated from a seed",
         n_inputs=2, n_outputs=1, architecture=(2, 50, 50, 1), output="logistic",

@@ -113,6 +113,16 @@ def load_cifar10(data_dir: str | os.PathLike | None = None, download_missing: bo
     return make(names[:-1], "train"), make(names[-1:], "test")
 
 
+def verify_cifar10(data_dir: str | os.PathLike | None = None) -> None:
+    """Check the CIFAR-10 files (sha256, record size) without keeping the arrays,
+    downloading missing ones first; a :class:`DataError` names the first bad file."""
+    folder = data_root(data_dir, "cifar10/") / "cifar10"
+    if any(not (folder / n).is_file() for n in FILES):
+        load_cifar10(data_dir)  # downloads the missing files, or raises DataError
+    for name in FILES:
+        _parse(read_verified(folder / name), folder / name)
+
+
 def as_images(X: torch.Tensor) -> torch.Tensor:
     """Rows of 3,072 values viewed as images ``(N, 3, 32, 32)`` (channels R, G, B)."""
     if X.dim() != 2 or X.shape[1] != 3 * 32 * 32:

@@ -133,3 +133,14 @@ def load_mnist(data_dir: str | os.PathLike | None = None, download_missing: bool
         return Dataset(X, one_hot(labels, 10, dtype), labels, f"mnist-{split}")
 
     return make("train", "train"), make("t10k", "test")
+
+
+def verify_mnist(data_dir: str | os.PathLike | None = None) -> None:
+    """Check the MNIST files (sha256, IDX headers) without keeping the arrays, downloading
+    missing ones first; a :class:`DataError` names the first bad file."""
+    root = data_root(data_dir, "mnist/ (or the IDX files)")
+    if any(find_file(root, n) is None for n in FILES):
+        load_mnist(data_dir)  # downloads the missing files, or raises DataError
+    for name, sha in FILES.items():
+        path = find_file(root, name)
+        parse_idx(read_verified(path, sha), path)

@@ -176,7 +176,7 @@ _WORKER: dict = {"progress": None, "parent": None, "threads": None}
 def _data(cfg: TrainConfig):
     """Training and test data for ``cfg``, cached per process (workers serve many runs)."""
     from ..run import load_data
-    key = (cfg.dataset, cfg.data_dir, cfg.synthetic_k, cfg.n_train, cfg.n_test, cfg.data_seed, cfg.subset, cfg.device)
+    key = cfg.data_key()
     if key not in _DATA:
         if len(_DATA) > 4:
             _DATA.clear()
@@ -453,22 +453,18 @@ def _check_data(pops: list[Population], data_dir: str | None, inline: bool, devi
     """Fail before any work, with one DataError naming the file, when a data set is
     missing or corrupt; in-process runs load it once here, for all populations.  For
     worker processes the files are verified here (checksums and IDX headers) without
-    keeping the arrays: otherwise every worker would fail on its own, once per population."""
-    from ..data.datadir import resolve_data_dir
-    from ..data.mnist import FILES, find_file, load_mnist, parse_idx, read_verified
+    keeping the arrays (the data set's registry ``verify``): otherwise every worker would
+    fail on its own, once per population."""
+    from ..data import REGISTRY
     seen = set()
     for p in pops:
         cfg = p.config.replace(device=device, data_dir=data_dir if data_dir is not None else p.config.data_dir)
+        verify = REGISTRY[cfg.dataset].verify
         if inline:
             _data(cfg)
-        elif cfg.dataset == "mnist" and cfg.data_dir not in seen:
-            seen.add(cfg.data_dir)
-            root = resolve_data_dir(cfg.data_dir)
-            if any(find_file(root, n) is None for n in FILES):
-                load_mnist(cfg.data_dir)  # downloads the missing files, or raises DataError
-            for name, sha in FILES.items():
-                path = find_file(root, name)
-                parse_idx(read_verified(path, sha), path)
+        elif verify is not None and (cfg.dataset, cfg.data_dir) not in seen:
+            seen.add((cfg.dataset, cfg.data_dir))
+            verify(cfg.data_dir)
 
 
 class Heartbeat:
