@@ -209,7 +209,3 @@ def result_row(label: str, history: History) -> list[str]:
 
 
 RESULT_HEADER = ["run", "train acc %", "test acc %", "test loss", "seeds", "diverged"]
-
-
-def torch_threads_note() -> str:
-    return f"torch {torch.__version__}, {torch.get_num_threads()} threads"
