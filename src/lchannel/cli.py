@@ -31,6 +31,12 @@ def _topology(text: str):
     return text
 
 
+def _widths(text: str):
+    """``"10"`` -> 10 (every hidden layer), ``"100,10,10,1"`` -> a list (one per hidden layer)."""
+    widths = int_list(text)
+    return widths[0] if len(widths) == 1 else widths
+
+
 # The learning channel's command-line spellings: flag -> (path in the channel table,
 # value parser (None: a switch), stated default, help).  The values are validated by the
 # channel pieces themselves (lchannel.channels), with messages naming the option.
@@ -63,6 +69,20 @@ CHANNEL_FLAGS: dict[str, tuple[tuple[str, ...], object, str, str]] = {
     "--quantize-alpha": (("quantize_alpha",), finite_float, "2^-3, the paper's",
                          "scale α of the error quantizer (needs --quantize-bits)"),
     "--lc-dropout": (("lc_dropout",), finite_float, "0", "dropout probability inside the learning channel"),
+    "--lc-activation": (("lc_activation",), str, "identity",
+                        "transfer function in the learning channel: identity | tanh | logistic | relu (paper 2, "
+                        "Figure 7 'lc-tanh'; Distinct channels: their neurons' transfer function)"),
+    "--lc-width": (("lc_width",), _widths, "the forward widths",
+                   "Distinct channels: neurons per channel layer, one number or one per hidden layer, e.g. 10 or "
+                   "100,10,10,1 (paper 2, Figure 8)"),
+    "--lc-init": (("lc_init",), str, "glorot_normal",
+                  "Distinct channels: their weights' init, glorot_normal | small (std sqrt(1/(fan_in+fan_out)), "
+                  "paper 2 Figure 14)"),
+    "--lateral": (("lateral",), str, "random",
+                  "Distinct channels: random lateral maps C' (and A') | identity (one-to-one neurons)"),
+    "--forward-maps": (("forward_maps",), None, "off",
+                       "Distinct channels: maps A' from forward to channel neurons (paper 2, Figure 5), needed "
+                       "for adaptive=true"),
 }
 
 

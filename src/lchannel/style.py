@@ -30,10 +30,12 @@ ALGORITHM_COLORS: dict[str, str] = {
     "top": "#7f7f7f",      # grey
     "mixed": "#8c564b",    # brown
     "cascade": "#e377c2",  # pink
+    "distinct-rbp": "#17becf",   # cyan (paper 2, Figure 8)
+    "distinct-srbp": "#393b79",  # dark blue
 }
 ALGORITHM_MARKERS: dict[str, str] = {
     "bp": "o", "sbp": "s", "rbp": "^", "srbp": "v", "arbp": "D", "asrbp": "P",
-    "top": "X", "mixed": "*", "cascade": "h",
+    "top": "X", "mixed": "*", "cascade": "h", "distinct-rbp": "<", "distinct-srbp": ">",
 }
 NOF_LINESTYLE = "--"
 # Lines that are levels of a setting: viridis without its pale yellow end.

@@ -26,6 +26,7 @@ from .algorithms import (
     topology_sources,
 )
 from .base import DERIVATIVES, LearningChannel
+from .distinct import DistinctChannel, DistinctRandomBackprop, DistinctSkippedRandomBackprop
 from .feedback import DISTRIBUTIONS, FeedbackInit
 from .registry import (
     NOF_SUFFIX,
@@ -45,6 +46,7 @@ from .sources import Adaptive, Averaged, FeedbackSource, Fixed, PerSynapseFeedba
 from .synapse import SynapseSignal
 from .transforms import (
     Chain,
+    ChannelActivation,
     ChannelDropout,
     MagnitudeOnly,
     Quantize,
@@ -62,7 +64,8 @@ LABELS: dict[str, str] = {n: a.label for n, a in REGISTRY.items()}
 
 
 __all__ = [
-    "ALGORITHMS", "Adaptive", "Adjoint", "Algorithm", "Averaged", "Backprop", "FeedbackSource", "Fixed",
+    "ALGORITHMS", "Adaptive", "ChannelActivation", "DistinctChannel", "DistinctRandomBackprop",
+    "DistinctSkippedRandomBackprop", "Adjoint", "Algorithm", "Averaged", "Backprop", "FeedbackSource", "Fixed",
     "PerSynapseFeedback", "RandomMap", "Resampled", "Route", "Chain", "ChannelDropout", "DEFAULT_OPTIONS", "DERIVATIVES",
     "DISTRIBUTIONS", "FeedbackInit", "LearningChannel", "MagnitudeOnly", "Quantize", "RESAMPLE",
     "RandomBackprop", "RandomFeedback", "SignOnly", "SignalTransform", "SkippedBackprop",

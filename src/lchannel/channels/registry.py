@@ -29,7 +29,8 @@ from .algorithms import (
 from .base import LearningChannel
 from .feedback import FeedbackInit
 from ..quantize import SIGNAL_ALPHA
-from .transforms import Chain, ChannelDropout, MagnitudeOnly, Quantize, SignalTransform, SignOnly
+from .distinct import DistinctRandomBackprop, DistinctSkippedRandomBackprop
+from .transforms import Chain, ChannelActivation, ChannelDropout, MagnitudeOnly, Quantize, SignalTransform, SignOnly
 
 NOF_SUFFIX = "-nof"
 
@@ -66,6 +67,9 @@ REGISTRY: dict[str, Algorithm] = {a.name: a for a in (
     Algorithm("top", TopLayerOnly, "Top layer only"),
     Algorithm("mixed", RandomFeedback, "Mixed RBP/SRBP", example={"skip_layers": [1]}),  # or a topology
     Algorithm("cascade", RandomFeedback, "Cascade", {"topology": "cascade"}),
+    # Paper 2, Figures 4-6 and 8: a learning channel with neurons of its own.
+    Algorithm("distinct-rbp", DistinctRandomBackprop, "Distinct RBP", example={"lc_width": 3}),
+    Algorithm("distinct-srbp", DistinctSkippedRandomBackprop, "Distinct SRBP", example={"lc_width": 3}),
 )}
 
 
@@ -106,14 +110,20 @@ def class_defaults(cls: type) -> dict:
 
 
 # Convenience options turned into signal transforms, applied in this order.
-TRANSFORM_OPTIONS = ("sign_only", "magnitude_only", "quantize_bits", "quantize_alpha", "lc_dropout")
+TRANSFORM_OPTIONS = ("lc_activation", "sign_only", "magnitude_only", "quantize_bits", "quantize_alpha", "lc_dropout")
 
 
 def transforms_from_options(options: dict) -> list[SignalTransform]:
     """Pop the convenience transform options from ``options`` and build the transforms:
-    ``sign_only``/``magnitude_only`` (bool), ``quantize_bits`` (+ ``quantize_alpha``,
+    ``lc_activation`` (a transfer function in the learning channel, paper 2 Figure 7;
+    ``identity`` adds nothing), ``sign_only``/``magnitude_only`` (bool), ``quantize_bits`` (+ ``quantize_alpha``,
     default 2⁻³, eq. 19), ``lc_dropout`` (probability p, section 6.1)."""
     out: list[SignalTransform] = []
+    g = options.pop("lc_activation", None)
+    if g is not None and g != "identity":
+        out.append(ChannelActivation(g))
+    elif g is not None:
+        ChannelActivation(g)  # validates the name
     sign_only, magnitude_only = options.pop("sign_only", False), options.pop("magnitude_only", False)
     for key, v in (("sign_only", sign_only), ("magnitude_only", magnitude_only)):
         if not isinstance(v, bool):
@@ -155,7 +165,11 @@ def build_channel(name: str, **options) -> LearningChannel:
     for key, value in fixed.items():
         if key in options and options[key] != value:
             raise ValueError(f"algorithm {name!r} means {key}={value!r}; it cannot take {key}={options[key]!r}")
+    # A channel with neurons of its own (Distinct) takes lc_activation as its neurons'
+    # transfer function; for the others it is a transform of the summed signal.
+    native = {k: options.pop(k) for k in ("lc_activation",) if k in options and k in _accepted_options(cls)}
     extra = transforms_from_options(options)
+    options.update(native)
     if extra:
         given = options.pop("transforms", None) or []
         given = list(given.transforms) if isinstance(given, Chain) else list(given) if isinstance(given, (list, tuple)) else [given]
@@ -206,7 +220,7 @@ def _accepted_options(cls) -> set[str]:
 
 
 # Options whose value None/False/0 means "not used", like their default.
-_TRANSFORM_DEFAULTS = {"sign_only": False, "magnitude_only": False, "quantize_bits": None,
+_TRANSFORM_DEFAULTS = {"lc_activation": "identity", "sign_only": False, "magnitude_only": False, "quantize_bits": None,
                        "quantize_alpha": None, "lc_dropout": None}
 
 
@@ -248,6 +262,8 @@ def canonicalize(algorithm: str, options: dict | None = None) -> tuple[str, dict
             opts.pop("feedback")
     if not opts.get("adaptive", False):
         opts.pop("adapt_rate", None)  # without adaptation the rate changes nothing
+    if isinstance(opts.get("lc_width"), (list, tuple)) and len(set(opts["lc_width"])) == 1:
+        opts["lc_width"] = opts["lc_width"][0]  # one width for every hidden layer
     if "skip_layers" in opts and opts["skip_layers"] is not None:
         opts["skip_layers"] = sorted({int(h) for h in opts["skip_layers"]})
     fixed = REGISTRY[name].fixed  # what the name means is in the name, not in the options

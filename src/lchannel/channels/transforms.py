@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 
+from ..activations import ACTIVATIONS, get_activation
 from ..rng import dropout_mask
 from ..quantize import SIGNAL_ALPHA, quantize, quantize_  # noqa: F401  (eq. 19, re-exported here)
 
@@ -83,6 +84,28 @@ class MagnitudeOnly(SignalTransform):
 
     def __call__(self, J, h, generators=None):
         return J.abs()
+
+
+class ChannelActivation(SignalTransform):
+    """A transfer function g in the learning channel (paper 2, section 4.1.1, Figure 7,
+    "lc-tanh"): the summed signal J^h each hidden neuron of the channel receives goes
+    through g *before* the local derivative multiplies it, I^h = f'(S^h) ⊙ g(J^h), and in
+    chained channels (BP, RBP) g(J^h) is what travels on.  ``tanh`` is the paper's choice;
+    ``logistic`` and ``relu`` have a non-negative range, which the paper says learns poorly
+    (every signal, hence every update direction, has one sign).  ``identity`` is the
+    linear channel of paper 1."""
+
+    def __init__(self, name: str = "tanh"):
+        if name not in ACTIVATIONS:
+            raise ValueError(f"lc_activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
+        self.name = name
+        self._g = get_activation(name)
+
+    def __call__(self, J, h, generators=None):
+        return self._g(J)
+
+    def __repr__(self) -> str:
+        return f"ChannelActivation({self.name!r})"
 
 
 class Chain(SignalTransform):
