@@ -256,6 +256,14 @@ class TrainConfig:
         constructor cannot tell an ``adapt_rate`` given from its default)."""
         base, _ = split_name(self.algorithm)
         adaptive = base in ("arbp", "asrbp") or self.channel.get("adaptive") is True
-        if "adapt_rate" in self.channel and not adaptive:
-            raise ValueError(f"channel: adapt_rate applies only to adaptive channels (arbp, asrbp, or adaptive=true); "
-                             f"{self.algorithm!r} keeps its feedback fixed")
+        for key in ("adapt_rate", "rule", "adapt_derivative"):
+            if key in self.channel and not adaptive:
+                raise ValueError(f"channel: {key} applies only to adaptive channels (arbp, asrbp, or adaptive=true); "
+                                 f"{self.algorithm!r} keeps its feedback fixed")
+        stdp = self.channel.get("rule") == "stdp"
+        for key in ("stdp_form", "stdp_scale"):
+            if key in self.channel and not stdp:
+                raise ValueError(f"channel: {key} applies only with rule='stdp' (paper 2 section 3.6)")
+        if stdp and self.dropout > 0:
+            raise ValueError("dropout: rule='stdp' reads the change of every forward neuron between two feedback "
+                             "phases, which forward dropout does not define; use dropout = 0")

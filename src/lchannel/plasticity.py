@@ -16,7 +16,9 @@ learning channel still carries signals through them.
 
 A **rule** turns a (post, pre) pair into a weight change: :class:`Hebbian` is
 ``post ⊗ pre`` (the forward rule of eq. 13, and ARBP/ASRBP's adaptation of the feedback
-matrices), :class:`PerSynapse` the per-synapse variant of section 4.2 item 7.  The one
+matrices), :class:`PerSynapse` the per-synapse variant of section 4.2 item 7, :class:`STDP`
+the STDP-like rule of paper 2 section 3.6, ``ΔO_post ⊗ O_pre`` with the change ΔO of the
+postsynaptic activity between two feedback phases (:class:`Phases`, eq. 13-19).  The one
 optimizer, :class:`SGD`, applies a rule to any parameter: the forward blocks' weights
 (schedule, momentum, quantized updates, frozen layers, per-member stop) and the learning
 channel's own matrices (schedule only: the papers adapt them without momentum or
@@ -120,8 +122,77 @@ class PerSynapse(Hebbian):
         return "PerSynapse()"
 
 
+class Phases:
+    """A postsynaptic neuron's activity in the two feedback phases of the STDP-like rule
+    (paper 2, eq. 16-17): ``first`` = O(t=1), the output fed back through the channel;
+    ``second`` = O(t=2), the target fed back.  :meth:`change` is
+    ΔO = (O(t=2) − O(t=1)) / ``scale`` (eq. 18); ``scale`` undoes the strength of the
+    feedback during the phases (see :class:`STDP`), 1 for the paper's literal difference.
+    """
+
+    __slots__ = ("first", "second", "scale", "delta")
+
+    def __init__(self, first: torch.Tensor, second: torch.Tensor, scale: float = 1.0,
+                 delta: torch.Tensor | None = None):
+        # delta: O(t=2) − O(t=1) when the caller computed it without the cancellation of
+        # subtracting two nearly equal activities (small feedback).
+        self.first, self.second, self.scale, self.delta = first, second, float(scale), delta
+
+    def change(self) -> torch.Tensor:
+        d = self.second - self.first if self.delta is None else self.delta
+        return d if self.scale == 1.0 else d / self.scale
+
+    def __repr__(self) -> str:
+        return f"Phases(shape={tuple(self.first.shape)}, scale={self.scale})"
+
+
+class STDP(Hebbian):
+    """The STDP-like rule of paper 2, section 3.6: the presynaptic activity times the
+    *change* of the postsynaptic activity between two phases (eq. 13-14),
+
+        Δw_ij = η ΔO^post_i O^pre_j,   ΔO^post = O^post(t=2) − O^post(t=1),
+
+    averaged over the minibatch.  ``post`` is a :class:`Phases` (or an already computed
+    change ΔO, a tensor).  Forward weights: post = the phases of layer h, pre = O^{h-1}
+    (eq. 14).  Channel weights c^h_{ik} from sending neuron k to receiving neuron i: post =
+    the phases of neuron i, pre = neuron k's activity in phase 2 (the clamped target T_k
+    for the skipped channel, eq. 19) or in phase 1 (the output O_k, eq. 32), see
+    :mod:`lchannel.channels.stdp`.  With small feedback weights ΔO^h ≈ R^h, the SRBP
+    signal (eq. 18), so on forward weights the rule is (nearly) SRBP's Hebbian update.
+    """
+
+    name = "stdp"
+
+    @staticmethod
+    def change(post) -> torch.Tensor:
+        """ΔO of ``post`` (a :class:`Phases`, or a tensor that already is ΔO)."""
+        return post.change() if isinstance(post, Phases) else post
+
+    def direction(self, post, pre, block, per_example=None, lr: float = 1.0):
+        return super().direction(self.change(post), pre, block, per_example, lr)
+
+    def apply_block_(self, block, post, pre, lr):
+        super().apply_block_(block, self.change(post), pre, lr)
+
+    def apply_(self, P, post, pre, eta):
+        super().apply_(P, self.change(post), pre, eta)
+
+    def __repr__(self) -> str:
+        return "STDP()"
+
+
 HEBBIAN = Hebbian()
 PER_SYNAPSE = PerSynapse()
+STDP_RULE = STDP()
+#: The rules a channel's ``rule`` option names (adaptive channels).
+RULES = {"hebbian": HEBBIAN, "stdp": STDP_RULE}
+
+
+def get_rule(name: str) -> Hebbian:
+    """The rule object called ``name`` (one of :data:`RULES`)."""
+    if name not in RULES:
+        raise ValueError(f"rule must be one of {list(RULES)}, got {name!r}")
+    return RULES[name]
 
 
 def quantizer(alpha: float, bits: int):

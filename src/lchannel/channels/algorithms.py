@@ -26,7 +26,10 @@ Each accepts ``derivative="none"`` for the papers' "no-f'" variant and signal tr
   current forward weights (item 2, Liao et al.'s sign-concordance);
 - ``feedback_samples=K``: K independent channels whose signals are averaged (section 6.1);
 - ``per_synapse=True``: a different random feedback weight for every synapse (section
-  4.2 item 7, fails), see :mod:`lchannel.channels.synapse`.
+  4.2 item 7, fails), see :mod:`lchannel.channels.synapse`;
+- ``rule="stdp"`` (adaptive only): the STDP-like rule of paper 2 section 3.6, with
+  ``stdp_form`` and ``stdp_scale`` (:mod:`lchannel.channels.stdp`); ``adapt_derivative=True``
+  modulates Hebbian adaptation by the channel neuron's derivative (paper 2 section 4.1.3).
 
 These options compose into a chain of small pieces (:mod:`lchannel.channels.sources`:
 Fixed, Resampled, Averaged, PerSynapseFeedback, Adaptive), ``RandomFeedback.source``;
@@ -181,6 +184,13 @@ class RandomFeedback(LearningChannel):
     feedback_samples: K >= 1 independent sets of matrices; the signal of every layer is
         the mean of the K channels' signals (section 6.1).
     per_synapse: a different random feedback weight for every synapse (section 4.2 item 7).
+    rule: the adaptation rule of an adaptive channel: ``"hebbian"`` (above) or ``"stdp"``,
+        the STDP-like rule of paper 2 section 3.6 (eq. 13-19), which also makes the signals
+        from two feedback phases (chain or skip topology; :mod:`.stdp`).
+    stdp_form: ``"target"`` (eq. 19, ΔC = η T ΔO) or ``"output"`` (eq. 32, ΔC = η O ΔO).
+    stdp_scale: the feedback strength ε during the STDP phases (feedback weights εC).
+    adapt_derivative: Hebbian adaptation modulated by the derivative of the channel's own
+        transfer function (``lc_activation``), paper 2 section 4.1.3.
     """
 
     name = "random"
@@ -188,7 +198,9 @@ class RandomFeedback(LearningChannel):
 
     def __init__(self, topology=None, derivative=None, feedback: FeedbackInit | dict | str | None = None,
                  adaptive: bool = False, adapt_rate: float = 1.0, skip_layers=None, transforms=None,
-                 resample: str | None = None, feedback_samples: int = 1, per_synapse: bool = False):
+                 resample: str | None = None, feedback_samples: int = 1, per_synapse: bool = False,
+                 rule: str = "hebbian", stdp_form: str = "target", stdp_scale: float = 0.1,
+                 adapt_derivative: bool = False):
         super().__init__(derivative, transforms)
         if skip_layers is not None:
             if topology not in ("chain", "mixed", None):
@@ -206,11 +218,11 @@ class RandomFeedback(LearningChannel):
         # The feedback options as a chain of pieces (sources.py), each refusing what it
         # cannot be combined with.
         self.source: FeedbackSource = compose(feedback, resample, feedback_samples, per_synapse, adaptive,
-                                              adapt_rate)
-        self.source.check_channel(self)
+                                              adapt_rate, rule, stdp_form, stdp_scale, adapt_derivative)
         self._adapt_rate = float(adapt_rate)
         self.topology = topology
         self.skip_layers = None if skip_layers is None else sorted({int(h) for h in skip_layers})
+        self.source.check_channel(self)  # after the topology: the STDP rule reads it
         # The matrices are buffers (C_h_k, C{i}_h_k for sample i > 0, Cw_h_k / Cb_h_k
         # per synapse); these mappings read them by name (BufferMap), so .to() keeps them.
         self.samples: list[BufferMap] = []

@@ -93,7 +93,8 @@ def label(name: str, options: dict | None = None) -> str:
     ``options``, ``derivative="none"`` also reads as no f'."""
     base, nof = split_name(name)
     nof = nof or (options or {}).get("derivative") == "none"
-    return REGISTRY[base].label + (" (no f')" if nof else "")
+    stdp = (options or {}).get("rule") == "stdp"  # ARBP/ASRBP under the STDP-like rule (paper 2 sec. 3.6)
+    return REGISTRY[base].label + (" (STDP)" if stdp else "") + (" (no f')" if nof else "")
 
 
 def class_defaults(cls: type) -> dict:

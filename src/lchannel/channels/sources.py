@@ -14,7 +14,10 @@ with, with the reason:
 - :class:`PerSynapseFeedback`: a different random feedback weight for every synapse
   (section 4.2 item 7); its signals carry the :class:`~lchannel.plasticity.PerSynapse` rule;
 - :class:`Adaptive`: the matrices learn under a rule, by default the forward weights' own
-  :data:`~lchannel.plasticity.HEBBIAN` (ARBP/ASRBP, section 3; paper 2 eq. 124).
+  :data:`~lchannel.plasticity.HEBBIAN` (ARBP/ASRBP, section 3; paper 2 eq. 124),
+  optionally modulated by the channel neuron's derivative (``adapt_derivative``);
+  :class:`~lchannel.channels.stdp.STDPPhases` under the STDP-like rule (``rule="stdp"``,
+  paper 2 section 3.6), which also makes the signals from two feedback phases.
 
 The matrices themselves are state of the channel, registered as its buffers
 (``C_h_k``, ``C{i}_h_k``, ``Cw_h_k``/``Cb_h_k``) and read through ``channel.samples``,
@@ -29,9 +32,11 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..activations import get_activation
 from ..plasticity import HEBBIAN
 from .feedback import FeedbackInit
 from .synapse import SynapseSignal
+from .transforms import SignalTransform
 
 RESAMPLE = ("zero_mean", "sign_concordant")
 
@@ -298,42 +303,120 @@ class PerSynapseFeedback(FeedbackSource):
         return f"{self.inner.describe()}, per_synapse"
 
 
+class SlopeTap(SignalTransform):
+    """The learning channel's transfer function g (a
+    :class:`~lchannel.channels.transforms.ChannelActivation`) that also keeps its slope
+    g'(J^h) at the signal J^h each layer received, for the derivative-modulated
+    adaptation (``adapt_derivative``)."""
+
+    def __init__(self, activation):
+        self.activation = activation
+        self._g = get_activation(activation.name)
+        self.slopes: dict = {}
+
+    def __call__(self, J, h, generators=None):
+        out = self.activation(J, h, generators)
+        self.slopes[h] = self._g.derivative(J, out)  # g'(J^h), (E, B, N_h)
+        return out
+
+    def __repr__(self) -> str:
+        return repr(self.activation)
+
+
+def tap_activation(channel) -> SlopeTap:
+    """Replace the channel's :class:`ChannelActivation` by a :class:`SlopeTap` around it
+    (ValueError if the channel has none: a linear channel's slope is 1)."""
+    from .transforms import Chain, ChannelActivation
+
+    t = channel.transform
+    parts = list(t.transforms) if isinstance(t, Chain) else [] if t is None else [t]
+    at = [i for i, p in enumerate(parts) if isinstance(p, ChannelActivation)]
+    if not at:
+        raise ValueError("adapt_derivative=true modulates the feedback's update by the derivative of the learning "
+                         "channel's own transfer function (paper 2, sections 3.4 and 4.1.3); this channel is linear "
+                         "(derivative 1): give it one with lc_activation (e.g. 'tanh')")
+    tap = SlopeTap(parts[at[0]])
+    parts[at[0]] = tap
+    channel.transform = tap if len(parts) == 1 else Chain(*parts)  # a new chain: the caller's is left as it was
+    return tap
+
+
 class Adaptive(FeedbackSource):
     """The matrices learn under ``rule`` at ``rate`` times the forward learning rate:
     ΔC^{h,k} = η·rate·(O^h)ᵀ I^k / B with the Hebbian rule (ARBP/ASRBP, paper 1 section
     3, paper 2 eq. 124); with k = h+1 and rate 1 this is exactly (ΔW^{h+1})ᵀ, hence
-    C − Wᵀ stays constant (paper 2, Theorem 7)."""
+    C − Wᵀ stays constant (paper 2, Theorem 7).
 
-    def __init__(self, inner: FeedbackSource, rate: float = 1.0, rule=HEBBIAN):
+    ``derivative=True`` (``adapt_derivative``) modulates the postsynaptic term by the
+    derivative of the learning channel's own neuron, ΔC^{h,k} = η·rate·(g'(J^h) ⊙ O^h)ᵀ I^k / B,
+    where g is the channel's transfer function (``lc_activation``) and J^h the signal it
+    received: eq. 12's (f^post)' for the channel's weights, the variant of section 4.1.3
+    ("modulated by the derivative of that transfer function", not shown in the paper).
+    """
+
+    def __init__(self, inner: FeedbackSource, rate: float = 1.0, rule=HEBBIAN, derivative: bool = False):
         if not isinstance(inner, Fixed):
             raise ValueError("adaptive feedback cannot be combined with resample, feedback_samples > 1 or "
                              "per_synapse (the papers define adaptation for one fixed set of matrices)")
         if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not rate >= 0:
             raise ValueError(f"adapt_rate must be a number >= 0, got {rate!r}")
+        if not isinstance(derivative, bool):
+            raise ValueError(f"adapt_derivative must be true or false, got {derivative!r}")
         super().__init__(inner)
         self.rate = float(rate)
         self.rule = rule
+        self.derivative = derivative
+        self._tap: SlopeTap | None = None
+
+    def check_channel(self, channel):
+        self.inner.check_channel(channel)
+        if self.derivative:
+            self._tap = tap_activation(channel)
 
     def plasticity_terms(self, channel, record, signals):
         if self.rate == 0.0:
             return []
         E = channel.net.E
-        # post = O^h (the receiving layer's activity), pre = I^k (the sending layer's signal).
-        return [(C, self.rule, record.presynaptic(h + 1, E), signals[k], self.rate)
+        slopes = self._tap.slopes if self._tap is not None else None
+        # post = O^h (the receiving layer's activity, times g'(J^h) when modulated),
+        # pre = I^k (the sending layer's signal).
+        return [(C, self.rule, _times(record.presynaptic(h + 1, E), slopes, h), signals[k], self.rate)
                 for (h, k), C in channel.C.items() if signals[k] is not None]
 
     def adaptation_cost(self, n):
         return n  # one product O^h_r I^k_s per feedback weight and example
 
     def describe(self):
-        return f"{self.inner.describe()}, adaptive, adapt_rate={self.rate}"
+        extra = ", adapt_derivative" if self.derivative else ""
+        return f"{self.inner.describe()}, adaptive, adapt_rate={self.rate}{extra}"
+
+
+def _times(O, slopes, h):
+    return O if slopes is None else O * slopes[h]
+
+
+RULE_NAMES = ("hebbian", "stdp")
+# The STDP rule's default feedback strength ε during the phases (docs/channels.md): small,
+# as eq. 18 needs; with ε = 1 the adapted feedback grows out of the linear range (measured:
+# chained STDP on MNIST then collapses to chance).
+STDP_SCALE = 0.1
 
 
 def compose(feedback=None, resample: str | None = None, feedback_samples: int = 1,
-            per_synapse: bool = False, adaptive: bool = False, adapt_rate: float = 1.0) -> FeedbackSource:
+            per_synapse: bool = False, adaptive: bool = False, adapt_rate: float = 1.0,
+            rule: str = "hebbian", stdp_form: str = "target", stdp_scale: float = STDP_SCALE,
+            adapt_derivative: bool = False) -> FeedbackSource:
     """The chain of pieces that :class:`~lchannel.channels.RandomFeedback`'s options name."""
     if not isinstance(adaptive, bool) or not isinstance(per_synapse, bool):
         raise ValueError("adaptive and per_synapse must be true or false")
+    if rule not in RULE_NAMES:
+        raise ValueError(f"rule must be one of {RULE_NAMES} (the adaptation rule: Hebbian, paper 1 section 3, or "
+                         f"the STDP-like rule, paper 2 section 3.6), got {rule!r}")
+    if rule != "stdp" and (stdp_form != "target" or stdp_scale != STDP_SCALE):
+        raise ValueError("stdp_form and stdp_scale apply only with rule='stdp'")
+    if not adaptive and (rule != "hebbian" or adapt_derivative is not False):
+        raise ValueError("rule and adapt_derivative apply only to adaptive channels (arbp, asrbp, or "
+                         "adaptive=true; adapt_rate=0 keeps the feedback fixed)")
     source: FeedbackSource = Fixed(FeedbackInit.from_options(feedback))
     if resample in ("none", False):
         resample = None
@@ -343,8 +426,15 @@ def compose(feedback=None, resample: str | None = None, feedback_samples: int = 
         source = Averaged(source, feedback_samples)
     if per_synapse:
         source = PerSynapseFeedback(source)
-    if adaptive:
-        source = Adaptive(source, adapt_rate)
+    if adaptive and rule == "stdp":
+        if adapt_derivative is not False:
+            raise ValueError("adapt_derivative applies to the Hebbian rule; rule='stdp' feeds back through a linear "
+                             "channel (its neurons' change already carries f')")
+        from .stdp import STDPPhases  # stdp.py builds on Adaptive
+
+        source = STDPPhases(source, adapt_rate, stdp_scale, stdp_form)
+    elif adaptive:
+        source = Adaptive(source, adapt_rate, derivative=adapt_derivative)
     elif not isinstance(adapt_rate, (int, float)) or isinstance(adapt_rate, bool) or not adapt_rate >= 0:
         raise ValueError(f"adapt_rate must be a number >= 0, got {adapt_rate!r}")
     return source

@@ -1,0 +1,286 @@
+"""Paper 2, sections 3.4, 3.6 and 4.1.3: the STDP-like rule (eq. 13-19, 32) and the
+derivative-modulated Hebbian adaptation of the learning channel."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lchannel.alignment import alignment_angles
+from lchannel.channels import build_channel, canonicalize, label, named_form
+from lchannel.cli import build_parser, config_from_args
+from lchannel.config import TrainConfig
+from lchannel.nets import Network
+from lchannel.plasticity import HEBBIAN, SGD, STDP_RULE, Phases, get_rule
+from lchannel.run import train_config
+from lchannel.theory.discrete import STDPNetwork
+
+from helpers import batch
+
+SIZES = [5, 7, 6, 4]  # hidden layers 1 and 2, L = 3
+
+
+def net64(sizes=SIZES, hidden="tanh", output="softmax", seeds=(0, 1)):
+    return Network(list(sizes), hidden=hidden, output=output, seeds=list(seeds), dtype=torch.float64)
+
+
+def signals(name, X, T, hidden="tanh", sizes=SIZES, **opts):
+    """(channel, record, e, [I^h]) of a float64 network under channel ``name``."""
+    net = net64(sizes, hidden)
+    ch = build_channel(name, **opts).bind(net)
+    rec = net.forward(X.double())
+    e = net.output_loss.error(T.double(), rec.output)
+    return ch, rec, e, ch.signals(rec, e)
+
+
+def test_stdp_change_tends_to_the_srbp_signal_with_a_first_order_error():
+    """Skipped channel, feedback εC during the phases (eq. 16-17):
+
+        ΔO^h = f(S + εCT) − f(S + εCO)
+             = f'(S)·εC(T − O) + (ε²/2) f''(S)·((CT)² − (CO)²) + O(ε³)   (Taylor at S)
+
+    so I^h = ΔO^h/ε = R^h + ε K^h + O(ε²) with R^h = f'(S)·C(T − O), SRBP's signal
+    (eq. 11, 18) and K^h = ½ f''(S)·((CT)² − (CO)²): the relative error of I^h is
+    first order (|I − R| halves with ε), that of ΔO against εR second order, and
+    I − R − εK is O(ε²) (quarters with ε).  For tanh f'' = −2 f (1 − f²)."""
+    X, T = batch(SIZES)
+    _, rec, e, R = signals("srbp", X, T)
+    errors, residuals = [], []
+    for eps in (0.04, 0.02, 0.01):
+        ch, _, _, I = signals("asrbp", X, T, rule="stdp", stdp_scale=eps)
+        for h in (1, 2):
+            C = ch.C[(h, 3)]
+            torch.testing.assert_close(C, build_channel("srbp").bind(net64()).C[(h, 3)])  # the same draw
+            f = torch.tanh(rec.S[h])
+            K = 0.5 * (-2 * f * (1 - f * f)) * ((T.double() @ C.transpose(1, 2)) ** 2 - (rec.output @ C.transpose(1, 2)) ** 2)
+            errors.append(float((I[h] - R[h]).norm() / R[h].norm()))
+            residuals.append(float((I[h] - R[h] - eps * K).norm() / R[h].norm()))
+    err, res = np.array(errors).reshape(3, 2), np.array(residuals).reshape(3, 2)
+    assert np.all(err[0] < 0.05)
+    np.testing.assert_allclose(err[:-1] / err[1:], 2.0, rtol=0.05)  # O(ε)
+    np.testing.assert_allclose(res[:-1] / res[1:], 4.0, rtol=0.1)  # the leading term is εK: O(ε²) after it
+
+
+def test_chained_stdp_change_tends_to_the_rbp_signal():
+    """Chained channel: layer h feeds back its own phase activity, ΔO^h ≈ ε f'(S^h) C^h ΔO^{h+1},
+    so I^h = ΔO^h/ε^{L−h} → RBP's signal with every derivative (eq. 7), error O(ε)."""
+    X, T = batch(SIZES)
+    _, _, _, R = signals("rbp", X, T)
+    err = []
+    for eps in (0.02, 0.01):
+        _, _, _, I = signals("arbp", X, T, rule="stdp", stdp_scale=eps)
+        err.append([float((I[h] - R[h]).norm() / R[h].norm()) for h in (1, 2)])
+    err = np.array(err)
+    assert np.all(err < 0.05)
+    np.testing.assert_allclose(err[0] / err[1], 2.0, rtol=0.1)
+
+
+@pytest.mark.parametrize("name,ref", [("asrbp", "srbp"), ("arbp", "rbp")])
+def test_linear_neurons_make_the_stdp_change_exactly_the_random_channel_signal(name, ref):
+    # f linear: ΔO^h = εC(T − O) (skipped) and ε C ΔO^{h+1} (chained), for any ε.
+    X, T = batch(SIZES)
+    _, _, _, R = signals(ref, X, T, hidden="identity")
+    for eps in (1.0, 0.3):
+        _, _, _, I = signals(name, X, T, hidden="identity", rule="stdp", stdp_scale=eps)
+        for h in (1, 2, 3):
+            torch.testing.assert_close(I[h], R[h], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("form,rule", [("target", "stdp-t"), ("output", "stdp")])
+def test_one_step_matches_the_three_phase_learner_of_the_theory(form, rule):
+    """A[3, 4, 2], linear hidden layer, identity output, ε = 1: the engine's ΔW^1 and ΔC^1
+    equal :class:`lchannel.theory.discrete.STDPNetwork`'s ΔA_1 and ΔC_1 (eq. 15-19 with the
+    T-form, eq. 32 with the O-form).  The top layer differs on purpose: the engine uses the
+    forward activity O^1 (eq. 14), eq. 32 the phase-1 activity O^1 + C_1O, so
+    ΔA_2 − ΔW^2 = η (T − O)(C_1 O)ᵀ / B."""
+    sizes, eta = [3, 4, 2], 0.05
+    g = torch.Generator().manual_seed(1)
+    X, T = torch.randn(9, 3, generator=g, dtype=torch.float64), torch.randn(9, 2, generator=g, dtype=torch.float64)
+    net = Network(sizes, hidden="identity", output="identity", seeds=[4], dtype=torch.float64)
+    ch = build_channel("asrbp", rule="stdp", stdp_form=form, stdp_scale=1.0).bind(net)
+    A = [net.W(1)[0].numpy().copy(), net.W(2)[0].numpy().copy()]
+    C = ch.C[(1, 2)][0].numpy().copy()
+    theory = STDPNetwork(A, [C], rule)
+    theory.step(X.numpy(), T.numpy(), eta)
+    opt = SGD(lr=eta, decay=0.0).bind(net)
+    rec = net.forward(X)
+    e = net.output_loss.error(T, rec.output)
+    I = ch.signals(rec, e)
+    opt.step(rec, I, ch.plasticity_terms(rec, I))
+    np.testing.assert_allclose(net.W(1)[0].numpy(), theory.As[0], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(ch.C[(1, 2)][0].numpy(), theory.Cs[0], rtol=1e-12, atol=1e-14)
+    O = (X.numpy() @ A[0].T) @ A[1].T
+    shift = eta * (T.numpy() - O).T @ (O @ C.T) / X.shape[0]
+    np.testing.assert_allclose(theory.As[1] - net.W(2)[0].numpy(), shift, rtol=1e-10, atol=1e-14)
+
+
+def test_the_stdp_rule_object_is_the_hebbian_product_of_the_change():
+    g = torch.Generator().manual_seed(0)
+    O1, O2, pre = (torch.randn(2, 6, n, generator=g, dtype=torch.float64) for n in (4, 4, 3))
+    net = net64([3, 4, 2])
+    dW, db = STDP_RULE.direction(Phases(O1, O2, 0.5), pre, net.block(1))
+    hW, hb = HEBBIAN.direction((O2 - O1) / 0.5, pre, net.block(1))
+    torch.testing.assert_close(dW, hW) and torch.testing.assert_close(db, hb)
+    P, Q = torch.zeros(2, 4, 3, dtype=torch.float64), torch.zeros(2, 4, 3, dtype=torch.float64)
+    STDP_RULE.apply_(P, Phases(O1, O2), pre, 0.1)
+    HEBBIAN.apply_(Q, O2 - O1, pre, 0.1)
+    torch.testing.assert_close(P, Q)
+    assert get_rule("stdp") is STDP_RULE and get_rule("hebbian") is HEBBIAN
+    with pytest.raises(ValueError, match="rule must be one of"):
+        get_rule("oja")
+
+
+@pytest.mark.parametrize("form", ["target", "output"])
+def test_the_channel_learns_from_the_change_times_the_sending_phase_activity(form):
+    # eq. 19: ΔC^h_ik = η T_k ΔO^h_i (target);  eq. 32: η O_k ΔO^h_i (output); rate 0.5.
+    X, T = batch(SIZES)
+    ch, rec, e, I = signals("asrbp", X, T, rule="stdp", stdp_form=form, adapt_rate=0.5, stdp_scale=0.3)
+    terms = ch.plasticity_terms(rec, I)
+    assert len(terms) == 2
+    pre_k = T.double().expand(2, *T.shape) if form == "target" else rec.output
+    for (P, rule, post, pre, rate), h in zip(terms, (1, 2)):
+        assert rule is STDP_RULE and rate == 0.5 and P is ch.C[(h, 3)]
+        torch.testing.assert_close(STDP_RULE.change(post), I[h])
+        torch.testing.assert_close(pre, pre_k)
+    before = {k: v.clone() for k, v in ch.C.items()}
+    ch.adapt(rec, I, lr=0.2)
+    for h in (1, 2):
+        want = before[(h, 3)] + 0.2 * 0.5 * I[h].transpose(1, 2) @ pre_k / X.shape[0]
+        torch.testing.assert_close(ch.C[(h, 3)], want)
+
+
+def test_alignment_angles_of_an_stdp_channel_approach_srbp_s():
+    X, T = batch(SIZES, B=32)
+    angles = []
+    for name, opts in (("srbp", {}), ("asrbp", {"rule": "stdp", "stdp_scale": 1e-3})):
+        net = net64()
+        angles.append(alignment_angles(net, build_channel(name, **opts).bind(net), X.double(), T.double()))
+    srbp, stdp = angles
+    assert set(stdp) == set(srbp) and all(torch.isfinite(v).all() for v in stdp.values())
+    for key in srbp:
+        torch.testing.assert_close(stdp[key], srbp[key], rtol=0, atol=0.5)  # degrees
+
+
+# -- adaptation modulated by the channel neuron's derivative (section 4.1.3) ---------------------
+@pytest.mark.parametrize("name", ["asrbp", "arbp"])
+def test_derivative_modulated_adaptation_by_hand(name):
+    """ΔC^{h,k} = η·rate·(g'(J^h) ⊙ O^h)ᵀ I^k / B with g = tanh in the channel, J^h the
+    signal layer h receives: J^h = e (C^{h,L})ᵀ (skipped) or I^{h+1} (C^{h,h+1})ᵀ (chained,
+    I^L = e, I^h = f'(S^h) ⊙ tanh(J^h))."""
+    X, T = batch(SIZES)
+    net = net64()
+    ch = build_channel(name, lc_activation="tanh", adapt_derivative=True, adapt_rate=0.5).bind(net)
+    C0 = {k: v.clone() for k, v in ch.C.items()}
+    rec = net.forward(X.double())
+    e = net.output_loss.error(T.double(), rec.output)
+    I = ch.signals(rec, e)
+    ch.adapt(rec, I, lr=0.3)
+    L, B = 3, X.shape[0]
+    sent = {L: e}
+    for h in (2, 1):
+        k = L if name == "asrbp" else h + 1
+        J = sent[k] @ C0[(h, k)].transpose(1, 2)
+        fprime = 1 - rec.O[h] ** 2
+        sent[h] = fprime * torch.tanh(J)
+        torch.testing.assert_close(I[h], sent[h])
+        post = (1 - torch.tanh(J) ** 2) * rec.O[h]
+        torch.testing.assert_close(ch.C[(h, k)], C0[(h, k)] + 0.3 * 0.5 * post.transpose(1, 2) @ sent[k] / B)
+    plain = build_channel(name, lc_activation="tanh", adapt_rate=0.5).bind(net64())
+    plain.adapt(rec, plain.signals(rec, e), lr=0.3)
+    assert not torch.allclose(plain.C[(1, L if name == "asrbp" else 2)], ch.C[(1, L if name == "asrbp" else 2)])
+
+
+# -- bad input, names, keys, CLI ------------------------------------------------------------------
+@pytest.mark.parametrize("opts,match", [
+    ({"rule": "oja"}, "rule must be one of"),
+    ({"rule": "stdp", "stdp_form": "T"}, "stdp_form must be one of"),
+    ({"rule": "stdp", "stdp_scale": 0}, "stdp_scale must be a number > 0"),
+    ({"rule": "stdp", "stdp_scale": math.inf}, "stdp_scale must be a number > 0"),
+    ({"stdp_form": "output"}, "apply only with rule='stdp'"),
+    ({"rule": "stdp", "derivative": "none"}, "takes its derivatives from the phases"),
+    ({"rule": "stdp", "lc_dropout": 0.1}, "cannot be combined with signal transforms"),
+    ({"rule": "stdp", "adapt_derivative": True}, "adapt_derivative applies to the Hebbian rule"),
+    ({"adapt_derivative": True}, "this channel is linear"),
+    ({"adapt_derivative": 1}, "adapt_derivative must be true or false"),
+])
+def test_bad_options_are_refused_by_name(opts, match):
+    with pytest.raises(ValueError, match=match):
+        build_channel("asrbp", **opts)
+
+
+def test_rule_needs_an_adaptive_chain_or_skip_channel():
+    with pytest.raises(ValueError, match="apply only to adaptive channels"):
+        build_channel("srbp", rule="stdp")
+    with pytest.raises(ValueError, match="chained \\(arbp\\) and skipped \\(asrbp\\)"):
+        build_channel("mixed", skip_layers=[1], adaptive=True, rule="stdp")
+    with pytest.raises(ValueError, match="chained \\(arbp\\) and skipped \\(asrbp\\)"):
+        build_channel("cascade", adaptive=True, rule="stdp")
+    with pytest.raises(ValueError, match="rule applies only to adaptive channels"):
+        TrainConfig(dataset="synthetic", algorithm="srbp", channel={"rule": "hebbian"}).validate()
+    with pytest.raises(ValueError, match="stdp_scale applies only with rule='stdp'"):
+        TrainConfig(dataset="synthetic", algorithm="asrbp", channel={"stdp_scale": 1.0}).validate()
+    with pytest.raises(ValueError, match="dropout: rule='stdp'"):
+        TrainConfig(dataset="synthetic", algorithm="asrbp", channel={"rule": "stdp"}, dropout=0.1).validate()
+
+
+def test_one_run_has_one_named_form_and_the_default_rule_changes_no_key():
+    assert canonicalize("arbp", {"rule": "hebbian", "stdp_scale": 0.1}) == canonicalize("arbp", {})
+    assert named_form("rbp", {"adaptive": True, "adapt_rate": 0.1, "rule": "stdp"}) == ("arbp", {"rule": "stdp"})
+    assert named_form("asrbp", {"rule": "stdp", "stdp_form": "target"}) == ("asrbp", {"rule": "stdp"})
+    assert canonicalize("asrbp", {"rule": "stdp"}) != canonicalize("asrbp", {"rule": "stdp", "stdp_form": "output"})
+    base = dict(dataset="synthetic", algorithm="asrbp")
+    assert TrainConfig(**base, channel={"rule": "hebbian"}).key() == TrainConfig(**base).key()
+    assert TrainConfig(**base, channel={"rule": "stdp"}).label == "ASRBP (STDP)" and label("arbp") == "ARBP"
+
+
+def test_cli_reaches_the_rule_options():
+    parser = build_parser()
+    args = parser.parse_args(["train", "--algorithm", "arbp", "--rule", "stdp", "--stdp-form", "output",
+                              "--stdp-scale", "0.1", "--adapt-rate", "1"])
+    assert config_from_args(args, args.algorithm).channel == {"rule": "stdp", "stdp_form": "output",
+                                                              "stdp_scale": 0.1, "adapt_rate": 1.0}
+    args = parser.parse_args(["train", "--algorithm", "asrbp", "--lc-activation", "tanh", "--adapt-derivative"])
+    assert config_from_args(args, args.algorithm).channel == {"lc_activation": "tanh", "adapt_derivative": True}
+
+
+# -- training -----------------------------------------------------------------------------------
+QUICK = dict(dataset="synthetic", synthetic_k=0, n_train=600, n_test=200, architecture=[2, 24, 24, 1],
+             lr=0.5, decay=1e-4, batch_size=10, epochs=4)
+
+
+@pytest.mark.parametrize("algorithm", ["arbp", "asrbp"])
+def test_stdp_training_learns_and_a_population_member_equals_its_single_run(algorithm):
+    # The O-form (eq. 32): on this one-logistic-unit task (T in {0, 1}) the T-form's channel
+    # update η T ΔO grows the feedback (theory: unless T ∝ I) and the loss rises again.
+    channel = {"rule": "stdp", "adapt_rate": 1.0, "stdp_form": "output"}
+    pop = train_config(TrainConfig.from_dict({**QUICK, "algorithm": algorithm, "channel": channel, "seeds": [0, 1]}),
+                       progress=False)
+    one = train_config(TrainConfig.from_dict({**QUICK, "algorithm": algorithm, "channel": channel, "seeds": [1]}),
+                       progress=False)
+    h = pop.history
+    assert all(h.metrics["train_loss"][-1][e] < h.initial["train_loss"][e] for e in range(2))
+    assert min(h.final("train_acc")) > 0.8
+    for m in ("train_loss", "test_acc"):
+        assert [row[1] for row in h.metrics[m]] == pytest.approx([row[0] for row in one.history.metrics[m]],
+                                                                 rel=1e-6, abs=1e-7)
+
+
+@pytest.mark.parametrize("name", ["tanh", "logistic", "relu", "identity"])
+def test_the_activity_change_is_computed_without_cancellation(name):
+    # f(x + y) − f(x) in float32 against float64, for y ~ 1e-4: the identities keep ~1e-6
+    # relative error where the plain float32 difference loses about three digits.
+    from lchannel.activations import get_activation
+    from lchannel.channels.stdp import activity_change
+
+    f = get_activation(name)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1000, generator=g, dtype=torch.float64) * 2
+    y = torch.randn(1000, generator=g, dtype=torch.float64) * 1e-4
+    want = f(x + y) - f(x)
+    x32, y32 = x.float(), y.float()
+    got = activity_change(f, x32, f(x32), y32).double()
+    rel = float((got - want).norm() / want.norm())
+    assert rel < (1e-5 if name != "relu" else 1e-2)
+    if name in ("tanh", "logistic"):
+        assert rel < 0.1 * float(((f(x32 + y32) - f(x32)).double() - want).norm() / want.norm())
