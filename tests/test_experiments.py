@@ -151,13 +151,17 @@ PAPER = dict(dataset="mnist", sizes=[784, 100, 100, 100, 100, 10], hidden="tanh"
              init="glorot_normal", lr=0.1, batch_size=100, momentum=0.0, epochs=100, seeds=[0, 1, 2, 3, 4])
 
 
+# What a caption changes in the protocol: paper 2's Figure 10 network is linear.
+CAPTIONS = {("p2-figure10", "hidden"): "identity"}
+
+
 def test_every_paper1_mnist_result_is_shipped_with_the_section_4_1_protocol():
     names = set(shipped_specs())
     assert {"table1", "figure1", "figure2", "figure3", "figure4", "figure7", "figure8", "figure9"} <= names
     for name in names:
         for c in load_spec(name).cells():
             for k, v in PAPER.items():
-                assert getattr(c.config, k) == v, (name, c.title, k)
+                assert getattr(c.config, k) == CAPTIONS.get((name, k), v), (name, c.title, k)
             assert c.config.decay == (0.0 if name == "figure8" or c.config.update_bits else 1e-6), (name, c.title)
 
 

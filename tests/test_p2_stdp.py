@@ -284,3 +284,18 @@ def test_the_activity_change_is_computed_without_cancellation(name):
     assert rel < (1e-5 if name != "relu" else 1e-2)
     if name in ("tanh", "logistic"):
         assert rel < 0.1 * float(((f(x32 + y32) - f(x32)).double() - want).norm() / want.norm())
+
+
+def test_p2_figure10_and_11_specs_follow_the_captions():
+    from lchannel.experiments import load_spec
+
+    f10 = {c.labels["algorithm"]: c.config for c in load_spec("p2-figure10").cells()}
+    assert set(f10) == {"BP", "ARBP", "ASRBP"} and {c.hidden for c in f10.values()} == {"identity"}
+    assert f10["ARBP"].named() == ("arbp", {}) and f10["ASRBP"].named() == ("asrbp", {})
+    f11 = {c.labels["algorithm"]: c.config for c in load_spec("p2-figure11").cells()}
+    assert {c.hidden for c in f11.values()} == {"tanh"} and len(f11) == 4
+    for algo in ("ARBP", "ASRBP"):
+        hebb, stdp = f11[f"{algo} (Hebbian)"], f11[f"{algo} (STDP)"]
+        assert stdp.channel == {**hebb.channel, "rule": "stdp"} and stdp.label == f"{algo} (STDP)"
+    for c in [*f10.values(), *f11.values()]:
+        assert (c.lr, c.batch_size, c.momentum, c.epochs, c.output_pair) == (0.1, 100, 0.0, 100, "softmax")
