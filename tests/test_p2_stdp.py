@@ -197,7 +197,7 @@ def test_derivative_modulated_adaptation_by_hand(name):
     ({"rule": "stdp", "stdp_form": "T"}, "stdp_form must be one of"),
     ({"rule": "stdp", "stdp_scale": 0}, "stdp_scale must be a number > 0"),
     ({"rule": "stdp", "stdp_scale": math.inf}, "stdp_scale must be a number > 0"),
-    ({"stdp_form": "output"}, "apply only with rule='stdp'"),
+    ({"stdp_form": "target"}, "apply only with rule='stdp'"),
     ({"rule": "stdp", "derivative": "none"}, "takes its derivatives from the phases"),
     ({"rule": "stdp", "lc_dropout": 0.1}, "cannot be combined with signal transforms"),
     ({"rule": "stdp", "adapt_derivative": True}, "adapt_derivative applies to the Hebbian rule"),
@@ -227,8 +227,8 @@ def test_rule_needs_an_adaptive_chain_or_skip_channel():
 def test_one_run_has_one_named_form_and_the_default_rule_changes_no_key():
     assert canonicalize("arbp", {"rule": "hebbian", "stdp_scale": 0.1}) == canonicalize("arbp", {})
     assert named_form("rbp", {"adaptive": True, "adapt_rate": 0.1, "rule": "stdp"}) == ("arbp", {"rule": "stdp"})
-    assert named_form("asrbp", {"rule": "stdp", "stdp_form": "target"}) == ("asrbp", {"rule": "stdp"})
-    assert canonicalize("asrbp", {"rule": "stdp"}) != canonicalize("asrbp", {"rule": "stdp", "stdp_form": "output"})
+    assert named_form("asrbp", {"rule": "stdp", "stdp_form": "output"}) == ("asrbp", {"rule": "stdp"})
+    assert canonicalize("asrbp", {"rule": "stdp"}) != canonicalize("asrbp", {"rule": "stdp", "stdp_form": "target"})
     base = dict(dataset="synthetic", algorithm="asrbp")
     assert TrainConfig(**base, channel={"rule": "hebbian"}).key() == TrainConfig(**base).key()
     assert TrainConfig(**base, channel={"rule": "stdp"}).label == "ASRBP (STDP)" and label("arbp") == "ARBP"
@@ -251,9 +251,10 @@ QUICK = dict(dataset="synthetic", synthetic_k=0, n_train=600, n_test=200, archit
 
 @pytest.mark.parametrize("algorithm", ["arbp", "asrbp"])
 def test_stdp_training_learns_and_a_population_member_equals_its_single_run(algorithm):
-    # The O-form (eq. 32): on this one-logistic-unit task (T in {0, 1}) the T-form's channel
-    # update η T ΔO grows the feedback (theory: unless T ∝ I) and the loss rises again.
-    channel = {"rule": "stdp", "adapt_rate": 1.0, "stdp_form": "output"}
+    # The O-form (eq. 32, the default): on this one-logistic-unit task (T in {0, 1}) the
+    # T-form's channel update η T ΔO grows the feedback (theory: unless T ∝ I) and the
+    # loss rises again after two epochs.
+    channel = {"rule": "stdp", "adapt_rate": 1.0}
     pop = train_config(TrainConfig.from_dict({**QUICK, "algorithm": algorithm, "channel": channel, "seeds": [0, 1]}),
                        progress=False)
     one = train_config(TrainConfig.from_dict({**QUICK, "algorithm": algorithm, "channel": channel, "seeds": [1]}),

@@ -187,7 +187,7 @@ class RandomFeedback(LearningChannel):
     rule: the adaptation rule of an adaptive channel: ``"hebbian"`` (above) or ``"stdp"``,
         the STDP-like rule of paper 2 section 3.6 (eq. 13-19), which also makes the signals
         from two feedback phases (chain or skip topology; :mod:`.stdp`).
-    stdp_form: ``"target"`` (eq. 19, ΔC = η T ΔO) or ``"output"`` (eq. 32, ΔC = η O ΔO).
+    stdp_form: ``"output"`` (eq. 32, ΔC = η O ΔO, the default) or ``"target"`` (eq. 19, ΔC = η T ΔO).
     stdp_scale: the feedback strength ε during the STDP phases (feedback weights εC).
     adapt_derivative: Hebbian adaptation modulated by the derivative of the channel's own
         transfer function (``lc_activation``), paper 2 section 4.1.3.
@@ -199,7 +199,7 @@ class RandomFeedback(LearningChannel):
     def __init__(self, topology=None, derivative=None, feedback: FeedbackInit | dict | str | None = None,
                  adaptive: bool = False, adapt_rate: float = 1.0, skip_layers=None, transforms=None,
                  resample: str | None = None, feedback_samples: int = 1, per_synapse: bool = False,
-                 rule: str = "hebbian", stdp_form: str = "target", stdp_scale: float = 0.1,
+                 rule: str = "hebbian", stdp_form: str = "output", stdp_scale: float = 0.1,
                  adapt_derivative: bool = False):
         super().__init__(derivative, transforms)
         if skip_layers is not None:

@@ -397,14 +397,14 @@ def _times(O, slopes, h):
 
 RULE_NAMES = ("hebbian", "stdp")
 # The STDP rule's default feedback strength ε during the phases (docs/channels.md): small,
-# as eq. 18 needs; with ε = 1 the adapted feedback grows out of the linear range (measured:
-# chained STDP on MNIST then collapses to chance).
+# as eq. 18 needs; with ε = 1 the adapted feedback leaves the phases' linear range (measured:
+# chained STDP on MNIST then loses accuracy).
 STDP_SCALE = 0.1
 
 
 def compose(feedback=None, resample: str | None = None, feedback_samples: int = 1,
             per_synapse: bool = False, adaptive: bool = False, adapt_rate: float = 1.0,
-            rule: str = "hebbian", stdp_form: str = "target", stdp_scale: float = STDP_SCALE,
+            rule: str = "hebbian", stdp_form: str = "output", stdp_scale: float = STDP_SCALE,
             adapt_derivative: bool = False) -> FeedbackSource:
     """The chain of pieces that :class:`~lchannel.channels.RandomFeedback`'s options name."""
     if not isinstance(adaptive, bool) or not isinstance(per_synapse, bool):
@@ -412,7 +412,7 @@ def compose(feedback=None, resample: str | None = None, feedback_samples: int = 
     if rule not in RULE_NAMES:
         raise ValueError(f"rule must be one of {RULE_NAMES} (the adaptation rule: Hebbian, paper 1 section 3, or "
                          f"the STDP-like rule, paper 2 section 3.6), got {rule!r}")
-    if rule != "stdp" and (stdp_form != "target" or stdp_scale != STDP_SCALE):
+    if rule != "stdp" and (stdp_form != "output" or stdp_scale != STDP_SCALE):
         raise ValueError("stdp_form and stdp_scale apply only with rule='stdp'")
     if not adaptive and (rule != "hebbian" or adapt_derivative is not False):
         raise ValueError("rule and adapt_derivative apply only to adaptive channels (arbp, asrbp, or "
