@@ -282,7 +282,7 @@ def test_p2_specs_follow_the_protocol_and_the_captions():
     f9 = load_spec("p2-figure9").cells()
     assert len(f9) == 25 and {c.config.dropout for c in f9} == {0.0, 0.2, 0.5}
     assert {c.config.channel.get("lc_dropout") for c in f9} == {None, 0.2, 0.5}
-    assert all(c.config.channel["lc_activation"] == "tanh" for c in f9)
+    assert all(c.config.channel["lc_activation"] == "tanh" and c.config.train_metrics == "full" for c in f9)
     for c in [*f7.values(), *f8, *f9]:
         cfg = c.config
         assert (cfg.sizes, cfg.hidden, cfg.output_pair, cfg.lr, cfg.batch_size, cfg.epochs, cfg.momentum) == (
