@@ -5,6 +5,11 @@ blocks/routes/rules refactor (issue 10, commit 3f4a5a2) with ``python
 tests/test_pinned_metrics.py --write``.  A refactor that changes the shape of the code
 but not its behaviour keeps every number here equal (==, not approx): the per-epoch
 metrics of epochs 1..N and a SHA-256 of the final forward weights and biases.
+
+One entry was re-recorded on purpose: ``srbp-lc_dropout-momentum-dropout``, when forward
+dropout's derivative was corrected (f' is taken from the activity before dropout and
+multiplied by the mask; before, tanh's 1 − O² was read from the rescaled, dropped-out O:
+tests/test_forward_dropout.py checks the corrected form against autograd).
 """
 
 import hashlib

@@ -43,6 +43,8 @@ class Record:
     activations: list
     _fprime: dict = field(default_factory=dict)
     _S: list | None = None
+    undropped: dict = field(default_factory=dict)  # h -> O^h before forward dropout
+    masks: dict = field(default_factory=dict)  # h -> dropout mask (0 or 1/(1-p))
 
     @property
     def L(self) -> int:
@@ -68,7 +70,9 @@ class Record:
         d = self._fprime.get(h)
         if d is None:
             f = self.activations[h]
-            d = f.derivative(self.pre_activation(h) if f.uses_S else None, self.O[h])
+            d = f.derivative(self.pre_activation(h) if f.uses_S else None, self.undropped.get(h, self.O[h]))
+            if h in self.masks:
+                d = d * self.masks[h]  # dO_dropped/dS = f'(S) * mask
             self._fprime[h] = d
         return d
 
@@ -77,6 +81,8 @@ class Record:
         d = self._fprime.get(h)
         if d is not None:
             return J * d
+        if h in self.masks:
+            return J * self.fprime(h)
         f = self.activations[h]
         return f.times_derivative(J, self.pre_activation(h) if f.uses_S else None, self.O[h])
 
@@ -262,13 +268,16 @@ class Network(nn.Module):
             O = O.unsqueeze(0).expand(self.E, *O.shape)
         drop = train and self._dropout_streams is not None
         L = self.L
+        undropped, masks = {}, {}
         for h, block in enumerate(self._blocks, start=1):
             Z, O, _ = block.forward(O)  # (E, B, N_h) each
             if drop and h < L:
-                O = O * self._dropout_mask(O.shape)
+                undropped[h] = O
+                masks[h] = self._dropout_mask(O.shape)
+                O = O * masks[h]
             Z_list.append(Z)
             O_list.append(O)
-        return Record(Z_list, O_list, self.activations)
+        return Record(Z_list, O_list, self.activations, undropped=undropped, masks=masks)
 
     def _dropout_mask(self, shape) -> torch.Tensor:
         return dropout_mask(self._dropout_streams.generators, shape[1:], self.dropout, self.dtype, self.device)
