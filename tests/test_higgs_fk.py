@@ -219,3 +219,50 @@ def test_short_higgs16k_runs_learn(algorithm, data_dir):
     h = train_config(cfg, progress=False).history
     assert h.extra["test_auc"][-1][0] > 0.66  # chance is 0.5
     assert h.final("test_acc")[0] > 0.62  # the larger class is 0.540 of the test rows
+
+
+# ---------------------------------------------------------------------------- specs, store, report
+def test_shipped_specs_follow_the_protocol():
+    from lchannel.experiments.spec import load_spec
+    fig12 = load_spec("p2-figure12")
+    cfg = fig12.cells()[0].config
+    assert cfg.sizes == [2, 500, 500, 500, 500, 500, 1] and cfg.hidden == "relu" and cfg.init == "glorot_uniform"
+    assert (cfg.lr, cfg.decay, cfg.momentum, cfg.batch_size) == (0.01, 1e-5, 0.0, 100)
+    assert cfg.epoch_iterations * cfg.epochs == 1_500_000 and cfg.early_stop == 0.01
+    assert sorted({c.config.synthetic_k for c in fig12.cells()}) == [0, 1, 2, 3]
+    fig13 = load_spec("p2-figure13")
+    sizes = {c.title: c.config.sizes for c in fig13.cells()}
+    assert sizes["BP"] == [21, *[300] * 8, 1] and sizes["shallow BP (1 x 300)"] == [21, 300, 1]
+    cfg = fig13.cells()[0].config
+    assert (cfg.dataset, cfg.hidden, cfg.momentum, cfg.lr, cfg.epochs) == ("higgs", "tanh", 0.9, 0.1, 100)
+
+
+def test_sweep_keeps_maps_and_auc_and_reports_figure12(tmp_path):
+    from lchannel.experiments.report import write_report
+    from lchannel.experiments.runner import run_sweep
+    from lchannel.experiments.spec import parse_spec
+    from lchannel.experiments.store import ResultsStore
+
+    spec = parse_spec({
+        "name": "fk-mini", "description": "a small Figure 12",
+        "base": dict(dataset="synthetic", n_train=300, n_test=300, architecture=[2, 16, 16, 1], hidden="relu",
+                     init="glorot_uniform", lr=0.1, decay=1e-5, epoch_iterations=30, early_stop=0.01, epochs=2,
+                     seeds=[0]),
+        "axes": [{"name": "algorithm", "levels": [{"label": "BP", "set": {"algorithm": "bp"}},
+                                                   {"label": "SRBP", "set": {"algorithm": "srbp"}}]},
+                 {"name": "k", "levels": [{"label": "k = 0", "set": {"synthetic_k": 0}},
+                                          {"label": "k = 1", "set": {"synthetic_k": 1}}]}],
+        "report": {"layout": "maps", "rows": "algorithm", "columns": "k"},
+    })
+    db = tmp_path / "r.db"
+    run_sweep(spec, db, workers=1, progress=False, alignment=False, log=lambda *a: None)
+    with ResultsStore(db) as store:
+        cell = spec.cells()[0]
+        rid = store.runs(cell.key)[0].run_id
+        grid_p = store.array(rid, "grid_probability")
+        assert grid_p.shape == (256, 256) and 0 <= grid_p.min() and grid_p.max() <= 1
+        extra = store.extra_metrics(rid)
+        assert [e for e, _ in extra["test_auc"]] == [0, 1, 2] and [e for e, _ in extra["valid_acc"]] == [0, 1, 2]
+    rep = write_report(spec, db, tmp_path / "rep")
+    names = {p.name for p in rep.pngs}
+    assert "fk-mini-maps.png" in names and any(n.endswith("-auc.png") for n in names)
