@@ -265,4 +265,22 @@ def test_sweep_keeps_maps_and_auc_and_reports_figure12(tmp_path):
         assert [e for e, _ in extra["test_auc"]] == [0, 1, 2] and [e for e, _ in extra["valid_acc"]] == [0, 1, 2]
     rep = write_report(spec, db, tmp_path / "rep")
     names = {p.name for p in rep.pngs}
-    assert "fk-mini-maps.png" in names and any(n.endswith("-auc.png") for n in names)
+    assert "fk-mini-maps.png" in names and not any(n.endswith("-auc.png") for n in names)  # AUC: HIGGS only
+
+
+def test_higgs_report_plots_auc(tmp_path, data_dir):
+    from lchannel.experiments.report import write_report
+    from lchannel.experiments.runner import run_sweep
+    from lchannel.experiments.spec import parse_spec
+
+    spec = parse_spec({
+        "name": "higgs-mini", "description": "two HIGGS lines",
+        "base": dict(dataset="higgs16k", architecture=[21, 8, 1], epochs=1, seeds=[0], subset=500),
+        "axes": [{"name": "algorithm", "levels": [{"label": "BP", "set": {"algorithm": "bp"}},
+                                                   {"label": "RBP", "set": {"algorithm": "rbp"}}]}],
+        "report": {"layout": "curves", "lines": "algorithm"},
+    })
+    run_sweep(spec, tmp_path / "h.db", workers=1, progress=False, alignment=False, data_dir=str(data_dir),
+              log=lambda *a: None)
+    rep = write_report(spec, tmp_path / "h.db", tmp_path / "rep", plots=True)
+    assert sorted(p.name for p in rep.pngs) == ["higgs-mini-auc.png", "higgs-mini.png"]

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..channels import label as algorithm_label, split_name
+from ..data import REGISTRY
 from ..tables import mean_sd
 from ..style import algorithm_key, line_styles, styles_for_labels
 from ..train import History
@@ -514,8 +515,9 @@ def report_figures(spec: Spec, results: list[CellResult]) -> Iterator[ReportFigu
         if histories and spec.report.layout != "final":
             fig = accuracy_figure(histories, title=full_title, caption=caption, styles=styles)
             yield ReportFigure(f"accuracy{suffix}", stem, fig)
-        aucs = {lab: c for lab, c in ((_line_label(res, line_axes), res.extra("test_auc")) for res in members)
-                if c[0]}
+        # The ROC AUC, for data sets whose reports plot it (REGISTRY's report_metrics: HIGGS).
+        aucs = {lab: c for lab, c in ((_line_label(res, line_axes), res.extra("test_auc")) for res in members
+                                      if "test_auc" in REGISTRY[res.cell.config.dataset].report_metrics) if c[0]}
         if aucs:
             from ..plots_p2 import metric_figure
             fig = metric_figure(aucs, "test ROC AUC (%)", title=f"{full_title} — ROC AUC", caption=caption,
