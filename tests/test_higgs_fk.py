@@ -109,6 +109,24 @@ def test_iteration_run_resumed_equals_uninterrupted(tmp_path):
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("order", ["shared", "per_member"])
+def test_streamed_population_member_equals_its_single_run(order):
+    # Early stopping acts per member: a population of two equals two single runs (any rise
+    # stops a member here, so that the members stop at different epochs).
+    kw = dict(algorithm="srbp", batch_order=order, epochs=8, epoch_iterations=50, early_stop=0.0, lr=0.3)
+    pop = train_config(fk_config(seeds=[0, 1], **kw), progress=False)
+    assert len(set(pop.history.stopped_at)) == 2  # the members stop at different epochs (or one never)
+    for e, seed in enumerate([0, 1]):
+        one = train_config(fk_config(seeds=[seed], **kw), progress=False)
+        assert one.history.stopped_at == [pop.history.stopped_at[e]]
+        # Within the population check's tolerance (tests/test_training.py): batched kernels.
+        n = len(one.history.epochs)  # a single run ends when its member stops; the population goes on
+        assert [v[0] for v in one.history.extra["valid_acc"]] == pytest.approx(
+            [v[e] for v in pop.history.extra["valid_acc"][:n]], abs=1e-9)
+        for a, b in zip(one.trainer.net.parameters(), pop.trainer.net.parameters()):
+            torch.testing.assert_close(a[0], b[e], rtol=1e-5, atol=1e-6)  # a stopped member stays put
+
+
 def test_early_stop_config_needs_a_stream():
     with pytest.raises(ValueError, match="early_stop: 0.01 does not apply"):
         TrainConfig(dataset="higgs16k", early_stop=0.01).validate()
