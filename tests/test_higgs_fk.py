@@ -263,9 +263,9 @@ def test_sweep_keeps_maps_and_auc_and_reports_figure12(tmp_path):
 
     spec = parse_spec({
         "name": "fk-mini", "description": "a small Figure 12",
-        "base": dict(dataset="synthetic", n_train=300, n_test=300, architecture=[2, 16, 16, 1], hidden="relu",
-                     init="glorot_uniform", lr=0.1, decay=1e-5, epoch_iterations=30, early_stop=0.01, epochs=2,
-                     seeds=[0]),
+        "base": dict(dataset="synthetic", n_train=500, n_test=300, architecture=[2, 32, 32, 1], hidden="relu",
+                     init="glorot_uniform", lr=0.3, decay=1e-5, epoch_iterations=50, early_stop=0.0, epochs=6,
+                     seeds=[0, 1]),
         "axes": [{"name": "algorithm", "levels": [{"label": "BP", "set": {"algorithm": "bp"}},
                                                    {"label": "SRBP", "set": {"algorithm": "srbp"}}]},
                  {"name": "k", "levels": [{"label": "k = 0", "set": {"synthetic_k": 0}},
@@ -279,8 +279,15 @@ def test_sweep_keeps_maps_and_auc_and_reports_figure12(tmp_path):
         rid = store.runs(cell.key)[0].run_id
         grid_p = store.array(rid, "grid_probability")
         assert grid_p.shape == (256, 256) and 0 <= grid_p.min() and grid_p.max() <= 1
-        extra = store.extra_metrics(rid)
-        assert [e for e, _ in extra["test_auc"]] == [0, 1, 2] and [e for e, _ in extra["valid_acc"]] == [0, 1, 2]
+        runs = [r for c in spec.cells() for r in store.runs(c.key)]
+        extra = store.extra_metrics(runs[0].run_id)
+        n = runs[0].epochs_done
+        assert [e for e, _ in extra["test_auc"]] == list(range(n + 1)) == [e for e, _ in extra["valid_acc"]]
+        # Every member that stopped early says so at its epoch; a population trains while one goes on.
+        stops = [store.extra_metrics(r.run_id).get("stopped_early") for r in runs]
+        assert any(stops)
+        for r, st in zip(runs, stops):
+            assert st is None or (len(st) == 1 and 1 <= st[0][0] <= r.epochs_done)
     rep = write_report(spec, db, tmp_path / "rep")
     names = {p.name for p in rep.pngs}
     assert "fk-mini-maps.png" in names and not any(n.endswith("-auc.png") for n in names)  # AUC: HIGGS only

@@ -13,7 +13,8 @@ Schema (``SCHEMA_VERSION`` 1)::
     initial(run_id, train_loss, train_acc, test_loss, test_acc)   -- epoch 0: the untrained network
     alignment(run_id, epoch, layer, metric, value)
     metrics(run_id, epoch, metric, value)       -- per-epoch metrics some runs add (test_auc,
-                                                   valid_loss, valid_acc); epoch 0 = untrained
+                                                   valid_loss, valid_acc; stopped_early = 1 at the
+                                                   epoch early stopping stopped it); epoch 0 = untrained
     arrays(run_id, name, shape, data)           -- arrays kept of a finished run (the f_k
                                                    predictions over the square), float32 bytes
     leases(run_id, owner, expires, acquired, invocation)        -- runs a live runner is training
@@ -385,6 +386,9 @@ class ResultsStore:
                 extra = [(rid, 0, m, _num(v[e])) for m, v in (initial or {}).items() if m not in METRIC_COLUMNS]
                 extra += [(rid, ep, m, _num(vals[i][e])) for m, vals in (hist.get("extra") or {}).items()
                           for i, ep in enumerate(epochs)]
+                stopped = (hist.get("stopped_at") or [None] * len(seeds))[e]
+                if stopped is not None:  # early stopping: the epoch this member stopped
+                    extra.append((rid, stopped, "stopped_early", 1.0))
                 c.executemany("INSERT INTO metrics VALUES (?,?,?,?)", extra)
                 c.execute("DELETE FROM arrays WHERE run_id = ?", (rid,))
                 for name, arr in (result.get("arrays") or {}).items():
