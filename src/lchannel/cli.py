@@ -16,7 +16,7 @@ from .cliutil import finite_float, int_list, int_list_or_empty, key_value
 from .channels import algorithm_names, label
 from .config import Param, TrainConfig
 from .experiments import cli as experiments_cli
-from .params import Interval, IntList
+from .params import Interval, IntList, Type
 from .theory import cli as theory_cli
 
 FIGURE1 = ["bp", "sbp", "rbp", "srbp", "bp-nof", "sbp-nof", "rbp-nof", "srbp-nof", "top"]
@@ -107,7 +107,19 @@ def _parser_for(p: Param):
         return int_list_or_empty if c.min_len == 0 else int_list
     if isinstance(c, Interval):
         return int if c.kind is int else finite_float
+    if isinstance(c, Type) and c.type_ is bool:
+        return true_false
     return str
+
+
+def true_false(text: str) -> bool:
+    """``true``/``false`` (also yes/no, 1/0) for a boolean option."""
+    v = text.strip().lower()
+    if v in ("true", "yes", "1"):
+        return True
+    if v in ("false", "no", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def _default_text(name: str, p: Param) -> str:

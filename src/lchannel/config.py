@@ -48,13 +48,16 @@ class Param:
     # (predicate(cfg), phrase): the field applies only when the predicate holds; otherwise
     # it must keep its default (and the CLI refuses the flag).
     applies: tuple[Callable[["TrainConfig"], bool], str] | None = None
+    # Left out of the cache key while at its default: a field added after results were
+    # stored must not move the keys of the runs that never set it.
+    new: bool = False
 
 
 def param(default: Any = None, *constraints, help: str, group: str, cli: str | None = None, key: bool = True,
           data: bool = False, metavar: str | None = None, default_text: str | None = None,
-          applies=None, factory: Callable | None = None):
+          applies=None, factory: Callable | None = None, new: bool = False):
     """A dataclass field carrying its :class:`Param` declaration."""
-    meta = {"param": Param(tuple(constraints), help, group, cli, key, data, metavar, default_text, applies)}
+    meta = {"param": Param(tuple(constraints), help, group, cli, key, data, metavar, default_text, applies, new)}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -86,6 +89,12 @@ class TrainConfig:
                          applies=_only_for_datasets("n_train"), help="synthetic: training examples")
     n_test: int = param(1000, Interval(int, 1), group="data", cli="--n-test", data=True,
                         applies=_only_for_datasets("n_test"), help="synthetic: test examples")
+    higgs_features: str = param("low", Options(("low", "high", "all")), group="data", cli="--features", data=True,
+                                applies=_only_for_datasets("higgs_features"), new=True,
+                                help="HIGGS inputs: low (the 21 low-level, paper 2), high (the 7 high-level) or all (28)")
+    standardize: bool = param(False, Type(bool, "true or false"), group="data", cli="--standardize", data=True,
+                              applies=_only_for_datasets("standardize"), new=True,
+                              help="HIGGS: standardise each feature with the training rows' mean and std")
     subset: int | None = param(None, None, Interval(int, 1), group="data", cli="--subset", data=True,
                                default_text="all", help="use only the first N training examples")
     # -- network ----------------------------------------------------------------------
@@ -120,6 +129,17 @@ class TrainConfig:
                             help="minibatch size")
     epochs: int = param(100, Interval(int, 1), group="optimisation", cli="--epochs",
                         help="epochs to train (a rerun with more epochs resumes)")
+    epoch_iterations: int | None = param(
+        None, None, Interval(int, 1), group="optimisation", cli="--epoch-iterations", default_text="off", new=True,
+        help="train by iterations: an epoch is N updates on streamed minibatches (f_k: fresh points; other data "
+             "sets: examples drawn with replacement); the budget is epochs x N (docs/experiments.md)")
+    early_stop: float | None = param(
+        None, None, Interval(float, 0, 1), group="optimisation", cli="--early-stop", default_text="off", new=True,
+        applies=(lambda cfg: cfg.epoch_iterations is not None and REGISTRY[cfg.dataset].stream is not None,
+                 "it needs epoch_iterations and a streamed data set (synthetic), whose fixed training split is "
+                 "then the validation sample"),
+        help="stop a member when its validation error rate rose by more than this over one epoch, keeping its "
+             "best weights (paper 2 sec. 4.2: 0.01)")
     frozen: list[int] = param(None, IntList(Interval(int, 1)), group="optimisation", cli="--frozen",
                               factory=list, metavar="H1,H2,...", default_text="none",
                               help="layers (1-based) that never change (paper 1, section 4.2 item 4)")
@@ -184,7 +204,8 @@ class TrainConfig:
     def key(self, exclude: tuple[str, ...] = ()) -> str:
         """A short hash of the fields that define the run (not seeds, data folder or device,
         nor ``exclude``): runs with the same key differ only in seed."""
-        skip = set(exclude) | {n for n, (_, p) in self.params().items() if not p.key}
+        skip = set(exclude) | {n for n, (_, p) in self.params().items()
+                               if not p.key or (p.new and getattr(self, n) == self.default(n))}
         d = {k: v for k, v in self.to_dict().items() if k not in skip}
         if "algorithm" in d:
             # Every spelling of one run (rbp-nof, rbp with derivative "none"; arbp, rbp with
@@ -205,7 +226,8 @@ class TrainConfig:
 
     @property
     def sizes(self) -> list[int]:
-        return list(self.architecture) if self.architecture else list(REGISTRY[self.dataset].architecture)
+        return list(self.architecture) if self.architecture else list(
+            REGISTRY[self.dataset].default_architecture(self.to_dict()))
 
     @property
     def output_pair(self) -> str:
@@ -235,8 +257,8 @@ class TrainConfig:
         if self.batch_size > full:
             raise ValueError(f"batch_size: {self.batch_size} is larger than {self.dataset}'s {full} training examples")
         sizes = self.sizes
-        if sizes[0] != entry.n_inputs or sizes[-1] != entry.n_outputs:
-            raise ValueError(f"architecture: {self.dataset} needs {entry.n_inputs} inputs and "
+        if sizes[0] != entry.inputs(self.to_dict()) or sizes[-1] != entry.n_outputs:
+            raise ValueError(f"architecture: {self.dataset} needs {entry.inputs(self.to_dict())} inputs and "
                              f"{entry.n_outputs} outputs, got A{sizes}")
         L = len(sizes) - 1
         if not all(1 <= h <= L for h in self.frozen):

@@ -22,7 +22,7 @@ import torch
 from .channels import build_channel
 from .cliutil import writable_dir
 from .config import TrainConfig
-from .data import Dataset, load_dataset
+from .data import REGISTRY, Dataset, load_dataset
 from .nets import Network
 from .plasticity import SGD
 from .tables import mean_sd, text_table
@@ -89,10 +89,23 @@ def open_run_folder(out: str | os.PathLike, cfg: TrainConfig, restart: bool = Fa
 
 def load_data(cfg: TrainConfig) -> tuple[Dataset, Dataset]:
     train, test = load_dataset(cfg.dataset, cfg.data_dir, k=cfg.synthetic_k,
-                               n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.data_seed)
+                               n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.data_seed,
+                               features=cfg.higgs_features, standardize=cfg.standardize)
     if cfg.subset is not None:
         train = train.subset(cfg.subset)
     return train.to(cfg.device), test.to(cfg.device)
+
+
+def fit_options(cfg: TrainConfig, train: Dataset) -> dict:
+    """``Trainer.fit``'s ``stream`` and ``valid`` for ``cfg``: with ``epoch_iterations``, the
+    data set's stream (f_k: fresh points; else the training set is sampled); with
+    ``early_stop``, the fixed validation sample, which for a streamed data set is its
+    training split (never trained on then: minibatches come from the stream)."""
+    if cfg.epoch_iterations is None:
+        return {}
+    entry = REGISTRY[cfg.dataset]
+    stream = entry.stream(cfg.to_dict()) if entry.stream is not None else None
+    return {"stream": stream, "valid": train if cfg.early_stop is not None else None}
 
 
 def build_trainer(cfg: TrainConfig, progress: bool = True, desc: str = "train") -> Trainer:
@@ -104,7 +117,8 @@ def build_trainer(cfg: TrainConfig, progress: bool = True, desc: str = "train") 
     opt = SGD(lr=cfg.lr, decay=cfg.decay, momentum=cfg.momentum, frozen=cfg.frozen,
               update_bits=cfg.update_bits, update_alpha=cfg.update_alpha)
     return Trainer(net, channel, opt, batch_size=cfg.batch_size, batch_order=cfg.batch_order,
-                   data_seed=cfg.data_seed, train_metrics=cfg.train_metrics, progress=progress, desc=desc)
+                   data_seed=cfg.data_seed, train_metrics=cfg.train_metrics, progress=progress, desc=desc,
+                   epoch_iterations=cfg.epoch_iterations, early_stop=cfg.early_stop)
 
 
 @dataclass
@@ -182,7 +196,8 @@ def train_config(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, pro
         if out_dir is not None:
             write_metrics(t.history, Path(out_dir))
 
-    history = trainer.fit(train, test, epochs=cfg.epochs, checkpoint=ckpt, on_epoch=on_epoch)
+    history = trainer.fit(train, test, epochs=cfg.epochs, checkpoint=ckpt, on_epoch=on_epoch,
+                          **fit_options(cfg, train))
     return RunResult(cfg, history, trainer, None if out_dir is None else Path(out_dir), complete)
 
 

@@ -47,15 +47,23 @@ class History:
     # Metrics of the untrained network (epoch 0), ``initial[name][member]``; not a row of
     # ``epochs`` (those count finished epochs), but the first point of every curve.
     initial: dict[str, list[float]] | None = None
+    # Metrics some runs add, ``extra[name][epoch_index][member]`` (test_auc for one logistic
+    # output; valid_loss/valid_acc with early stopping), and the epoch each member stopped
+    # early (None: it did not).  Left out of to_dict when unused.
+    extra: dict[str, list[list[float]]] = field(default_factory=dict)
+    stopped_at: list[int | None] | None = None
 
     def __post_init__(self):
         if not self.diverged_at:
             self.diverged_at = [None] * len(self.seeds)
 
-    def append(self, epoch: int, values: dict[str, list[float]], lr: float, seconds: float) -> None:
+    def append(self, epoch: int, values: dict[str, list[float]], lr: float, seconds: float,
+               extra: dict[str, list[float]] | None = None) -> None:
         self.epochs.append(epoch)
         for m in METRICS:
             self.metrics[m].append(list(values[m]))
+        for m, v in (extra or {}).items():
+            self.extra.setdefault(m, []).append(list(v))
         self.lr.append(lr)
         self.seconds.append(seconds)
 
@@ -70,20 +78,26 @@ class History:
             for e, seed in enumerate(self.seeds):
                 row = {"epoch": ep, "member": e, "seed": seed}
                 row.update({m: self.metrics[m][i][e] for m in METRICS})
+                row.update({m: v[i][e] for m, v in self.extra.items()})
                 row["lr"] = self.lr[i]
                 row["diverged"] = self.diverged_at[e] is not None and ep >= self.diverged_at[e]
                 out.append(row)
         return out
 
     def to_dict(self) -> dict:
-        return {"seeds": self.seeds, "epochs": self.epochs, "metrics": self.metrics,
-                "lr": self.lr, "seconds": self.seconds, "diverged_at": self.diverged_at,
-                "initial": self.initial}
+        d = {"seeds": self.seeds, "epochs": self.epochs, "metrics": self.metrics,
+             "lr": self.lr, "seconds": self.seconds, "diverged_at": self.diverged_at,
+             "initial": self.initial}
+        if self.extra:
+            d["extra"] = self.extra
+        if self.stopped_at is not None:
+            d["stopped_at"] = self.stopped_at
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "History":
         return cls(d["seeds"], d["epochs"], d["metrics"], d["lr"], d["seconds"], d["diverged_at"],
-                   d.get("initial"))
+                   d.get("initial"), dict(d.get("extra") or {}), d.get("stopped_at"))
 
     def curve(self, metric: str) -> tuple[list[int], list[list[float]]]:
         """``(epochs, values[epoch_index][member])`` of ``metric`` starting at epoch 0 (the
@@ -101,11 +115,18 @@ class Trainer:
     train_metrics: ``running`` (mean over the epoch's minibatches while training, the
         papers' Keras convention, no extra cost) or ``full`` (a separate pass over the
         training set after each epoch).
+    epoch_iterations: None (an epoch is one pass over the training set) or N: an epoch is
+        N updates on minibatches from a stream (:mod:`lchannel.iterations`; ``fit``'s
+        ``stream``, else examples of the training set drawn with replacement).
+    early_stop: None, or the rise of the validation error rate over one epoch that stops
+        a member (paper 2, sec. 4.2: 0.01); the best weights are kept
+        (:class:`lchannel.iterations.EarlyStopping`); ``fit`` then needs ``valid``.
     """
 
     def __init__(self, net: Network, channel: LearningChannel, optimizer: SGD | None = None,
                  batch_size: int = 100, batch_order: str = "shared", data_seed: int = 0,
-                 train_metrics: str = "running", progress: bool = True, desc: str = "train"):
+                 train_metrics: str = "running", progress: bool = True, desc: str = "train",
+                 epoch_iterations: int | None = None, early_stop: float | None = None):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if batch_order not in BATCH_ORDERS:
@@ -127,6 +148,13 @@ class Trainer:
             self._order = MemberStreams(net.seeds, "data").generators
         self.history = History(list(net.seeds))
         self.epoch = 0
+        if epoch_iterations is not None and (not isinstance(epoch_iterations, int) or epoch_iterations < 1):
+            raise ValueError(f"epoch_iterations must be None or an integer >= 1, got {epoch_iterations!r}")
+        self.epoch_iterations = epoch_iterations
+        self.early = None
+        if early_stop is not None:
+            from .iterations import EarlyStopping
+            self.early = EarlyStopping(early_stop, net.E)
 
     # -- one epoch -----------------------------------------------------------------
     def train_epoch(self, data: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
@@ -184,6 +212,54 @@ class Trainer:
         return loss_sum / N, correct / N
 
     @torch.no_grad()
+    def train_iterations(self, stream, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` updates on minibatches drawn from ``stream`` (``batch(B, generator)`` ->
+        X, T, labels); returns the running (loss, accuracy) per member."""
+        net, ch, opt, out = self.net, self.channel, self.opt, self.net.output_loss
+        dev = net.device
+        loss_sum = torch.zeros(net.E, dtype=torch.float64, device=dev)
+        correct = torch.zeros(net.E, dtype=torch.float64, device=dev)
+        for _ in range(n):
+            draws = [stream.batch(self.batch_size, g) for g in self._order]
+            if len(draws) == 1:
+                X, T, y = draws[0]
+            else:  # per_member order: member e trains on its own draw, (E, B, N)
+                X, T = torch.stack([d[0] for d in draws]), torch.stack([d[1] for d in draws])
+                y = None if draws[0][2] is None else torch.stack([d[2] for d in draws])
+            X, T = X.to(dev, net.dtype), T.to(dev, net.dtype)
+            ch.on_batch_start()
+            rec = net.forward(X, train=True)
+            O = rec.output
+            I = ch.signals(rec, out.error(T, O))
+            opt.step(rec, I, ch.plasticity_terms(rec, I))
+            loss_sum.add_(out.loss(O, T).sum(-1, dtype=torch.float64))
+            if y is not None:
+                correct.add_((out.predict(O) == y.to(dev)).sum(-1))
+        count = n * self.batch_size
+        return loss_sum / count, correct / count
+
+    @torch.no_grad()
+    def outputs(self, data: Dataset, chunk: int = 10000) -> torch.Tensor:
+        """The network's outputs on ``data``, (E, N, N_L)."""
+        return torch.cat([self.net.forward(data.X[i:i + chunk]).output for i in range(0, len(data), chunk)], 1)
+
+    def evaluate_auc(self, data: Dataset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(mean loss, accuracy, ROC AUC) of every member on ``data``, for one logistic
+        output unit (:func:`lchannel.metrics.roc_auc`)."""
+        from .metrics import roc_auc
+        O = self.outputs(data)
+        out = self.net.output_loss
+        loss = out.loss(O, data.T).sum(-1, dtype=torch.float64) / len(data)
+        acc = (out.predict(O) == data.labels).sum(-1, dtype=torch.float64) / len(data)
+        return loss, acc, roc_auc(O[..., 0], data.labels).to(loss.device)
+
+    def _binary(self, data: Dataset | None) -> bool:
+        return data is not None and data.labels is not None and self.net.sizes[-1] == 1
+
+    def _params(self) -> list[torch.Tensor]:
+        return list(self.net.parameters())  # every forward weight and bias, member axis first
+
+    @torch.no_grad()
     def evaluate(self, data: Dataset, chunk: int = 10000) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean loss, accuracy) of every member on ``data``; accuracy is NaN without labels."""
         net, out = self.net, self.net.output_loss
@@ -199,12 +275,22 @@ class Trainer:
 
     # -- the loop --------------------------------------------------------------------
     def fit(self, train: Dataset, test: Dataset | None = None, epochs: int = 1,
-            checkpoint: str | os.PathLike | None = None, on_epoch=None) -> History:
+            checkpoint: str | os.PathLike | None = None, on_epoch=None, stream=None,
+            valid: Dataset | None = None) -> History:
         """Train until ``epochs`` epochs are done (counting epochs already in the history,
         so a resumed trainer finishes the same schedule).  With ``checkpoint``, the state is
-        written atomically after every epoch."""
+        written atomically after every epoch.
+
+        With ``epoch_iterations``, minibatches come from ``stream`` (default: the training
+        set sampled with replacement); with ``early_stop``, ``valid`` is the fixed
+        validation sample watched (its loss and accuracy are recorded as ``valid_*``)."""
         if epochs < 0:
             raise ValueError(f"epochs must be >= 0, got {epochs}")
+        if self.early is not None and valid is None:
+            raise ValueError("early_stop needs a validation sample: pass valid= to fit")
+        if stream is None and self.epoch_iterations is not None:
+            from .iterations import DatasetSampler
+            stream = DatasetSampler(train)
         for name, data in (("train", train), ("test", test)):
             if data is not None and data.X.dtype != self.net.dtype:
                 raise ValueError(
@@ -223,26 +309,47 @@ class Trainer:
                 torch.full_like(tr_loss, math.nan), torch.full_like(tr_acc, math.nan))
             self.history.initial = {"train_loss": tr_loss.tolist(), "train_acc": tr_acc.tolist(),
                                     "test_loss": te_loss.tolist(), "test_acc": te_acc.tolist()}
+            if self._binary(test):
+                self.history.initial["test_auc"] = self.evaluate_auc(test)[2].tolist()
+            if self.early is not None:
+                v_loss, v_acc = self.evaluate(valid)
+                self.history.initial.update(valid_loss=v_loss.tolist(), valid_acc=v_acc.tolist())
+                self.early.start((1 - v_acc).tolist(), self._params())
         bar = None
         if self.progress and epochs > self.epoch:
             from tqdm.auto import tqdm
             bar = tqdm(total=epochs, initial=self.epoch, desc=self.desc, unit="epoch", leave=True)
         try:
             while self.epoch < epochs:
-                if all(d is not None for d in self.history.diverged_at):
+                stopped = self.history.stopped_at or [None] * self.net.E
+                if all(d is not None or s is not None for d, s in zip(self.history.diverged_at, stopped)):
                     break
                 t0 = time.perf_counter()
                 lr = self.opt.lr_now()
-                tr_loss, tr_acc = self.train_epoch(train)
+                if self.epoch_iterations is None:
+                    tr_loss, tr_acc = self.train_epoch(train)
+                else:
+                    tr_loss, tr_acc = self.train_iterations(stream, self.epoch_iterations)
                 if self.train_metrics == "full":
                     tr_loss, tr_acc = self.evaluate(train)
-                te_loss, te_acc = self.evaluate(test) if test is not None else (
-                    torch.full_like(tr_loss, math.nan), torch.full_like(tr_acc, math.nan))
+                extra = self._early_stop(valid, epochs) if self.early is not None else {}
+                te_auc = None
+                if self._binary(test):
+                    te_loss, te_acc, te_auc = self.evaluate_auc(test)
+                else:
+                    te_loss, te_acc = self.evaluate(test) if test is not None else (
+                        torch.full_like(tr_loss, math.nan), torch.full_like(tr_acc, math.nan))
                 self.epoch += 1
                 values = {"train_loss": tr_loss, "train_acc": tr_acc, "test_loss": te_loss, "test_acc": te_acc}
+                if te_auc is not None:
+                    extra["test_auc"] = te_auc
                 self._mark_divergence(values)
+                for e, d in enumerate(self.history.diverged_at):
+                    if d is not None:
+                        for v in extra.values():
+                            v[e] = math.nan
                 self.history.append(self.epoch, {k: v.tolist() for k, v in values.items()}, lr,
-                                    time.perf_counter() - t0)
+                                    time.perf_counter() - t0, {k: v.tolist() for k, v in extra.items()})
                 if checkpoint is not None:
                     self.save(checkpoint)
                 if bar is not None:
@@ -254,6 +361,21 @@ class Trainer:
             if bar is not None:
                 bar.close()
         return self.history
+
+    def _early_stop(self, valid: Dataset, epochs: int) -> dict:
+        """Validation after epoch ``self.epoch + 1``: members whose error rose by more than
+        the threshold stop and get their best weights back; at the end of the budget every
+        member does.  The test metrics that follow are those of the kept weights."""
+        v_loss, v_acc = self.evaluate(valid)
+        epoch = self.epoch + 1
+        stopping = self.early.update(epoch, (1 - v_acc).tolist(), self._params())
+        live = [e for e in range(self.net.E) if self.history.diverged_at[e] is None]
+        restore = [e for e in live if e in stopping or (epoch >= epochs and self.early.stopped_at[e] is None)]
+        self.early.restore(self._params(), restore)
+        for e in stopping:
+            self.opt.stop_member(e)
+        self.history.stopped_at = list(self.early.stopped_at)
+        return {"valid_loss": v_loss.clone(), "valid_acc": v_acc.clone()}
 
     def _mark_divergence(self, values: dict) -> None:
         """Members whose loss is NaN/inf stop (lr factor 0); their later metrics are NaN."""
@@ -287,6 +409,7 @@ class Trainer:
             "optimizer": self.opt.state_dict(),
             "order_rng": [g.get_state() for g in self._order],
             "history": self.history.to_dict(),
+            **({"early_stop": self.early.state_dict()} if self.early is not None else {}),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -298,6 +421,8 @@ class Trainer:
             g.set_state(s)
         self.history = History.from_dict(state["history"])
         self.epoch = int(state["epoch"])
+        if self.early is not None and "early_stop" in state:
+            self.early.load_state_dict(state["early_stop"])
 
     def save(self, path: str | os.PathLike) -> None:
         """Write a checkpoint atomically (a crash never leaves a half-written file)."""

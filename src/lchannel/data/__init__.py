@@ -19,7 +19,10 @@ from .datadir import ENV_VAR, resolve_data_dir
 from .mnist import FILES as MNIST_FILES
 from .mnist import MIRRORS as MNIST_MIRRORS
 from .mnist import DataError, load_mnist, verify_mnist
-from .synthetic import f_k, make_synthetic
+from .higgs import N_FEATURES as HIGGS_FEATURES
+from .higgs import URL as HIGGS_URL
+from .higgs import load_higgs, load_higgs16k, verify_higgs, verify_subset
+from .synthetic import FkStream, f_k, grid, make_synthetic
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,26 @@ class DatasetEntry:
     # verify(data_dir): check the files without keeping them (DataError naming the bad
     # one), so that a sweep fails once, before its workers start; None: nothing to check.
     verify: Callable[..., None] | None = None
+    # inputs(options): the number of inputs when the options choose it (HIGGS feature
+    # sets); None: always n_inputs.
+    inputs_for: Callable[[dict], int] | None = None
+    # stream(options): fresh minibatches for iteration-based training (the f_k points);
+    # None: the training set is sampled with replacement (lchannel.iterations).
+    stream: Callable[[dict], object] | None = None
+    # snapshot(net): arrays to keep of a trained population, each (E, ...) (the f_k
+    # predictions over the square, for Figure 12); None: nothing.
+    snapshot: Callable[..., dict] | None = None
+    # Per-epoch metrics beyond accuracy that reports plot for this data set (HIGGS: the
+    # ROC AUC its literature reports); they are recorded for every one-logistic-output run.
+    report_metrics: tuple[str, ...] = ()
+
+    def inputs(self, options: dict) -> int:
+        """The number of inputs this data set gives with ``options``."""
+        return self.inputs_for(options) if self.inputs_for is not None else self.n_inputs
+
+    def default_architecture(self, options: dict) -> tuple[int, ...]:
+        """The default layer sizes, the first fitted to :meth:`inputs`."""
+        return (self.inputs(options), *self.architecture[1:])
 
 
 def _load_mnist(data_dir, options: dict, seed: int):
@@ -62,6 +85,32 @@ def _load_synthetic(data_dir, options: dict, seed: int):
     return make_synthetic(k=options["synthetic_k"], n_train=options["n_train"], n_test=options["n_test"],
                           seed=seed)
 
+
+def _load_higgs(data_dir, options: dict, seed: int):
+    return load_higgs(data_dir, options["higgs_features"], options["standardize"])
+
+
+def _load_higgs16k(data_dir, options: dict, seed: int):
+    return load_higgs16k(data_dir, options["higgs_features"], options["standardize"])
+
+
+GRID = 256  # resolution of the stored f_k predictions (Figure 12's heat maps)
+
+
+def _fk_snapshot(net) -> dict:
+    """The predicted probability over a 256 x 256 grid of [-1, 1]^2, (E, 256, 256)."""
+    import torch
+    with torch.no_grad():
+        O = net.forward(grid(GRID, net.dtype).to(net.device)).output  # (E, R², 1)
+    return {"grid_probability": O[..., 0].reshape(net.E, GRID, GRID).float().cpu()}
+
+
+def _higgs_inputs(options: dict) -> int:
+    return HIGGS_FEATURES[options.get("higgs_features", "low")]
+
+
+# Paper 2, section 4.3: 21 low-level inputs, eight hidden layers of 300 tanh, one logistic unit.
+HIGGS_ARCHITECTURE = (21, *[300] * 8, 1)
 
 REGISTRY: dict[str, DatasetEntry] = {
     "mnist": DatasetEntry(
@@ -80,7 +129,23 @@ REGISTRY: dict[str, DatasetEntry] = {
         name="synthetic", description="paper 2's f_k = g ∘ t^k on [-1, 1]^2 (section 4.2), generated from a seed",
         n_inputs=2, n_outputs=1, architecture=(2, 50, 50, 1), output="logistic",
         load=_load_synthetic, train_size=lambda o: int(o["n_train"]),
-        options=("synthetic_k", "n_train", "n_test"), source="generated (no files)"),
+        options=("synthetic_k", "n_train", "n_test"), source="generated (no files)",
+        stream=lambda o: FkStream(o["synthetic_k"]), snapshot=_fk_snapshot),
+    "higgs": DatasetEntry(
+        name="higgs", description="UCI HIGGS, paper 2's split: train rows 0..9,999,999, test rows "
+                                  "10,500,000..10,599,999 (the first 100,000 official test rows); features "
+                                  "low (21), high (7) or all (28)",
+        n_inputs=21, n_outputs=1, architecture=HIGGS_ARCHITECTURE, output="logistic", load=_load_higgs,
+        train_size=lambda o: 10_000_000, options=("higgs_features", "standardize"),
+        source=HIGGS_URL, verify=verify_higgs, inputs_for=_higgs_inputs, report_metrics=("test_auc",)),
+    "higgs16k": DatasetEntry(
+        name="higgs16k", description="the shipped 15,977-row HIGGS subset (higgs/higgs-16k.csv): train its first "
+                                     "12,977 rows, test its last 3,000; features as higgs",
+        n_inputs=21, n_outputs=1, architecture=HIGGS_ARCHITECTURE, output="logistic", load=_load_higgs16k,
+        train_size=lambda o: 12_977, options=("higgs_features", "standardize"),
+        files={"higgs-16k.csv": "8e2d16936a9c4e1159811c72da139efa429c2d140212def15c98dc6d7976dbea"},
+        source="shipped with the project (shared/datasets/higgs/)", verify=verify_subset, inputs_for=_higgs_inputs,
+        report_metrics=("test_auc",)),
 }
 
 DATASETS = tuple(REGISTRY)
@@ -94,10 +159,11 @@ def dataset_entry(name: str) -> DatasetEntry:
 
 
 def load_dataset(name: str, data_dir=None, k: int = 1, n_train: int = 4000, n_test: int = 1000,
-                 seed: int = 0) -> tuple[Dataset, Dataset]:
+                 seed: int = 0, features: str = "low", standardize: bool = False) -> tuple[Dataset, Dataset]:
     """(train, test) for ``name`` (see :data:`REGISTRY`)."""
-    return dataset_entry(name).load(data_dir, {"synthetic_k": k, "n_train": n_train, "n_test": n_test}, seed)
+    return dataset_entry(name).load(data_dir, {"synthetic_k": k, "n_train": n_train, "n_test": n_test,
+                                               "higgs_features": features, "standardize": standardize}, seed)
 
 
-__all__ = ["DATASETS", "as_images", "load_cifar10", "DataError", "Dataset", "DatasetEntry", "ENV_VAR", "REGISTRY", "dataset_entry", "f_k",
+__all__ = ["DATASETS", "load_higgs", "load_higgs16k", "as_images", "load_cifar10", "DataError", "Dataset", "DatasetEntry", "ENV_VAR", "REGISTRY", "dataset_entry", "f_k",
            "load_dataset", "load_mnist", "make_synthetic", "one_hot", "resolve_data_dir"]

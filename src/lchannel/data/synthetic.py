@@ -36,3 +36,27 @@ def make_synthetic(k: int = 1, n_train: int = 4000, n_test: int = 1000, seed: in
         return Dataset(x.to(dtype), y.to(dtype).unsqueeze(1), y, f"synthetic-k{k}-{split}")
 
     return sample(n_train, "train"), sample(n_test, "test")
+
+
+class FkStream:
+    """Fresh f_k examples for every minibatch (paper 2, sec. 4.2: "mini-batches of 100
+    random examples"): points uniform on [−1, 1]², drawn from the trainer's generator."""
+
+    def __init__(self, k: int, dtype=torch.float32):
+        f_k(torch.zeros(1, 2), k)  # validates k
+        self.k, self.dtype = int(k), dtype
+
+    def batch(self, size: int, generator: torch.Generator):
+        """(X (B, 2), T (B, 1), labels (B,))."""
+        x = torch.rand((size, 2), generator=generator, dtype=torch.float64) * 2 - 1
+        y = (f_k(x, self.k) > 0).long()
+        return x.to(self.dtype), y.to(self.dtype).unsqueeze(1), y
+
+
+def grid(resolution: int = 256, dtype=torch.float32) -> torch.Tensor:
+    """The centres of a resolution × resolution grid on [−1, 1]², (R², 2), row-major with
+    y (the second coordinate) varying slowest: ``.reshape(R, R)`` of a function of the
+    points is an image with x along the columns and y along the rows."""
+    c = (torch.arange(resolution, dtype=torch.float64) + 0.5) / resolution * 2 - 1
+    yy, xx = torch.meshgrid(c, c, indexing="ij")
+    return torch.stack([xx.reshape(-1), yy.reshape(-1)], 1).to(dtype)

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..channels import label as algorithm_label, split_name
+from ..data import REGISTRY
 from ..tables import mean_sd
 from ..style import algorithm_key, line_styles, styles_for_labels
 from ..train import History
@@ -90,6 +91,25 @@ class CellResult:
             h.append(ep, vals, lr, 0.0)
         return h
 
+    def extra(self, metric: str) -> tuple[list[int], list[list[float]]]:
+        """``(epochs, values[epoch][seed])`` of a metric of the store's ``metrics`` table
+        (e.g. ``test_auc``; epoch 0 = untrained) over the finished seeds; empty if none."""
+        runs = self.finished
+        if not runs or self.store is None:
+            return [], []
+        per_run = [dict(self.store.extra_metrics(r.run_id).get(metric, [])) for r in runs]
+        epochs = sorted(set().union(*per_run))
+        return epochs, [[pr.get(ep, math.nan) for pr in per_run] for ep in epochs]
+
+    def kept_array(self, name: str) -> tuple[np.ndarray, RunRow] | None:
+        """An array kept of the first finished run that has it (e.g. the f_k predictions),
+        with that run's row."""
+        for r in (self.finished if self.store is not None else []):
+            a = self.store.array(r.run_id, name)
+            if a is not None:
+                return a, r
+        return None
+
     def alignment(self) -> dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]:
         """``{(metric, layer): (epochs, values[epoch, seed])}`` over the finished seeds."""
         runs = self.finished
@@ -137,7 +157,7 @@ def collect(spec: Spec, store: ResultsStore, overrides: Overrides | None = None,
 def _axes_for_table(spec: Spec) -> tuple[list[str], list[str]]:
     r = spec.report
     names = spec.axis_names
-    if r.layout == "table":
+    if r.layout in ("table", "maps"):
         cols = list(r.columns)
         rows = list(r.rows) or [n for n in names if n not in cols]
     elif r.layout == "curves":
@@ -255,6 +275,8 @@ def _groups_for_plots(spec: Spec, results: list[CellResult]) -> list[tuple[str, 
         group_axes = list(r.rows) or [n for n in names if n not in r.columns]
     elif r.layout == "curves":
         group_axes = [r.panels] if r.panels else []
+    elif r.layout == "maps":
+        group_axes = list(r.columns)
     else:
         group_axes = []
     line_axes = [n for n in names if n not in group_axes]
@@ -415,6 +437,33 @@ def final_figure(spec: Spec, results: list[CellResult], title: str = "", caption
     return fig
 
 
+def maps_figure(spec: Spec, results: list[CellResult]):
+    """Paper 2, Figure 12: one column per level of ``report.columns`` (the k axis), one
+    row per level of ``report.rows`` (the algorithms), the first row the target f_k; each
+    panel the predicted probability kept by the cell's first finished seed, titled with
+    its test accuracy.  None when no cell kept predictions."""
+    from ..plots_p2 import fk_maps_figure
+
+    col_axis, row_axis = spec.report.columns[0], spec.report.rows[0]
+    columns, rows, maps = [], [], {}
+    for res in results:
+        clab, rlab = res.cell.labels[col_axis], res.cell.labels[row_axis]
+        if (clab, res.cell.config.synthetic_k) not in columns:
+            columns.append((clab, res.cell.config.synthetic_k))
+        if rlab not in rows:
+            rows.append(rlab)
+        kept = res.kept_array("grid_probability")
+        if kept is not None:
+            arr, run = kept
+            maps[(rlab, clab)] = (arr, f"test acc {100 * run.final['test_acc']:.1f}% (seed {run.seed})")
+    if not maps:
+        return None
+    order_c, order_r = spec.axis(col_axis).labels(), spec.axis(row_axis).labels()
+    columns.sort(key=lambda c: order_c.index(c[0]))
+    rows.sort(key=order_r.index)
+    return fk_maps_figure(columns, rows, maps, title=spec.report.title or spec.name, caption=_caption(results))
+
+
 @dataclass
 class ReportFigure:
     """One figure of a report: its Markdown heading, file stem and matplotlib figure."""
@@ -434,6 +483,10 @@ def report_figures(spec: Spec, results: list[CellResult]) -> Iterator[ReportFigu
     from ..plots import accuracy_figure, left_out_note
 
     base_title = spec.report.title or spec.name
+    if spec.report.layout == "maps":
+        fig = maps_figure(spec, results)
+        if fig is not None:
+            yield ReportFigure("predictions over the square", f"{spec.name}-maps", fig)
     if spec.report.layout == "final":
         fig = final_figure(spec, results, title=spec.report.title or f"{spec.name}: final accuracy",
                            caption=_caption(results))
@@ -462,6 +515,14 @@ def report_figures(spec: Spec, results: list[CellResult]) -> Iterator[ReportFigu
         if histories and spec.report.layout != "final":
             fig = accuracy_figure(histories, title=full_title, caption=caption, styles=styles)
             yield ReportFigure(f"accuracy{suffix}", stem, fig)
+        # The ROC AUC, for data sets whose reports plot it (REGISTRY's report_metrics: HIGGS).
+        aucs = {lab: c for lab, c in ((_line_label(res, line_axes), res.extra("test_auc")) for res in members
+                                      if "test_auc" in REGISTRY[res.cell.config.dataset].report_metrics) if c[0]}
+        if aucs:
+            from ..plots_p2 import metric_figure
+            fig = metric_figure(aucs, "test ROC AUC (%)", title=f"{full_title} — ROC AUC", caption=caption,
+                                styles={lab: styles[lab] for lab in aucs})
+            yield ReportFigure(f"ROC AUC{suffix}", f"{stem}-auc", fig)
         if aligns:
             fig = alignment_figure(aligns, title=f"{full_title} — alignment", caption=caption, styles=styles,
                                    algorithms=algorithms)

@@ -73,7 +73,7 @@ class Population:
     def cost(self) -> float:
         """A rough relative cost, to start the longest populations first."""
         c = self.config
-        n = c.subset or (60000 if c.dataset == "mnist" else c.n_train)
+        n = c.epoch_iterations * c.batch_size if c.epoch_iterations else c.train_size
         weights = sum(a * b for a, b in zip(c.sizes[:-1], c.sizes[1:]))
         factor = 10.0 if c.update_bits is not None else 1.0
         return c.epochs * len(c.seeds) * n * weights * factor
@@ -193,7 +193,8 @@ def train_population(task: dict, progress=None) -> dict:
     holds the same config and seeds.
     """
     from ..alignment import AlignmentProbe
-    from ..run import build_trainer
+    from ..data import REGISTRY
+    from ..run import build_trainer, fit_options
 
     if task.get("threads"):
         torch.set_num_threads(int(task["threads"]))
@@ -243,9 +244,11 @@ def train_population(task: dict, progress=None) -> dict:
         if parent is not None and os.getppid() != parent:
             os._exit(3)  # the runner died: stop; the checkpoint lets the next run resume
 
-    trainer.fit(train, test, epochs=cfg.epochs, on_epoch=on_epoch)
+    trainer.fit(train, test, epochs=cfg.epochs, on_epoch=on_epoch, **fit_options(cfg, train))
     h = trainer.history
-    return {"id": task["id"], "seeds": cfg.seeds, "history": h.to_dict(), "alignment": rows,
+    snapshot = REGISTRY[cfg.dataset].snapshot
+    arrays = {k: v.numpy() for k, v in snapshot(trainer.net).items()} if snapshot is not None else {}
+    return {"id": task["id"], "seeds": cfg.seeds, "history": h.to_dict(), "alignment": rows, "arrays": arrays,
             "seconds": elapsed + time.perf_counter() - t0, "cpu_seconds": cpu + time.process_time() - c0}
 
 

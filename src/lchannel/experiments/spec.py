@@ -30,7 +30,7 @@ A spec is a TOML (or YAML) file::
     set = { lr = 0.05 }
 
     [report]
-    layout = "curves"            # table | curves | final
+    layout = "curves"            # table | curves | final | maps (f_k heat maps: rows x columns)
     lines = "dropout"
     panels = "algorithm"
 
@@ -67,7 +67,7 @@ LEVEL_KEYS = ("label", "value", "set", "only")
 PATCH_KEYS = ("where", "set")
 REPORT_KEYS = ("layout", "rows", "columns", "lines", "panels", "x", "metric", "title")
 ALIGNMENT_KEYS = ("enabled", "probe", "every")
-LAYOUTS = ("table", "curves", "final")
+LAYOUTS = ("table", "curves", "final", "maps")
 # Accuracies first, test before train: a report shows test accuracy unless told otherwise.
 REPORT_METRICS = tuple(sorted(METRICS, key=lambda m: (m.endswith("loss"), m.startswith("train"))))
 # Fields a spec may not set: where the data lives and the device are the runner's business,
@@ -444,6 +444,9 @@ def _parse_report(r: Any, names: list[str], axes: list[Axis], loc: str) -> Repor
         for lv in ax.levels:
             _need(isinstance(lv.value, (int, float)), f"{loc}.x: axis {x!r} level {lv.label!r} value", lv.value,
                   "a number (set 'value' on every level of the x axis)")
+    if layout == "maps":  # paper 2, Figure 12: rows the algorithms, columns the k of f_k
+        _need(len(rows) == 1, f"{loc}.rows", list(rows), "one axis name (the rows of the grid of maps)")
+        _need(len(columns) == 1, f"{loc}.columns", list(columns), "one axis name (the columns, e.g. k)")
     return ReportLayout(layout, rows, columns, lines, panels, x, metric, title)
 
 

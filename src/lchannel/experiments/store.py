@@ -12,6 +12,11 @@ Schema (``SCHEMA_VERSION`` 1)::
     epochs(run_id, epoch, train_loss, train_acc, test_loss, test_acc, lr, seconds)
     initial(run_id, train_loss, train_acc, test_loss, test_acc)   -- epoch 0: the untrained network
     alignment(run_id, epoch, layer, metric, value)
+    metrics(run_id, epoch, metric, value)       -- per-epoch metrics some runs add (test_auc,
+                                                   valid_loss, valid_acc; stopped_early = 1 at the
+                                                   epoch early stopping stopped it); epoch 0 = untrained
+    arrays(run_id, name, shape, data)           -- arrays kept of a finished run (the f_k
+                                                   predictions over the square), float32 bytes
     leases(run_id, owner, expires, acquired, invocation)        -- runs a live runner is training
 
 A run is one (config, seed): ``run_id = "<config_hash>-s<seed>"`` where ``config_hash`` is
@@ -45,6 +50,8 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from ..train import METRICS
 
@@ -129,6 +136,20 @@ CREATE TABLE IF NOT EXISTS alignment (
     value REAL,
     PRIMARY KEY (run_id, epoch, layer, metric)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    epoch INTEGER NOT NULL,
+    metric TEXT NOT NULL,
+    value REAL,
+    PRIMARY KEY (run_id, metric, epoch)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS arrays (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    name TEXT NOT NULL,
+    shape TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (run_id, name)
+);
 """
 
 
@@ -361,6 +382,18 @@ class ResultsStore:
                 c.executemany(
                     "INSERT INTO alignment VALUES (?,?,?,?,?)",
                     [(rid, ep, layer, metric, _num(vals[e])) for ep, layer, metric, vals in result.get("alignment", [])])
+                c.execute("DELETE FROM metrics WHERE run_id = ?", (rid,))
+                extra = [(rid, 0, m, _num(v[e])) for m, v in (initial or {}).items() if m not in METRIC_COLUMNS]
+                extra += [(rid, ep, m, _num(vals[i][e])) for m, vals in (hist.get("extra") or {}).items()
+                          for i, ep in enumerate(epochs)]
+                stopped = (hist.get("stopped_at") or [None] * len(seeds))[e]
+                if stopped is not None:  # early stopping: the epoch this member stopped
+                    extra.append((rid, stopped, "stopped_early", 1.0))
+                c.executemany("INSERT INTO metrics VALUES (?,?,?,?)", extra)
+                c.execute("DELETE FROM arrays WHERE run_id = ?", (rid,))
+                for name, arr in (result.get("arrays") or {}).items():
+                    a = np.ascontiguousarray(arr[e], dtype="<f4")
+                    c.execute("INSERT INTO arrays VALUES (?,?,?,?)", (rid, name, json.dumps(list(a.shape)), a.tobytes()))
         return statuses
 
     def write_failure(self, config_hash: str, seeds: list[int], error: str, invocation: int | None) -> None:
@@ -456,6 +489,21 @@ class ResultsStore:
     def alignment(self, rid: str) -> list[tuple[int, int, str, float]]:
         return [(r[0], r[1], r[2], _nan(r[3])) for r in self.conn.execute(
             "SELECT epoch, layer, metric, value FROM alignment WHERE run_id = ? ORDER BY epoch, layer, metric", (rid,))]
+
+    def extra_metrics(self, rid: str) -> dict[str, list[tuple[int, float]]]:
+        """``{metric: [(epoch, value), ...]}`` of the metrics table (epoch 0: untrained)."""
+        out: dict[str, list[tuple[int, float]]] = {}
+        for ep, m, v in self.conn.execute("SELECT epoch, metric, value FROM metrics WHERE run_id = ? "
+                                          "ORDER BY metric, epoch", (rid,)):
+            out.setdefault(m, []).append((ep, _nan(v)))
+        return out
+
+    def array(self, rid: str, name: str) -> np.ndarray | None:
+        """A kept array of run ``rid`` (float32), or None."""
+        row = self.conn.execute("SELECT shape, data FROM arrays WHERE run_id = ? AND name = ?", (rid, name)).fetchone()
+        if row is None:
+            return None
+        return np.frombuffer(row[1], dtype="<f4").reshape(json.loads(row[0])).copy()
 
     def cell_variants(self, spec: str, cell_id: str) -> list[tuple[str, dict]]:
         """Every (config_hash, overrides) a spec's cell was run with."""
