@@ -26,7 +26,7 @@ from . import init as _init
 from .activations import get_activation
 from .architecture import BlockSpec, LayerSizes, conv_layer_sizes
 from .blocks import Dense
-from .convblocks import Conv2d, Flatten, MaxPool2d
+from .convblocks import Conv2d, Flatten, MaxPool2d, times_derivative
 from .nets import Network, Record
 from .outputs import OutputActivation, get_output
 from .rng import MemberStreams
@@ -60,6 +60,8 @@ class ConvRecord(Record):
         if d is not None:
             return J * d
         f = self.activations[h]
+        if J.dim() > 3:  # a conv layer: one fused kernel (see convblocks.times_derivative)
+            return times_derivative(f, J, self.Z[h], self.A[h])
         return f.times_derivative(J, self.pre_activation(h) if f.uses_S else None, self.A[h])
 
     def presynaptic(self, h: int, members: int) -> torch.Tensor:
