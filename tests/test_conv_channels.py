@@ -232,3 +232,28 @@ def test_trainer_lifts_bp_rbp_srbp_above_chance_on_a_toy_image_task():
         tr = Trainer(net, build_channel(name), SGD(lr=0.1, momentum=0.9), batch_size=16, progress=False)
         hist = tr.fit(data, data, epochs=4)
         assert min(hist.metrics["test_acc"][-1]) > 0.8, name  # chance: 0.5
+
+
+def test_channel_cost_stop_member_and_state_on_conv_nets():
+    from lchannel.accounting import channel_cost
+    sizes = Network("conv16k3-conv32k3-dense10", input_shape=(8, 6, 6)).sizes
+    cost = channel_cost(sizes, "srbp")
+    assert cost.channel_mults == 10 * (16 * 36 + 32 * 36) == cost.W_prime
+    assert cost.W == 16 * 36 * 8 * 9 + 32 * 36 * 16 * 9 + 32 * 36 * 10  # forward multiplications
+    # A stopped member keeps its conv kernels while the other one trains (momentum path).
+    net = conv_net()
+    ch = build_channel("rbp").bind(net)
+    opt = SGD(lr=0.3, momentum=0.5).bind(net)
+    opt.stop_member(1)
+    W0 = net.W(1).clone()
+    X, T = conv_batch()
+    rec = net.forward(X)
+    opt.step(rec, ch.signals(rec, net.output_loss.error(T, rec.output)))
+    assert torch.equal(net.W(1)[1], W0[1]) and not torch.equal(net.W(1)[0], W0[0])
+    # The channel's kernels are its state: saved, loaded, moved with the network.
+    other = build_channel("rbp").bind(conv_net(seeds=(7, 8)))
+    other.load_checkpoint_state(ch.checkpoint_state())
+    assert all(torch.equal(other.C[key], C) for key, C in ch.C.items())
+    net.to(torch.float32)
+    assert ch.C[(1, 2)].dtype == torch.float32 and ch.signals(net.forward(X.float()),
+                                                            torch.zeros(2, 6, 4))[1].dtype == torch.float32

@@ -252,7 +252,7 @@ class SGD:
                 vb.mul_(self.momentum).add_(db)
                 dW, db = vW, vb
             if self.member_scale is not None:
-                dW = dW * self.member_scale.view(E, 1, 1)
+                dW = dW * self.member_scale.view(E, *[1] * (dW.dim() - 1))  # (E, 1, 1) or a conv kernel's
                 db = db * self.member_scale.view(E, 1)
             block.add_(dW, db, alpha=lr)
         for P, rule, post, pre, rate in channel_terms:
