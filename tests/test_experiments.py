@@ -154,7 +154,7 @@ PAPER = dict(dataset="mnist", sizes=[784, 100, 100, 100, 100, 10], hidden="tanh"
 def test_every_paper1_mnist_result_is_shipped_with_the_section_4_1_protocol():
     names = set(shipped_specs())
     assert {"table1", "figure1", "figure2", "figure3", "figure4", "figure7", "figure8", "figure9"} <= names
-    for name in names:
+    for name in names - {"table1-cifar", "figure5", "figure6"}:  # CIFAR-10 (section 4.3): tests/test_cifar_specs.py
         for c in load_spec(name).cells():
             for k, v in PAPER.items():
                 assert getattr(c.config, k) == v, (name, c.title, k)

@@ -1,6 +1,8 @@
 """Data sets: a registry of entries (MNIST from verified IDX files, CIFAR-10 from its verified
 binary files, the synthetic f_k sets of paper 2), each knowing its loader, shapes, size,
-checksums and download path.
+checksums and download path.  Image data sets also know their image shape (C, H, W), which
+conv architectures and the image options (per-channel normalisation, the training
+augmentation of paper 1, section 4.3: :mod:`lchannel.data.augment`) read.
 
 Adding a data set (HIGGS, ...) is one :class:`DatasetEntry` in :data:`REGISTRY`;
 the configuration, the CLI and the validation read everything they need from it.
@@ -11,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from .augment import RandomTranslateFlip, channel_statistics, normalize_channels
 from .base import Dataset, one_hot
 from .cifar10 import FILES as CIFAR10_FILES
 from .cifar10 import URL as CIFAR10_URL
@@ -38,7 +41,7 @@ class DatasetEntry:
     description: str
     n_inputs: int
     n_outputs: int
-    architecture: tuple[int, ...]
+    architecture: tuple[int, ...] | str  # layer sizes, or a conv architecture string (lchannel.nets)
     output: str
     load: Callable[..., tuple[Dataset, Dataset]]
     train_size: Callable[[dict], int]
@@ -48,6 +51,7 @@ class DatasetEntry:
     # verify(data_dir): check the files without keeping them (DataError naming the bad
     # one), so that a sweep fails once, before its workers start; None: nothing to check.
     verify: Callable[..., None] | None = None
+    input_shape: tuple[int, int, int] | None = None
 
 
 def _load_mnist(data_dir, options: dict, seed: int):
@@ -63,19 +67,25 @@ def _load_synthetic(data_dir, options: dict, seed: int):
                           seed=seed)
 
 
+# TrainConfig fields only image data sets take (per-channel normalisation, augmentation).
+IMAGE_OPTIONS = ("normalize", "augment")
+# Paper 1, section 4.3: 3 x (conv 64 channels 5x5 stride 1 tanh, max-pool 3x3 stride 2),
+# dense 1024 tanh, softmax 10.
+CIFAR10_ARCHITECTURE = "conv64k5-pool3s2-conv64k5-pool3s2-conv64k5-pool3s2-dense1024-dense10"
+
 REGISTRY: dict[str, DatasetEntry] = {
     "mnist": DatasetEntry(
         name="mnist", description="MNIST digits, 60,000 train / 10,000 test, 28x28 in [0, 1]",
         n_inputs=784, n_outputs=10, architecture=(784, 100, 100, 100, 100, 10), output="softmax",  # paper 1 sec. 4.1
         load=_load_mnist, train_size=lambda o: 60000, files=dict(MNIST_FILES),
-        source=" or ".join(MNIST_MIRRORS), verify=verify_mnist),
+        source=" or ".join(MNIST_MIRRORS), verify=verify_mnist, input_shape=(1, 28, 28),
+        options=IMAGE_OPTIONS),
     "cifar10": DatasetEntry(
         name="cifar10", description="CIFAR-10 images, 50,000 train / 10,000 test, 3x32x32 in [0, 1] as rows of "
-                                    "3,072 (C, H, W order); dense default architecture (conv nets: a later issue, "
-                                    "or lchannel.torch for your own model)",
-        n_inputs=3072, n_outputs=10, architecture=(3072, 1000, 1000, 10), output="softmax",
+                                    "3,072 (C, H, W order); default architecture paper 1's conv net (section 4.3)",
+        n_inputs=3072, n_outputs=10, architecture=CIFAR10_ARCHITECTURE, output="softmax",
         load=_load_cifar10, train_size=lambda o: 50000, files=dict(CIFAR10_FILES), source=CIFAR10_URL,
-        verify=verify_cifar10),
+        verify=verify_cifar10, input_shape=(3, 32, 32), options=IMAGE_OPTIONS),
     "synthetic": DatasetEntry(
         name="synthetic", description="paper 2's f_k = g ∘ t^k on [-1, 1]^2 (section 4.2), generated from a seed",
         n_inputs=2, n_outputs=1, architecture=(2, 50, 50, 1), output="logistic",
@@ -94,10 +104,22 @@ def dataset_entry(name: str) -> DatasetEntry:
 
 
 def load_dataset(name: str, data_dir=None, k: int = 1, n_train: int = 4000, n_test: int = 1000,
-                 seed: int = 0) -> tuple[Dataset, Dataset]:
-    """(train, test) for ``name`` (see :data:`REGISTRY`)."""
-    return dataset_entry(name).load(data_dir, {"synthetic_k": k, "n_train": n_train, "n_test": n_test}, seed)
+                 seed: int = 0, normalize: bool = False) -> tuple[Dataset, Dataset]:
+    """(train, test) for ``name`` (see :data:`REGISTRY`).  ``normalize``: per-channel
+    ``(x − mean_c) / std_c`` of an image data set with the statistics of its whole training
+    split (the same for a ``subset`` of it), applied to both splits."""
+    entry = dataset_entry(name)
+    if normalize and entry.input_shape is None:
+        raise ValueError(f"normalize: data set {name!r} is not an image data set; only "
+                         f"{[n for n, e in REGISTRY.items() if e.input_shape]} take it")
+    train, test = entry.load(data_dir, {"synthetic_k": k, "n_train": n_train, "n_test": n_test}, seed)
+    if normalize:
+        mean, std = channel_statistics(train.X, entry.input_shape)
+        train = Dataset(normalize_channels(train.X, entry.input_shape, mean, std), train.T, train.labels, train.name)
+        test = Dataset(normalize_channels(test.X, entry.input_shape, mean, std), test.T, test.labels, test.name)
+    return train, test
 
 
-__all__ = ["DATASETS", "as_images", "load_cifar10", "DataError", "Dataset", "DatasetEntry", "ENV_VAR", "REGISTRY", "dataset_entry", "f_k",
+__all__ = ["CIFAR10_ARCHITECTURE", "IMAGE_OPTIONS", "RandomTranslateFlip", "channel_statistics", "normalize_channels",
+           "DATASETS", "as_images", "load_cifar10", "DataError", "Dataset", "DatasetEntry", "ENV_VAR", "REGISTRY", "dataset_entry", "f_k",
            "load_dataset", "load_mnist", "make_synthetic", "one_hot", "resolve_data_dir"]

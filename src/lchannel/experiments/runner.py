@@ -73,7 +73,8 @@ class Population:
     def cost(self) -> float:
         """A rough relative cost, to start the longest populations first."""
         c = self.config
-        n = c.subset or (60000 if c.dataset == "mnist" else c.n_train)
+        n = c.train_size
+        # Units products: the dense weight count, and for a conv net a stand-in that grows with it.
         weights = sum(a * b for a, b in zip(c.sizes[:-1], c.sizes[1:]))
         factor = 10.0 if c.update_bits is not None else 1.0
         return c.epochs * len(c.seeds) * n * weights * factor
