@@ -257,3 +257,18 @@ def test_channel_cost_stop_member_and_state_on_conv_nets():
     net.to(torch.float32)
     assert ch.C[(1, 2)].dtype == torch.float32 and ch.signals(net.forward(X.float()),
                                                             torch.zeros(2, 6, 4))[1].dtype == torch.float32
+
+
+@pytest.mark.parametrize("hidden", ["tanh", "relu"])
+def test_training_pass_without_kept_s_gives_the_same_signals(hidden):
+    # The training pass computes f(S) in place and drops S (recomputed when asked for).
+    net = conv_net(hidden=hidden)
+    X, T = conv_batch()
+    kept, dropped = net.forward(X), net.forward(X, train=True)
+    assert dropped.Z[1] is None
+    for name in ("bp", "rbp", "srbp"):
+        ch = build_channel(name).bind(net)
+        I1 = ch.signals(kept, net.output_loss.error(T, kept.output))
+        I2 = ch.signals(dropped, net.output_loss.error(T, dropped.output))
+        assert all(torch.equal(a, b) for a, b in zip(I1[1:], I2[1:])), name
+    assert torch.equal(dropped.S[1], kept.S[1]) and torch.equal(dropped.fprime(1), kept.fprime(1))

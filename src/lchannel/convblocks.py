@@ -115,13 +115,22 @@ class Conv2d(nn.Module):
         return [self.stride] * 2, [self.padding] * 2, [1, 1]
 
     # -- forward channel --------------------------------------------------------------
-    def forward(self, O_prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
-        """``(S, O, None)`` for ``O_prev`` ``(E, B, C_in, H, W)`` or shared ``(B, C_in, H, W)``."""
+    def forward(self, O_prev: torch.Tensor, keep_S: bool = True) -> tuple[torch.Tensor | None, torch.Tensor, None]:
+        """``(S, O, None)`` for ``O_prev`` ``(E, B, C_in, H, W)`` or shared ``(B, C_in, H, W)``.
+
+        ``keep_S=False`` (the network's training pass) computes O in place in S's buffer
+        and returns ``(None, O, None)``: the learning channel needs only O = f(S) for the
+        named transfer functions (f' from O), and not keeping S saves one feature map per
+        layer (a few % of a step on the paper's net, from memory traffic)."""
         W, b = self._W, self._b
         shared = O_prev.dim() == 4
         S = [F.conv2d(O_prev if shared else O_prev[e], W[e], b[e], self.stride, self.padding)
              for e in range(W.shape[0])]
         S = S[0].unsqueeze(0) if len(S) == 1 else torch.stack(S)  # (E, B, C_out, H', W')
+        if not keep_S:
+            op = _IN_PLACE.get(self.activation.name)
+            if op is not None and not S.requires_grad:
+                return None, op(S), None
         return S, transfer(self.activation, S), None
 
     def pre_activation(self, Z: torch.Tensor) -> torch.Tensor:
@@ -238,6 +247,10 @@ class Conv2d(nn.Module):
 # derivative's product is one *_backward kernel instead of two passes (measured on the
 # paper's 128×64×32×32 maps: tanh 70 vs 107 ms, tanh' ⊙ J 47 vs 91 ms, one thread).
 _FORWARD = {"tanh": torch.tanh, "logistic": torch.sigmoid, "relu": torch.relu, "identity": lambda S: S}
+
+
+FUSED = frozenset(_FORWARD)  # the transfer functions with fused kernels (f' from O alone)
+_IN_PLACE = {"tanh": torch.tanh_, "logistic": torch.sigmoid_, "relu": torch.relu_, "identity": lambda S: S}
 
 
 def transfer(f: Activation, S: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,7 @@ from . import init as _init
 from .activations import get_activation
 from .architecture import BlockSpec, LayerSizes, conv_layer_sizes
 from .blocks import Dense
-from .convblocks import Conv2d, Flatten, MaxPool2d, times_derivative
+from .convblocks import FUSED, Conv2d, Flatten, MaxPool2d, times_derivative
 from .nets import Network, Record
 from .outputs import OutputActivation, get_output
 from .rng import MemberStreams
@@ -45,6 +45,8 @@ class ConvRecord(Record):
         self._net = net
 
     def pre_activation(self, h: int) -> torch.Tensor:
+        if self.Z[h] is None:  # a conv layer's S was not kept (training pass): recompute it
+            self.Z[h] = self._net.block(h).forward(self.presynaptic(h, len(self._net.seeds)))[0]
         return self._net.block(h).pre_activation(self.Z[h])
 
     def fprime(self, h: int) -> torch.Tensor:
@@ -61,7 +63,8 @@ class ConvRecord(Record):
             return J * d
         f = self.activations[h]
         if J.dim() > 3:  # a conv layer: one fused kernel (see convblocks.times_derivative)
-            return times_derivative(f, J, self.Z[h], self.A[h])
+            S = None if f.name in FUSED or not f.uses_S else self.pre_activation(h)
+            return times_derivative(f, J, S, self.A[h])
         return f.times_derivative(J, self.pre_activation(h) if f.uses_S else None, self.A[h])
 
     def presynaptic(self, h: int, members: int) -> torch.Tensor:
@@ -186,7 +189,8 @@ class ConvNetwork(Network):
         if O.dim() == self.input_dim + 1 and isinstance(self._blocks[0], Dense):
             O = O.unsqueeze(0).expand(self.E, *O.shape)  # Dense takes (E, B, N)
         for h, (block, tail) in enumerate(zip(self._blocks, self.tails), start=1):
-            Z, A, _ = block.forward(O)
+            # A conv layer's S is not kept in training passes (recomputed if ever asked for).
+            Z, A, _ = block.forward(O, keep_S=False) if train and isinstance(block, Conv2d) else block.forward(O)
             O, auxes, outs = A, [], []
             for t in tail:
                 O, aux = t.forward(O)
