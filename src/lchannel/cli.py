@@ -246,11 +246,9 @@ def cmd_train(args, parser) -> int:
     except ValueError as err:
         _fail(parser, err)
     data = _load_data_or_fail(parser, cfg)
-    # Paper 1's operation counts (eqs. 14-15) are for dense layers.
-    cost = None if cfg.is_conv else channel_cost(cfg.sizes, cfg.algorithm, cfg.channel)
+    cost = channel_cost(cfg.sizes, cfg.algorithm, cfg.channel)  # conv nets: LayerSizes know their routes
     print(f"{cfg.label} on {cfg.dataset}, {cfg.arch_text}, seeds {cfg.seeds}, {cfg.epochs} epochs -> {out}")
-    if cost is not None:
-        print(f"learning-channel cost: {cost.describe()}")
+    print(f"learning-channel cost: {cost.describe()}")
     res = _train(parser, cfg, out, data, args, opened)
     if res.already_complete:
         _say_complete(out, cfg.epochs)
