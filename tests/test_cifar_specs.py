@@ -100,3 +100,6 @@ def test_cli_refuses_bad_conv_options_before_any_work(argv, needle, capsys, tmp_
     assert err.value.code == 2
     assert needle in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+    with pytest.raises(SystemExit) as err:  # compare builds its configs the same way
+        main(["compare", "--algorithms", "bp,srbp", *argv, "--out", str(tmp_path / "cmp")])
+    assert err.value.code == 2 and needle in capsys.readouterr().err
