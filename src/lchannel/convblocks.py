@@ -40,6 +40,7 @@ from .activations import Activation
 from .blocks import TORCH_ACTIVATIONS, draw_feedback
 
 _conv_backward = torch.ops.aten.convolution_backward
+_conv_out = torch.ops.aten.convolution.out
 _pool_backward = torch.ops.aten.max_pool2d_with_indices_backward
 
 
@@ -124,9 +125,19 @@ class Conv2d(nn.Module):
         layer (a few % of a step on the paper's net, from memory traffic)."""
         W, b = self._W, self._b
         shared = O_prev.dim() == 4
-        S = [F.conv2d(O_prev if shared else O_prev[e], W[e], b[e], self.stride, self.padding)
-             for e in range(W.shape[0])]
-        S = S[0].unsqueeze(0) if len(S) == 1 else torch.stack(S)  # (E, B, C_out, H', W')
+        E = W.shape[0]
+        if E == 1:
+            S = F.conv2d(O_prev if shared else O_prev[0], W[0], b[0], self.stride, self.padding).unsqueeze(0)
+        else:
+            # Each member's conv2d written into its slice of one (E, B, C_out, H', W') tensor:
+            # the same kernel as a single run's (the out= form copies its result), without the
+            # stack's second copy of every feature map.
+            B = O_prev.shape[0] if shared else O_prev.shape[1]
+            S = W.new_empty(E, B, *self.out_shape)
+            stride, padding, dilation = self._geometry()
+            for e in range(E):
+                _conv_out(O_prev if shared else O_prev[e], W[e], b[e], stride, padding, dilation, False, [0, 0], 1,
+                          out=S[e])
         if not keep_S:
             op = _IN_PLACE.get(self.activation.name)
             if op is not None and not S.requires_grad:
@@ -142,11 +153,13 @@ class Conv2d(nn.Module):
         """``G`` ``(E, B, C_out, H', W')`` through the transposed convolution with kernels
         ``K`` ``(E, C_out, C_in, K, K)``: ``(E, B, C_in, H, W)``."""
         stride, padding, dilation = self._geometry()
-        B = G.shape[1]
+        E, B = G.shape[0], G.shape[1]
         like = G.new_empty(1).expand(B, *self.in_shape)
-        J = [_conv_backward(G[e], like, K[e], None, stride, padding, dilation, False, [0, 0], 1,
-                            (True, False, False))[0] for e in range(G.shape[0])]
-        return J[0].unsqueeze(0) if len(J) == 1 else torch.stack(J)
+        if E == 1:
+            return _conv_backward(G[0], like, K[0], None, stride, padding, dilation, False, [0, 0], 1,
+                                  (True, False, False))[0].unsqueeze(0)
+        return torch.stack([_conv_backward(G[e], like, K[e], None, stride, padding, dilation, False, [0, 0], 1,
+                                           (True, False, False))[0] for e in range(E)])
 
     def adjoint(self, G: torch.Tensor) -> torch.Tensor:
         """BP's route: the transposed convolution with W (the VJP of the convolution)."""
