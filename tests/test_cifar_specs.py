@@ -71,7 +71,7 @@ def test_the_default_cifar10_architecture_is_the_papers_conv_net():
 @pytest.mark.parametrize("arch, needle", [
     ("conv64k5-pool3s2-bogus7-dense10", "architecture: piece 3 'bogus7'"),
     ("conv64k5-dense5", "cifar10 needs 3072 inputs and 10 outputs, got conv64k5-dense5"),
-    ("conv64k5-pool3s2", "architecture:"),
+    ("conv64k5-pool3s2", "architecture: 'conv64k5-pool3s2' must end with a dense piece"),
 ])
 def test_bad_conv_architectures_are_refused_naming_the_piece(arch, needle):
     with pytest.raises(ValueError) as err:
