@@ -91,33 +91,35 @@ def _images(n=256, seed=0):
     return Dataset(X, one_hot(y, 10), y, "images")
 
 
-def _trainer(augment, E=1):
+def _trainer(augment, E=1, order="shared"):
     net = Network([3072, 16, 10], seeds=list(range(E)))
     return Trainer(net, build_channel("rbp"), SGD(lr=0.05, momentum=0.9), batch_size=32, progress=False,
-                   augment=augment)
+                   augment=augment, batch_order=order)
 
 
-def test_checkpoint_resume_gives_identical_numbers(tmp_path):
+@pytest.mark.parametrize("E, order", [(1, "shared"), (2, "per_member")])
+def test_checkpoint_resume_gives_identical_numbers(tmp_path, E, order):
     data = _images()
     aug = RandomTranslateFlip(SHAPE)
-    full = _trainer(aug)
+    full = _trainer(aug, E, order)
     full.fit(data, data, epochs=2)
-    first = _trainer(aug)
+    first = _trainer(aug, E, order)
     first.fit(data, data, epochs=1, checkpoint=tmp_path / "c.pt")
-    resumed = _trainer(aug)
+    assert len(first.state_dict()["augment_rng"]) == (1 if order == "shared" else E)
+    resumed = _trainer(aug, E, order)
     resumed.load(tmp_path / "c.pt")
     resumed.fit(data, data, epochs=2)
     for p, q in zip(full.net.state_dict().values(), resumed.net.state_dict().values()):
         assert torch.equal(p, q)
     assert full.history.metrics == resumed.history.metrics
     # The augmentation is live: without it the same run ends elsewhere.
-    plain = _trainer(None)
+    plain = _trainer(None, E, order)
     plain.fit(data, epochs=2)
     assert any(not torch.equal(p, q) for p, q in zip(plain.net.state_dict().values(), full.net.state_dict().values()))
     # A checkpoint of an unaugmented run does not silently resume an augmented one.
     plain.save(tmp_path / "plain.pt")
     with pytest.raises(ValueError, match="augmentation"):
-        _trainer(aug).load(tmp_path / "plain.pt")
+        _trainer(aug, E, order).load(tmp_path / "plain.pt")
 
 
 def test_config_and_run_folder_resume_with_augmentation(tmp_path):
