@@ -42,8 +42,10 @@ def test_cifar10_loads_verified_counts_and_layout(cifar_dir):
     means = as_images(train.X).mean(dim=(0, 2, 3)) * 255
     assert torch.allclose(means, torch.tensor([125.307, 122.950, 113.865]), atol=2e-3)
     entry = REGISTRY["cifar10"]
-    assert (entry.n_inputs, entry.n_outputs, entry.architecture[0]) == (3072, 10, 3072)
-    assert set(entry.files) == set(FILES) and "later issue" in entry.description
+    assert (entry.n_inputs, entry.n_outputs, entry.input_shape) == (3072, 10, (3, 32, 32))
+    # Paper 1, section 4.3: 3 x (conv 64 5x5, max-pool 3x3 stride 2), dense 1024, softmax 10.
+    assert entry.architecture == "conv64k5-pool3s2-conv64k5-pool3s2-conv64k5-pool3s2-dense1024-dense10"
+    assert set(entry.files) == set(FILES) and "conv net" in entry.description
 
 
 def test_one_training_batch(cifar_dir):

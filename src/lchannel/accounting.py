@@ -23,7 +23,10 @@ topology (``channel.routes``), counting
   of the layers that relay a signal further down the chain.
 
 Biases (a unit clamped to one) and the multiplications by f' are left out, as in eq. 14
-(they do not change the scaling).  ARBP/ASRBP also spend one multiplication per feedback
+(they do not change the scaling).  For conv nets (``sizes`` a ``LayerSizes``) a chained
+route into a conv block counts the transposed convolution's multiplications,
+C_out·H'·W'·C_in·K·K per example (times the density for sparse kernels), see
+docs/channels.md.  ARBP/ASRBP also spend one multiplication per feedback
 weight and example adapting the channel (reported separately).
 """
 
@@ -35,7 +38,13 @@ from .channels import build_channel
 
 
 def eq14_W(sizes: list[int]) -> int:
-    """W = Σ N_k N_{k+1}: the number of forward weights (eq. 14)."""
+    """W = Σ N_k N_{k+1}: the number of forward weights (eq. 14).  For a block (conv)
+    network (``sizes`` a :class:`~lchannel.architecture.LayerSizes`) the multiplications
+    per example of its forward blocks, Σ_h C_out·H'·W'·C_in·K·K (conv) or N_in·N_out
+    (dense): what eq. 14 counts for dense layers, where every weight is used once."""
+    blocks = getattr(sizes, "weighted", None)
+    if blocks is not None:
+        return sum(b.multiplications for b in blocks)
     return sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
 
 
@@ -62,7 +71,8 @@ class ChannelCost:
 def channel_cost(sizes: list[int], algorithm: str, options: dict | None = None) -> ChannelCost:
     """Eq. 14, eq. 15, and the feedback multiplications per example of ``algorithm`` with
     its channel ``options`` (the same names as :func:`lchannel.channels.build_channel`)."""
-    sizes = [int(n) for n in sizes]
+    if not getattr(sizes, "is_conv", False):  # a LayerSizes (conv net) keeps its pieces
+        sizes = [int(n) for n in sizes]
     channel = build_channel(algorithm, **dict(options or {}))
     channel.check(sizes)
     return ChannelCost(sizes, algorithm, eq14_W(sizes), eq15_W_prime(sizes),

@@ -17,7 +17,8 @@ orthogonal, i.e. no information about the gradient), for every hidden layer h:
     ∠(ΔW^h, −∇_{W^h} E): the channel's weight update ``(1/B) Σ_b I^h_b (O^{h-1}_b)ᵀ``
     against the true negative gradient.  With quantized updates (``SGD.update_bits``)
     the channel's update is quantized per example as in training.
-``feedback`` (random channels only)
+``feedback`` (random channels only; on conv nets the chained routes only: a random
+kernel against W^k, a dense route's matrix against (W^k)ᵀ)
     ∠(C^{h,k}, (W^k ⋯ W^{h+1})ᵀ): the feedback matrix carrying layer k's signal to
     layer h against the product of the transposed forward matrices it stands in for;
     for chained RBP (k = h+1) this is ∠(C^h, (W^{h+1})ᵀ), for SRBP (k = L) the
@@ -97,18 +98,29 @@ def alignment_angles(net, channel, X: torch.Tensor, T: torch.Tensor,
             O = rec.presynaptic(h, E)
             # The optimizer's own ΔW/η (quantized per example, per-synapse, ...).
             dW = opt.direction(I[h], O, opt.lr_now(), h)[0]
-            grad = torch.bmm(B[h].transpose(1, 2), O) / O.shape[1]
+            if B[h].dim() == 3:
+                grad = torch.bmm(B[h].transpose(1, 2), O) / O.shape[1]
+            else:  # a conv block: the convolution weight-gradient in W's layout
+                grad = net.block(h).weight_update(B[h], O)[0]
             out[("update", h)] = angle(dW, grad).cpu()
     C = getattr(channel, "C", None)
     if isinstance(C, Mapping):
         per_layer: dict[int, list[int]] = {}
         for (h, k) in C:
             per_layer.setdefault(h, []).append(k)
+        reference = getattr(net, "adjoint_reference", None)
         for (h, k), M in sorted(C.items()):
+            name = "feedback" if len(per_layer[h]) == 1 else f"feedback_from_{k}"
+            if reference is not None:
+                # A block (conv) network: a chained route's kernel or matrix against the W^k
+                # (or (W^k)ᵀ) it stands in for; a skip map to a conv layer has no fixed
+                # forward matrix to compare with (un-pooling depends on the input).
+                if k == h + 1 and isinstance(M, torch.Tensor) and M.shape == reference(k).shape:
+                    out[(name, h)] = angle(M, reference(k)).cpu()
+                continue
             if not (isinstance(M, torch.Tensor) and M.dim() == 3 and 1 <= h < k <= L
                     and tuple(M.shape[1:]) == (net.sizes[h], net.sizes[k])):
                 continue  # a channel whose matrices are not (N_h, N_k) maps (per-synapse...)
-            name = "feedback" if len(per_layer[h]) == 1 else f"feedback_from_{k}"
             out[(name, h)] = angle(M, _forward_product_T(net, h, k)).cpu()
     return out
 

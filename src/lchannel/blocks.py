@@ -202,3 +202,7 @@ def draw_feedback(feedback, shape: tuple[int, ...], fan_in: int, fan_out: int, g
     mats = [feedback.draw(shape, fan_in, fan_out, g, chained, dtype, None if sign_like is None else sign_like[e], synapses)
             for e, g in enumerate(generators)]
     return torch.stack(mats).to(device)
+
+
+# The convolutional blocks (a module of their own; they reuse draw_feedback above).
+from .convblocks import Conv2d, Flatten, MaxPool2d  # noqa: E402,F401

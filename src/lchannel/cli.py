@@ -100,9 +100,22 @@ def _channel_dest(flag: str) -> str:
     return "ch_" + flag[2:].replace("-", "_")
 
 
+def architecture_arg(text: str) -> list[int] | str:
+    """``--arch``: layer sizes ``784,100,10`` (or ``A[784,100,10]``) as a list, anything
+    with letters (a conv architecture such as ``conv64k5-pool3s2-dense10``) as the string,
+    checked by the config against the data set's image shape."""
+    s = text.strip()
+    inner = s[2:-1] if s.startswith("A[") and s.endswith("]") else s
+    if any(ch.isalpha() for ch in inner):
+        return s
+    return int_list(inner)
+
+
 def _parser_for(p: Param):
     """The argparse type that reads a field's value, from its first non-null constraint."""
     c = next(c for c in p.constraints if c is not None)
+    if p.cli == "--arch":
+        return architecture_arg
     if isinstance(c, IntList):
         return int_list_or_empty if c.min_len == 0 else int_list
     if isinstance(c, Interval):
@@ -141,6 +154,11 @@ def add_run_options(parser: argparse.ArgumentParser, default_seeds: int) -> None
 
     for name, (_, p) in TrainConfig.params().items():
         if p.cli is None:
+            continue
+        if any(isinstance(c, Type) and c.type_ is bool for c in p.constraints):
+            # A switch: --augment / --no-augment.
+            group(p.group).add_argument(p.cli, dest=name, action=argparse.BooleanOptionalAction,
+                                        default=argparse.SUPPRESS, help=f"{p.help} (default: {_default_text(name, p)})")
             continue
         group(p.group).add_argument(p.cli, dest=name, type=_parser_for(p), default=argparse.SUPPRESS,
                                     metavar=p.metavar, help=f"{p.help} (default: {_default_text(name, p)})")
@@ -269,8 +287,8 @@ def cmd_train(args, parser) -> int:
     except ValueError as err:
         _fail(parser, err)
     data = _load_data_or_fail(parser, cfg)
-    cost = channel_cost(cfg.sizes, cfg.algorithm, cfg.channel)
-    print(f"{cfg.label} on {cfg.dataset}, A{cfg.sizes}, seeds {cfg.seeds}, {cfg.epochs} epochs -> {out}")
+    cost = channel_cost(cfg.sizes, cfg.algorithm, cfg.channel)  # conv nets: LayerSizes know their routes
+    print(f"{cfg.label} on {cfg.dataset}, {cfg.arch_text}, seeds {cfg.seeds}, {cfg.epochs} epochs -> {out}")
     print(f"learning-channel cost: {cost.describe()}")
     res = _train(parser, cfg, out, data, args, opened)
     if res.already_complete:
@@ -301,7 +319,7 @@ def cmd_compare(args, parser) -> int:
     data = _load_data_or_fail(parser, cfgs[0])
     curves, rows, complete = {}, [], 0
     c0 = cfgs[0]
-    print(f"comparing {len(cfgs)} learning channels on {c0.dataset}, A{c0.sizes}, "
+    print(f"comparing {len(cfgs)} learning channels on {c0.dataset}, {c0.arch_text}, "
           f"seeds {c0.seeds}, {c0.epochs} epochs -> {out}")
     for cfg, state in zip(cfgs, opened):
         res = _train(parser, cfg, out / cfg.algorithm, data, args, state)

@@ -48,16 +48,17 @@ class Param:
     # (predicate(cfg), phrase): the field applies only when the predicate holds; otherwise
     # it must keep its default (and the CLI refuses the flag).
     applies: tuple[Callable[["TrainConfig"], bool], str] | None = None
-    # Left out of the cache key while at its default: a field added after results were
-    # stored must not move the keys of the runs that never set it.
-    new: bool = False
+    # A field added after results were stored: left out of the cache key while it keeps
+    # its default, so that the keys of earlier runs (stores, run folders) do not move.
+    key_if_set: bool = False
 
 
 def param(default: Any = None, *constraints, help: str, group: str, cli: str | None = None, key: bool = True,
           data: bool = False, metavar: str | None = None, default_text: str | None = None,
-          applies=None, factory: Callable | None = None, new: bool = False):
+          applies=None, factory: Callable | None = None, key_if_set: bool = False):
     """A dataclass field carrying its :class:`Param` declaration."""
-    meta = {"param": Param(tuple(constraints), help, group, cli, key, data, metavar, default_text, applies, new)}
+    meta = {"param": Param(tuple(constraints), help, group, cli, key, data, metavar, default_text, applies,
+                           key_if_set)}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -71,6 +72,10 @@ def _only_for_datasets(name: str):
     takers = [d for d, e in REGISTRY.items() if name in e.options]
     return (lambda cfg: _dataset_option(cfg, name), f"only data set {' or '.join(takers)} takes it, "
                                                    f"not this run's")
+
+
+def _arch_text(arch) -> str:
+    return arch if isinstance(arch, str) else ",".join(map(str, arch))
 
 
 @dataclass
@@ -90,19 +95,29 @@ class TrainConfig:
     n_test: int = param(1000, Interval(int, 1), group="data", cli="--n-test", data=True,
                         applies=_only_for_datasets("n_test"), help="synthetic: test examples")
     higgs_features: str = param("low", Options(("low", "high", "all")), group="data", cli="--features", data=True,
-                                applies=_only_for_datasets("higgs_features"), new=True,
+                                applies=_only_for_datasets("higgs_features"), key_if_set=True,
                                 help="HIGGS inputs: low (the 21 low-level, paper 2), high (the 7 high-level) or all (28)")
     standardize: bool = param(False, Type(bool, "true or false"), group="data", cli="--standardize", data=True,
-                              applies=_only_for_datasets("standardize"), new=True,
+                              applies=_only_for_datasets("standardize"), key_if_set=True,
                               help="HIGGS: standardise each feature with the training rows' mean and std")
     subset: int | None = param(None, None, Interval(int, 1), group="data", cli="--subset", data=True,
                                default_text="all", help="use only the first N training examples")
+    normalize: bool = param(False, Type(bool, "true or false"), group="data", cli="--normalize", data=True,
+                            applies=_only_for_datasets("normalize"), key_if_set=True,
+                            help="images: per-channel (x - mean_c) / std_c with the training set's statistics")
+    augment: bool = param(False, Type(bool, "true or false"), group="data", cli="--augment",
+                          applies=_only_for_datasets("augment"), key_if_set=True,
+                          help="images: random translation by up to a tenth of the image each way and horizontal flip "
+                               "(p = 0.5) of every training minibatch (paper 1, section 4.3)")
     # -- network ----------------------------------------------------------------------
-    architecture: list[int] | None = param(
-        None, None, IntList(Interval(int, 1), min_len=2), group="network", cli="--arch", metavar="N0,N1,...",
-        default_text="per data set: " + "; ".join(f"{n} {','.join(map(str, e.architecture))}"
-                                                   for n, e in REGISTRY.items()),
-        help="layer sizes A[N0,...,NL], e.g. 784,100,100,100,100,10")
+    architecture: list[int] | str | None = param(
+        None, None, IntList(Interval(int, 1), min_len=2), Type(str, "a conv architecture string like "
+                                                                   "'conv64k5-pool3s2-dense1024-dense10'"),
+        group="network", cli="--arch", metavar="N0,N1,...|CONV",
+        default_text="per data set: " + "; ".join(f"{n} {_arch_text(e.architecture)}" for n, e in REGISTRY.items()),
+        help="layer sizes A[N0,...,NL], e.g. 784,100,100,100,100,10, or, for an image data set, a conv "
+             "architecture: pieces conv<C>k<K>[s<S>][p<P>], pool<K>[s<S>][p<P>], flatten, dense<N> joined by '-' "
+             "(docs/experiments.md)")
     hidden: str = param("tanh", Options(tuple(sorted(ACTIVATIONS))), group="network", cli="--hidden",
                         help="transfer function of the hidden layers")
     output: str | None = param(None, None, Options(tuple(sorted(OUTPUTS))), group="network", cli="--output",
@@ -130,11 +145,11 @@ class TrainConfig:
     epochs: int = param(100, Interval(int, 1), group="optimisation", cli="--epochs",
                         help="epochs to train (a rerun with more epochs resumes)")
     epoch_iterations: int | None = param(
-        None, None, Interval(int, 1), group="optimisation", cli="--epoch-iterations", default_text="off", new=True,
+        None, None, Interval(int, 1), group="optimisation", cli="--epoch-iterations", default_text="off", key_if_set=True,
         help="train by iterations: an epoch is N updates on streamed minibatches (f_k: fresh points; other data "
              "sets: examples drawn with replacement); the budget is epochs x N (docs/experiments.md)")
     early_stop: float | None = param(
-        None, None, Interval(float, 0, 1), group="optimisation", cli="--early-stop", default_text="off", new=True,
+        None, None, Interval(float, 0, 1), group="optimisation", cli="--early-stop", default_text="off", key_if_set=True,
         applies=(lambda cfg: cfg.epoch_iterations is not None and REGISTRY[cfg.dataset].stream is not None,
                  "it needs epoch_iterations and a streamed data set (synthetic), whose fixed training split is "
                  "then the validation sample"),
@@ -205,7 +220,7 @@ class TrainConfig:
         """A short hash of the fields that define the run (not seeds, data folder or device,
         nor ``exclude``): runs with the same key differ only in seed."""
         skip = set(exclude) | {n for n, (_, p) in self.params().items()
-                               if not p.key or (p.new and getattr(self, n) == self.default(n))}
+                               if not p.key or (p.key_if_set and getattr(self, n) == self.default(n))}
         d = {k: v for k, v in self.to_dict().items() if k not in skip}
         if "algorithm" in d:
             # Every spelling of one run (rbp-nof, rbp with derivative "none"; arbp, rbp with
@@ -225,9 +240,38 @@ class TrainConfig:
         return label(*self.named())
 
     @property
+    def arch(self) -> list[int] | str:
+        """The architecture the run trains: ``architecture``, else the data set's default
+        (layer sizes, or a conv architecture string)."""
+        a = self.architecture if self.architecture is not None else \
+            REGISTRY[self.dataset].default_architecture(self.to_dict())
+        return a if isinstance(a, str) else list(a)
+
+    @property
+    def is_conv(self) -> bool:
+        """Whether the run trains a conv architecture (a string of block pieces)."""
+        return isinstance(self.arch, str)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int] | None:
+        """(C, H, W) of the data set's images (None: not an image data set)."""
+        return REGISTRY[self.dataset].input_shape
+
+    @property
     def sizes(self) -> list[int]:
-        return list(self.architecture) if self.architecture else list(
-            REGISTRY[self.dataset].default_architecture(self.to_dict()))
+        """Units per layer ``[N_0, ..., N_L]``; for a conv net, the units at each weighted
+        block's output (:func:`lchannel.nets.conv_layer_sizes`)."""
+        arch = self.arch
+        if isinstance(arch, str):
+            from .nets import conv_layer_sizes
+
+            return conv_layer_sizes(arch, self.input_shape)
+        return arch
+
+    @property
+    def arch_text(self) -> str:
+        """The architecture as a reader sees it: ``A[784, 100, 10]`` or the conv string."""
+        return self.arch if self.is_conv else f"A{self.sizes}"
 
     @property
     def output_pair(self) -> str:
@@ -256,10 +300,12 @@ class TrainConfig:
         full = entry.train_size(self.to_dict())
         if self.batch_size > full:
             raise ValueError(f"batch_size: {self.batch_size} is larger than {self.dataset}'s {full} training examples")
+        self._check_conv_architecture(entry)
         sizes = self.sizes
-        if sizes[0] != entry.inputs(self.to_dict()) or sizes[-1] != entry.n_outputs:
-            raise ValueError(f"architecture: {self.dataset} needs {entry.inputs(self.to_dict())} inputs and "
-                             f"{entry.n_outputs} outputs, got A{sizes}")
+        n_in = entry.inputs(self.to_dict())
+        if sizes[0] != n_in or sizes[-1] != entry.n_outputs:
+            raise ValueError(f"architecture: {self.dataset} needs {n_in} inputs and {entry.n_outputs} outputs, got "
+                             f"{self.arch_text}" + (f" ({sizes[0]} inputs, {sizes[-1]} outputs)" if self.is_conv else ""))
         L = len(sizes) - 1
         if not all(1 <= h <= L for h in self.frozen):
             raise ValueError(f"frozen: {self.frozen!r} is not accepted; expected layer numbers in 1..{L}")
@@ -272,6 +318,23 @@ class TrainConfig:
             raise ValueError(f"frozen: {self.frozen!r} freezes every layer that {self.algorithm} trains "
                              f"({sorted(trainable)}): nothing would learn")
         return self
+
+    def _check_conv_architecture(self, entry) -> None:
+        """A conv architecture needs an image data set, and every piece must parse and fit
+        the shape that reaches it (the parser's message names the piece)."""
+        if not self.is_conv:
+            return
+        if entry.input_shape is None:
+            images = [n for n, e in REGISTRY.items() if e.input_shape is not None]
+            raise ValueError(f"architecture: a conv architecture needs an image data set ({' or '.join(images)}); "
+                             f"{self.dataset} has no image shape: give layer sizes N0,N1,... instead")
+        from .nets import parse_blocks
+
+        try:
+            parse_blocks(self.arch, entry.input_shape)
+        except ValueError as err:
+            msg = str(err)  # the parser's message names the piece ("architecture piece 3 'x' ...")
+            raise ValueError(f"architecture: {msg.removeprefix('architecture').lstrip()}") from None
 
     def _check_channel_options(self) -> None:
         """A channel option the chosen algorithm would silently ignore (the channel's

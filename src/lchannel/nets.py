@@ -22,6 +22,7 @@ from torch import nn
 
 from . import init as _init
 from .activations import Activation, get_activation
+from .architecture import BlockSpec, LayerSizes, conv_layer_sizes, is_conv_architecture, parse_blocks  # noqa: F401
 from .blocks import Dense
 from .outputs import OutputActivation, OutputLoss, get_output
 from .rng import MemberStreams, dropout_mask
@@ -136,7 +137,18 @@ class Network(nn.Module):
     learning channels bound to the network (their feedback buffers), which are not
     submodules and not in its ``state_dict``.  ``load_state_dict`` also
     takes the format of earlier checkpoints, ``{"weights": [W^h], "biases": [b^h]}``.
+
+    A block architecture string (``"conv64k5-pool3s2-...-dense10"``, see
+    :mod:`lchannel.architecture`) with ``input_shape=(C, H, W)`` builds a convolutional
+    network instead (a :class:`~lchannel.convnet.ConvNetwork`, a subclass).
+    ``input_shape`` of a fully connected net may be given as ``(N_0,)``.
     """
+
+    def __new__(cls, sizes=None, *args, **kwargs):
+        if cls is Network and is_conv_architecture(sizes):
+            from .convnet import ConvNetwork
+            cls = ConvNetwork
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -148,9 +160,13 @@ class Network(nn.Module):
         dropout: float = 0.0,
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
+        input_shape: Sequence[int] | None = None,
     ):
         super().__init__()
         self.sizes = parse_architecture(sizes)
+        if input_shape is not None and tuple(input_shape) != (self.sizes[0],):
+            raise ValueError(f"input_shape of the fully connected network A{self.sizes} must be "
+                             f"({self.sizes[0]},), got {tuple(input_shape)}")
         L = len(self.sizes) - 1
         if isinstance(hidden, str):
             hidden = [hidden] * (L - 1)

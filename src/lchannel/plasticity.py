@@ -179,6 +179,24 @@ class STDP(Hebbian):
 
     def __repr__(self) -> str:
         return "STDP()"
+class KernelRule:
+    """A rule applied to a random feedback *kernel* (ARBP on a conv route): the kernel
+    ``C`` ``(E, C_out, C_in, K, K)`` stands in for W^k in the transposed convolution, so
+    the Hebbian product of post = O^h (block k's input) and pre = I^k is the block's own
+    weight update in W's layout, ΔC = η (1/B) Σ_b (conv weight-gradient of I^k_b, O^h_b)
+    — exactly ΔW^k, the conv analogue of ΔC = (ΔW^{h+1})ᵀ for a matrix (paper 2,
+    Theorem 7)."""
+
+    def __init__(self, rule: Hebbian, block):
+        if type(rule) is not Hebbian:
+            raise ValueError(f"conv feedback kernels adapt with the Hebbian rule only, got {rule!r}")
+        self.rule, self.block = rule, block
+
+    def apply_(self, P: torch.Tensor, post: torch.Tensor, pre: torch.Tensor, eta: float) -> None:
+        P.add_(self.block.weight_update(pre, post)[0], alpha=eta)
+
+    def __repr__(self) -> str:
+        return f"KernelRule({self.rule!r})"
 
 
 HEBBIAN = Hebbian()
@@ -303,7 +321,7 @@ class SGD:
                 vb.mul_(self.momentum).add_(db)
                 dW, db = vW, vb
             if self.member_scale is not None:
-                dW = dW * self.member_scale.view(E, 1, 1)
+                dW = dW * self.member_scale.view(E, *[1] * (dW.dim() - 1))  # (E, 1, 1) or a conv kernel's
                 db = db * self.member_scale.view(E, 1)
             block.add_(dW, db, alpha=lr)
         for P, rule, post, pre, rate in channel_terms:

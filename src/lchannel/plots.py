@@ -166,8 +166,8 @@ def describe_runs(configs: Sequence[TrainConfig]) -> str:
     parts = []
     if len({c.dataset for c in configs}) == 1:
         parts.append(c0.dataset)
-    if len({tuple(c.sizes) for c in configs}) == 1:
-        parts.append("A[" + ",".join(map(str, c0.sizes)) + "]")
+    if len({str(c.arch) for c in configs}) == 1:
+        parts.append(c0.arch if c0.is_conv else "A[" + ",".join(map(str, c0.sizes)) + "]")
     parts.append(_count({len(c.seeds) for c in configs}, "seed"))
     parts.append(_count({c.epochs for c in configs}, "epoch"))
     subsets = {c.subset for c in configs}

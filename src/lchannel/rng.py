@@ -2,7 +2,7 @@
 
 Every random thing in lchannel draws from an explicit ``torch.Generator``.  A run's
 seed is split into independent *streams* (forward initialisation, feedback matrices,
-channel noise, forward dropout, data order) so that, for example, BP and RBP started
+channel noise, forward dropout, data order, training augmentation) so that, for example, BP and RBP started
 from the same seed get identical forward weights, and adding a random feedback matrix
 never shifts the forward initialisation.
 """
@@ -13,7 +13,7 @@ import hashlib
 
 import torch
 
-STREAMS = ("init", "feedback", "channel", "dropout", "data")
+STREAMS = ("init", "feedback", "channel", "dropout", "data", "augment")
 
 
 def derive_seed(seed: int, stream: str) -> int:

@@ -22,7 +22,7 @@ import torch
 from .channels import build_channel
 from .cliutil import writable_dir
 from .config import TrainConfig
-from .data import REGISTRY, Dataset, load_dataset
+from .data import REGISTRY, Dataset, RandomTranslateFlip, dataset_entry, load_dataset
 from .nets import Network
 from .plasticity import SGD
 from .tables import mean_sd, text_table
@@ -90,7 +90,7 @@ def open_run_folder(out: str | os.PathLike, cfg: TrainConfig, restart: bool = Fa
 def load_data(cfg: TrainConfig) -> tuple[Dataset, Dataset]:
     train, test = load_dataset(cfg.dataset, cfg.data_dir, k=cfg.synthetic_k,
                                n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.data_seed,
-                               features=cfg.higgs_features, standardize=cfg.standardize)
+                               features=cfg.higgs_features, standardize=cfg.standardize, normalize=cfg.normalize)
     if cfg.subset is not None:
         train = train.subset(cfg.subset)
     return train.to(cfg.device), test.to(cfg.device)
@@ -111,14 +111,17 @@ def fit_options(cfg: TrainConfig, train: Dataset) -> dict:
 def build_trainer(cfg: TrainConfig, progress: bool = True, desc: str = "train") -> Trainer:
     """The network population, channel and optimizer a config describes."""
     cfg.validate()
-    net = Network(cfg.sizes, hidden=cfg.hidden, output=cfg.output_pair, seeds=cfg.seeds,
-                  init=cfg.init, dropout=cfg.dropout, device=cfg.device)
+    # A conv architecture string is built on the data set's image shape (lchannel.nets).
+    arch, shape = (cfg.arch, {"input_shape": cfg.input_shape}) if cfg.is_conv else (cfg.sizes, {})
+    net = Network(arch, hidden=cfg.hidden, output=cfg.output_pair, seeds=cfg.seeds,
+                  init=cfg.init, dropout=cfg.dropout, device=cfg.device, **shape)
     channel = build_channel(cfg.algorithm, **cfg.channel)
     opt = SGD(lr=cfg.lr, decay=cfg.decay, momentum=cfg.momentum, frozen=cfg.frozen,
               update_bits=cfg.update_bits, update_alpha=cfg.update_alpha)
+    augment = RandomTranslateFlip(dataset_entry(cfg.dataset).input_shape) if cfg.augment else None
     return Trainer(net, channel, opt, batch_size=cfg.batch_size, batch_order=cfg.batch_order,
                    data_seed=cfg.data_seed, train_metrics=cfg.train_metrics, progress=progress, desc=desc,
-                   epoch_iterations=cfg.epoch_iterations, early_stop=cfg.early_stop)
+                   epoch_iterations=cfg.epoch_iterations, early_stop=cfg.early_stop, augment=augment)
 
 
 @dataclass

@@ -32,6 +32,9 @@ from .rng import MemberStreams, generator
 
 BATCH_ORDERS = ("shared", "per_member")
 METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
+# Evaluation holds at most about this many units of one layer per member at once (2^26
+# floats, 256 MB): dense nets up to 6,710 units wide keep chunks of 10,000 examples.
+EVAL_UNITS = 1 << 26
 
 
 @dataclass
@@ -121,12 +124,17 @@ class Trainer:
     early_stop: None, or the rise of the validation error rate over one epoch that stops
         a member (paper 2, sec. 4.2: 0.01); the best weights are kept
         (:class:`lchannel.iterations.EarlyStopping`); ``fit`` then needs ``valid``.
+    augment: a training-time augmentation ``augment(X, generators) -> X`` applied to every
+        training minibatch (e.g. :class:`lchannel.data.RandomTranslateFlip`, paper 1,
+        section 4.3), or None.  Its random numbers come from the ``augment`` stream: of
+        ``data_seed`` with a shared batch order (every member sees the same images), of
+        each member's seed with ``per_member``; they are saved with checkpoints.
     """
 
     def __init__(self, net: Network, channel: LearningChannel, optimizer: SGD | None = None,
                  batch_size: int = 100, batch_order: str = "shared", data_seed: int = 0,
                  train_metrics: str = "running", progress: bool = True, desc: str = "train",
-                 epoch_iterations: int | None = None, early_stop: float | None = None):
+                 epoch_iterations: int | None = None, early_stop: float | None = None, augment=None):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if batch_order not in BATCH_ORDERS:
@@ -146,6 +154,13 @@ class Trainer:
             self._order = [generator(self.data_seed, "data")]
         else:
             self._order = MemberStreams(net.seeds, "data").generators
+        self.augment = augment
+        if augment is None:
+            self._augment_rng: list[torch.Generator] = []
+        elif batch_order == "shared":
+            self._augment_rng = [generator(self.data_seed, "augment")]
+        else:
+            self._augment_rng = MemberStreams(net.seeds, "augment").generators
         self.history = History(list(net.seeds))
         self.epoch = 0
         if epoch_iterations is not None and (not isinstance(epoch_iterations, int) or epoch_iterations < 1):
@@ -199,6 +214,8 @@ class Trainer:
                 else:
                     idx = torch.stack([p[start:start + B] for p in perms])
                     X, T = X_all[idx], T_all[idx]
+                if self.augment is not None:
+                    X = self.augment(X, self._augment_rng)
                 ch.on_batch_start()
                 rec = net.forward(X, train=True)
                 O = rec.output
@@ -227,6 +244,8 @@ class Trainer:
                 X, T = torch.stack([d[0] for d in draws]), torch.stack([d[1] for d in draws])
                 y = None if draws[0][2] is None else torch.stack([d[2] for d in draws])
             X, T = X.to(dev, net.dtype), T.to(dev, net.dtype)
+            if self.augment is not None:
+                X = self.augment(X, self._augment_rng)
             ch.on_batch_start()
             rec = net.forward(X, train=True)
             O = rec.output
@@ -261,8 +280,11 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, data: Dataset, chunk: int = 10000) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mean loss, accuracy) of every member on ``data``; accuracy is NaN without labels."""
+        """(mean loss, accuracy) of every member on ``data``; accuracy is NaN without labels.
+        Chunks of at most ``chunk`` examples, fewer for wide layers (a conv layer's output
+        has ~65,000 units per example: 10,000 at once would take gigabytes)."""
         net, out = self.net, self.net.output_loss
+        chunk = max(1, min(chunk, EVAL_UNITS // max(net.sizes)))
         loss_sum = torch.zeros(net.E, dtype=torch.float64, device=net.device)
         correct = torch.zeros(net.E, dtype=torch.float64, device=net.device)
         for i in range(0, len(data), chunk):
@@ -408,6 +430,7 @@ class Trainer:
             "channel": self.channel.checkpoint_state(),
             "optimizer": self.opt.state_dict(),
             "order_rng": [g.get_state() for g in self._order],
+            "augment_rng": [g.get_state() for g in self._augment_rng],
             "history": self.history.to_dict(),
             **({"early_stop": self.early.state_dict()} if self.early is not None else {}),
         }
@@ -418,6 +441,12 @@ class Trainer:
         self.channel.load_checkpoint_state(state["channel"])
         self.opt.load_state_dict(state["optimizer"])
         for g, s in zip(self._order, state["order_rng"]):
+            g.set_state(s)
+        saved = state.get("augment_rng", [])
+        if self._augment_rng and len(saved) != len(self._augment_rng):
+            raise ValueError(f"the checkpoint holds {len(saved)} augmentation generator states, this trainer "
+                             f"augments with {len(self._augment_rng)}: it was saved by a run without augmentation")
+        for g, s in zip(self._augment_rng, saved):
             g.set_state(s)
         self.history = History.from_dict(state["history"])
         self.epoch = int(state["epoch"])

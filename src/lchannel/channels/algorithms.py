@@ -43,6 +43,7 @@ import inspect
 
 import torch
 
+from ..architecture import route_fan_in, route_multiplications
 from ..rng import MemberStreams
 from .base import BufferMap, LearningChannel
 from .feedback import FeedbackInit
@@ -273,7 +274,10 @@ class RandomFeedback(LearningChannel):
         return topology_sources(self.topology, L)
 
     def check(self, sizes):
-        for h, ks in self.routes(len(sizes) - 1).items():
+        L = len(sizes) - 1
+        for h, ks in self.routes(L).items():
+            if getattr(sizes, "is_conv", False):
+                _check_block_route(self, sizes, h, ks)
             self.source.check_route(self, sizes, h, ks)
 
     def sources(self, h):
@@ -298,8 +302,14 @@ class RandomFeedback(LearningChannel):
         self.synapse_C = {}
         self.source.draw(self)
         # A route reads its matrix from the channel's buffers by name at send time.
-        self._sample_routes = [{key: RandomMap(buffers=self._buffers, name=sample._names[key]) for key in sample}
-                               for sample in self.samples]
+        # A block network names the route of each edge (a random kernel into a conv block).
+        make = getattr(net, "feedback_route", None)
+        if make is None:
+            self._sample_routes = [{key: RandomMap(buffers=self._buffers, name=sample._names[key])
+                                    for key in sample} for sample in self.samples]
+        else:
+            self._sample_routes = [{key: make(*key, self._buffers, sample._names[key]) for key in sample}
+                                   for sample in self.samples]
         self.use_sample(0)
 
     def _feedback_buffer(self, name: str, C: torch.Tensor) -> str:
@@ -333,6 +343,9 @@ class RandomFeedback(LearningChannel):
         """The forward matrix whose signs congruent feedback to h from k takes, shape
         ``(E, N_h, N_k)``: ``(W^{h+1})ᵀ`` for k = h+1, and for a skip connection the
         product ``(W^{h+1})ᵀ ⋯ (W^k)ᵀ`` (the matrix SBP uses, section 3)."""
+        reference = getattr(self.net, "adjoint_reference", None)
+        if reference is not None and k == h + 1:
+            return reference(k)  # a block network: W^k for a conv kernel, (W^k)ᵀ for dense
         P = self.net.W(h + 1).transpose(1, 2)
         for m in range(h + 2, k + 1):
             P = torch.bmm(P, self.net.W(m).transpose(1, 2))
@@ -368,12 +381,13 @@ class RandomFeedback(LearningChannel):
         K times; per-synapse: N_{h-1} times, plus the relayed per-neuron signal)."""
         routes = self.routes(len(sizes) - 1)
         relays = {k for ks in routes.values() for k in ks}
-        return sum(self.source.route_cost(self.feedback.density(sizes[h]) * sizes[h] * sizes[k], h, sizes, relays)
+        return sum(self.source.route_cost(self.feedback.density(route_fan_in(sizes, h, k))
+                                          * route_multiplications(sizes, h, k), h, sizes, relays)
                    for h, ks in routes.items() for k in ks)
 
     def adaptation_multiplications(self, sizes):
         """ARBP/ASRBP: one product O^h_r I^k_s per feedback weight and example."""
-        return sum(self.source.adaptation_cost(sizes[h] * sizes[k])
+        return sum(self.source.adaptation_cost(_feedback_weights(sizes, h, k))
                    for h, ks in self.routes(len(sizes) - 1).items() for k in ks)
 
     # -- state -------------------------------------------------------------------------------
@@ -432,6 +446,30 @@ class SkippedRandomBackprop(RandomFeedback):
 
     def __init__(self, **options):
         super().__init__(**_on_topology(type(self), "skip", options))
+
+
+def _feedback_weights(sizes, h: int, k: int) -> int:
+    """Feedback weights of route h ← k: N_h·N_k (a dense map), or the kernel's
+    C_out·C_in·K·K into a conv block (its adaptation is one kernel-gradient per example,
+    counted as the kernel's multiplications over all positions)."""
+    return route_multiplications(sizes, h, k)
+
+
+def _check_block_route(channel, sizes, h: int, ks: list[int]) -> None:
+    """Refuse, with the reason, what a random channel cannot do on a block network."""
+    L = len(sizes) - 1
+    for k in ks:
+        if k != h + 1 and k != L:
+            raise ValueError(
+                f"topology: on a block (conv) network a layer receives from the layer above (chained, "
+                f"h <- h+1) or from the output layer (skip, h <- {L}); edge {h} <- {k} would be a dense map of "
+                f"{sizes[h]} x {sizes[k]} feedback weights between two hidden layers (cascade and such "
+                f"explicit topologies are refused on conv nets)")
+        if k != h + 1 and channel.feedback.congruent and sizes.block(h + 1).kind == "conv":
+            raise ValueError(
+                f"feedback congruent: skip edge {h} <- {k} of a conv net has no forward matrix whose signs it "
+                f"could take (the product of transposed convolutions and un-poolings is not a fixed matrix); "
+                f"congruent feedback works on chained (RBP) routes")
 
 
 def _signature_without(func, *names) -> inspect.Signature:

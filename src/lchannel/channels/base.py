@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.nn.modules.module import _IncompatibleKeys
 
+from ..architecture import route_multiplications
 from ..rng import MemberStreams
 from .routes import Route
 from .transforms import Chain, SignalTransform
@@ -158,7 +159,7 @@ class LearningChannel(nn.Module):
     def feedback_multiplications(self, sizes) -> float:
         """Multiplications by feedback weights per example to carry the signal to every
         hidden layer: one per weight on every route h ← k (paper 1, section 3.1)."""
-        return sum(sizes[h] * sizes[k] for h, ks in self.routes(len(sizes) - 1).items() for k in ks)
+        return sum(route_multiplications(sizes, h, k) for h, ks in self.routes(len(sizes) - 1).items() for k in ks)
 
     def adaptation_multiplications(self, sizes) -> float:
         """Multiplications per example spent adapting the channel's own weights."""
@@ -183,6 +184,9 @@ class LearningChannel(nn.Module):
         I: list = [None] * (L + 1)
         G: list = [None] * (L + 1)
         I[L] = G[L] = e
+        # A block network's record carries a route's output back to S^h (un-pooling at the
+        # forward argmax); a fully connected one has nothing to do there.
+        arrive = getattr(record, "arrive", None)
         for h in range(L - 1, 0, -1):
             srcs = self.sources(h)
             if not srcs:
@@ -192,6 +196,8 @@ class LearningChannel(nn.Module):
                 if G[k] is None:
                     continue
                 part = self.route(h, k).send(G[k])  # (E, B, N_h)
+                if arrive is not None:
+                    part = arrive(h, k, part)  # (E, B, C, H, W) at S^h
                 J = part if J is None else J.add_(part)
             if J is None:
                 continue

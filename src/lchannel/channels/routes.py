@@ -68,6 +68,23 @@ class RandomMap(Route):
         return f"RandomMap{tuple(self.C.shape[1:])}"
 
 
+class RandomKernel(RandomMap):
+    """RBP's route into a conv block's input: a random kernel ``C`` of the block's weight
+    shape ``(E, C_out, C_in, K, K)`` in place of W in the transposed convolution,
+    ``J = C ⋆ᵀ G`` (eq. 7 with the conv's adjoint).  The channel then un-pools J at the
+    forward argmax (``ConvRecord.arrive``)."""
+
+    def __init__(self, block, *, buffers: dict, name: str):
+        super().__init__(buffers=buffers, name=name)
+        self.block = block
+
+    def send(self, G):
+        return self.block.transposed(G, self.C)
+
+    def __repr__(self) -> str:
+        return f"RandomKernel{tuple(self.C.shape[1:])}"
+
+
 def draw_route(net, h: int, k: int, feedback, generators, sign_like: torch.Tensor | None = None,
                synapses: int | None = None) -> torch.Tensor:
     """The random matrix ``C^{h,k}`` ``(E, N_h, N_k)`` of edge h ← k (one draw per member).

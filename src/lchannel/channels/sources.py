@@ -33,7 +33,8 @@ from __future__ import annotations
 import dataclasses
 
 from ..activations import get_activation
-from ..plasticity import HEBBIAN
+from ..architecture import route_fan_in
+from ..plasticity import HEBBIAN, KernelRule
 from .feedback import FeedbackInit
 from .synapse import SynapseSignal
 from .transforms import SignalTransform
@@ -119,7 +120,10 @@ class Fixed(FeedbackSource):
         pass
 
     def check_route(self, channel, sizes, h, ks):
-        if ks:
+        if ks and getattr(sizes, "is_conv", False):
+            for k in ks:  # sparse density on each route's own fan-in (a conv kernel's C_in·K·K)
+                self.feedback.check(route_fan_in(sizes, h, k))
+        elif ks:
             self.feedback.check(sizes[h])
 
     def draw(self, channel):
@@ -258,6 +262,9 @@ class PerSynapseFeedback(FeedbackSource):
 
     def check_route(self, channel, sizes, h, ks):
         self.inner.check_route(channel, sizes, h, ks)
+        if getattr(sizes, "is_conv", False):
+            raise ValueError("per_synapse feedback is not defined on block (conv) networks: a conv weight is "
+                             "shared by every position, so it has no single synapse to give its own feedback")
         if channel.derivative == "local" and any(k < len(sizes) - 1 for k in ks):
             raise ValueError(
                 "per_synapse with derivative='local' needs every source to be the output layer (skip "
@@ -377,11 +384,31 @@ class Adaptive(FeedbackSource):
         if self.rate == 0.0:
             return []
         E = channel.net.E
+        if hasattr(record, "arrive"):
+            return self._block_terms(channel, record, signals)
         slopes = self._tap.slopes if self._tap is not None else None
         # post = O^h (the receiving layer's activity, times g'(J^h) when modulated),
         # pre = I^k (the sending layer's signal).
         return [(C, self.rule, _times(record.presynaptic(h + 1, E), slopes, h), signals[k], self.rate)
                 for (h, k), C in channel.C.items() if signals[k] is not None]
+
+    def _block_terms(self, channel, record, signals) -> list:
+        """On a block (conv) network: a chained route's matrix learns from O^h, the input of
+        block h+1 (for a conv kernel C in W's layout, ΔC = η·rate·(conv weight-gradient of
+        I^{h+1} and O^h)/B = (ΔW^{h+1}) itself: the transposed convolution with C stays at a
+        constant distance from the one with W, Theorem 7's analogue); a dense map from
+        the output (ASRBP) learns from A^h = f(S^h), the units it reaches."""
+        E = channel.net.E
+        terms = []
+        for (h, k), C in channel.C.items():
+            if signals[k] is None:
+                continue
+            if k == h + 1:
+                rule = self.rule if C.dim() == 3 else KernelRule(self.rule, channel.net.block(k))
+                terms.append((C, rule, record.presynaptic(k, E), signals[k], self.rate))
+            else:
+                terms.append((C, self.rule, record.activity(h), signals[k], self.rate))
+        return terms
 
     def adaptation_cost(self, n):
         return n  # one product O^h_r I^k_s per feedback weight and example

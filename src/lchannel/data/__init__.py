@@ -1,6 +1,8 @@
 """Data sets: a registry of entries (MNIST from verified IDX files, CIFAR-10 from its verified
 binary files, the synthetic f_k sets of paper 2), each knowing its loader, shapes, size,
-checksums and download path.
+checksums and download path.  Image data sets also know their image shape (C, H, W), which
+conv architectures and the image options (per-channel normalisation, the training
+augmentation of paper 1, section 4.3: :mod:`lchannel.data.augment`) read.
 
 Adding a data set (HIGGS, ...) is one :class:`DatasetEntry` in :data:`REGISTRY`;
 the configuration, the CLI and the validation read everything they need from it.
@@ -11,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from .augment import RandomTranslateFlip, channel_statistics, normalize_channels
 from .base import Dataset, one_hot
 from .cifar10 import FILES as CIFAR10_FILES
 from .cifar10 import URL as CIFAR10_URL
@@ -41,7 +44,7 @@ class DatasetEntry:
     description: str
     n_inputs: int
     n_outputs: int
-    architecture: tuple[int, ...]
+    architecture: tuple[int, ...] | str  # layer sizes, or a conv architecture string (lchannel.nets)
     output: str
     load: Callable[..., tuple[Dataset, Dataset]]
     train_size: Callable[[dict], int]
@@ -63,13 +66,17 @@ class DatasetEntry:
     # Per-epoch metrics beyond accuracy that reports plot for this data set (HIGGS: the
     # ROC AUC its literature reports); they are recorded for every one-logistic-output run.
     report_metrics: tuple[str, ...] = ()
+    input_shape: tuple[int, int, int] | None = None  # (C, H, W) of an image data set
 
     def inputs(self, options: dict) -> int:
         """The number of inputs this data set gives with ``options``."""
         return self.inputs_for(options) if self.inputs_for is not None else self.n_inputs
 
     def default_architecture(self, options: dict) -> tuple[int, ...]:
-        """The default layer sizes, the first fitted to :meth:`inputs`."""
+        """The default architecture: layer sizes with the first fitted to :meth:`inputs`, or
+        a conv architecture string as it is."""
+        if isinstance(self.architecture, str):
+            return self.architecture
         return (self.inputs(options), *self.architecture[1:])
 
 
@@ -111,20 +118,25 @@ def _higgs_inputs(options: dict) -> int:
 
 # Paper 2, section 4.3: 21 low-level inputs, eight hidden layers of 300 tanh, one logistic unit.
 HIGGS_ARCHITECTURE = (21, *[300] * 8, 1)
+# TrainConfig fields only image data sets take (per-channel normalisation, augmentation).
+IMAGE_OPTIONS = ("normalize", "augment")
+# Paper 1, section 4.3: 3 x (conv 64 channels 5x5 stride 1 tanh, max-pool 3x3 stride 2),
+# dense 1024 tanh, softmax 10.
+CIFAR10_ARCHITECTURE = "conv64k5-pool3s2-conv64k5-pool3s2-conv64k5-pool3s2-dense1024-dense10"
 
 REGISTRY: dict[str, DatasetEntry] = {
     "mnist": DatasetEntry(
         name="mnist", description="MNIST digits, 60,000 train / 10,000 test, 28x28 in [0, 1]",
         n_inputs=784, n_outputs=10, architecture=(784, 100, 100, 100, 100, 10), output="softmax",  # paper 1 sec. 4.1
         load=_load_mnist, train_size=lambda o: 60000, files=dict(MNIST_FILES),
-        source=" or ".join(MNIST_MIRRORS), verify=verify_mnist),
+        source=" or ".join(MNIST_MIRRORS), verify=verify_mnist, input_shape=(1, 28, 28),
+        options=IMAGE_OPTIONS),
     "cifar10": DatasetEntry(
         name="cifar10", description="CIFAR-10 images, 50,000 train / 10,000 test, 3x32x32 in [0, 1] as rows of "
-                                    "3,072 (C, H, W order); dense default architecture (conv nets: a later issue, "
-                                    "or lchannel.torch for your own model)",
-        n_inputs=3072, n_outputs=10, architecture=(3072, 1000, 1000, 10), output="softmax",
+                                    "3,072 (C, H, W order); default architecture paper 1's conv net (section 4.3)",
+        n_inputs=3072, n_outputs=10, architecture=CIFAR10_ARCHITECTURE, output="softmax",
         load=_load_cifar10, train_size=lambda o: 50000, files=dict(CIFAR10_FILES), source=CIFAR10_URL,
-        verify=verify_cifar10),
+        verify=verify_cifar10, input_shape=(3, 32, 32), options=IMAGE_OPTIONS),
     "synthetic": DatasetEntry(
         name="synthetic", description="paper 2's f_k = g ∘ t^k on [-1, 1]^2 (section 4.2), generated from a seed",
         n_inputs=2, n_outputs=1, architecture=(2, 50, 50, 1), output="logistic",
@@ -159,11 +171,26 @@ def dataset_entry(name: str) -> DatasetEntry:
 
 
 def load_dataset(name: str, data_dir=None, k: int = 1, n_train: int = 4000, n_test: int = 1000,
-                 seed: int = 0, features: str = "low", standardize: bool = False) -> tuple[Dataset, Dataset]:
-    """(train, test) for ``name`` (see :data:`REGISTRY`)."""
-    return dataset_entry(name).load(data_dir, {"synthetic_k": k, "n_train": n_train, "n_test": n_test,
-                                               "higgs_features": features, "standardize": standardize}, seed)
+                 seed: int = 0, features: str = "low", standardize: bool = False,
+                 normalize: bool = False) -> tuple[Dataset, Dataset]:
+    """(train, test) for ``name`` (see :data:`REGISTRY`).  ``features``/``standardize``:
+    HIGGS's feature set and standardisation.  ``normalize``: per-channel
+    ``(x − mean_c) / std_c`` of an image data set with the statistics of its whole training
+    split (the same for a ``subset`` of it), applied to both splits."""
+    entry = dataset_entry(name)
+    if normalize and entry.input_shape is None:
+        raise ValueError(f"normalize: data set {name!r} is not an image data set; only "
+                         f"{[n for n, e in REGISTRY.items() if e.input_shape]} take it")
+    train, test = entry.load(data_dir, {"synthetic_k": k, "n_train": n_train, "n_test": n_test,
+                                        "higgs_features": features, "standardize": standardize}, seed)
+    if normalize:
+        mean, std = channel_statistics(train.X, entry.input_shape)
+        train = Dataset(normalize_channels(train.X, entry.input_shape, mean, std), train.T, train.labels, train.name)
+        test = Dataset(normalize_channels(test.X, entry.input_shape, mean, std), test.T, test.labels, test.name)
+    return train, test
 
 
-__all__ = ["DATASETS", "load_higgs", "load_higgs16k", "as_images", "load_cifar10", "DataError", "Dataset", "DatasetEntry", "ENV_VAR", "REGISTRY", "dataset_entry", "f_k",
+__all__ = ["CIFAR10_ARCHITECTURE", "IMAGE_OPTIONS", "RandomTranslateFlip", "channel_statistics", "normalize_channels",
+           "DATASETS", "load_higgs", "load_higgs16k", "as_images", "load_cifar10", "DataError", "Dataset",
+           "DatasetEntry", "ENV_VAR", "REGISTRY", "dataset_entry", "f_k",
            "load_dataset", "load_mnist", "make_synthetic", "one_hot", "resolve_data_dir"]

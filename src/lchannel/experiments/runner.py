@@ -74,6 +74,7 @@ class Population:
         """A rough relative cost, to start the longest populations first."""
         c = self.config
         n = c.epoch_iterations * c.batch_size if c.epoch_iterations else c.train_size
+        # Units products: the dense weight count, and for a conv net a stand-in that grows with it.
         weights = sum(a * b for a, b in zip(c.sizes[:-1], c.sizes[1:]))
         factor = 10.0 if c.update_bits is not None else 1.0
         return c.epochs * len(c.seeds) * n * weights * factor

@@ -628,7 +628,9 @@ def describe_protocol(cfg: TrainConfig) -> str:
     """One line naming what a config's numbers depend on most."""
     sched = f"lr {cfg.lr:g}" + (f", decay {cfg.decay:g}/update" if cfg.decay else ", no decay")
     data = cfg.dataset + (f" (first {cfg.subset} training examples)" if cfg.subset else "")
-    return (f"{data}, A{cfg.sizes}, {cfg.hidden}, {cfg.output_pair}, batch {cfg.batch_size}, {sched}"
+    images = "".join(f", {w}" for w, on in (("normalized", cfg.normalize),
+                                             ("augmented (shift 10%, flip)", cfg.augment)) if on)
+    return (f"{data}{images}, {cfg.arch_text}, {cfg.hidden}, {cfg.output_pair}, batch {cfg.batch_size}, {sched}"
             f"{f', momentum {cfg.momentum:g}' if cfg.momentum else ''}, {cfg.epochs} epochs")
 
 

@@ -1,0 +1,339 @@
+"""Convolutional blocks of the forward channel: Conv2d (weighted), MaxPool2d and Flatten
+(weightless), with the member axis E first (paper 1, section 4.3).
+
+A :class:`Conv2d` knows the same four things as :class:`~lchannel.blocks.Dense`:
+
+``forward(O_prev)``
+    S^h = W^h ⋆ O^{h-1} + b^h (a cross-correlation, as ``torch.nn.functional.conv2d``),
+    O^h = f(S^h); signals have shape ``(E, B, C, H, W)``.
+``adjoint(G)``
+    the signal at the output carried to the input through the transposed convolution
+    with W (BP's route, eq. 4 with (W^h)ᵀ the transposed convolution).
+``random_adjoint(...)``
+    a random kernel of W's shape ``(C_out, C_in, K, K)`` drawn with the conv's fan-in
+    C_in·K·K and fan-out C_out·K·K; the route applies it with the same transposed
+    convolution (RBP, eq. 6-8).
+``weight_update(I, O_prev)``
+    eq. 13 for shared weights: ΔW/η = (1/B) Σ_b Σ_positions I_b(p) O_b(p + ·), the
+    convolution weight-gradient, and Δb/η = (1/B) Σ_b Σ_p I_b(p) (the bias is the weight
+    of the unit clamped to one at every position).
+
+Members: each member's convolution is its own ``conv2d`` call on its own slice (a loop
+over E).  The calls are the very ones a single network makes, so a member of a
+population is **bit-identical** to a single run with its seed (on the same device and
+thread count); nothing is reordered.  Pooling, flattening and the transfer functions
+act on the member and batch axes folded into one, which changes no arithmetic.
+
+The transposed convolution and the weight gradient are ``aten.convolution_backward``,
+the kernels autograd itself calls for ``nn.Conv2d``; max-pooling records its argmax
+(``return_indices``) and un-pools with ``max_pool2d_with_indices_backward``, which adds
+the contributions of overlapping windows (3×3 windows at stride 2 overlap).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .activations import Activation
+from .blocks import TORCH_ACTIVATIONS, draw_feedback
+
+_conv_backward = torch.ops.aten.convolution_backward
+_conv_out = torch.ops.aten.convolution.out
+_pool_backward = torch.ops.aten.max_pool2d_with_indices_backward
+
+
+def _fold(x: torch.Tensor) -> torch.Tensor:
+    """``(E, B, ...)`` → ``(E·B, ...)`` (a view when possible)."""
+    return x.reshape(x.shape[0] * x.shape[1], *x.shape[2:])
+
+
+class Conv2d(nn.Module):
+    """E convolution layers ``S = W ⋆ O_prev + b``, ``O = f(S)`` with W ``(E, C_out, C_in, K, K)``.
+
+    weight: the initial W; the bias ``(E, C_out)`` starts at zero.
+    in_shape: ``(C_in, H, W)`` of one example's input.
+    stride, padding: of the convolution (zero padding).
+    activation: the transfer function f (identity, logistic, tanh, relu).
+    """
+
+    def __init__(self, weight: torch.Tensor, in_shape, stride: int = 1, padding: int = 0,
+                 activation: Activation | None = None):
+        super().__init__()
+        if weight.dim() != 5 or weight.shape[3] != weight.shape[4]:
+            raise ValueError(f"Conv2d weight must have shape (E, C_out, C_in, K, K), got {tuple(weight.shape)}")
+        if activation is None:
+            raise ValueError("Conv2d needs a transfer function (a conv block cannot be the output layer)")
+        E, C_out, C_in, K, _ = weight.shape
+        in_shape = tuple(int(s) for s in in_shape)
+        if len(in_shape) != 3 or in_shape[0] != C_in:
+            raise ValueError(f"Conv2d in_shape must be (C_in={C_in}, H, W), got {in_shape}")
+        self.weight = nn.Parameter(weight, requires_grad=False)  # W^h (E, C_out, C_in, K, K)
+        self.bias = nn.Parameter(torch.zeros(E, C_out, dtype=weight.dtype, device=weight.device),
+                                 requires_grad=False)  # b^h (E, C_out)
+        self.activation = activation
+        self.output = None
+        self.in_shape = in_shape
+        self.stride, self.padding = int(stride), int(padding)
+        H, W = in_shape[1:]
+        self.out_shape = (C_out, (H + 2 * self.padding - K) // self.stride + 1,
+                          (W + 2 * self.padding - K) // self.stride + 1)
+        self._cache_views()
+
+    def _cache_views(self) -> None:
+        self._W = self.weight.detach()
+        self._b = self.bias.detach()
+
+    def _apply(self, fn, recurse=True):
+        out = super()._apply(fn, recurse)
+        self._cache_views()
+        return out
+
+    @property
+    def kernel(self) -> int:
+        return self.weight.shape[3]
+
+    @property
+    def n_in(self) -> int:
+        return self.in_shape[0] * self.in_shape[1] * self.in_shape[2]
+
+    @property
+    def n_out(self) -> int:
+        return self.out_shape[0] * self.out_shape[1] * self.out_shape[2]
+
+    @property
+    def fan_in(self) -> int:
+        """C_in·K·K: the inputs of one unit (Glorot's fan-in, sparse feedback's density base)."""
+        return self.weight.shape[2] * self.kernel ** 2
+
+    @property
+    def fan_out(self) -> int:
+        """C_out·K·K (Glorot's fan-out)."""
+        return self.weight.shape[1] * self.kernel ** 2
+
+    def _geometry(self):
+        return [self.stride] * 2, [self.padding] * 2, [1, 1]
+
+    # -- forward channel --------------------------------------------------------------
+    def forward(self, O_prev: torch.Tensor, keep_S: bool = True) -> tuple[torch.Tensor | None, torch.Tensor, None]:
+        """``(S, O, None)`` for ``O_prev`` ``(E, B, C_in, H, W)`` or shared ``(B, C_in, H, W)``.
+
+        ``keep_S=False`` (the network's training pass) computes O in place in S's buffer
+        and returns ``(None, O, None)``: the learning channel needs only O = f(S) for the
+        named transfer functions (f' from O), and not keeping S saves one feature map per
+        layer (a few % of a step on the paper's net, from memory traffic)."""
+        W, b = self._W, self._b
+        shared = O_prev.dim() == 4
+        E = W.shape[0]
+        if E == 1:
+            S = F.conv2d(O_prev if shared else O_prev[0], W[0], b[0], self.stride, self.padding).unsqueeze(0)
+        else:
+            # Each member's conv2d written into its slice of one (E, B, C_out, H', W') tensor:
+            # the same kernel as a single run's (the out= form copies its result), without the
+            # stack's second copy of every feature map.
+            B = O_prev.shape[0] if shared else O_prev.shape[1]
+            S = W.new_empty(E, B, *self.out_shape)
+            stride, padding, dilation = self._geometry()
+            for e in range(E):
+                _conv_out(O_prev if shared else O_prev[e], W[e], b[e], stride, padding, dilation, False, [0, 0], 1,
+                          out=S[e])
+        if not keep_S:
+            op = _IN_PLACE.get(self.activation.name)
+            if op is not None and not S.requires_grad:
+                return None, op(S), None
+        return S, transfer(self.activation, S), None
+
+    def pre_activation(self, Z: torch.Tensor) -> torch.Tensor:
+        """S (the conv block keeps S itself)."""
+        return Z
+
+    # -- learning channel routes ------------------------------------------------------------
+    def transposed(self, G: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+        """``G`` ``(E, B, C_out, H', W')`` through the transposed convolution with kernels
+        ``K`` ``(E, C_out, C_in, K, K)``: ``(E, B, C_in, H, W)``."""
+        stride, padding, dilation = self._geometry()
+        E, B = G.shape[0], G.shape[1]
+        like = G.new_empty(1).expand(B, *self.in_shape)
+        if E == 1:
+            return _conv_backward(G[0], like, K[0], None, stride, padding, dilation, False, [0, 0], 1,
+                                  (True, False, False))[0].unsqueeze(0)
+        return torch.stack([_conv_backward(G[e], like, K[e], None, stride, padding, dilation, False, [0, 0], 1,
+                                           (True, False, False))[0] for e in range(E)])
+
+    def adjoint(self, G: torch.Tensor) -> torch.Tensor:
+        """BP's route: the transposed convolution with W (the VJP of the convolution)."""
+        return self.transposed(G, self._W)
+
+    def random_adjoint(self, feedback, generators, chained: bool, sign_like: torch.Tensor | None = None,
+                       synapses: int | None = None) -> torch.Tensor:
+        """RBP's route: a random kernel of W's shape ``(E, C_out, C_in, K, K)``, one draw per
+        member, with the conv's fan-in C_in·K·K and fan-out C_out·K·K (``sign_like``, for
+        congruent feedback, is W itself: the kernel stands in for W in the transposed
+        convolution)."""
+        if synapses is not None:
+            raise ValueError("per_synapse feedback is not defined for conv layers (a conv weight is shared by "
+                             "every position, so it has no single synapse to give its own feedback)")
+        return draw_feedback(feedback, tuple(self.weight.shape[1:]), self.fan_in, self.fan_out, generators,
+                             chained, self.weight.dtype, self.weight.device, sign_like)
+
+    # -- plasticity (eq. 13) ----------------------------------------------------------------
+    def _weight_grad(self, I: torch.Tensor, O_prev: torch.Tensor, e: int):
+        """(Σ_b ΔW_b, Σ_b Δb_b) of member e: the convolution weight-gradient of the batch."""
+        stride, padding, dilation = self._geometry()
+        W = self._W[e]
+        _, dW, db = _conv_backward(I[e], O_prev[e], W, [W.shape[0]], stride, padding, dilation, False,
+                                   [0, 0], 1, (False, True, True))
+        return dW, db
+
+    def weight_update(self, I: torch.Tensor, O_prev: torch.Tensor, per_example=None,
+                      lr: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(ΔW, Δb)/η``: the minibatch means of the conv weight-gradient for ``I``
+        ``(E, B, C_out, H', W')`` and ``O_prev`` ``(E, B, C_in, H, W)`` (eq. 13).
+
+        ``per_example`` (eq. 19's quantizer) is applied to each example's own update
+        η ΔW_b before the mean (section 5.2).  Cost: the per-example weight gradients are
+        one grouped convolution (the examples as groups) of the same multiplications as
+        the batch gradient, but it writes B kernels (B·|W| numbers) instead of one; it is
+        done in chunks of examples to bound memory (~8 MB per chunk)."""
+        E, B = I.shape[0], I.shape[1]
+        if per_example is None:
+            parts = [self._weight_grad(I, O_prev, e) for e in range(E)]
+            dW = torch.stack([p[0] for p in parts]).div_(B)
+            db = torch.stack([p[1] for p in parts]).div_(B)
+            return dW, db
+        stride, padding, dilation = self._geometry()
+        C_out, C_in, K = self.weight.shape[1], self.weight.shape[2], self.kernel
+        chunk = max(1, (1 << 21) // (C_out * C_in * K * K))
+        dW = torch.zeros_like(self._W)
+        for e in range(E):
+            for b0 in range(0, B, chunk):
+                Ib, Ob = I[e, b0:b0 + chunk], O_prev[e, b0:b0 + chunk]
+                n = Ib.shape[0]
+                # Examples as groups: (1, n·C_out, H', W') against (1, n·C_in, H, W).
+                like = Ib.new_empty(1).expand(n * C_out, C_in, K, K)
+                u = _conv_backward(Ib.reshape(1, n * C_out, *Ib.shape[2:]), Ob.reshape(1, n * C_in, *Ob.shape[2:]),
+                                   like, None, stride, padding, dilation, False, [0, 0], n,
+                                   (False, True, False))[1].view(n, C_out, C_in, K, K)
+                dW[e].add_(per_example(u.mul_(lr)).sum(0))
+        dW.div_(B * lr)
+        db = per_example(I.sum((3, 4)) * lr).mean(1) / lr
+        return dW, db
+
+    def apply_update_(self, I: torch.Tensor, O_prev: torch.Tensor, lr: float) -> None:
+        """W += η (1/B) ΣΔW_b, b += η (1/B) ΣΔb_b in place."""
+        a = lr / I.shape[1]
+        for e in range(I.shape[0]):
+            dW, db = self._weight_grad(I, O_prev, e)
+            self._W[e].add_(dW, alpha=a)
+            self._b[e].add_(db, alpha=a)
+
+    def add_(self, dW: torch.Tensor, db: torch.Tensor, alpha: float) -> None:
+        self._W.add_(dW, alpha=alpha)
+        self._b.add_(db, alpha=alpha)
+
+    # -- members and export -------------------------------------------------------------------
+    def member(self, e: int) -> "Conv2d":
+        block = Conv2d(self.weight[e:e + 1].detach().clone(), self.in_shape, self.stride, self.padding,
+                       self.activation)
+        block._b.copy_(self._b[e:e + 1])
+        return block
+
+    def to_torch(self, e: int) -> list[nn.Module]:
+        """Member ``e`` as ``nn.Conv2d`` and its activation module."""
+        C_out, C_in, K = self.weight.shape[1], self.weight.shape[2], self.kernel
+        conv = nn.Conv2d(C_in, C_out, K, self.stride, self.padding, dtype=self.weight.dtype,
+                         device=self.weight.device)
+        with torch.no_grad():
+            conv.weight.copy_(self._W[e])
+            conv.bias.copy_(self._b[e])
+        return [conv, TORCH_ACTIVATIONS[self.activation.name]()]
+
+    def extra_repr(self) -> str:
+        E, C_out, C_in, K, _ = self.weight.shape
+        return (f"members={E}, in={self.in_shape}, out_channels={C_out}, kernel={K}, stride={self.stride}, "
+                f"padding={self.padding}, activation={self.activation.name}")
+
+
+# The transfer functions of conv layers as single fused kernels: on feature maps this size
+# torch.tanh (one pass) beats the dense engine's 2σ(2S) − 1 (three passes), and the
+# derivative's product is one *_backward kernel instead of two passes (measured on the
+# paper's 128×64×32×32 maps: tanh 70 vs 107 ms, tanh' ⊙ J 47 vs 91 ms, one thread).
+_FORWARD = {"tanh": torch.tanh, "logistic": torch.sigmoid, "relu": torch.relu, "identity": lambda S: S}
+
+
+FUSED = frozenset(_FORWARD)  # the transfer functions with fused kernels (f' from O alone)
+_IN_PLACE = {"tanh": torch.tanh_, "logistic": torch.sigmoid_, "relu": torch.relu_, "identity": lambda S: S}
+
+
+def transfer(f: Activation, S: torch.Tensor) -> torch.Tensor:
+    """``f(S)`` in one fused kernel (a named activation) or by ``f`` itself."""
+    op = _FORWARD.get(f.name)
+    return f(S) if op is None or S.requires_grad else op(S)
+
+
+def times_derivative(f: Activation, J: torch.Tensor, S: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
+    """``J ⊙ f'(S)`` given ``A = f(S)``, one fused kernel for the named activations."""
+    name = f.name
+    if name == "tanh":
+        return torch.ops.aten.tanh_backward(J, A)  # J ⊙ (1 − A²)
+    if name == "logistic":
+        return torch.ops.aten.sigmoid_backward(J, A)  # J ⊙ A(1 − A)
+    if name == "relu":
+        return torch.ops.aten.threshold_backward(J, A, 0)  # J where S > 0 (A > 0 iff S > 0)
+    if name == "identity":
+        return J
+    return f.times_derivative(J, S if f.uses_S else None, A)
+
+
+class MaxPool2d(nn.Module):
+    """K×K max-pooling with stride and padding (weightless).  ``forward`` records the argmax
+    of every window (``aux``); :meth:`adjoint` sends a signal back to those positions only
+    (the route of BP and RBP: un-pooling at the forward argmax), adding the contributions
+    of overlapping windows."""
+
+    def __init__(self, in_shape, kernel: int, stride: int | None = None, padding: int = 0):
+        super().__init__()
+        self.in_shape = tuple(int(s) for s in in_shape)
+        self.kernel = int(kernel)
+        self.stride = int(kernel if stride is None else stride)
+        self.padding = int(padding)
+        C, H, W = self.in_shape
+        k, s, p = self.kernel, self.stride, self.padding
+        self.out_shape = (C, (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1)
+
+    def forward(self, O: torch.Tensor):
+        """``(O_pooled, argmax)`` for ``O`` ``(E, B, C, H, W)``."""
+        E, B = O.shape[0], O.shape[1]
+        P, idx = F.max_pool2d(_fold(O), self.kernel, self.stride, self.padding, return_indices=True)
+        return P.view(E, B, *self.out_shape), idx
+
+    def adjoint(self, G: torch.Tensor, O: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Un-pool ``G`` ``(E, B, C, H', W')`` at the recorded argmax ``idx`` onto the shape of
+        ``O`` (the pooled input, ``(E, B, C, H, W)``)."""
+        k, s, p = [self.kernel] * 2, [self.stride] * 2, [self.padding] * 2
+        J = _pool_backward(_fold(G), _fold(O), k, s, p, [1, 1], False, idx)
+        return J.view(O.shape)
+
+    def to_torch(self, e: int = 0) -> list[nn.Module]:
+        return [nn.MaxPool2d(self.kernel, self.stride, self.padding)]
+
+    def extra_repr(self) -> str:
+        return f"kernel={self.kernel}, stride={self.stride}, padding={self.padding}"
+
+
+class Flatten(nn.Module):
+    """``(E, B, C, H, W)`` → ``(E, B, C·H·W)`` (weightless); its adjoint is the reshape back."""
+
+    def __init__(self, in_shape):
+        super().__init__()
+        self.in_shape = tuple(int(s) for s in in_shape)
+
+    def forward(self, O: torch.Tensor):
+        return O.reshape(O.shape[0], O.shape[1], -1), None
+
+    def adjoint(self, G: torch.Tensor, O: torch.Tensor, aux=None) -> torch.Tensor:
+        return G.reshape(O.shape)
+
+    def to_torch(self, e: int = 0) -> list[nn.Module]:
+        return [nn.Flatten()]
