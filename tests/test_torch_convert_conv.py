@@ -1,0 +1,88 @@
+"""lchannel.torch on a conv net against the explicit engine's conv blocks (issue 15: "the
+same for a small conv net once conv blocks exist").
+
+The engine's conv net (``Network(arch, input_shape=...)``) and the same net exported as
+``nn.Sequential`` (``net.to_torch``) and converted, with the engine's feedback copied into
+the converted layers, give the same weight updates (float64).  Sign and scale: the
+engine's ΔW^h/η = (1/B) Σ_b I^h_b ⊗ O^{h-1}_b on e = T − O; autograd's gradient of the
+mean-reduced cross-entropy is its negative.
+
+SRBP is compared on a net without pooling: the engine delivers C^h e to every unit of a
+conv layer's output (pre-pool, docs/channels.md), the converter at the next layer's input
+(after the pool, so only the argmax units would hear it); without a pool between them the
+two points are the same units.
+"""
+
+import pytest
+import torch
+from torch import nn
+
+import lchannel.torch as lct
+from lchannel import Network, build_channel
+
+from helpers import one_step_updates
+
+D = torch.float64
+SHAPE = (2, 8, 8)
+POOLED = "conv3k3-pool3s2-conv4k3s2p1-pool2-dense5-dense4"  # BP/RBP: un-pooling at the argmax
+PLAIN = "conv3k3-conv4k3s2-dense5-dense4"  # SRBP: no pool between a layer and its receiving point
+
+
+def batch(B=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(B, 2 * 8 * 8, generator=g, dtype=D)
+    y = torch.randint(0, 4, (B,), generator=g)
+    return X, y, nn.functional.one_hot(y, 4).to(D)
+
+
+def weighted(model):
+    return [m for m in model if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+def copy_feedback(net, ch, model, name):
+    """The engine's feedback into the converted layers: RBP's C^{h,h+1} stands in for
+    W^{h+1} (a kernel of W's shape for conv, (W^{h+1})ᵀ's shape for dense); SRBP's C^{h,L}
+    reaches layer h+1's input (layer h's output in the no-f' form)."""
+    layers = weighted(model)
+    with torch.no_grad():
+        for h in range(1, net.L):
+            if "srbp" in name:
+                target = layers[h - 1 if name.endswith("-nof") else h]
+                target.skip_feedback.copy_(ch.C[(h, net.L)][0])
+            elif not name.startswith("bp"):
+                C = ch.C[(h, h + 1)][0]
+                layers[h].feedback.copy_(C if C.shape == layers[h].weight.shape else C.t())
+
+
+CASES = [
+    ("bp", POOLED, {}),
+    ("bp-nof", POOLED, {}),
+    ("rbp", POOLED, {}),
+    ("rbp-nof", POOLED, {}),
+    ("rbp", POOLED, {"feedback": {"distribution": "sparse", "n": 2}}),
+    # Signal transforms act where the signal leaves the layer above: the converter before
+    # the pool's backward, the engine after un-pooling; with overlapping windows a unit
+    # can be the argmax of two windows and Q(a) + Q(b) != Q(a + b), so compare without pools.
+    ("rbp", PLAIN, {"quantize_bits": 3}),
+    ("srbp", PLAIN, {}),
+    ("srbp-nof", PLAIN, {}),
+]
+
+
+@pytest.mark.parametrize("name,arch,opts", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_converted_conv_net_has_the_engines_updates(name, arch, opts):
+    X, y, T = batch()
+    net = Network(arch, input_shape=SHAPE, hidden="tanh", output="softmax", seeds=[0], dtype=D)
+    ch = build_channel(name, **opts).bind(net)
+    model = net.to_torch(0)[:-1]  # without the softmax: cross_entropy takes logits
+    d = one_step_updates(net, ch, X, T, lr=1.0)  # ΔW^1..ΔW^L, then Δb^1..Δb^L
+    images = X.view(-1, *SHAPE)
+    kw = {"example_input": images[:2]} if "srbp" in name else {}
+    lct.convert(model, name, **kw, **opts)
+    copy_feedback(net, ch, model, name)
+    model.zero_grad()
+    nn.functional.cross_entropy(model(images), y).backward()
+    L = net.L
+    for h, layer in enumerate(weighted(model)):
+        torch.testing.assert_close(layer.weight.grad, -d[h][0], rtol=0, atol=1e-12)
+        torch.testing.assert_close(layer.bias.grad, -d[L + h][0], rtol=0, atol=1e-12)
