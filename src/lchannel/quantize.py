@@ -32,3 +32,240 @@ def quantize_(x: torch.Tensor, alpha: float, bits: int) -> torch.Tensor:
     sign instead of one per step, which matters for per-example weight updates."""
     s = torch.sign(x)
     return x.abs_().div_(alpha).log2_().clamp_(-bits + 1, 0).round_().exp2_().mul_(s).mul_(alpha)
+
+
+class Quantizer:
+    """Eq. 19 with fixed ``(α, bits)`` as an in-place map on each example's update
+    (section 5.2), and :meth:`outer_sum`, the minibatch sum of quantized outer products
+    computed without forming every example's update.
+
+    ``method``: ``"factored"`` (default) or ``"loop"`` (the per-example reference: every
+    example's ``(N_h, N_{h-1})`` update formed and quantized, in chunks of examples).
+    """
+
+    METHODS = ("factored", "loop")
+
+    def __init__(self, alpha: float, bits: int, method: str = "factored"):
+        if bits < 1:
+            raise ValueError(f"bits must be an integer >= 1, got {bits}")
+        if not alpha > 0:
+            raise ValueError(f"alpha must be > 0, got {alpha}")
+        if method not in self.METHODS:
+            raise ValueError(f"method must be one of {', '.join(self.METHODS)}, got {method!r}")
+        self.alpha, self.bits, self.method = float(alpha), int(bits), method
+
+    def __call__(self, u: torch.Tensor) -> torch.Tensor:
+        return quantize_(u, self.alpha, self.bits)
+
+    def outer_sum(self, I: torch.Tensor, O: torch.Tensor, lr: float) -> torch.Tensor:
+        """``Σ_b Quantize(lr · I_b O_bᵀ)``, shape ``(E, N_h, N_{h-1})``, for ``I``
+        ``(E, B, N_h)`` and ``O`` ``(E, B, N_{h-1})`` (section 5.2, eq. 19)."""
+        if self.method == "loop" or not _factored_is_exact(I.dtype, I.shape[1], self.bits):
+            return outer_sum_loop(I, O, lr, self)
+        return outer_sum_factored(I, O, lr, self.alpha, self.bits)
+
+    def __repr__(self) -> str:
+        return f"Quantizer(alpha={self.alpha}, bits={self.bits}, method={self.method!r})"
+
+
+# Elements per temporary of per-example updates (8 MB in float32): a whole MNIST batch
+# would be ~150 MB per step, and allocating/freeing that much every step costs more in
+# page faults than the arithmetic.
+CHUNK = 1 << 21
+LEVEL_CHUNK = 1 << 18
+
+
+def outer_sum_loop(I: torch.Tensor, O: torch.Tensor, lr: float, per_example) -> torch.Tensor:
+    """The reference: every example's update ``lr · I_b O_bᵀ`` formed, mapped in place by
+    ``per_example`` and summed, in chunks of examples."""
+    E, B, n_out = I.shape
+    n_in = O.shape[2]
+    chunk = max(1, CHUNK // (E * n_out * n_in))
+    dW = torch.zeros(E, n_out, n_in, dtype=I.dtype, device=I.device)
+    for b0 in range(0, B, chunk):
+        u = I[:, b0:b0 + chunk].unsqueeze(3) * O[:, b0:b0 + chunk].unsqueeze(2)
+        dW.add_(per_example(u.mul_(lr)).sum(1))
+    return dW
+
+
+def _factored_is_exact(dtype: torch.dtype, B: int, bits: int) -> bool:
+    # Every quantized value is ±α·2^k with k in [1 − bits, 0]: an integer multiple of
+    # α·2^{1−bits} of magnitude ≤ 2^{bits−1}, so a sum over B examples is an integer of at
+    # most B·2^{bits−1} units, exact in the dtype's mantissa in any order of summation.
+    mantissa = {torch.float32: 24, torch.float64: 53}.get(dtype)
+    return mantissa is not None and B * 2 ** (bits - 1) <= 2 ** mantissa
+
+
+def outer_sum_factored(I: torch.Tensor, O: torch.Tensor, lr: float, alpha: float, bits: int) -> torch.Tensor:
+    """``Σ_b Quantize_{α,bits}(lr · I_b O_bᵀ)`` (eq. 19, section 5.2) without forming the
+    ``(E, B, N_h, N_{h-1})`` per-example updates.
+
+    The clip of eq. 19 puts every non-zero update at or above the floor level
+    ``unit = α·2^{1−bits}``, and most of them (small ``|I_bi O_bj|``) exactly on it, where
+    the quantized value ``unit·sign(I_bi)·sign(O_bj)`` is a product.  Above the floor,
+    level m (value ``unit·2^m``) is reached when ``|u| ≥ T_m``, so
+
+        Σ_b Q_bij / unit = (sign(I)ᵀ sign(O))_ij
+                           + Σ_b sign(I_bi) sign(O_bj) Σ_{m=1}^{bits−1} 2^{m−1} [|u_bij| ≥ T_m]
+
+    (the levels telescope: 2^k − 1 = Σ_{m ≤ k} 2^{m−1}).  With 1 bit there is no level
+    above the floor and the sum is the one product ``α·sign(I)ᵀ sign(O)``.  ``|u_bij|``
+    is largest at ``max_j |O_bj|``, so the rows ``(b, i)`` (or columns ``(b, j)``,
+    whichever side is smaller) that can reach ``T_1`` are found from per-row maxima and
+    only those are evaluated, by comparisons against per-row thresholds on ``|O_bj|``.
+
+    Exactness: ``u`` is the reference's ``fl(fl(I·O)·lr)``, and the thresholds ``T_m`` are
+    found on the reference quantizer itself (:func:`level_thresholds`); rounding is
+    monotone, so each comparison decides the same level as :func:`quantize_` would.
+    Every term is an integer number of units (at most ``2^{bits−1}``), so all sums are
+    exact integers in any order and the result equals the per-example loop bit for bit
+    when α is a power of two (the papers' 2⁻⁶); for another α the one final product by
+    the unit is rounded once (the loop rounds at every addition).  Needs
+    ``B·2^{bits−1} ≤ 2^{mantissa}``; :class:`Quantizer` uses the loop beyond that.
+    """
+    E, B, n_out = I.shape
+    n_in = O.shape[2]
+    unit = alpha * 2.0 ** (1 - bits)
+    sI, sO = torch.sign(I), torch.sign(O)
+    total = torch.bmm(sI.transpose(1, 2), sO)  # (E, N_h, N_{h-1}) in units: the floor level
+    T = level_thresholds(alpha, bits, I.dtype)  # T_1 < ... < T_{bits-1} on |u|, and T_0
+    # Thresholds on w = |fl(I·O)|: the smallest w with fl(w·lr) ≥ T_m (monotone in w).
+    Wt = _smallest_factor(torch.full_like(T, lr), T)
+    aI, aO = I.abs(), O.abs()
+    rows, under_r = _candidates(aI, aO, Wt)  # (E, B, N_h)
+    cols, under_c = _candidates(aO, aI, Wt)  # (E, B, N_{h-1})
+    n_rows, n_cols = int(rows.sum()), int(cols.sum())
+    if n_rows * n_in <= n_cols * n_out:
+        if n_rows:
+            _add_levels(total.view(E * n_out, n_in), aI, aO, sI, sO, rows, under_r, Wt, lr, alpha, bits)
+    else:
+        tT = torch.zeros(E * n_in, n_out, dtype=I.dtype, device=I.device)
+        _add_levels(tT, aO, aI, sO, sI, cols, under_c, Wt, lr, alpha, bits)
+        total += tT.view(E, n_in, n_out).transpose(1, 2)
+    return total.mul_(unit)
+
+
+_THRESHOLDS: dict = {}
+
+
+def level_thresholds(alpha: float, bits: int, dtype: torch.dtype) -> torch.Tensor:
+    """``[T_0, T_1, ..., T_{bits−1}]``: T_m (m ≥ 1) the smallest ``|u|`` that eq. 19 (as
+    :func:`quantize_` computes it) lifts to level ``α·2^{m+1−bits}`` or higher, T_0 the
+    smallest positive value (0 maps to 0, every other value to the floor or above).
+
+    Found by bisection over the floats' bit patterns on :func:`quantize_` itself, then
+    checked on every float within 512 ulps of each threshold, in one vectorised call and
+    element by element (a scalar path): the quantizer must be monotone there and switch at
+    exactly T_m.  If the platform's log2 broke that, a ValueError says so (the loop is
+    then the only exact method)."""
+    key = (float(alpha), int(bits), dtype)
+    if key in _THRESHOLDS:
+        return _THRESHOLDS[key]
+    itype = {torch.float32: torch.int32, torch.float64: torch.int64}[dtype]
+    unit = alpha * 2.0 ** (1 - bits)
+
+    def level(v: torch.Tensor) -> torch.Tensor:  # quantized value in units
+        return quantize_(v.clone(), alpha, bits).div_(unit)
+
+    def as_float(i: int) -> torch.Tensor:
+        return torch.tensor([i], dtype=itype).view(dtype)
+
+    out = [torch.tensor([0], dtype=itype).add_(1).view(dtype)]
+    top = int(torch.tensor([alpha], dtype=dtype).view(itype))
+    for m in range(1, bits):
+        lo, hi = 0, top  # level(lo) < 2^m <= level(hi)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if level(as_float(mid)).item() >= 2 ** m:
+                hi = mid
+            else:
+                lo = mid
+        window = torch.arange(hi - 512, hi + 512, dtype=itype).view(dtype)
+        want = (torch.arange(hi - 512, hi + 512) >= hi).to(dtype) * (2 ** m - 2 ** (m - 1)) + 2 ** (m - 1)
+        vec = level(window)
+        one = torch.cat([level(window[k:k + 1]) for k in range(504, 520)])
+        lv = vec.clamp(max=2 ** m).clamp(min=2 ** (m - 1))
+        if not (torch.equal(lv, want) and torch.equal(one.clamp(2 ** (m - 1), 2 ** m), want[504:520])):
+            raise ValueError(f"eq. 19 with alpha={alpha}, bits={bits} is not monotone near level {m} on this "
+                             f"platform (log2); use Quantizer(method='loop')")
+        out.append(as_float(hi))
+    T = torch.cat(out)
+    _THRESHOLDS[key] = T
+    return T
+
+
+def _smallest_factor(a: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Elementwise the smallest float x >= 0 with ``fl(a·x) >= target`` (a > 0, target >
+    0): the quotient, corrected by a few ulps (rounding is monotone, the quotient is within
+    an ulp or two of the answer)."""
+    x = target / a
+    inf = torch.full_like(x, float("inf"))
+    for _ in range(3):
+        x = torch.where(a * x >= target, x, torch.nextafter(x, inf))
+    for _ in range(3):
+        p = torch.nextafter(x, torch.zeros_like(x))
+        x = torch.where(a * p >= target, p, x)
+    return x
+
+
+def _candidates(a: torch.Tensor, b: torch.Tensor, Wt: torch.Tensor):
+    """Masks ``(E, B, N)`` of the rows ``a_{e,b,i}`` (``a``, ``b``: absolute values, the
+    other side ``(E, B, M)``) that can quantize off the floor, and of those whose smallest
+    non-zero product underflows to 0 (eq. 19 maps 0 to 0, not to the floor)."""
+    top = b.amax(2, keepdim=True)  # (E, B, 1); rounding is monotone: the largest product
+    rows = (a * top) >= Wt[1] if len(Wt) > 1 else torch.zeros_like(a, dtype=torch.bool)
+    smallest = torch.where(b > 0, b, torch.full_like(b, float("inf"))).amin(2, keepdim=True)
+    under = ((a * smallest) < Wt[0]).logical_and_(a > 0)
+    return rows.logical_or_(under), under
+
+
+def _add_levels(acc, a, b, sa, sb, rows, under, Wt, lr, alpha, bits) -> None:
+    """Add ``sign(a_k)·sign(b)·Σ_m 2^{m−1}[|fl(a_k·b)| ≥ W_m]`` for the candidate rows k
+    into ``acc`` ``(E·N, M)`` (rows ``e·N + i``), in chunks of rows; rows that underflow
+    go through the quantizer itself (:func:`_exact_rows`)."""
+    E, B, N = a.shape
+    M = b.shape[2]
+    e, bb, i = rows.nonzero(as_tuple=True)
+    flat = (e * B + bb) * N + i
+    ak, sak, uk = a.reshape(-1)[flat], sa.reshape(-1)[flat], under.reshape(-1)[flat]
+    eb, index = e * B + bb, e * N + i
+    bf, sbf = b.reshape(E * B, M), sb.reshape(E * B, M)
+    # Per-row thresholds on |b|: X_m(k) the smallest x with fl(a_k·x) >= W_m; compared
+    # strictly against the float just below it: |b| > X⁻ ⟺ |b| >= X.
+    X = _smallest_factor(ak.unsqueeze(1), Wt[1:].unsqueeze(0))  # (K, bits-1)
+    X = torch.nextafter(X, torch.zeros_like(X))
+    # Chunks of ~1 MB: the few passes over a chunk then stay in cache.
+    step = max(1, LEVEL_CHUNK // M)
+    buf = None
+    for k0 in range(0, len(index) if bits > 1 else 0, step):
+        s = slice(k0, k0 + step)
+        ebs = eb[s]
+        babs = bf.index_select(0, ebs)  # (k, M)
+        c = (babs - X[s, 0:1]).sign_().clamp_min_(0)  # [|b| >= X_1] as 0/1
+        if bits > 2:
+            buf = torch.empty_like(babs) if buf is None or buf.shape != babs.shape else buf
+            for m in range(2, bits):
+                c.add_(torch.sub(babs, X[s, m - 1:m], out=buf).sign_().clamp_min_(0), alpha=2 ** (m - 1))
+        c.mul_(sbf.index_select(0, ebs)).mul_(sak[s].unsqueeze(1))
+        acc.index_add_(0, index[s], c)
+    if bool(uk.any()):
+        u = uk.nonzero(as_tuple=True)[0]
+        acc.index_add_(0, index[u], _exact_rows(ak[u] * sak[u], bf[eb[u]] * sbf[eb[u]], sak[u], sbf[eb[u]],
+                                                 lr, alpha, bits)
+                       - _level_rows(ak[u], bf[eb[u]], sak[u], sbf[eb[u]], X[u], bits))
+
+
+def _level_rows(ak, babs, sak, sb, Xm, bits):
+    """What the level comparisons of :func:`_add_levels` added for these rows."""
+    c = torch.zeros_like(babs)
+    for m in range(1, bits):
+        c.add_((babs - Xm[:, m - 1:m]).sign_().clamp_min_(0), alpha=2 ** (m - 1))
+    return c.mul_(sb).mul_(sak.unsqueeze(1))
+
+
+def _exact_rows(Ik, Orows, sIk, sOrows, lr, alpha, bits):
+    """``Q/unit − sign(I)·sign(O)`` for whole rows, with the reference quantizer itself."""
+    unit = alpha * 2.0 ** (1 - bits)
+    u = Ik.unsqueeze(1) * Orows  # fl(I·O), as the reference forms it
+    q = quantize_(u.mul_(lr), alpha, bits).div_(unit)  # ±2^{k+bits−1}: exact
+    return q.sub_(sIk.unsqueeze(1) * sOrows)
