@@ -132,17 +132,22 @@ def outer_sum_factored(I: torch.Tensor, O: torch.Tensor, lr: float, alpha: float
     # Thresholds on w = |fl(I·O)|: the smallest w with fl(w·lr) ≥ T_m (monotone in w).
     Wt = _smallest_factor(torch.full_like(T, lr), T)
     aI, aO = I.abs(), O.abs()
-    rows, under_r = _candidates(aI, aO, Wt)  # (E, B, N_h)
+    rows, under_r = _candidates(aI, aO, Wt)  # (E, B, N_h): the largest product of each row
     cols, under_c = _candidates(aO, aI, Wt)  # (E, B, N_{h-1})
-    n_rows, n_cols = int(rows.sum()), int(cols.sum())
-    if n_rows * n_in <= n_cols * n_out:
-        if n_rows:
-            _add_levels(total.view(E * n_out, n_in), aI, aO, sI, sO, rows, under_r, Wt, lr, alpha, bits)
+    if n_level_elements(rows, under_r, Wt, n_in) <= n_level_elements(cols, under_c, Wt, n_out):
+        _add_levels(total.view(E * n_out, n_in), aI, aO, sI, sO, rows, under_r, Wt, lr, alpha, bits)
     else:
         tT = torch.zeros(E * n_in, n_out, dtype=I.dtype, device=I.device)
         _add_levels(tT, aO, aI, sO, sI, cols, under_c, Wt, lr, alpha, bits)
         total += tT.view(E, n_in, n_out).transpose(1, 2)
     return total.mul_(unit)
+
+
+def n_level_elements(hi: torch.Tensor, under: torch.Tensor, Wt: torch.Tensor, width: int) -> int:
+    """How many elements :func:`_add_levels` compares: rows of ``width`` for each level a
+    row's largest product reaches, and whole rows for the underflowing ones."""
+    n = sum(int((hi >= w).sum()) for w in Wt[1:])
+    return (n + int(under.sum())) * width
 
 
 _THRESHOLDS: dict = {}
@@ -209,58 +214,50 @@ def _smallest_factor(a: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def _candidates(a: torch.Tensor, b: torch.Tensor, Wt: torch.Tensor):
-    """Masks ``(E, B, N)`` of the rows ``a_{e,b,i}`` (``a``, ``b``: absolute values, the
-    other side ``(E, B, M)``) that can quantize off the floor, and of those whose smallest
-    non-zero product underflows to 0 (eq. 19 maps 0 to 0, not to the floor)."""
-    top = b.amax(2, keepdim=True)  # (E, B, 1); rounding is monotone: the largest product
-    rows = (a * top) >= Wt[1] if len(Wt) > 1 else torch.zeros_like(a, dtype=torch.bool)
+    """``(hi, under)`` for the rows ``a_{e,b,i}`` (``a``, ``b``: absolute values, the other
+    side ``(E, B, M)``): ``hi`` the largest product ``fl(a·max_j b_j)`` of each row
+    (rounding is monotone), compared with ``W_m`` to find the rows that reach level m, and
+    the mask of rows whose smallest non-zero product underflows to 0 (eq. 19 maps 0 to 0,
+    not to the floor)."""
+    hi = a * b.amax(2, keepdim=True)  # (E, B, N)
     smallest = torch.where(b > 0, b, torch.full_like(b, float("inf"))).amin(2, keepdim=True)
     under = ((a * smallest) < Wt[0]).logical_and_(a > 0)
-    return rows.logical_or_(under), under
+    return hi, under
 
 
-def _add_levels(acc, a, b, sa, sb, rows, under, Wt, lr, alpha, bits) -> None:
-    """Add ``sign(a_k)·sign(b)·Σ_m 2^{m−1}[|fl(a_k·b)| ≥ W_m]`` for the candidate rows k
-    into ``acc`` ``(E·N, M)`` (rows ``e·N + i``), in chunks of rows; rows that underflow
-    go through the quantizer itself (:func:`_exact_rows`)."""
+def _add_levels(acc, a, b, sa, sb, hi, under, Wt, lr, alpha, bits) -> None:
+    """Add ``sign(a_k)·sign(b)·Σ_m 2^{m−1}[|fl(a_k·b)| ≥ W_m]`` into ``acc`` ``(E·N, M)``
+    (rows ``e·N + i``), level by level for the rows whose largest product reaches it
+    (fewer at each level), in chunks of rows; rows that underflow go through the
+    quantizer itself (:func:`_exact_rows`)."""
     E, B, N = a.shape
     M = b.shape[2]
-    e, bb, i = rows.nonzero(as_tuple=True)
-    flat = (e * B + bb) * N + i
-    ak, sak, uk = a.reshape(-1)[flat], sa.reshape(-1)[flat], under.reshape(-1)[flat]
-    eb, index = e * B + bb, e * N + i
+    af, saf = a.reshape(-1), sa.reshape(-1)
     bf, sbf = b.reshape(E * B, M), sb.reshape(E * B, M)
-    # Per-row thresholds on |b|: X_m(k) the smallest x with fl(a_k·x) >= W_m; compared
-    # strictly against the float just below it: |b| > X⁻ ⟺ |b| >= X.
-    X = _smallest_factor(ak.unsqueeze(1), Wt[1:].unsqueeze(0))  # (K, bits-1)
-    X = torch.nextafter(X, torch.zeros_like(X))
-    # Chunks of ~1 MB: the few passes over a chunk then stay in cache.
-    step = max(1, LEVEL_CHUNK // M)
-    buf = None
-    for k0 in range(0, len(index) if bits > 1 else 0, step):
-        s = slice(k0, k0 + step)
-        ebs = eb[s]
-        babs = bf.index_select(0, ebs)  # (k, M)
-        c = (babs - X[s, 0:1]).sign_().clamp_min_(0)  # [|b| >= X_1] as 0/1
-        if bits > 2:
-            buf = torch.empty_like(babs) if buf is None or buf.shape != babs.shape else buf
-            for m in range(2, bits):
-                c.add_(torch.sub(babs, X[s, m - 1:m], out=buf).sign_().clamp_min_(0), alpha=2 ** (m - 1))
-        c.mul_(sbf.index_select(0, ebs)).mul_(sak[s].unsqueeze(1))
-        acc.index_add_(0, index[s], c)
-    if bool(uk.any()):
-        u = uk.nonzero(as_tuple=True)[0]
-        acc.index_add_(0, index[u], _exact_rows(ak[u] * sak[u], bf[eb[u]] * sbf[eb[u]], sak[u], sbf[eb[u]],
-                                                 lr, alpha, bits)
-                       - _level_rows(ak[u], bf[eb[u]], sak[u], sbf[eb[u]], X[u], bits))
-
-
-def _level_rows(ak, babs, sak, sb, Xm, bits):
-    """What the level comparisons of :func:`_add_levels` added for these rows."""
-    c = torch.zeros_like(babs)
+    ok = under.logical_not()
+    step = max(1, LEVEL_CHUNK // M)  # ~1 MB: the few passes over a chunk stay in cache
     for m in range(1, bits):
-        c.add_((babs - Xm[:, m - 1:m]).sign_().clamp_min_(0), alpha=2 ** (m - 1))
-    return c.mul_(sb).mul_(sak.unsqueeze(1))
+        e, bb, i = ((hi >= Wt[m]).logical_and_(ok)).nonzero(as_tuple=True)
+        if len(e) == 0:
+            break  # no row reaches level m, hence none reaches a higher one
+        flat = (e * B + bb) * N + i
+        ak, sak = af[flat], saf[flat] * 2.0 ** (m - 1)
+        eb, index = e * B + bb, e * N + i
+        # X_m(k): the smallest x with fl(a_k·x) >= W_m, compared strictly against the
+        # float just below it: |b| > X⁻ ⟺ |b| >= X.
+        X = _smallest_factor(ak, Wt[m].expand_as(ak))
+        X = torch.nextafter(X, torch.zeros_like(X)).unsqueeze(1)  # (K, 1)
+        for k0 in range(0, len(index), step):
+            s = slice(k0, k0 + step)
+            ebs = eb[s]
+            c = bf.index_select(0, ebs).sub_(X[s]).sign_().clamp_min_(0)  # [|b| >= X_m] as 0/1
+            c.mul_(sbf.index_select(0, ebs)).mul_(sak[s].unsqueeze(1))
+            acc.index_add_(0, index[s], c)
+    if bool(under.any()):
+        e, bb, i = under.nonzero(as_tuple=True)
+        eb = e * B + bb
+        ak, sak = a[e, bb, i], sa[e, bb, i]
+        acc.index_add_(0, e * N + i, _exact_rows(ak * sak, bf[eb] * sbf[eb], sak, sbf[eb], lr, alpha, bits))
 
 
 def _exact_rows(Ik, Orows, sIk, sOrows, lr, alpha, bits):
