@@ -60,7 +60,8 @@ class Quantizer:
     def outer_sum(self, I: torch.Tensor, O: torch.Tensor, lr: float) -> torch.Tensor:
         """``Σ_b Quantize(lr · I_b O_bᵀ)``, shape ``(E, N_h, N_{h-1})``, for ``I``
         ``(E, B, N_h)`` and ``O`` ``(E, B, N_{h-1})`` (section 5.2, eq. 19)."""
-        if self.method == "loop" or not _factored_is_exact(I.dtype, I.shape[1], self.bits):
+        if (self.method == "loop" or not _factored_is_exact(I.dtype, I.shape[1], self.bits)
+                or not thresholds_available(self.alpha, self.bits, I.dtype, I.device)):
             return outer_sum_loop(I, O, lr, self)
         return outer_sum_factored(I, O, lr, self.alpha, self.bits)
 
@@ -128,11 +129,14 @@ def outer_sum_factored(I: torch.Tensor, O: torch.Tensor, lr: float, alpha: float
     unit = alpha * 2.0 ** (1 - bits)
     sI, sO = torch.sign(I), torch.sign(O)
     total = torch.bmm(sI.transpose(1, 2), sO)  # (E, N_h, N_{h-1}) in units: the floor level
-    T = level_thresholds(alpha, bits, I.dtype)  # T_1 < ... < T_{bits-1} on |u|, and T_0
+    T = level_thresholds(alpha, bits, I.dtype, I.device)  # T_0 (the smallest positive), T_1 < ... on |u|
     # Thresholds on w = |fl(I·O)|: the smallest w with fl(w·lr) ≥ T_m (monotone in w).
     Wt = _smallest_factor(torch.full_like(T, lr), T)
     aI, aO = I.abs(), O.abs()
     rows, under_r = _candidates(aI, aO, Wt)  # (E, B, N_h): the largest product of each row
+    if bits == 1:  # no level above the floor: only products that underflow to 0 remain
+        _add_levels(total.view(E * n_out, n_in), aI, aO, sI, sO, rows, under_r, Wt, lr, alpha, bits)
+        return total.mul_(unit)
     cols, under_c = _candidates(aO, aI, Wt)  # (E, B, N_{h-1})
     if n_level_elements(rows, under_r, Wt, n_in) <= n_level_elements(cols, under_c, Wt, n_out):
         _add_levels(total.view(E * n_out, n_in), aI, aO, sI, sO, rows, under_r, Wt, lr, alpha, bits)
@@ -153,7 +157,16 @@ def n_level_elements(hi: torch.Tensor, under: torch.Tensor, Wt: torch.Tensor, wi
 _THRESHOLDS: dict = {}
 
 
-def level_thresholds(alpha: float, bits: int, dtype: torch.dtype) -> torch.Tensor:
+def thresholds_available(alpha: float, bits: int, dtype: torch.dtype, device) -> bool:
+    """Whether :func:`level_thresholds` exist here (else the factored sum cannot be exact)."""
+    try:
+        level_thresholds(alpha, bits, dtype, device)
+        return True
+    except ValueError:
+        return False
+
+
+def level_thresholds(alpha: float, bits: int, dtype: torch.dtype, device=None) -> torch.Tensor:
     """``[T_0, T_1, ..., T_{bits−1}]``: T_m (m ≥ 1) the smallest ``|u|`` that eq. 19 (as
     :func:`quantize_` computes it) lifts to level ``α·2^{m+1−bits}`` or higher, T_0 the
     smallest positive value (0 maps to 0, every other value to the floor or above).
@@ -162,9 +175,12 @@ def level_thresholds(alpha: float, bits: int, dtype: torch.dtype) -> torch.Tenso
     checked on every float within 512 ulps of each threshold, in one vectorised call and
     element by element (a scalar path): the quantizer must be monotone there and switch at
     exactly T_m.  If the platform's log2 broke that, a ValueError says so (the loop is
-    then the only exact method)."""
-    key = (float(alpha), int(bits), dtype)
+    then the only exact method).  Found on ``device``: its log2 is the one training uses."""
+    device = torch.device(device or "cpu")
+    key = (float(alpha), int(bits), dtype, device)
     if key in _THRESHOLDS:
+        if isinstance(_THRESHOLDS[key], str):
+            raise ValueError(_THRESHOLDS[key])
         return _THRESHOLDS[key]
     itype = {torch.float32: torch.int32, torch.float64: torch.int64}[dtype]
     unit = alpha * 2.0 ** (1 - bits)
@@ -173,9 +189,9 @@ def level_thresholds(alpha: float, bits: int, dtype: torch.dtype) -> torch.Tenso
         return quantize_(v.clone(), alpha, bits).div_(unit)
 
     def as_float(i: int) -> torch.Tensor:
-        return torch.tensor([i], dtype=itype).view(dtype)
+        return torch.tensor([i], dtype=itype, device=device).view(dtype)
 
-    out = [torch.tensor([0], dtype=itype).add_(1).view(dtype)]
+    out = [as_float(1)]
     top = int(torch.tensor([alpha], dtype=dtype).view(itype))
     for m in range(1, bits):
         lo, hi = 0, top  # level(lo) < 2^m <= level(hi)
@@ -185,14 +201,15 @@ def level_thresholds(alpha: float, bits: int, dtype: torch.dtype) -> torch.Tenso
                 hi = mid
             else:
                 lo = mid
-        window = torch.arange(hi - 512, hi + 512, dtype=itype).view(dtype)
-        want = (torch.arange(hi - 512, hi + 512) >= hi).to(dtype) * (2 ** m - 2 ** (m - 1)) + 2 ** (m - 1)
+        window = torch.arange(hi - 512, hi + 512, dtype=itype, device=device).view(dtype)
+        want = (torch.arange(hi - 512, hi + 512, device=device) >= hi).to(dtype) * 2 ** (m - 1) + 2 ** (m - 1)
         vec = level(window)
         one = torch.cat([level(window[k:k + 1]) for k in range(504, 520)])
         lv = vec.clamp(max=2 ** m).clamp(min=2 ** (m - 1))
         if not (torch.equal(lv, want) and torch.equal(one.clamp(2 ** (m - 1), 2 ** m), want[504:520])):
-            raise ValueError(f"eq. 19 with alpha={alpha}, bits={bits} is not monotone near level {m} on this "
-                             f"platform (log2); use Quantizer(method='loop')")
+            _THRESHOLDS[key] = (f"eq. 19 with alpha={alpha}, bits={bits} is not monotone near level {m} on "
+                                f"{device} (its log2); use Quantizer(method='loop')")
+            raise ValueError(_THRESHOLDS[key])
         out.append(as_float(hi))
     T = torch.cat(out)
     _THRESHOLDS[key] = T
