@@ -1,6 +1,8 @@
 """Eq. 19 of paper 1: the power-of-two quantizer of signals (section 5.1) and of weight
-updates (section 5.2).  Its own module because both the learning channel's transforms and
-the optimizer's per-example updates use it, and neither should import the other."""
+updates (section 5.2), and the minibatch sum of quantized per-example updates computed
+without forming them (:func:`outer_sum_factored`, exact; :func:`outer_sum_loop`, the
+per-example reference).  Its own module because both the learning channel's transforms
+and the optimizer's per-example updates use it, and neither should import the other."""
 
 from __future__ import annotations
 
