@@ -26,6 +26,7 @@ import torch
 
 import lchannel.plasticity as plasticity
 from lchannel import SGD, Network, build_channel
+from lchannel.experiments.runner import tune_malloc
 
 
 def load(data_dir):
@@ -73,6 +74,7 @@ def main() -> None:
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    tune_malloc()  # as in the runner's workers: the loop's large temporaries stay mapped
     X, T = load(args.data_dir)
     g = torch.Generator().manual_seed(1)
     for bits in [int(b) for b in args.bits.split(",")]:
