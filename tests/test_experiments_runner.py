@@ -104,6 +104,7 @@ def reference(tmp_path_factory, one_thread):
 def test_a_sweep_stores_every_run_once_and_a_rerun_skips_them(reference, tmp_path):
     spec, db, res = reference
     assert (res.ran, res.skipped, res.failed, res.populations) == (15, 0, 0, 5)
+    assert res.member_epochs == 15 * 3 and res.throughput == pytest.approx(45 / res.seconds)
     d = dump(db)
     assert len(d["runs"]) == 15 and all(r[0] == "done" and r[1] == 3 for r in d["runs"].values())
     assert len(d["epochs"]) == 15 * 3
@@ -119,7 +120,7 @@ def test_a_sweep_stores_every_run_once_and_a_rerun_skips_them(reference, tmp_pat
         assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert not any(checkpoint_dir(db).glob("*.pt"))  # finished populations leave no checkpoint
     again = run_sweep(spec, db, workers=1, progress=False)
-    assert (again.ran, again.skipped) == (0, 15)
+    assert (again.ran, again.skipped, again.member_epochs) == (0, 15, 0)
 
 
 def test_packing_seeds_into_populations_gives_the_numbers_of_one_run_at_a_time(reference, tmp_path):
@@ -167,6 +168,7 @@ def test_a_population_interrupted_mid_way_resumes_from_its_checkpoint(reference,
     epochs_run = []
     resumed = train_population(task, progress=lambda i, e, n, a: epochs_run.append(e))
     assert epochs_run == [3, 4, 5]  # only the missing epochs were trained
+    assert (full["member_epochs"], resumed["member_epochs"]) == (5 * len(cfg.seeds), 3 * len(cfg.seeds))
     assert resumed["history"]["metrics"] == full["history"]["metrics"]
     assert resumed["alignment"] == full["alignment"]
 
@@ -311,6 +313,7 @@ def test_cli_run_prints_a_final_table(tmp_path, capsys):
     assert rc == 0
     out = capsys.readouterr().out
     assert "plain / SRBP" in out and "1/1" in out and "1 runs computed, 0 already finished, 0 failed" in out
+    assert "member-epochs/s (1 member-epochs, 1 worker x " in out
 
 
 def test_ray_executor_gives_the_same_numbers(reference, tmp_path):

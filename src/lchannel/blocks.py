@@ -30,6 +30,7 @@ from torch import nn
 
 from .activations import Activation
 from .outputs import OutputActivation, OutputLoss
+from .quantize import outer_sum_loop
 
 
 class Dense(nn.Module):
@@ -129,16 +130,10 @@ class Dense(nn.Module):
         B = I.shape[1]
         if per_example is None:
             return torch.bmm(I.transpose(1, 2), O_prev).div_(B), I.mean(1)
-        E, _, n_out = I.shape
-        n_in = O_prev.shape[2]
-        # Per-example updates (E, b, N_h, N_{h-1}) in chunks of b examples: a whole batch
-        # would be ~150 MB per step for MNIST, and allocating/freeing that much every step
-        # costs more in page faults than the arithmetic.
-        chunk = max(1, (1 << 21) // (E * n_out * n_in))
-        dW = torch.zeros(E, n_out, n_in, dtype=I.dtype, device=I.device)
-        for b0 in range(0, B, chunk):
-            u = I[:, b0:b0 + chunk].unsqueeze(3) * O_prev[:, b0:b0 + chunk].unsqueeze(2)
-            dW.add_(per_example(u.mul_(lr)).sum(1))
+        # Eq. 19's Quantizer sums the quantized products without forming them all
+        # (lchannel.quantize.outer_sum_factored); any other map goes example by example.
+        outer_sum = getattr(per_example, "outer_sum", None)
+        dW = outer_sum(I, O_prev, lr) if outer_sum else outer_sum_loop(I, O_prev, lr, per_example)
         dW.div_(B * lr)
         db = per_example(I * lr).mean(1) / lr
         return dW, db

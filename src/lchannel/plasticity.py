@@ -31,7 +31,11 @@ from __future__ import annotations
 import torch
 
 from .blocks import Dense
-from .quantize import UPDATE_ALPHA, quantize_
+from .quantize import UPDATE_ALPHA, Quantizer
+
+# How Dense sums quantized per-example updates: "factored" (exact, fast) or "loop" (the
+# per-example reference); a module switch so that benchmarks and tests can select it.
+QUANTIZED_UPDATE_METHOD = "factored"
 
 
 class Hebbian:
@@ -213,9 +217,10 @@ def get_rule(name: str) -> Hebbian:
     return RULES[name]
 
 
-def quantizer(alpha: float, bits: int):
-    """Eq. 19 as an in-place map on each example's update (section 5.2)."""
-    return lambda u: quantize_(u, alpha, bits)
+def quantizer(alpha: float, bits: int) -> Quantizer:
+    """Eq. 19 as an in-place map on each example's update (section 5.2), with the
+    factored minibatch sum of :class:`~lchannel.quantize.Quantizer`."""
+    return Quantizer(alpha, bits, QUANTIZED_UPDATE_METHOD)
 
 
 class SGD:

@@ -1,6 +1,8 @@
 """Eq. 19 of paper 1: the power-of-two quantizer of signals (section 5.1) and of weight
-updates (section 5.2).  Its own module because both the learning channel's transforms and
-the optimizer's per-example updates use it, and neither should import the other."""
+updates (section 5.2), and the minibatch sum of quantized per-example updates computed
+without forming them (:func:`outer_sum_factored`, exact; :func:`outer_sum_loop`, the
+per-example reference).  Its own module because both the learning channel's transforms
+and the optimizer's per-example updates use it, and neither should import the other."""
 
 from __future__ import annotations
 
@@ -32,3 +34,254 @@ def quantize_(x: torch.Tensor, alpha: float, bits: int) -> torch.Tensor:
     sign instead of one per step, which matters for per-example weight updates."""
     s = torch.sign(x)
     return x.abs_().div_(alpha).log2_().clamp_(-bits + 1, 0).round_().exp2_().mul_(s).mul_(alpha)
+
+
+class Quantizer:
+    """Eq. 19 with fixed ``(α, bits)`` as an in-place map on each example's update
+    (section 5.2), and :meth:`outer_sum`, the minibatch sum of quantized outer products
+    computed without forming every example's update.
+
+    ``method``: ``"factored"`` (default) or ``"loop"`` (the per-example reference: every
+    example's ``(N_h, N_{h-1})`` update formed and quantized, in chunks of examples).
+    """
+
+    METHODS = ("factored", "loop")
+
+    def __init__(self, alpha: float, bits: int, method: str = "factored"):
+        if bits < 1:
+            raise ValueError(f"bits must be an integer >= 1, got {bits}")
+        if not alpha > 0:
+            raise ValueError(f"alpha must be > 0, got {alpha}")
+        if method not in self.METHODS:
+            raise ValueError(f"method must be one of {', '.join(self.METHODS)}, got {method!r}")
+        self.alpha, self.bits, self.method = float(alpha), int(bits), method
+
+    def __call__(self, u: torch.Tensor) -> torch.Tensor:
+        return quantize_(u, self.alpha, self.bits)
+
+    def outer_sum(self, I: torch.Tensor, O: torch.Tensor, lr: float) -> torch.Tensor:
+        """``Σ_b Quantize(lr · I_b O_bᵀ)``, shape ``(E, N_h, N_{h-1})``, for ``I``
+        ``(E, B, N_h)`` and ``O`` ``(E, B, N_{h-1})`` (section 5.2, eq. 19)."""
+        if (self.method == "loop" or not _factored_is_exact(I.dtype, I.shape[1], self.bits)
+                or not thresholds_available(self.alpha, self.bits, I.dtype, I.device)):
+            return outer_sum_loop(I, O, lr, self)
+        return outer_sum_factored(I, O, lr, self.alpha, self.bits)
+
+    def __repr__(self) -> str:
+        return f"Quantizer(alpha={self.alpha}, bits={self.bits}, method={self.method!r})"
+
+
+# Elements per temporary of per-example updates (8 MB in float32): a whole MNIST batch
+# would be ~150 MB per step, and allocating/freeing that much every step costs more in
+# page faults than the arithmetic.
+CHUNK = 1 << 21
+LEVEL_CHUNK = 1 << 18
+
+
+def outer_sum_loop(I: torch.Tensor, O: torch.Tensor, lr: float, per_example) -> torch.Tensor:
+    """The reference: every example's update ``lr · I_b O_bᵀ`` formed, mapped in place by
+    ``per_example`` and summed, in chunks of examples."""
+    E, B, n_out = I.shape
+    n_in = O.shape[2]
+    chunk = max(1, CHUNK // (E * n_out * n_in))
+    dW = torch.zeros(E, n_out, n_in, dtype=I.dtype, device=I.device)
+    for b0 in range(0, B, chunk):
+        u = I[:, b0:b0 + chunk].unsqueeze(3) * O[:, b0:b0 + chunk].unsqueeze(2)
+        dW.add_(per_example(u.mul_(lr)).sum(1))
+    return dW
+
+
+def _factored_is_exact(dtype: torch.dtype, B: int, bits: int) -> bool:
+    # Every quantized value is ±α·2^k with k in [1 − bits, 0]: an integer multiple of
+    # α·2^{1−bits} of magnitude ≤ 2^{bits−1}, so a sum over B examples is an integer of at
+    # most B·2^{bits−1} units, exact in the dtype's mantissa in any order of summation.
+    mantissa = {torch.float32: 24, torch.float64: 53}.get(dtype)
+    return mantissa is not None and B * 2 ** (bits - 1) <= 2 ** mantissa
+
+
+def outer_sum_factored(I: torch.Tensor, O: torch.Tensor, lr: float, alpha: float, bits: int) -> torch.Tensor:
+    """``Σ_b Quantize_{α,bits}(lr · I_b O_bᵀ)`` (eq. 19, section 5.2) without forming the
+    ``(E, B, N_h, N_{h-1})`` per-example updates.
+
+    The clip of eq. 19 puts every non-zero update at or above the floor level
+    ``unit = α·2^{1−bits}``, and most of them (small ``|I_bi O_bj|``) exactly on it, where
+    the quantized value ``unit·sign(I_bi)·sign(O_bj)`` is a product.  Above the floor,
+    level m (value ``unit·2^m``) is reached when ``|u| ≥ T_m``, so
+
+        Σ_b Q_bij / unit = (sign(I)ᵀ sign(O))_ij
+                           + Σ_b sign(I_bi) sign(O_bj) Σ_{m=1}^{bits−1} 2^{m−1} [|u_bij| ≥ T_m]
+
+    (the levels telescope: 2^k − 1 = Σ_{m ≤ k} 2^{m−1}).  With 1 bit there is no level
+    above the floor and the sum is the one product ``α·sign(I)ᵀ sign(O)``.  ``|u_bij|``
+    is largest at ``max_j |O_bj|``, so the rows ``(b, i)`` (or columns ``(b, j)``,
+    whichever side is smaller) that can reach ``T_1`` are found from per-row maxima and
+    only those are evaluated, by comparisons against per-row thresholds on ``|O_bj|``.
+
+    Exactness: ``u`` is the reference's ``fl(fl(I·O)·lr)``, and the thresholds ``T_m`` are
+    found on the reference quantizer itself (:func:`level_thresholds`); rounding is
+    monotone, so each comparison decides the same level as :func:`quantize_` would.
+    Every term is an integer number of units (at most ``2^{bits−1}``), so all sums are
+    exact integers in any order and the result equals the per-example loop bit for bit
+    when α is a power of two (the papers' 2⁻⁶); for another α the one final product by
+    the unit is rounded once (the loop rounds at every addition).  Needs
+    ``B·2^{bits−1} ≤ 2^{mantissa}``; :class:`Quantizer` uses the loop beyond that.
+    """
+    E, B, n_out = I.shape
+    n_in = O.shape[2]
+    unit = alpha * 2.0 ** (1 - bits)
+    sI, sO = torch.sign(I), torch.sign(O)
+    total = torch.bmm(sI.transpose(1, 2), sO)  # (E, N_h, N_{h-1}) in units: the floor level
+    T = level_thresholds(alpha, bits, I.dtype, I.device)  # T_0 (the smallest positive), T_1 < ... on |u|
+    # Thresholds on w = |fl(I·O)|: the smallest w with fl(w·lr) ≥ T_m (monotone in w).
+    Wt = _smallest_factor(torch.full_like(T, lr), T)
+    aI, aO = I.abs(), O.abs()
+    rows, under_r = _candidates(aI, aO, Wt)  # (E, B, N_h): the largest product of each row
+    if bits == 1:  # no level above the floor: only products that underflow to 0 remain
+        _add_levels(total.view(E * n_out, n_in), aI, aO, sI, sO, rows, under_r, Wt, lr, alpha, bits)
+        return total.mul_(unit)
+    cols, under_c = _candidates(aO, aI, Wt)  # (E, B, N_{h-1})
+    if n_level_elements(rows, under_r, Wt, n_in) <= n_level_elements(cols, under_c, Wt, n_out):
+        _add_levels(total.view(E * n_out, n_in), aI, aO, sI, sO, rows, under_r, Wt, lr, alpha, bits)
+    else:
+        tT = torch.zeros(E * n_in, n_out, dtype=I.dtype, device=I.device)
+        _add_levels(tT, aO, aI, sO, sI, cols, under_c, Wt, lr, alpha, bits)
+        total += tT.view(E, n_in, n_out).transpose(1, 2)
+    return total.mul_(unit)
+
+
+def n_level_elements(hi: torch.Tensor, under: torch.Tensor, Wt: torch.Tensor, width: int) -> int:
+    """How many elements :func:`_add_levels` compares: rows of ``width`` for each level a
+    row's largest product reaches, and whole rows for the underflowing ones."""
+    n = sum(int((hi >= w).sum()) for w in Wt[1:])
+    return (n + int(under.sum())) * width
+
+
+_THRESHOLDS: dict = {}
+
+
+def thresholds_available(alpha: float, bits: int, dtype: torch.dtype, device) -> bool:
+    """Whether :func:`level_thresholds` exist here (else the factored sum cannot be exact)."""
+    try:
+        level_thresholds(alpha, bits, dtype, device)
+        return True
+    except ValueError:
+        return False
+
+
+def level_thresholds(alpha: float, bits: int, dtype: torch.dtype, device=None) -> torch.Tensor:
+    """``[T_0, T_1, ..., T_{bits−1}]``: T_m (m ≥ 1) the smallest ``|u|`` that eq. 19 (as
+    :func:`quantize_` computes it) lifts to level ``α·2^{m+1−bits}`` or higher, T_0 the
+    smallest positive value (0 maps to 0, every other value to the floor or above).
+
+    Found by bisection over the floats' bit patterns on :func:`quantize_` itself, then
+    checked on every float within 512 ulps of each threshold, in one vectorised call and
+    element by element (a scalar path): the quantizer must be monotone there and switch at
+    exactly T_m.  If the platform's log2 broke that, a ValueError says so (the loop is
+    then the only exact method).  Found on ``device``: its log2 is the one training uses."""
+    device = torch.device(device or "cpu")
+    key = (float(alpha), int(bits), dtype, device)
+    if key in _THRESHOLDS:
+        if isinstance(_THRESHOLDS[key], str):
+            raise ValueError(_THRESHOLDS[key])
+        return _THRESHOLDS[key]
+    itype = {torch.float32: torch.int32, torch.float64: torch.int64}[dtype]
+    unit = alpha * 2.0 ** (1 - bits)
+
+    def level(v: torch.Tensor) -> torch.Tensor:  # quantized value in units
+        return quantize_(v.clone(), alpha, bits).div_(unit)
+
+    def as_float(i: int) -> torch.Tensor:
+        return torch.tensor([i], dtype=itype, device=device).view(dtype)
+
+    out = [as_float(1)]
+    top = int(torch.tensor([alpha], dtype=dtype).view(itype))
+    for m in range(1, bits):
+        lo, hi = 0, top  # level(lo) < 2^m <= level(hi)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if level(as_float(mid)).item() >= 2 ** m:
+                hi = mid
+            else:
+                lo = mid
+        window = torch.arange(hi - 512, hi + 512, dtype=itype, device=device).view(dtype)
+        want = (torch.arange(hi - 512, hi + 512, device=device) >= hi).to(dtype) * 2 ** (m - 1) + 2 ** (m - 1)
+        vec = level(window)
+        one = torch.cat([level(window[k:k + 1]) for k in range(504, 520)])
+        lv = vec.clamp(max=2 ** m).clamp(min=2 ** (m - 1))
+        if not (torch.equal(lv, want) and torch.equal(one.clamp(2 ** (m - 1), 2 ** m), want[504:520])):
+            _THRESHOLDS[key] = (f"eq. 19 with alpha={alpha}, bits={bits} is not monotone near level {m} on "
+                                f"{device} (its log2); use Quantizer(method='loop')")
+            raise ValueError(_THRESHOLDS[key])
+        out.append(as_float(hi))
+    T = torch.cat(out)
+    _THRESHOLDS[key] = T
+    return T
+
+
+def _smallest_factor(a: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Elementwise the smallest float x >= 0 with ``fl(a·x) >= target`` (a > 0, target >
+    0): the quotient, corrected by a few ulps (rounding is monotone, the quotient is within
+    an ulp or two of the answer)."""
+    x = target / a
+    inf = torch.full_like(x, float("inf"))
+    for _ in range(3):
+        x = torch.where(a * x >= target, x, torch.nextafter(x, inf))
+    for _ in range(3):
+        p = torch.nextafter(x, torch.zeros_like(x))
+        x = torch.where(a * p >= target, p, x)
+    return x
+
+
+def _candidates(a: torch.Tensor, b: torch.Tensor, Wt: torch.Tensor):
+    """``(hi, under)`` for the rows ``a_{e,b,i}`` (``a``, ``b``: absolute values, the other
+    side ``(E, B, M)``): ``hi`` the largest product ``fl(a·max_j b_j)`` of each row
+    (rounding is monotone), compared with ``W_m`` to find the rows that reach level m, and
+    the mask of rows whose smallest non-zero product underflows to 0 (eq. 19 maps 0 to 0,
+    not to the floor)."""
+    hi = a * b.amax(2, keepdim=True)  # (E, B, N)
+    smallest = torch.where(b > 0, b, torch.full_like(b, float("inf"))).amin(2, keepdim=True)
+    under = ((a * smallest) < Wt[0]).logical_and_(a > 0)
+    return hi, under
+
+
+def _add_levels(acc, a, b, sa, sb, hi, under, Wt, lr, alpha, bits) -> None:
+    """Add ``sign(a_k)·sign(b)·Σ_m 2^{m−1}[|fl(a_k·b)| ≥ W_m]`` into ``acc`` ``(E·N, M)``
+    (rows ``e·N + i``), level by level for the rows whose largest product reaches it
+    (fewer at each level), in chunks of rows; rows that underflow go through the
+    quantizer itself (:func:`_exact_rows`)."""
+    E, B, N = a.shape
+    M = b.shape[2]
+    af, saf = a.reshape(-1), sa.reshape(-1)
+    bf, sbf = b.reshape(E * B, M), sb.reshape(E * B, M)
+    ok = under.logical_not()
+    step = max(1, LEVEL_CHUNK // M)  # ~1 MB: the few passes over a chunk stay in cache
+    for m in range(1, bits):
+        e, bb, i = ((hi >= Wt[m]).logical_and_(ok)).nonzero(as_tuple=True)
+        if len(e) == 0:
+            break  # no row reaches level m, hence none reaches a higher one
+        flat = (e * B + bb) * N + i
+        ak, sak = af[flat], saf[flat] * 2.0 ** (m - 1)
+        eb, index = e * B + bb, e * N + i
+        # X_m(k): the smallest x with fl(a_k·x) >= W_m, compared strictly against the
+        # float just below it: |b| > X⁻ ⟺ |b| >= X.
+        X = _smallest_factor(ak, Wt[m].expand_as(ak))
+        X = torch.nextafter(X, torch.zeros_like(X)).unsqueeze(1)  # (K, 1)
+        for k0 in range(0, len(index), step):
+            s = slice(k0, k0 + step)
+            ebs = eb[s]
+            c = bf.index_select(0, ebs).sub_(X[s]).sign_().clamp_min_(0)  # [|b| >= X_m] as 0/1
+            c.mul_(sbf.index_select(0, ebs)).mul_(sak[s].unsqueeze(1))
+            acc.index_add_(0, index[s], c)
+    if bool(under.any()):
+        e, bb, i = under.nonzero(as_tuple=True)
+        eb = e * B + bb
+        ak, sak = a[e, bb, i], sa[e, bb, i]
+        acc.index_add_(0, e * N + i, _exact_rows(ak * sak, bf[eb] * sbf[eb], sak, sbf[eb], lr, alpha, bits))
+
+
+def _exact_rows(Ik, Orows, sIk, sOrows, lr, alpha, bits):
+    """``Q/unit − sign(I)·sign(O)`` for whole rows, with the reference quantizer itself."""
+    unit = alpha * 2.0 ** (1 - bits)
+    u = Ik.unsqueeze(1) * Orows  # fl(I·O), as the reference forms it
+    q = quantize_(u.mul_(lr), alpha, bits).div_(unit)  # ±2^{k+bits−1}: exact
+    return q.sub_(sIk.unsqueeze(1) * sOrows)

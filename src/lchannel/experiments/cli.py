@@ -197,6 +197,10 @@ def cmd_run(args, parser) -> int:
     busy = f", {res.busy} being trained by another runner" if res.busy else ""
     print(f"{res.ran} runs computed, {res.skipped} already finished, {res.failed} failed{busy}, "
           f"{res.seconds:.1f} s -> {args.db}")
+    if res.member_epochs:
+        print(f"throughput: {res.throughput:.3g} member-epochs/s ({res.member_epochs} member-epochs, "
+              f"{res.workers} worker{'s' if res.workers != 1 else ''} x {res.threads} thread"
+              f"{'s' if res.threads != 1 else ''})")
     return 1 if res.failed else 0
 
 

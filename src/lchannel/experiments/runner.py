@@ -218,6 +218,7 @@ def train_population(task: dict, progress=None) -> dict:
             rows = list(state.get("alignment", []))
             elapsed = float(state.get("elapsed", 0.0))
             cpu = float(state.get("cpu", 0.0))
+    start_epoch = trainer.epoch  # epochs trained before (a checkpoint), not counted in the throughput
     probe = AlignmentProbe(test, align_opts.get("probe", 1000)) if align_opts.get("enabled") else None
     every = int(align_opts.get("every", 1))
 
@@ -250,7 +251,8 @@ def train_population(task: dict, progress=None) -> dict:
     snapshot = REGISTRY[cfg.dataset].snapshot
     arrays = {k: v.numpy() for k, v in snapshot(trainer.net).items()} if snapshot is not None else {}
     return {"id": task["id"], "seeds": cfg.seeds, "history": h.to_dict(), "alignment": rows, "arrays": arrays,
-            "seconds": elapsed + time.perf_counter() - t0, "cpu_seconds": cpu + time.process_time() - c0}
+            "seconds": elapsed + time.perf_counter() - t0, "cpu_seconds": cpu + time.process_time() - c0,
+            "member_epochs": len(cfg.seeds) * (trainer.epoch - start_epoch)}
 
 
 def train_population_safe(task: dict, progress=None) -> dict:
@@ -512,6 +514,15 @@ class SweepResult:
     seconds: float
     populations: int
     busy: int = 0  # runs left alone because another live runner was training them
+    member_epochs: int = 0  # epochs trained by this invocation, summed over members
+    workers: int = 1
+    threads: int = 1
+
+    @property
+    def throughput(self) -> float:
+        """Member-epochs per second of wall time: one member trained for one epoch is
+        the unit of work of every spec, whatever the packing."""
+        return self.member_epochs / self.seconds if self.seconds > 0 else 0.0
 
 
 def resolve_device(device: str) -> str:
@@ -621,7 +632,7 @@ def run_sweep(spec: Spec, db: str | os.PathLike = DEFAULT_DB, *, executor: str =
             if others:
                 log(f"{len(others)} runs are being trained by another runner; this one leaves them alone "
                     f"(and takes over any whose runner stops for {lease_ttl:g} s)")
-        ran = failed = 0
+        ran = failed = member_epochs = 0
         bar = None
         if progress and tasks:
             from tqdm.auto import tqdm
@@ -663,6 +674,7 @@ def run_sweep(spec: Spec, db: str | os.PathLike = DEFAULT_DB, *, executor: str =
                     continue
                 statuses = store.write_population(task["key"], res, inv, device)
                 ran += len(seeds)
+                member_epochs += int(res.get("member_epochs", 0))
                 ck = Path(task["checkpoint"])
                 for stale in [ck, *ck.parent.glob(f"{ck.stem}.*.tmp")]:  # tmp: writers killed mid-save
                     stale.unlink(missing_ok=True)
@@ -684,4 +696,5 @@ def run_sweep(spec: Spec, db: str | os.PathLike = DEFAULT_DB, *, executor: str =
             store.release(owner)
         finally:
             store.close()
-    return SweepResult(spec, cells, inv, ran, skipped, failed, time.perf_counter() - t_start, len(pops), len(busy))
+    return SweepResult(spec, cells, inv, ran, skipped, failed, time.perf_counter() - t_start, len(pops), len(busy),
+                       member_epochs, workers, threads)
