@@ -19,6 +19,9 @@ D = torch.float64
 ARCH = "conv3k3-pool3s2-conv4k3s2p1-pool2-dense5-dense4"  # stride-2 conv, overlapping pool, dense head
 SHAPE = (2, 8, 8)
 ALL = algorithm_names()
+# Refused on conv nets with a message naming conv nets: cascade (skip edges between hidden
+# conv layers) and the Distinct channels (dense lateral maps, fully connected nets only).
+REFUSED_ON_CONV = ("cascade", "distinct")
 
 
 def conv_net(seeds=(0, 1), hidden="tanh", output="softmax"):
@@ -87,13 +90,13 @@ def test_fact1_top_layer_update_is_the_same_under_every_algorithm():
         try:
             ch = build(name, net)
         except ValueError as err:  # refused on conv nets, with the reason
-            assert name.startswith("cascade") and "conv" in str(err)
+            assert name.startswith(REFUSED_ON_CONV) and "conv" in str(err)
             continue
         up = one_step_updates(net, ch, X, T)
         assert torch.equal(up[L - 1], ref[L - 1]) and torch.equal(up[2 * L - 1], ref[2 * L - 1]), name
 
 
-@pytest.mark.parametrize("name", [n for n in ALL if not n.startswith("cascade")])
+@pytest.mark.parametrize("name", [n for n in ALL if not n.startswith(REFUSED_ON_CONV)])
 def test_fact2_and_fact3_on_conv_nets(name):
     X, T = conv_batch()
     net = conv_net()
@@ -113,6 +116,9 @@ def test_cascade_and_per_synapse_are_refused_on_conv_nets():
         build_channel("cascade").bind(conv_net())
     with pytest.raises(ValueError, match="per_synapse"):
         build_channel("rbp", per_synapse=True).bind(conv_net())
+    for name in ("distinct-rbp", "distinct-srbp"):
+        with pytest.raises(ValueError, match="fully connected networks only"):
+            build_channel(name).bind(conv_net())
     with pytest.raises(ValueError, match="congruent"):
         build_channel("srbp", feedback={"congruent": True}).bind(conv_net())
     ch = build_channel("rbp", feedback={"congruent": True}).bind(conv_net())

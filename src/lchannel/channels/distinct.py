@@ -167,6 +167,12 @@ class DistinctChannel(LearningChannel):
         return hidden + [sizes[L]]
 
     def check(self, sizes):
+        if getattr(sizes, "is_conv", False):
+            # The lateral maps C' and forward maps A' are dense maps between a channel layer
+            # and a forward layer of N_h units; paper 2 builds Distinct channels on fully
+            # connected nets only, and conv layers' units are not wired for them here.
+            raise ValueError(f"{self.name}: Distinct learning channels serve fully connected networks only, "
+                             f"not conv nets; use a Conjoined channel (bp, rbp, srbp, ...) on a conv architecture")
         self.routes(len(sizes) - 1)
         w = self.widths(sizes)
         L = len(sizes) - 1
