@@ -49,13 +49,9 @@ class ConvRecord(Record):
             self.Z[h] = self._net.block(h).forward(self.presynaptic(h, len(self._net.seeds)))[0]
         return self._net.block(h).pre_activation(self.Z[h])
 
-    def fprime(self, h: int) -> torch.Tensor:
-        d = self._fprime.get(h)
-        if d is None:
-            f = self.activations[h]
-            d = f.derivative(self.pre_activation(h) if f.uses_S else None, self.A[h])
-            self._fprime[h] = d
-        return d
+    def activity_before_dropout(self, h: int) -> torch.Tensor:
+        """``A^h = f(S^h)``, before the layer's tail (conv nets have no forward dropout)."""
+        return self.A[h]
 
     def times_fprime(self, h: int, J: torch.Tensor) -> torch.Tensor:
         d = self._fprime.get(h)

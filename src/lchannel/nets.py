@@ -71,11 +71,15 @@ class Record:
         d = self._fprime.get(h)
         if d is None:
             f = self.activations[h]
-            d = f.derivative(self.pre_activation(h) if f.uses_S else None, self.undropped.get(h, self.O[h]))
+            d = f.derivative(self.pre_activation(h) if f.uses_S else None, self.activity_before_dropout(h))
             if h in self.masks:
                 d = d * self.masks[h]  # dO_dropped/dS = f'(S) * mask
             self._fprime[h] = d
         return d
+
+    def activity_before_dropout(self, h: int) -> torch.Tensor:
+        """``f(S^h)`` as the layer computed it, before forward dropout (f' is read from it)."""
+        return self.undropped.get(h, self.O[h])
 
     def times_fprime(self, h: int, J: torch.Tensor) -> torch.Tensor:
         """``J ⊙ f'(S^h)`` (fused where the activation allows it)."""
