@@ -108,15 +108,24 @@ def fit_options(cfg: TrainConfig, train: Dataset) -> dict:
     return {"stream": stream, "valid": train if cfg.early_stop is not None else None}
 
 
-def build_trainer(cfg: TrainConfig, progress: bool = True, desc: str = "train") -> Trainer:
-    """The network population, channel and optimizer a config describes."""
-    cfg.validate()
+def build_trainer(cfg: TrainConfig, progress: bool = True, desc: str = "train", lr: list[float] | None = None,
+                  feedback: list | None = None, validate: bool = True) -> Trainer:
+    """The network population, channel and optimizer a config describes.
+
+    ``lr`` (one η_0 per member) and ``feedback`` (one feedback distribution per member)
+    override the config's for populations across variants
+    (:func:`lchannel.packing.build_packed_trainer`, which passes ``validate=False``
+    because its members' seeds may repeat)."""
+    if validate:
+        cfg.validate()
     # A conv architecture string is built on the data set's image shape (lchannel.nets).
     arch, shape = (cfg.arch, {"input_shape": cfg.input_shape}) if cfg.is_conv else (cfg.sizes, {})
     net = Network(arch, hidden=cfg.hidden, output=cfg.output_pair, seeds=cfg.seeds,
                   init=cfg.init, dropout=cfg.dropout, device=cfg.device, **shape)
     channel = build_channel(cfg.algorithm, **cfg.channel)
-    opt = SGD(lr=cfg.lr, decay=cfg.decay, momentum=cfg.momentum, frozen=cfg.frozen,
+    if feedback is not None:
+        channel.set_member_feedback(feedback)
+    opt = SGD(lr=cfg.lr if lr is None else lr, decay=cfg.decay, momentum=cfg.momentum, frozen=cfg.frozen,
               update_bits=cfg.update_bits, update_alpha=cfg.update_alpha)
     augment = RandomTranslateFlip(dataset_entry(cfg.dataset).input_shape) if cfg.augment else None
     return Trainer(net, channel, opt, batch_size=cfg.batch_size, batch_order=cfg.batch_order,

@@ -1,0 +1,110 @@
+"""Populations across variants (issue 16): members differ in the learning rate and the
+feedback distribution, and each is bit-identical to the member at its place in a
+population of the same size whose members all share its variant (the same arithmetic:
+same tensor sizes, same positions), and close to its single run (docs/experiments.md,
+"What is exact": element-wise kernels round a tensor's tail differently, so a member of
+a population of another size is equal only up to float rounding)."""
+
+import pytest
+import torch
+
+from lchannel.channels import build_channel
+from lchannel.channels.feedback import FeedbackInit, MemberFeedback
+from lchannel.config import TrainConfig
+from lchannel.nets import Network
+from lchannel.packing import build_packed_trainer, pack_key
+from lchannel.plasticity import SGD
+from lchannel.run import build_trainer, load_data
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+BASE = dict(dataset="mnist", subset=400, architecture=[784, 24, 16, 10], epochs=2, seeds=[0, 1, 2, 3],
+            batch_size=50, decay=1e-4)
+SPARSE8, UNIFORM = {"distribution": "sparse", "n": 8}, "uniform"
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_data(TrainConfig(**BASE))
+
+
+def state(t, e):
+    """Member e's forward weights, biases and feedback matrices."""
+    return [p[e] for p in [*t.net.weights, *t.net.biases, *t.channel.buffers()]]
+
+
+def fit(t, data):
+    t.progress = False
+    t.fit(*data, epochs=2)
+    return t
+
+
+@pytest.mark.parametrize("algorithm,momentum", [("rbp", 0.0), ("arbp", 0.0), ("srbp", 0.5)])
+def test_members_with_their_own_lr_and_feedback_equal_uniform_populations(data, algorithm, momentum):
+    cfg = TrainConfig(**BASE, algorithm=algorithm, momentum=momentum)
+    lrs, fbs = [0.1, 0.1, 0.05, 0.05], [SPARSE8, SPARSE8, UNIFORM, UNIFORM]
+    mixed = fit(build_trainer(cfg, progress=False, lr=lrs, feedback=fbs), data)
+    for lr, fb, members in [(0.1, SPARSE8, [0, 1]), (0.05, UNIFORM, [2, 3])]:
+        uniform = fit(build_trainer(cfg.replace(lr=lr, channel={"feedback": fb}), progress=False), data)
+        for e in members:
+            assert all(torch.equal(a, b) for a, b in zip(state(mixed, e), state(uniform, e)))
+            for m, rows in uniform.history.metrics.items():
+                assert [r[e] for r in rows] == [r[e] for r in mixed.history.metrics[m]], m
+            assert [r[e] for r in mixed.history.lr] == uniform.history.lr  # η_t per member
+
+
+def test_a_packed_population_is_its_cells_single_runs_up_to_rounding(data):
+    cfg = TrainConfig(**BASE, algorithm="rbp")
+    parts = [cfg.replace(seeds=[0, 1], channel={"feedback": SPARSE8}),
+             cfg.replace(seeds=[0], lr=0.05, channel={"feedback": {"distribution": "sparse", "n": 2}}),
+             cfg.replace(seeds=[3], channel={"feedback": "sign"})]
+    assert len({pack_key(p) for p in parts}) == 1
+    packed = fit(build_packed_trainer(parts), data)
+    assert packed.net.seeds == [0, 1, 0, 3]  # part by part, seed by seed; seeds may repeat
+    e = 0
+    for p in parts:
+        for s in p.seeds:
+            one = fit(build_trainer(p.replace(seeds=[s]), progress=False), data)
+            for a, b in zip(state(packed, e), state(one, 0)):
+                torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+            for m, rows in one.history.metrics.items():
+                assert [r[e] for r in packed.history.metrics[m]] == pytest.approx([r[0] for r in rows], rel=1e-6, abs=1e-7)
+            e += 1
+
+
+def test_what_cannot_share_a_population_gets_its_own_pack_key():
+    cfg = TrainConfig(**BASE, algorithm="rbp")
+    same = [cfg, cfg.replace(lr=0.05), cfg.replace(channel={"feedback": SPARSE8})]
+    assert len({pack_key(c) for c in same}) == 1
+    apart = [cfg.replace(channel={"derivative": "none"}), cfg.replace(dropout=0.1), cfg.replace(momentum=0.5),
+             cfg.replace(update_bits=3, lr=0.05), cfg.replace(algorithm="srbp"),
+             cfg.replace(channel={"feedback": {"distribution": "normal", "congruent": True}})]
+    keys = [pack_key(c) for c in apart]
+    assert len(set(keys)) == len(keys) and pack_key(cfg) not in keys
+    # Quantized updates pack seeds only: their learning rates and feedback split populations.
+    q = cfg.replace(update_bits=3)
+    assert pack_key(q) != pack_key(q.replace(lr=0.05)) != pack_key(q.replace(channel={"feedback": SPARSE8}))
+    # Backprop has no feedback to vary, but its learning rate may.
+    bp = cfg.replace(algorithm="bp")
+    assert pack_key(bp) == pack_key(bp.replace(lr=0.05))
+    with pytest.raises(ValueError, match="differ in more than"):
+        build_packed_trainer([cfg, cfg.replace(dropout=0.1)])
+
+
+def test_bad_per_member_options_are_refused_before_training():
+    net = Network([6, 5, 3], seeds=[0, 1])
+    with pytest.raises(ValueError, match="lr"):
+        SGD(lr=[0.1, -0.1])
+    with pytest.raises(ValueError, match="2 members"):
+        SGD(lr=[0.1, 0.2, 0.3]).bind(net)
+    with pytest.raises(ValueError, match="quantized"):
+        SGD(lr=[0.1, 0.2], update_bits=3).bind(net)
+    assert SGD(lr=[0.1, 0.1]).member_lr is None  # equal rates: the scalar path
+    with pytest.raises(ValueError, match="congruent"):
+        MemberFeedback([FeedbackInit(), FeedbackInit(congruent=True)])
+    ch = build_channel("rbp").set_member_feedback(["normal", "uniform", "sign"])
+    with pytest.raises(ValueError, match="3 per-member distributions for 2 members"):
+        ch.bind(net)
+    bound = build_channel("rbp").bind(net)
+    with pytest.raises(ValueError, match="before the channel is bound"):
+        bound.set_member_feedback(["normal", "uniform"])
