@@ -53,6 +53,21 @@ def test_members_with_their_own_lr_and_feedback_equal_uniform_populations(data, 
             assert [r[e] for r in mixed.history.lr] == uniform.history.lr  # η_t per member
 
 
+@pytest.mark.parametrize("algorithm", ["bp", "srbp"])
+def test_members_with_their_own_lc_dropout_equal_uniform_populations(data, algorithm):
+    cfg = TrainConfig(**BASE, algorithm=algorithm, channel={"lc_dropout": 0.1})
+    ps = [0.1, 0.5, 0.5, 0.2]
+    mixed = fit(build_trainer(cfg, progress=False, lc_dropout=ps), data)
+    for p in sorted(set(ps)):
+        uniform = fit(build_trainer(cfg.replace(channel={"lc_dropout": p}), progress=False), data)
+        for e in [i for i, q in enumerate(ps) if q == p]:
+            assert all(torch.equal(a, b) for a, b in zip(state(mixed, e), state(uniform, e)))
+            for m, rows in uniform.history.metrics.items():
+                assert [r[e] for r in rows] == [r[e] for r in mixed.history.metrics[m]], m
+    with pytest.raises(ValueError, match="learning-channel dropout"):
+        build_trainer(cfg.replace(channel={}), progress=False, lc_dropout=ps)
+
+
 def test_a_packed_population_is_its_cells_single_runs_up_to_rounding(data):
     cfg = TrainConfig(**BASE, algorithm="rbp")
     parts = [cfg.replace(seeds=[0, 1], channel={"feedback": SPARSE8}),
@@ -76,6 +91,8 @@ def test_what_cannot_share_a_population_gets_its_own_pack_key():
     cfg = TrainConfig(**BASE, algorithm="rbp")
     same = [cfg, cfg.replace(lr=0.05), cfg.replace(channel={"feedback": SPARSE8})]
     assert len({pack_key(c) for c in same}) == 1
+    drop = [cfg.replace(channel={"lc_dropout": p}) for p in (0.1, 0.2, 0.5)]
+    assert len({pack_key(c) for c in drop}) == 1 and pack_key(drop[0]) != pack_key(cfg)
     apart = [cfg.replace(channel={"derivative": "none"}), cfg.replace(dropout=0.1), cfg.replace(momentum=0.5),
              cfg.replace(update_bits=3, lr=0.05), cfg.replace(algorithm="srbp"),
              cfg.replace(channel={"feedback": {"distribution": "normal", "congruent": True}})]
@@ -132,6 +149,8 @@ levels = [
   { label = "Sparse-2", set = { channel = { feedback = { distribution = "sparse", n = 2 } } } },
   { label = "lr 0.05", set = { lr = 0.05 } },
   { label = "No-f'", set = { channel = { derivative = "none" } } },
+  { label = "LC Dropout 10%", set = { channel = { lc_dropout = 0.1 } } },
+  { label = "LC Dropout 50%", set = { channel = { lc_dropout = 0.5 } } },
 ]
 """
 
@@ -159,12 +178,13 @@ def test_the_runner_packs_cells_across_variants_and_stores_each_member_as_its_ow
     cells = spec.cells()
     ids = {run_id(c.key, s) for c in cells for s in c.config.seeds}
     pops = pack(cells, ids)
-    assert sorted(len(q.members) for q in pops) == [2, 8]  # No-f' apart; the other four cells together
-    assert len(pack(cells, ids, variants=False)) == 5 and len(pack(cells, ids, packed=False)) == 10
+    # No-f' apart; the two LC dropout cells together; the other four cells together.
+    assert sorted(len(q.members) for q in pops) == [2, 4, 8]
+    assert len(pack(cells, ids, variants=False)) == 7 and len(pack(cells, ids, packed=False)) == 14
     runs = {}
     for name, kw in [("variants", {}), ("cells", {"pack_variants": False}), ("alone", {"packed": False})]:
         res = run_sweep(spec, tmp_path / f"{name}.db", workers=1, progress=False, **kw)
-        assert res.ran == 10 and res.failed == 0
+        assert res.ran == 14 and res.failed == 0
         runs[name] = stored(tmp_path / f"{name}.db")
     a, b, c = runs["variants"], runs["cells"], runs["alone"]
     for other in (b, c):

@@ -11,6 +11,8 @@ A population's members normally differ only in the seed.  Members may also diffe
   draws from its own distribution with its own generator), for the random-feedback
   channels (RBP, SRBP and their adaptive, resampled, averaged forms) when members agree
   on ``congruent`` (and, resampled, on zero mean);
+- ``channel.lc_dropout``, the learning-channel dropout probability p (paper 1 section 6.1;
+  :func:`lchannel.rng.dropout_mask` with one p per member), among cells that all have it;
 
 for dense nets with the Hebbian rule on per-neuron signals and no quantized updates
 (:func:`variant_packable`; other configs pack seeds only).
@@ -30,7 +32,7 @@ import json
 from .config import TrainConfig
 
 #: The fields members of one population may differ in (besides the seed).
-PACKABLE = ("lr", "channel.feedback")
+PACKABLE = ("lr", "channel.feedback", "channel.lc_dropout")
 
 
 def _channel_class(cfg: TrainConfig):
@@ -66,6 +68,8 @@ def pack_key(cfg: TrainConfig) -> str:
         d["congruent"] = _feedback(cfg).congruent
         if opts.get("resample"):  # a resampled channel refuses non-zero-mean draws: keep them apart
             d["zero_mean"] = _feedback(cfg).zero_mean
+    if opts.get("lc_dropout"):  # its presence (a transform) is shared, its p may differ
+        opts["lc_dropout"] = "per member"
     d["channel"] = opts
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -92,6 +96,8 @@ def build_packed_trainer(parts: list[TrainConfig], progress: bool = False, desc:
     seeds = [s for c in parts for s in c.seeds]
     lrs = [c.lr for c in parts for _ in c.seeds]
     fbs = [_feedback(c) for c in parts for _ in c.seeds]
+    drops = [c.named()[1].get("lc_dropout") for c in parts for _ in c.seeds]
     # The first part's config with every member's seed (repeats allowed: no validation).
     cfg = dataclasses.replace(base, seeds=seeds)
-    return build_trainer(cfg, progress, desc, lr=lrs, feedback=fbs if len(set(fbs)) > 1 else None, validate=False)
+    return build_trainer(cfg, progress, desc, lr=lrs, feedback=fbs if len(set(fbs)) > 1 else None,
+                         lc_dropout=drops if len(set(drops)) > 1 else None, validate=False)

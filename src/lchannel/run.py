@@ -109,11 +109,12 @@ def fit_options(cfg: TrainConfig, train: Dataset) -> dict:
 
 
 def build_trainer(cfg: TrainConfig, progress: bool = True, desc: str = "train", lr: list[float] | None = None,
-                  feedback: list | None = None, validate: bool = True) -> Trainer:
+                  feedback: list | None = None, lc_dropout: list[float] | None = None,
+                  validate: bool = True) -> Trainer:
     """The network population, channel and optimizer a config describes.
 
-    ``lr`` (one η_0 per member) and ``feedback`` (one feedback distribution per member)
-    override the config's for populations across variants
+    ``lr`` (one η_0 per member), ``feedback`` (one feedback distribution per member) and
+    ``lc_dropout`` (one learning-channel dropout p per member) override the config's for populations across variants
     (:func:`lchannel.packing.build_packed_trainer`, which passes ``validate=False``
     because its members' seeds may repeat)."""
     if validate:
@@ -125,6 +126,13 @@ def build_trainer(cfg: TrainConfig, progress: bool = True, desc: str = "train", 
     channel = build_channel(cfg.algorithm, **cfg.channel)
     if feedback is not None:
         channel.set_member_feedback(feedback)
+    if lc_dropout is not None:
+        from .channels.transforms import ChannelDropout, Chain
+        t = channel.transform
+        drops = [x for x in (t.transforms if isinstance(t, Chain) else [t]) if isinstance(x, ChannelDropout)]
+        if len(drops) != 1:
+            raise ValueError("lc_dropout: per-member probabilities need a channel with learning-channel dropout")
+        drops[0].p = ChannelDropout(lc_dropout).p
     opt = SGD(lr=cfg.lr if lr is None else lr, decay=cfg.decay, momentum=cfg.momentum, frozen=cfg.frozen,
               update_bits=cfg.update_bits, update_alpha=cfg.update_alpha)
     augment = RandomTranslateFlip(dataset_entry(cfg.dataset).input_shape) if cfg.augment else None

@@ -58,10 +58,12 @@ class ChannelDropout(SignalTransform):
 
     needs_rng = True
 
-    def __init__(self, p: float):
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
-            raise ValueError(f"channel dropout p must be in [0, 1), got {p!r}")
-        self.p = float(p)
+    def __init__(self, p: float | list[float]):
+        """``p``: the probability, or one per member (populations across variants)."""
+        ps = [p] if isinstance(p, (int, float)) else list(p)
+        if not ps or any(isinstance(q, bool) or not isinstance(q, (int, float)) or not 0.0 <= q < 1.0 for q in ps):
+            raise ValueError(f"channel dropout p must be in [0, 1) (or a list of such, one per member), got {p!r}")
+        self.p = float(p) if isinstance(p, (int, float)) else [float(q) for q in ps]
 
     def __call__(self, J, h, generators=None):
         if self.p == 0.0:
