@@ -68,6 +68,25 @@ def test_members_with_their_own_lc_dropout_equal_uniform_populations(data, algor
         build_trainer(cfg.replace(channel={}), progress=False, lc_dropout=ps)
 
 
+@pytest.mark.parametrize("algorithm", ["bp", "rbp"])
+def test_members_with_their_own_update_bits_equal_uniform_populations(data, algorithm):
+    cfg = TrainConfig(**{**BASE, "decay": 0.0}, algorithm=algorithm, update_bits=5, update_alpha=2 ** -6)
+    bits = [5, 3, 3, 1]
+    mixed = fit(build_trainer(cfg, progress=False, update_bits=bits), data)
+    for b in sorted(set(bits)):
+        uniform = fit(build_trainer(cfg.replace(update_bits=b), progress=False), data)
+        for e in [i for i, q in enumerate(bits) if q == b]:
+            assert all(torch.equal(x, y) for x, y in zip(state(mixed, e), state(uniform, e)))
+            for m, rows in uniform.history.metrics.items():
+                assert [r[e] for r in rows] == [r[e] for r in mixed.history.metrics[m]], m
+    q = [cfg.replace(update_bits=b) for b in (5, 3, 1)]
+    assert len({pack_key(c) for c in q}) == 1 and pack_key(q[0].replace(lr=0.05)) != pack_key(q[0])
+    with pytest.raises(ValueError, match="update_bits"):
+        SGD(update_bits=[3, 0])
+    with pytest.raises(ValueError, match="3 per-member values"):
+        SGD(update_bits=[3, 1, 5]).bind(Network([6, 5, 3], seeds=[0, 1]))
+
+
 def test_a_packed_population_is_its_cells_single_runs_up_to_rounding(data):
     cfg = TrainConfig(**BASE, algorithm="rbp")
     parts = [cfg.replace(seeds=[0, 1], channel={"feedback": SPARSE8}),
@@ -94,12 +113,13 @@ def test_what_cannot_share_a_population_gets_its_own_pack_key():
     drop = [cfg.replace(channel={"lc_dropout": p}) for p in (0.1, 0.2, 0.5)]
     assert len({pack_key(c) for c in drop}) == 1 and pack_key(drop[0]) != pack_key(cfg)
     apart = [cfg.replace(channel={"derivative": "none"}), cfg.replace(dropout=0.1), cfg.replace(momentum=0.5),
-             cfg.replace(update_bits=3, lr=0.05), cfg.replace(algorithm="srbp"),
+             cfg.replace(update_bits=3), cfg.replace(algorithm="srbp"),
              cfg.replace(channel={"feedback": {"distribution": "normal", "congruent": True}})]
     keys = [pack_key(c) for c in apart]
     assert len(set(keys)) == len(keys) and pack_key(cfg) not in keys
-    # Quantized updates pack seeds only: their learning rates and feedback split populations.
+    # Quantized updates pack their bits only: learning rates and feedback split populations.
     q = cfg.replace(update_bits=3)
+    assert pack_key(q) == pack_key(q.replace(update_bits=1))
     assert pack_key(q) != pack_key(q.replace(lr=0.05)) != pack_key(q.replace(channel={"feedback": SPARSE8}))
     # Backprop has no feedback to vary, but its learning rate may.
     bp = cfg.replace(algorithm="bp")

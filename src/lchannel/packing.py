@@ -14,7 +14,11 @@ A population's members normally differ only in the seed.  Members may also diffe
 - ``channel.lc_dropout``, the learning-channel dropout probability p (paper 1 section 6.1;
   :func:`lchannel.rng.dropout_mask` with one p per member), among cells that all have it;
 
-for dense nets with the Hebbian rule on per-neuron signals and no quantized updates
+- ``update_bits``, the bits of the quantized per-example updates (section 5.2,
+  :class:`~lchannel.quantize.MemberQuantizer`), among dense cells that all quantize
+  their updates and differ in nothing else;
+
+the others for dense nets with the Hebbian rule on per-neuron signals and no quantized updates
 (:func:`variant_packable`; other configs pack seeds only).
 
 Member e of a packed population is then bit-identical to the single run of its own
@@ -32,7 +36,7 @@ import json
 from .config import TrainConfig
 
 #: The fields members of one population may differ in (besides the seed).
-PACKABLE = ("lr", "channel.feedback", "channel.lc_dropout")
+PACKABLE = ("lr", "channel.feedback", "channel.lc_dropout", "update_bits")
 
 
 def _channel_class(cfg: TrainConfig):
@@ -58,6 +62,9 @@ def feedback_packable(cfg: TrainConfig) -> bool:
 def pack_key(cfg: TrainConfig) -> str:
     """A hash of everything members of one population must share: :meth:`TrainConfig.key`
     with the packable fields left out where this config allows them to differ."""
+    if cfg.update_bits is not None and not cfg.is_conv:
+        # Quantized per-example updates: members may differ in the bits only.
+        return "q" + cfg.key(("update_bits",))[:15]
     if not variant_packable(cfg):
         return cfg.key()
     alg, opts = cfg.named()
@@ -97,7 +104,9 @@ def build_packed_trainer(parts: list[TrainConfig], progress: bool = False, desc:
     lrs = [c.lr for c in parts for _ in c.seeds]
     fbs = [_feedback(c) for c in parts for _ in c.seeds]
     drops = [c.named()[1].get("lc_dropout") for c in parts for _ in c.seeds]
+    bits = [c.update_bits for c in parts for _ in c.seeds]
     # The first part's config with every member's seed (repeats allowed: no validation).
     cfg = dataclasses.replace(base, seeds=seeds)
     return build_trainer(cfg, progress, desc, lr=lrs, feedback=fbs if len(set(fbs)) > 1 else None,
-                         lc_dropout=drops if len(set(drops)) > 1 else None, validate=False)
+                         lc_dropout=drops if len(set(drops)) > 1 else None,
+                         update_bits=bits if len(set(bits)) > 1 else None, validate=False)

@@ -259,8 +259,12 @@ class SGD:
             raise ValueError(f"decay must be >= 0, got {decay}")
         if not 0 <= momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-        if update_bits is not None and (int(update_bits) != update_bits or update_bits < 1):
-            raise ValueError(f"update_bits must be an integer >= 1 or None, got {update_bits!r}")
+        bits = None if update_bits is None else [update_bits] if isinstance(update_bits, (int, float)) \
+            else list(update_bits)
+        if bits is not None and (not bits or any(isinstance(b, bool) or not isinstance(b, (int, float))
+                                                 or int(b) != b or b < 1 for b in bits)):
+            raise ValueError(f"update_bits must be an integer >= 1, None, or a list of integers >= 1 (one per "
+                             f"member), got {update_bits!r}")
         if not update_alpha > 0:
             raise ValueError(f"update_alpha must be > 0, got {update_alpha}")
         # Equal rates are the scalar case (the fused whole-population path, unchanged).
@@ -270,7 +274,10 @@ class SGD:
         self.decay = float(decay)
         self.momentum = float(momentum)
         self.frozen = sorted({int(h) for h in frozen})
-        self.update_bits = None if update_bits is None else int(update_bits)
+        # update_bits: the number of bits (int), or one per member when they differ
+        # (populations across variants; quantize.MemberQuantizer).
+        self.update_bits = None if bits is None else int(bits[0]) if all(b == bits[0] for b in bits) \
+            else [int(b) for b in bits]
         self.update_alpha = float(update_alpha)
         self.rule = rule
         self.t = 0
@@ -282,6 +289,9 @@ class SGD:
         bad = [h for h in self.frozen if not 1 <= h <= net.L]
         if bad:
             raise ValueError(f"frozen layers must be in 1..{net.L}, got {bad}")
+        if isinstance(self.update_bits, list) and len(self.update_bits) != net.E:
+            raise ValueError(f"update_bits: {len(self.update_bits)} per-member values for a population of "
+                             f"{net.E} members")
         if self.member_lr is not None:
             if len(self.member_lr) != net.E:
                 raise ValueError(f"lr: {len(self.member_lr)} per-member rates for a population of {net.E} members")
@@ -336,6 +346,9 @@ class SGD:
 
     def _per_example(self):
         """Eq. 19 applied in place to each example's update, or None."""
+        if isinstance(self.update_bits, list):
+            from .quantize import MemberQuantizer
+            return MemberQuantizer(self.update_alpha, self.update_bits, QUANTIZED_UPDATE_METHOD)
         return None if self.update_bits is None else quantizer(self.update_alpha, self.update_bits)
 
     @torch.no_grad()

@@ -110,11 +110,13 @@ def fit_options(cfg: TrainConfig, train: Dataset) -> dict:
 
 def build_trainer(cfg: TrainConfig, progress: bool = True, desc: str = "train", lr: list[float] | None = None,
                   feedback: list | None = None, lc_dropout: list[float] | None = None,
+                  update_bits: list[int] | None = None,
                   validate: bool = True) -> Trainer:
     """The network population, channel and optimizer a config describes.
 
     ``lr`` (one η_0 per member), ``feedback`` (one feedback distribution per member) and
-    ``lc_dropout`` (one learning-channel dropout p per member) override the config's for populations across variants
+    ``lc_dropout`` (one learning-channel dropout p per member) and ``update_bits`` (one
+    number of bits of the quantized updates per member) override the config's for populations across variants
     (:func:`lchannel.packing.build_packed_trainer`, which passes ``validate=False``
     because its members' seeds may repeat)."""
     if validate:
@@ -134,7 +136,7 @@ def build_trainer(cfg: TrainConfig, progress: bool = True, desc: str = "train", 
             raise ValueError("lc_dropout: per-member probabilities need a channel with learning-channel dropout")
         drops[0].p = ChannelDropout(lc_dropout).p
     opt = SGD(lr=cfg.lr if lr is None else lr, decay=cfg.decay, momentum=cfg.momentum, frozen=cfg.frozen,
-              update_bits=cfg.update_bits, update_alpha=cfg.update_alpha)
+              update_bits=cfg.update_bits if update_bits is None else update_bits, update_alpha=cfg.update_alpha)
     augment = RandomTranslateFlip(dataset_entry(cfg.dataset).input_shape) if cfg.augment else None
     return Trainer(net, channel, opt, batch_size=cfg.batch_size, batch_order=cfg.batch_order,
                    data_seed=cfg.data_seed, train_metrics=cfg.train_metrics, progress=progress, desc=desc,
