@@ -220,3 +220,27 @@ def test_the_runner_packs_cells_across_variants_and_stores_each_member_as_its_ow
     # Members whose population is the same in both packings (No-f') are bit-identical.
     nof = [cell.key for cell in cells if "No-f'" in cell.title][0]
     assert all(a["epochs"][k] == b["epochs"][k] for k in a["epochs"] if k[0].startswith(nof))
+
+
+def test_a_population_across_variants_resumes_from_its_checkpoint_bit_for_bit(tmp_path):
+    from lchannel.experiments import load_spec, train_population
+    from lchannel.experiments.runner import pack
+    from lchannel.experiments.store import run_id
+    p = tmp_path / "packtiny.toml"
+    p.write_text(SPEC)
+    cells = load_spec(p).cells()
+    pop = max(pack(cells, {run_id(c.key, s) for c in cells for s in c.config.seeds}), key=lambda q: len(q.members))
+    assert len(pop.parts) == 4
+    task = {"id": 0, "key": pop.key, "config": pop.config.to_dict(), "checkpoint": str(tmp_path / "ck.pt"),
+            "parts": [{"key": k, "config": c.to_dict()} for k, c in pop.parts]}
+    whole = train_population({**task, "checkpoint": None})
+
+    def stop(*event):
+        raise KeyboardInterrupt  # killed after the first epoch's checkpoint
+
+    with pytest.raises(KeyboardInterrupt):
+        train_population(task, stop)
+    resumed = train_population(task)
+    assert resumed["history"]["metrics"] == whole["history"]["metrics"]
+    assert resumed["keys"] == whole["keys"] == [k for k, c in pop.parts for _ in c.seeds]
+    assert resumed["member_epochs"] == 8  # the second epoch only
