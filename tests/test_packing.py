@@ -68,6 +68,23 @@ def test_members_with_their_own_lc_dropout_equal_uniform_populations(data, algor
         build_trainer(cfg.replace(channel={}), progress=False, lc_dropout=ps)
 
 
+@pytest.mark.parametrize("algorithm", ["bp", "srbp"])
+def test_members_with_their_own_error_quantization_bits_equal_uniform_populations(data, algorithm):
+    def cfg_bits(b):
+        return TrainConfig(**BASE, algorithm=algorithm, channel={"quantize_bits": b, "quantize_alpha": 0.125})
+    bits = [5, 3, 3, 1]
+    mixed = fit(build_trainer(cfg_bits(5), progress=False, quantize_bits=bits), data)
+    for b in sorted(set(bits)):
+        uniform = fit(build_trainer(cfg_bits(b), progress=False), data)
+        for e in [i for i, q in enumerate(bits) if q == b]:
+            assert all(torch.equal(x, y) for x, y in zip(state(mixed, e), state(uniform, e)))
+            for m, rows in uniform.history.metrics.items():
+                assert [r[e] for r in rows] == [r[e] for r in mixed.history.metrics[m]], m
+    assert len({pack_key(cfg_bits(b)) for b in (5, 3, 1)}) == 1
+    with pytest.raises(ValueError, match="quantized error signal"):
+        build_trainer(TrainConfig(**BASE, algorithm=algorithm), progress=False, quantize_bits=bits)
+
+
 @pytest.mark.parametrize("algorithm", ["bp", "rbp"])
 def test_members_with_their_own_update_bits_equal_uniform_populations(data, algorithm):
     cfg = TrainConfig(**{**BASE, "decay": 0.0}, algorithm=algorithm, update_bits=5, update_alpha=2 ** -6)

@@ -14,6 +14,8 @@ A population's members normally differ only in the seed.  Members may also diffe
 - ``channel.lc_dropout``, the learning-channel dropout probability p (paper 1 section 6.1;
   :func:`lchannel.rng.dropout_mask` with one p per member), among cells that all have it;
 
+- ``channel.quantize_bits``, the bits of the quantized error signal (section 5.1, eq. 16-19;
+  :meth:`~lchannel.channels.transforms.Quantize.set_member_bits`), among cells that all have it;
 - ``update_bits``, the bits of the quantized per-example updates (section 5.2,
   :class:`~lchannel.quantize.MemberQuantizer`), among dense cells that all quantize
   their updates and differ in nothing else;
@@ -36,7 +38,7 @@ import json
 from .config import TrainConfig
 
 #: The fields members of one population may differ in (besides the seed).
-PACKABLE = ("lr", "channel.feedback", "channel.lc_dropout", "update_bits")
+PACKABLE = ("lr", "channel.feedback", "channel.lc_dropout", "channel.quantize_bits", "update_bits")
 
 
 def _channel_class(cfg: TrainConfig):
@@ -77,6 +79,8 @@ def pack_key(cfg: TrainConfig) -> str:
             d["zero_mean"] = _feedback(cfg).zero_mean
     if opts.get("lc_dropout"):  # its presence (a transform) is shared, its p may differ
         opts["lc_dropout"] = "per member"
+    if opts.get("quantize_bits") is not None:  # likewise the error quantizer's bits
+        opts["quantize_bits"] = "per member"
     d["channel"] = opts
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -105,8 +109,10 @@ def build_packed_trainer(parts: list[TrainConfig], progress: bool = False, desc:
     fbs = [_feedback(c) for c in parts for _ in c.seeds]
     drops = [c.named()[1].get("lc_dropout") for c in parts for _ in c.seeds]
     bits = [c.update_bits for c in parts for _ in c.seeds]
+    qbits = [c.named()[1].get("quantize_bits") for c in parts for _ in c.seeds]
     # The first part's config with every member's seed (repeats allowed: no validation).
     cfg = dataclasses.replace(base, seeds=seeds)
     return build_trainer(cfg, progress, desc, lr=lrs, feedback=fbs if len(set(fbs)) > 1 else None,
                          lc_dropout=drops if len(set(drops)) > 1 else None,
-                         update_bits=bits if len(set(bits)) > 1 else None, validate=False)
+                         update_bits=bits if len(set(bits)) > 1 else None,
+                         quantize_bits=qbits if len(set(qbits)) > 1 else None, validate=False)
