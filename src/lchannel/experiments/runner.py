@@ -4,7 +4,10 @@
    registered in the store; each (cell config, seed) is a run with a pending row.
 2. **Pack.**  Pending runs whose configs differ only in the seed (same
    :meth:`TrainConfig.key`) become one population: one :class:`Trainer` with one member
-   per seed, trained in one batched pass (member e equals the single run with seed e).
+   per seed, trained in one batched pass (member e equals the single run with seed e up
+   to float rounding).  Cells whose configs differ only in :data:`lchannel.packing.PACKABLE`
+   fields (learning rate, feedback distribution, LC dropout p, quantization bits) share
+   one population across variants; each member is stored under its own cell's run id.
    When there are fewer populations than workers, the largest are split.
 3. **Execute.**  Populations go to an executor: ``inline`` (this process), a local
    process pool (``spawn``; each worker gets cores/workers torch threads) or Ray tasks.
