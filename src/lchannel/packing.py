@@ -73,7 +73,7 @@ def pack_key(cfg: TrainConfig) -> str:
     opts = dict(opts)
     d = {"key": cfg.key(("lr", "algorithm", "channel")), "algorithm": alg}
     if feedback_packable(cfg):
-        fb = opts.pop("feedback", None)
+        opts.pop("feedback", None)
         d["congruent"] = _feedback(cfg).congruent
         if opts.get("resample"):  # a resampled channel refuses non-zero-mean draws: keep them apart
             d["zero_mean"] = _feedback(cfg).zero_mean

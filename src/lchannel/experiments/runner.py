@@ -87,7 +87,9 @@ class Population:
 
     @property
     def title(self) -> str:
-        return " + ".join(self.labels) if self.labels else self.key
+        if not self.labels:
+            return self.key
+        return " + ".join(self.labels) if self.parts else self.labels[0]
 
     def sub(self, members: list[tuple[str, int]]) -> "Population":
         """The population of ``members`` (a subset of this one's, in its order)."""
