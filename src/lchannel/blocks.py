@@ -194,7 +194,11 @@ def draw_feedback(feedback, shape: tuple[int, ...], fan_in: int, fan_out: int, g
 
     Drawing member by member from each member's own generator keeps member e of a
     population equal to a single run with its seed."""
-    mats = [feedback.draw(shape, fan_in, fan_out, g, chained, dtype, None if sign_like is None else sign_like[e], synapses)
+    member = getattr(feedback, "member", None)  # a per-member list (channels.feedback.MemberFeedback)
+    if member is not None and len(feedback.members) != len(generators):
+        raise ValueError(f"feedback: {len(feedback.members)} per-member distributions for {len(generators)} members")
+    mats = [(feedback if member is None else member(e)).draw(
+                shape, fan_in, fan_out, g, chained, dtype, None if sign_like is None else sign_like[e], synapses)
             for e, g in enumerate(generators)]
     return torch.stack(mats).to(device)
 

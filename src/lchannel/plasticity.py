@@ -239,26 +239,45 @@ class SGD:
 
     The defaults are those of the CLI and :class:`~lchannel.config.TrainConfig`
     (decay 1e-6, paper 1 section 4.1).
+
+    Per-member learning rates (populations across variants): ``lr`` may be a list of one
+    η_0 per member.  Members with equal rates are updated together, each contiguous group
+    of members with the same η_0 by the same fused product a population with that rate
+    makes (``W[a:b] += η_t/B · I[a:b]ᵀ O[a:b]``, eq. 13): member e is bit-identical to
+    member e of the population of the same size whose members all have its rate.  A list whose rates are all equal is the scalar case.
+    Per-member rates need dense blocks, the Hebbian rule on per-neuron signals and no
+    quantized updates (:meth:`bind` refuses others).
     """
 
-    def __init__(self, lr: float = 0.1, decay: float = 1e-6, momentum: float = 0.0,
+    def __init__(self, lr: float | list[float] = 0.1, decay: float = 1e-6, momentum: float = 0.0,
                  frozen=(), update_bits: int | None = None, update_alpha: float = UPDATE_ALPHA,
                  rule: Hebbian = HEBBIAN):
-        if not lr > 0:
-            raise ValueError(f"lr must be > 0, got {lr}")
+        rates = [lr] if isinstance(lr, (int, float)) else list(lr)
+        if not rates or not all(isinstance(r, (int, float)) and not isinstance(r, bool) and r > 0 for r in rates):
+            raise ValueError(f"lr must be a number > 0 or a non-empty list of them (one per member), got {lr!r}")
         if not decay >= 0:
             raise ValueError(f"decay must be >= 0, got {decay}")
         if not 0 <= momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-        if update_bits is not None and (int(update_bits) != update_bits or update_bits < 1):
-            raise ValueError(f"update_bits must be an integer >= 1 or None, got {update_bits!r}")
+        bits = None if update_bits is None else [update_bits] if isinstance(update_bits, (int, float)) \
+            else list(update_bits)
+        if bits is not None and (not bits or any(isinstance(b, bool) or not isinstance(b, (int, float))
+                                                 or int(b) != b or b < 1 for b in bits)):
+            raise ValueError(f"update_bits must be an integer >= 1, None, or a list of integers >= 1 (one per "
+                             f"member), got {update_bits!r}")
         if not update_alpha > 0:
             raise ValueError(f"update_alpha must be > 0, got {update_alpha}")
-        self.lr = float(lr)
+        # Equal rates are the scalar case (the fused whole-population path, unchanged).
+        uniform = all(r == rates[0] for r in rates)
+        self.lr = float(rates[0])
+        self.member_lr: list[float] | None = None if uniform else [float(r) for r in rates]
         self.decay = float(decay)
         self.momentum = float(momentum)
         self.frozen = sorted({int(h) for h in frozen})
-        self.update_bits = None if update_bits is None else int(update_bits)
+        # update_bits: the number of bits (int), or one per member when they differ
+        # (populations across variants; quantize.MemberQuantizer).
+        self.update_bits = None if bits is None else int(bits[0]) if all(b == bits[0] for b in bits) \
+            else [int(b) for b in bits]
         self.update_alpha = float(update_alpha)
         self.rule = rule
         self.t = 0
@@ -270,14 +289,42 @@ class SGD:
         bad = [h for h in self.frozen if not 1 <= h <= net.L]
         if bad:
             raise ValueError(f"frozen layers must be in 1..{net.L}, got {bad}")
+        if isinstance(self.update_bits, list) and len(self.update_bits) != net.E:
+            raise ValueError(f"update_bits: {len(self.update_bits)} per-member values for a population of "
+                             f"{net.E} members")
+        if self.member_lr is not None:
+            if len(self.member_lr) != net.E:
+                raise ValueError(f"lr: {len(self.member_lr)} per-member rates for a population of {net.E} members")
+            if self.update_bits is not None or type(self.rule) is not Hebbian or \
+                    any(type(net.block(h)) is not Dense for h in range(1, net.L + 1)):
+                raise ValueError("lr: per-member learning rates need dense layers, the Hebbian rule and no "
+                                 "quantized updates (update_bits)")
         self.net = net
         if self.momentum > 0:
             self.velocity = [(torch.zeros_like(W), torch.zeros_like(b)) for W, b in zip(net.weights, net.biases)]
         return self
 
-    def lr_now(self) -> float:
-        """η_t = η_0 / (1 + decay·t)."""
+    def lr_now(self) -> float | list[float]:
+        """η_t = η_0 / (1 + decay·t); with per-member rates, the list of every member's."""
+        if self.member_lr is not None:
+            return [r / (1.0 + self.decay * self.t) for r in self.member_lr]
         return self.lr / (1.0 + self.decay * self.t)
+
+    def member_rates(self) -> list[float]:
+        """η_t of every member (the scalar repeated when the rates are uniform)."""
+        r = self.lr_now()
+        return r if isinstance(r, list) else [r] * self.net.E
+
+    def lr_groups(self) -> list[tuple[int, int, float]]:
+        """``(start, stop, η_t)`` of every contiguous run of members with one rate."""
+        rates = self.member_rates()
+        out: list[list] = []
+        for e, r in enumerate(rates):
+            if out and out[-1][2] == r:
+                out[-1][1] = e + 1
+            else:
+                out.append([e, e + 1, r])
+        return [tuple(g) for g in out]
 
     def stop_member(self, e: int) -> None:
         """Freeze member e (used when it diverges) without touching the others."""
@@ -299,6 +346,9 @@ class SGD:
 
     def _per_example(self):
         """Eq. 19 applied in place to each example's update, or None."""
+        if isinstance(self.update_bits, list):
+            from .quantize import MemberQuantizer
+            return MemberQuantizer(self.update_alpha, self.update_bits, QUANTIZED_UPDATE_METHOD)
         return None if self.update_bits is None else quantizer(self.update_alpha, self.update_bits)
 
     @torch.no_grad()
@@ -306,6 +356,8 @@ class SGD:
         """Apply ΔW^h = η_t I^hᵀ O^{h-1} / B to every layer that has a signal, then the
         channel's own updates ``channel_terms`` (``(P, rule, post, pre, rate)`` from
         ``LearningChannel.plasticity_terms``: P += η_t·rate·rule(post, pre))."""
+        if self.member_lr is not None:
+            return self._step_groups(record, signals, channel_terms)
         net = self.net
         lr = self.lr_now()
         E = net.E
@@ -331,6 +383,50 @@ class SGD:
             block.add_(dW, db, alpha=lr)
         for P, rule, post, pre, rate in channel_terms:
             rule.apply_(P, post, pre, lr * rate)
+        self.t += 1
+
+    def _step_groups(self, record, signals: list, channel_terms) -> None:
+        """:meth:`step` with per-member rates: each group of members with one rate gets
+        the arithmetic of a population with its rate on its slice of the population
+        (bit-identical on the fused path; with momentum or a stopped member the element-wise
+        add on a slice may round its last elements differently, see docs/experiments.md)."""
+        net = self.net
+        E = net.E
+        groups = self.lr_groups()
+        fast = self.momentum == 0 and self.member_scale is None
+        for h in range(1, net.L + 1):
+            I = signals[h]
+            if I is None or h in self.frozen:
+                continue
+            if not isinstance(I, torch.Tensor) or getattr(I, "rule", self.rule) is not self.rule:
+                raise ValueError("lr: per-member learning rates need per-neuron signals (not per-synapse feedback)")
+            block = net.block(h)
+            O = record.presynaptic(h, E)
+            W, b = block._W, block._b
+            if fast:
+                B = I.shape[1]
+                ones = block._ones_row(I)
+                for a, z, lr in groups:  # Dense.apply_update_ on members a..z-1
+                    W[a:z].baddbmm_(I[a:z].transpose(1, 2), O[a:z], alpha=lr / B)
+                    b[a:z].unsqueeze(1).baddbmm_(ones[a:z], I[a:z], alpha=lr / B)
+                continue
+            dW, db = self.direction(I, O, 1.0, h)
+            if self.velocity is not None:
+                vW, vb = self.velocity[h - 1]
+                vW.mul_(self.momentum).add_(dW)
+                vb.mul_(self.momentum).add_(db)
+                dW, db = vW, vb
+            if self.member_scale is not None:
+                dW = dW * self.member_scale.view(E, 1, 1)
+                db = db * self.member_scale.view(E, 1)
+            for a, z, lr in groups:
+                W[a:z].add_(dW[a:z], alpha=lr)
+                b[a:z].add_(db[a:z], alpha=lr)
+        for P, rule, post, pre, rate in channel_terms:
+            if not (isinstance(post, torch.Tensor) and isinstance(pre, torch.Tensor)):
+                raise ValueError("lr: per-member learning rates need tensor plasticity terms (not the STDP rule)")
+            for a, z, lr in groups:
+                rule.apply_(P[a:z], post[a:z], pre[a:z], lr * rate)
         self.t += 1
 
     def state_dict(self) -> dict:

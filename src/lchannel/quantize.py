@@ -285,3 +285,33 @@ def _exact_rows(Ik, Orows, sIk, sOrows, lr, alpha, bits):
     u = Ik.unsqueeze(1) * Orows  # fl(I·O), as the reference forms it
     q = quantize_(u.mul_(lr), alpha, bits).div_(unit)  # ±2^{k+bits−1}: exact
     return q.sub_(sIk.unsqueeze(1) * sOrows)
+
+
+class MemberQuantizer:
+    """Eq. 19 with one number of bits per population member (populations across variants,
+    e.g. Table 1's quantized-update rows 5, 3 and 1 bit in one population): each
+    contiguous group of members with one ``bits`` is quantized by the :class:`Quantizer`
+    of that ``bits`` on its slice of the population."""
+
+    def __init__(self, alpha: float, bits: list[int], method: str = "factored"):
+        if not bits:
+            raise ValueError("update_bits: a per-member list needs at least one member")
+        self.alpha, self.bits = float(alpha), [int(b) for b in bits]
+        self.groups: list[tuple[int, int, Quantizer]] = []
+        for e, b in enumerate(self.bits):
+            if self.groups and self.groups[-1][2].bits == b:
+                self.groups[-1] = (self.groups[-1][0], e + 1, self.groups[-1][2])
+            else:
+                self.groups.append((e, e + 1, Quantizer(alpha, b, method)))
+
+    def __call__(self, u: torch.Tensor) -> torch.Tensor:
+        for a, z, q in self.groups:
+            q(u[a:z])  # in place on the slice
+        return u
+
+    def outer_sum(self, I: torch.Tensor, O: torch.Tensor, lr: float) -> torch.Tensor:
+        """:meth:`Quantizer.outer_sum` of every group, stacked on the member axis."""
+        return torch.cat([q.outer_sum(I[a:z], O[a:z], lr) for a, z, q in self.groups])
+
+    def __repr__(self) -> str:
+        return f"MemberQuantizer(alpha={self.alpha}, bits={self.bits})"

@@ -55,7 +55,19 @@ def dropout_mask(generators: list[torch.Generator], shape, p: float, dtype, devi
     """Inverted-dropout masks, one per member drawn from its own generator, stacked on the
     member axis: ``(E, *shape)`` of 0 or 1/(1 − p) (keep probability 1 − p), so the
     expected signal is unchanged.  Forward-channel dropout and learning-channel dropout
-    (paper 1, section 6.1) both use it."""
+    (paper 1, section 6.1) both use it.
+
+    ``p`` may be a list of one probability per member (populations across variants): each
+    member's mask is then drawn and scaled with its own p."""
+    if not isinstance(p, (int, float)):
+        if len(p) != len(generators):
+            raise ValueError(f"dropout: {len(p)} per-member probabilities for {len(generators)} members")
+        if any(q != p[0] for q in p):
+            keeps = [1.0 - q for q in p]
+            masks = [torch.rand(shape, generator=g, device=device, dtype=dtype) < k for g, k in zip(generators, keeps)]
+            scale = torch.tensor(keeps, dtype=dtype, device=device).view(-1, *[1] * len(tuple(shape)))
+            return torch.stack(masks).to(dtype).div_(scale)
+        p = p[0]
     keep = 1.0 - p
     masks = [torch.rand(shape, generator=g, device=device, dtype=dtype) < keep for g in generators]
     return torch.stack(masks).to(dtype).div_(keep)

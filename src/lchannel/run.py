@@ -108,16 +108,42 @@ def fit_options(cfg: TrainConfig, train: Dataset) -> dict:
     return {"stream": stream, "valid": train if cfg.early_stop is not None else None}
 
 
-def build_trainer(cfg: TrainConfig, progress: bool = True, desc: str = "train") -> Trainer:
-    """The network population, channel and optimizer a config describes."""
-    cfg.validate()
+def build_trainer(cfg: TrainConfig, progress: bool = True, desc: str = "train", lr: list[float] | None = None,
+                  feedback: list | None = None, lc_dropout: list[float] | None = None,
+                  update_bits: list[int] | None = None, quantize_bits: list[int] | None = None,
+                  validate: bool = True) -> Trainer:
+    """The network population, channel and optimizer a config describes.
+
+    ``lr`` (one η_0 per member), ``feedback`` (one feedback distribution per member) and
+    ``lc_dropout`` (one learning-channel dropout p per member), ``update_bits`` (one
+    number of bits of the quantized updates per member) and ``quantize_bits`` (of the
+    quantized error signal, eq. 16-19) override the config's for populations across variants
+    (:func:`lchannel.packing.build_packed_trainer`, which passes ``validate=False``
+    because its members' seeds may repeat)."""
+    if validate:
+        cfg.validate()
     # A conv architecture string is built on the data set's image shape (lchannel.nets).
     arch, shape = (cfg.arch, {"input_shape": cfg.input_shape}) if cfg.is_conv else (cfg.sizes, {})
     net = Network(arch, hidden=cfg.hidden, output=cfg.output_pair, seeds=cfg.seeds,
                   init=cfg.init, dropout=cfg.dropout, device=cfg.device, **shape)
     channel = build_channel(cfg.algorithm, **cfg.channel)
-    opt = SGD(lr=cfg.lr, decay=cfg.decay, momentum=cfg.momentum, frozen=cfg.frozen,
-              update_bits=cfg.update_bits, update_alpha=cfg.update_alpha)
+    if feedback is not None:
+        channel.set_member_feedback(feedback)
+    from .channels.transforms import ChannelDropout, Chain, Quantize
+    t = channel.transform
+    transforms = t.transforms if isinstance(t, Chain) else [t]
+    if lc_dropout is not None:
+        drops = [x for x in transforms if isinstance(x, ChannelDropout)]
+        if len(drops) != 1:
+            raise ValueError("lc_dropout: per-member probabilities need a channel with learning-channel dropout")
+        drops[0].p = ChannelDropout(lc_dropout).p
+    if quantize_bits is not None:
+        qs = [x for x in transforms if isinstance(x, Quantize)]
+        if len(qs) != 1:
+            raise ValueError("quantize_bits: per-member bits need a channel with a quantized error signal")
+        qs[0].set_member_bits(quantize_bits)
+    opt = SGD(lr=cfg.lr if lr is None else lr, decay=cfg.decay, momentum=cfg.momentum, frozen=cfg.frozen,
+              update_bits=cfg.update_bits if update_bits is None else update_bits, update_alpha=cfg.update_alpha)
     augment = RandomTranslateFlip(dataset_entry(cfg.dataset).input_shape) if cfg.augment else None
     return Trainer(net, channel, opt, batch_size=cfg.batch_size, batch_order=cfg.batch_order,
                    data_seed=cfg.data_seed, train_metrics=cfg.train_metrics, progress=progress, desc=desc,

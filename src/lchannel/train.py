@@ -44,7 +44,7 @@ class History:
     seeds: list[int]
     epochs: list[int] = field(default_factory=list)
     metrics: dict[str, list[list[float]]] = field(default_factory=lambda: {m: [] for m in METRICS})
-    lr: list[float] = field(default_factory=list)
+    lr: list = field(default_factory=list)  # η_t per epoch: a float, or a list per member (per-member rates)
     seconds: list[float] = field(default_factory=list)
     diverged_at: list[int | None] = field(default_factory=list)
     # Metrics of the untrained network (epoch 0), ``initial[name][member]``; not a row of
@@ -60,7 +60,7 @@ class History:
         if not self.diverged_at:
             self.diverged_at = [None] * len(self.seeds)
 
-    def append(self, epoch: int, values: dict[str, list[float]], lr: float, seconds: float,
+    def append(self, epoch: int, values: dict[str, list[float]], lr, seconds: float,
                extra: dict[str, list[float]] | None = None) -> None:
         self.epochs.append(epoch)
         for m in METRICS:
@@ -82,7 +82,8 @@ class History:
                 row = {"epoch": ep, "member": e, "seed": seed}
                 row.update({m: self.metrics[m][i][e] for m in METRICS})
                 row.update({m: v[i][e] for m, v in self.extra.items()})
-                row["lr"] = self.lr[i]
+                lr = self.lr[i]
+                row["lr"] = lr[e] if isinstance(lr, list) else lr  # per member: populations across variants
                 row["diverged"] = self.diverged_at[e] is not None and ep >= self.diverged_at[e]
                 out.append(row)
         return out

@@ -52,6 +52,7 @@ from .sources import (
     RESAMPLE,
     Adaptive,
     Averaged,
+    Fixed,
     FeedbackSource,
     PerSynapseFeedback,
     Resampled,
@@ -232,6 +233,16 @@ class RandomFeedback(LearningChannel):
         self._feedback_buffers: list[str] = []
         self._sources: dict[int, list[int]] = {}
         self._streams: MemberStreams | None = None
+
+    def set_member_feedback(self, members) -> "RandomFeedback":
+        """Draw member e's matrices from ``members[e]`` (FeedbackInit, dicts or names; one
+        per member) instead of the one ``feedback``; before :meth:`bind` (populations
+        across variants, :class:`~lchannel.channels.feedback.MemberFeedback`)."""
+        if self.net is not None:
+            raise ValueError("set_member_feedback: call it before the channel is bound to a network")
+        from .feedback import MemberFeedback
+        self.source.find(Fixed)._feedback = MemberFeedback(members)
+        return self
 
     # -- the options, read from the pieces ------------------------------------------------
     @property

@@ -155,3 +155,44 @@ class FeedbackInit:
             s = torch.where(sign_like.to("cpu") >= 0, 1.0, -1.0).to(dtype)
             C = C.abs() * (s if synapses is None else s.unsqueeze(-1))
         return C
+
+
+class MemberFeedback:
+    """One :class:`FeedbackInit` per population member (populations across variants):
+    member e's matrices are drawn from ``members[e]`` with member e's own generator, so a
+    member equals the single run with its seed and its distribution (e.g. Sparse-8 and
+    Sparse-2 of Table 1, or normal, uniform and ±1, in one population).
+
+    Members must agree on ``congruent`` (whether the channel hands the forward weights'
+    signs to the draw); ``zero_mean`` holds when it holds for every member (resampling
+    refuses the population as it would refuse the single run of a non-zero-mean member)."""
+
+    def __init__(self, members):
+        self.members = tuple(FeedbackInit.from_options(m) for m in members)
+        if not self.members:
+            raise ValueError("feedback: a per-member list needs at least one member")
+        if len({m.congruent for m in self.members}) > 1:
+            raise ValueError(f"feedback: per-member distributions must agree on congruent, got "
+                             f"{[m.congruent for m in self.members]}")
+
+    def member(self, e: int) -> FeedbackInit:
+        return self.members[e]
+
+    @property
+    def congruent(self) -> bool:
+        return self.members[0].congruent
+
+    @property
+    def zero_mean(self) -> bool:
+        return all(m.zero_mean for m in self.members)
+
+    def density(self, n_h: int) -> float:
+        """The largest member's density (a cost estimate covers every member)."""
+        return max(m.density(n_h) for m in self.members)
+
+    def check(self, n_h: int) -> None:
+        for m in self.members:
+            m.check(n_h)
+
+    def __repr__(self) -> str:
+        return f"MemberFeedback({list(self.members)})"

@@ -46,10 +46,26 @@ class Quantize(SignalTransform):
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
             raise ValueError(f"quantize alpha must be > 0, got {alpha!r}")
         self.alpha = float(alpha)
-        self.bits = int(bits)
+        self.bits: int | list[int] = int(bits)
+
+    def set_member_bits(self, bits: list[int]) -> None:
+        """One number of bits per member (populations across variants): each contiguous
+        group of members with one ``bits`` is quantized on its slice of the population."""
+        for b in bits:
+            Quantize(self.alpha, b)  # validates
+        self.bits = [int(b) for b in bits] if len(set(bits)) > 1 else int(bits[0])
 
     def __call__(self, J, h, generators=None):
-        return quantize(J, self.alpha, self.bits)
+        if isinstance(self.bits, int):
+            return quantize(J, self.alpha, self.bits)
+        if len(self.bits) != J.shape[0]:
+            raise ValueError(f"quantize bits: {len(self.bits)} per-member values for {J.shape[0]} members")
+        out, a = J.clone(), 0
+        for e in range(1, len(self.bits) + 1):
+            if e == len(self.bits) or self.bits[e] != self.bits[a]:
+                quantize_(out[a:e], self.alpha, self.bits[a])
+                a = e
+        return out
 
 
 class ChannelDropout(SignalTransform):
@@ -58,10 +74,12 @@ class ChannelDropout(SignalTransform):
 
     needs_rng = True
 
-    def __init__(self, p: float):
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
-            raise ValueError(f"channel dropout p must be in [0, 1), got {p!r}")
-        self.p = float(p)
+    def __init__(self, p: float | list[float]):
+        """``p``: the probability, or one per member (populations across variants)."""
+        ps = [p] if isinstance(p, (int, float)) else list(p)
+        if not ps or any(isinstance(q, bool) or not isinstance(q, (int, float)) or not 0.0 <= q < 1.0 for q in ps):
+            raise ValueError(f"channel dropout p must be in [0, 1) (or a list of such, one per member), got {p!r}")
+        self.p = float(p) if isinstance(p, (int, float)) else [float(q) for q in ps]
 
     def __call__(self, J, h, generators=None):
         if self.p == 0.0:

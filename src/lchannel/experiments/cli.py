@@ -75,6 +75,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help=f"{DEVICES} (auto: CUDA when available)")
     p.add_argument("--data-dir", default=None, help="data folder (else $LCHANNEL_DATA_DIR, else ~/.cache/lchannel)")
     p.add_argument("--no-pack", action="store_true", help="train every run alone instead of packing seeds into populations")
+    p.add_argument("--no-pack-variants", action="store_true",
+                   help="pack only the seeds of one cell, not cells that differ only in lr or feedback distribution")
     p.add_argument("--max-members", type=int, default=None, help="at most N seeds per population (memory limits)")
     p.add_argument("--no-alignment", action="store_true", help="do not record alignment angles")
     p.add_argument("--ray-address", default=None, help="Ray cluster address for --executor ray (default: start a local Ray)")
@@ -185,6 +187,7 @@ def cmd_run(args, parser) -> int:
     try:
         res = run_sweep(spec, args.db, executor=args.executor, workers=args.workers, overrides=overrides,
                         device=device, data_dir=args.data_dir, packed=not args.no_pack,
+                        pack_variants=not args.no_pack_variants,
                         alignment=False if args.no_alignment else None, progress=not args.quiet,
                         ray_address=args.ray_address, command=command, checkpoints=args.checkpoints,
                         where=where, max_members=args.max_members, malloc_tuning=True,
@@ -208,8 +211,13 @@ def _dry_run(spec, cells, args) -> int:
     rows = [[c.title, c.key, ",".join(map(str, c.config.seeds)), str(c.config.epochs),
              "shortened" if c.shortened else "full"] for c in cells]
     print(text_table(rows, ["cell", "config hash", "seeds", "epochs", "protocol"], numbers_right=False))
-    n_pop = len({c.key for c in cells})
-    print(f"{len(cells)} cells, {sum(len(c.config.seeds) for c in cells)} runs, {n_pop} populations when packed")
+    from .runner import pack
+    from .store import run_id
+    ids = {run_id(c.key, s) for c in cells for s in c.config.seeds}
+    variants = not getattr(args, "no_pack_variants", False)  # `experiments show` has no such flag
+    n_pop = len(pack(cells, ids, True, variants))
+    print(f"{len(cells)} cells, {sum(len(c.config.seeds) for c in cells)} runs, {n_pop} populations when packed"
+          + (f" ({len({c.key for c in cells})} without packing across variants)" if variants else ""))
     return 0
 
 

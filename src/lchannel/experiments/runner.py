@@ -4,7 +4,10 @@
    registered in the store; each (cell config, seed) is a run with a pending row.
 2. **Pack.**  Pending runs whose configs differ only in the seed (same
    :meth:`TrainConfig.key`) become one population: one :class:`Trainer` with one member
-   per seed, trained in one batched pass (member e equals the single run with seed e).
+   per seed, trained in one batched pass (member e equals the single run with seed e up
+   to float rounding).  Cells whose configs differ only in :data:`lchannel.packing.PACKABLE`
+   fields (learning rate, feedback distribution, LC dropout p, quantization bits) share
+   one population across variants; each member is stored under its own cell's run id.
    When there are fewer populations than workers, the largest are split.
 3. **Execute.**  Populations go to an executor: ``inline`` (this process), a local
    process pool (``spawn``; each worker gets cores/workers torch threads) or Ray tasks.
@@ -25,6 +28,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sqlite3
@@ -53,22 +57,54 @@ DEFAULT_LEASE_TTL = 300.0
 # ------------------------------------------------------------------------------ planning
 @dataclass
 class Population:
-    """Runs that differ only in the seed, trained together as one population."""
+    """Runs trained together as one population: the seeds of one cell (``config``), or,
+    packed across variants, the seeds of several cells whose configs differ only in
+    :data:`lchannel.packing.PACKABLE` fields (``parts``: ``(cell key, config with that
+    cell's seeds)`` in member order; :func:`lchannel.packing.build_packed_trainer`)."""
 
-    config: TrainConfig  # seeds = the members
+    config: TrainConfig  # seeds = the members (the first part's config when packed across variants)
     labels: list[str] = field(default_factory=list)  # the cells (titles) that use it
+    parts: list[tuple[str, TrainConfig]] | None = None
 
     @property
     def key(self) -> str:
-        return self.config.key()
+        if not self.parts or len(self.parts) == 1:
+            return self.parts[0][0] if self.parts else self.config.key()
+        import hashlib
+        text = json.dumps([[k, c.seeds] for k, c in self.parts])
+        return "v" + hashlib.sha256(text.encode()).hexdigest()[:15]
+
+    @property
+    def members(self) -> list[tuple[str, int]]:
+        """``(cell key, seed)`` of every member, in member order."""
+        if self.parts:
+            return [(k, s) for k, c in self.parts for s in c.seeds]
+        return [(self.config.key(), s) for s in self.config.seeds]
 
     @property
     def seeds(self) -> list[int]:
-        return list(self.config.seeds)
+        return [s for _, s in self.members]
 
     @property
     def title(self) -> str:
-        return self.labels[0] if self.labels else self.key
+        if not self.labels:
+            return self.key
+        return " + ".join(self.labels) if self.parts else self.labels[0]
+
+    def sub(self, members: list[tuple[str, int]]) -> "Population":
+        """The population of ``members`` (a subset of this one's, in its order)."""
+        if not self.parts:
+            return Population(self.config.replace(seeds=[s for _, s in members]), self.labels)
+        configs = dict((k, c) for k, c in self.parts)
+        parts: list[tuple[str, TrainConfig]] = []
+        for k, s in members:
+            if parts and parts[-1][0] == k:
+                parts[-1] = (k, parts[-1][1].replace(seeds=[*parts[-1][1].seeds, s]))
+            else:
+                parts.append((k, configs[k].replace(seeds=[s])))
+        if len(parts) == 1:
+            return Population(parts[0][1], self.labels)
+        return Population(parts[0][1], self.labels, parts)
 
     def cost(self) -> float:
         """A rough relative cost, to start the longest populations first."""
@@ -77,12 +113,17 @@ class Population:
         # Units products: the dense weight count, and for a conv net a stand-in that grows with it.
         weights = sum(a * b for a, b in zip(c.sizes[:-1], c.sizes[1:]))
         factor = 10.0 if c.update_bits is not None else 1.0
-        return c.epochs * len(c.seeds) * n * weights * factor
+        return c.epochs * len(self.members) * n * weights * factor
 
 
-def pack(cells: list[Cell], pending: set[str], packed: bool = True) -> list[Population]:
+def pack(cells: list[Cell], pending: set[str], packed: bool = True, variants: bool = True) -> list[Population]:
     """Populations for the ``pending`` run ids of ``cells``: one per config hash (all its
-    pending seeds), or one per run with ``packed=False``."""
+    pending seeds), or one per run with ``packed=False``.  With ``variants`` (and
+    ``packed``), the populations of cells whose configs share a
+    :func:`lchannel.packing.pack_key` (they differ only in the learning rate or the
+    feedback distribution) become one population across variants."""
+    from ..packing import pack_key
+
     by_key: dict[str, Population] = {}
     seeds: dict[str, list[int]] = {}
     for cell in cells:
@@ -104,17 +145,30 @@ def pack(cells: list[Cell], pending: set[str], packed: bool = True) -> list[Popu
             out.append(Population(pop.config.replace(seeds=ss), pop.labels))
         else:
             out.extend(Population(pop.config.replace(seeds=[s]), pop.labels) for s in ss)
-    return out
+    if not (packed and variants):
+        return out
+    groups: dict[str, list[Population]] = {}
+    for p in out:
+        groups.setdefault(pack_key(p.config), []).append(p)
+    merged = []
+    for group in groups.values():
+        if len(group) == 1:
+            merged.append(group[0])
+            continue
+        parts = [(p.key, p.config) for p in group]
+        merged.append(Population(group[0].config, [t for p in group for t in p.labels], parts))
+    return merged
 
 
 def cap_members(pops: list[Population], max_members: int | None) -> list[Population]:
-    """Split populations into chunks of at most ``max_members`` seeds (memory limits)."""
+    """Split populations into chunks of at most ``max_members`` members (memory limits)."""
     if not max_members:
         return list(pops)
     out = []
     for p in pops:
-        for i in range(0, len(p.seeds), max_members):
-            out.append(Population(p.config.replace(seeds=p.seeds[i:i + max_members]), p.labels))
+        m = p.members
+        for i in range(0, len(m), max_members):
+            out.append(p.sub(m[i:i + max_members]))
     return out
 
 
@@ -123,13 +177,13 @@ def split_for_workers(pops: list[Population], workers: int) -> list[Population]:
     be split): packing must not leave cores idle."""
     pops = list(pops)
     while len(pops) < workers:
-        big = max(range(len(pops)), key=lambda i: (len(pops[i].seeds), pops[i].cost()), default=None)
-        if big is None or len(pops[big].seeds) < 2:
+        big = max(range(len(pops)), key=lambda i: (len(pops[i].members), pops[i].cost()), default=None)
+        if big is None or len(pops[big].members) < 2:
             break
         p = pops.pop(big)
-        half = len(p.seeds) // 2
-        pops[big:big] = [Population(p.config.replace(seeds=p.seeds[:half]), p.labels),
-                         Population(p.config.replace(seeds=p.seeds[half:]), p.labels)]
+        m = p.members
+        half = len(m) // 2
+        pops[big:big] = [p.sub(m[:half]), p.sub(m[half:])]
     return pops
 
 
@@ -189,7 +243,8 @@ def train_population(task: dict, progress=None) -> dict:
     """Train one population described by ``task`` and return its results (plain data).
 
     ``task``: ``config`` (TrainConfig dict, seeds = members), ``checkpoint`` (path or
-    None), ``alignment`` ({enabled, probe, every}), ``id``.  ``progress(id, epoch,
+    None), ``alignment`` ({enabled, probe, every}), ``id``; a population across variants
+    also has ``parts`` ([{key, config}], members part by part) and ``key``.  ``progress(id, epoch,
     epochs, test_acc)`` is called after every epoch.  Resumes from the checkpoint when it
     holds the same config and seeds.
     """
@@ -202,8 +257,16 @@ def train_population(task: dict, progress=None) -> dict:
     if task.get("tune_malloc"):
         tune_malloc()
     cfg = TrainConfig.from_dict(task["config"])
+    parts = [TrainConfig.from_dict(p["config"]) for p in task.get("parts") or []]
     train, test = _data(cfg)
-    trainer = build_trainer(cfg, progress=False)
+    if parts:
+        from ..packing import build_packed_trainer
+        trainer = build_packed_trainer(parts)
+        ident = task["key"]  # the checkpoint's identity: the cells and their seeds
+        members = [s for c in parts for s in c.seeds]
+    else:
+        trainer = build_trainer(cfg, progress=False)
+        ident, members = cfg.key(), cfg.seeds
     ckpt = Path(task["checkpoint"]) if task.get("checkpoint") else None
     align_opts = task.get("alignment") or {}
     rows: list = []  # (epoch, layer, metric, [value per member])
@@ -213,7 +276,7 @@ def train_population(task: dict, progress=None) -> dict:
             state = torch.load(ckpt, weights_only=False, map_location=cfg.device)
         except Exception:  # a damaged checkpoint only costs the time it saved
             state = None
-        if state and state.get("config_hash") == cfg.key() and state.get("seeds") == cfg.seeds:
+        if state and state.get("config_hash") == ident and state.get("seeds") == members:
             trainer.load_state_dict(state["trainer"])
             rows = list(state.get("alignment", []))
             elapsed = float(state.get("elapsed", 0.0))
@@ -234,7 +297,7 @@ def train_population(task: dict, progress=None) -> dict:
         if probe is not None and (t.epoch % every == 0 or t.epoch == cfg.epochs):
             measure(t.epoch)
         if ckpt is not None:
-            state = {"config_hash": cfg.key(), "seeds": cfg.seeds, "trainer": t.state_dict(), "alignment": rows,
+            state = {"config_hash": ident, "seeds": members, "trainer": t.state_dict(), "alignment": rows,
                      "elapsed": elapsed + time.perf_counter() - t0, "cpu": cpu + time.process_time() - c0}
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             tmp = ckpt.with_suffix(f".{os.getpid()}.tmp")  # per process: never two writers on one file
@@ -250,9 +313,12 @@ def train_population(task: dict, progress=None) -> dict:
     h = trainer.history
     snapshot = REGISTRY[cfg.dataset].snapshot
     arrays = {k: v.numpy() for k, v in snapshot(trainer.net).items()} if snapshot is not None else {}
-    return {"id": task["id"], "seeds": cfg.seeds, "history": h.to_dict(), "alignment": rows, "arrays": arrays,
-            "seconds": elapsed + time.perf_counter() - t0, "cpu_seconds": cpu + time.process_time() - c0,
-            "member_epochs": len(cfg.seeds) * (trainer.epoch - start_epoch)}
+    out = {"id": task["id"], "seeds": members, "history": h.to_dict(), "alignment": rows, "arrays": arrays,
+           "seconds": elapsed + time.perf_counter() - t0, "cpu_seconds": cpu + time.process_time() - c0,
+           "member_epochs": len(members) * (trainer.epoch - start_epoch)}
+    if parts:
+        out["keys"] = [p["key"] for p, c in zip(task["parts"], parts) for _ in c.seeds]  # each member's cell
+    return out
 
 
 def train_population_safe(task: dict, progress=None) -> dict:
@@ -260,7 +326,19 @@ def train_population_safe(task: dict, progress=None) -> dict:
     try:
         return train_population(task, progress)
     except Exception:
-        return {"id": task["id"], "seeds": task["config"]["seeds"], "error": traceback.format_exc()}
+        return {"id": task["id"], "seeds": task_seeds(task), "error": traceback.format_exc()}
+
+
+def task_members(task: dict) -> list[tuple[str, int]]:
+    """``(cell key, seed)`` of every member of a task, in member order."""
+    if task.get("parts"):
+        return [(p["key"], s) for p in task["parts"] for s in p["config"]["seeds"]]
+    return [(task["key"], s) for s in task["config"]["seeds"]]
+
+
+def task_seeds(task: dict) -> list[int]:
+    return [p for part in task["parts"] for p in part["config"]["seeds"]] if task.get("parts") \
+        else task["config"]["seeds"]
 
 
 # ------------------------------------------------------------------------------ executors
@@ -361,16 +439,16 @@ class PoolExecutor:
                     res = fut.result()
                 except BrokenProcessPool:
                     broken = True
-                    res = {"id": task["id"], "seeds": task["config"]["seeds"],
+                    res = {"id": task["id"], "seeds": task_seeds(task),
                            "error": "a worker process died (killed, or out of memory)"}
                 except Exception:
-                    res = {"id": task["id"], "seeds": task["config"]["seeds"], "error": traceback.format_exc()}
+                    res = {"id": task["id"], "seeds": task_seeds(task), "error": traceback.format_exc()}
                 yield task, res
             if broken:
                 self.pool.shutdown(wait=False, cancel_futures=True)
                 for fut, task in list(running.items()):  # every in-flight future is lost too
                     running.pop(fut)
-                    yield task, {"id": task["id"], "seeds": task["config"]["seeds"],
+                    yield task, {"id": task["id"], "seeds": task_seeds(task),
                                  "error": "a worker process died (killed, or out of memory)"}
                 self.pool = self._new_pool()
         self._drain(progress)
@@ -446,7 +524,7 @@ class RayExecutor:
                 try:
                     res = ray.get(ref)
                 except Exception:
-                    res = {"id": task["id"], "seeds": task["config"]["seeds"], "error": traceback.format_exc()}
+                    res = {"id": task["id"], "seeds": task_seeds(task), "error": traceback.format_exc()}
                 yield task, res
 
     def close(self) -> None:
@@ -540,7 +618,8 @@ def resolve_device(device: str) -> str:
 
 def run_sweep(spec: Spec, db: str | os.PathLike = DEFAULT_DB, *, executor: str = "local",
               workers: int | None = None, overrides: Overrides | None = None, device: str = "auto",
-              data_dir: str | None = None, packed: bool = True, alignment: bool | None = None,
+              data_dir: str | None = None, packed: bool = True, pack_variants: bool = True,
+              alignment: bool | None = None,
               progress: bool = True, ray_address: str | None = None, command: str = "",
               checkpoints: str | os.PathLike | None = None, where: dict | None = None,
               max_members: int | None = None, malloc_tuning: bool | None = None, log=print,
@@ -552,6 +631,8 @@ def run_sweep(spec: Spec, db: str | os.PathLike = DEFAULT_DB, *, executor: str =
     workers: populations trained at once (default: CPU cores, capped by the number of
         populations; 1 on CUDA).
     packed: train runs that differ only in seed as one population (default) or one by one.
+    pack_variants: with ``packed``, also train the cells that differ only in the learning
+        rate or the feedback distribution as one population (:func:`pack`).
     alignment: record alignment angles per epoch (default: the spec's ``[alignment]``).
     where: run only the cells matching ``{axis: [labels]}`` (e.g. one row of Table 1).
     max_members: at most this many seeds per population (memory limits).
@@ -589,7 +670,7 @@ def run_sweep(spec: Spec, db: str | os.PathLike = DEFAULT_DB, *, executor: str =
         pending = {r for r in all_ids if status.get(r) not in FINISHED}
         skipped = len(all_ids) - len(pending)
         others = store.leased_by_others(sorted(pending), owner)
-        pops = cap_members(pack(cells, pending, packed), max_members)
+        pops = cap_members(pack(cells, pending, packed, pack_variants), max_members)
         ex = None
         if executor == "ray":
             ex = RayExecutor(workers, ray_address)
@@ -618,13 +699,17 @@ def run_sweep(spec: Spec, db: str | os.PathLike = DEFAULT_DB, *, executor: str =
         align = spec.alignment
         use_align = align.enabled if alignment is None else bool(alignment)
         tasks = []
+        def placed(c: TrainConfig) -> TrainConfig:
+            return c.replace(device=device, data_dir=data_dir if data_dir is not None else c.data_dir)
+
         for i, p in enumerate(pops):
-            cfg = p.config.replace(device=device, data_dir=data_dir if data_dir is not None else p.config.data_dir)
-            tasks.append({"id": i, "config": cfg.to_dict(), "checkpoint": str(checkpoint_path(ckroot, p)),
+            cfg = placed(p.config)
+            extra = {"parts": [{"key": k, "config": placed(c).to_dict()} for k, c in p.parts]} if p.parts else {}
+            tasks.append({"id": i, "config": cfg.to_dict(), "checkpoint": str(checkpoint_path(ckroot, p)), **extra,
                           "alignment": {"enabled": use_align, "probe": align.probe, "every": align.every},
                           "threads": None if inline else threads, "key": p.key, "title": p.title,
                           "tune_malloc": (not inline) if malloc_tuning is None else bool(malloc_tuning)})
-        n_pending = sum(len(p.seeds) for p in pops)
+        n_pending = sum(len(p.members) for p in pops)
         if progress:
             log(f"{spec.name}: {len(cells)} cells, {len(all_ids)} runs ({skipped} already finished, {n_pending} to run "
                 f"in {len(pops)} population{'s' if len(pops) != 1 else ''}), executor {executor}, {workers} "
@@ -642,18 +727,25 @@ def run_sweep(spec: Spec, db: str | os.PathLike = DEFAULT_DB, *, executor: str =
         busy: set[str] = set()
 
         def claim(task: dict) -> dict | None:
-            """Lease the task's runs; train only the seeds this runner got."""
-            seeds = task["config"]["seeds"]
-            ids = [run_id(task["key"], s) for s in seeds]
+            """Lease the task's runs; train only the members this runner got."""
+            members = task_members(task)
+            ids = [run_id(k, s) for k, s in members]
             got, taken = store.claim(ids, owner, lease_ttl, inv)
             busy.update(taken)
             if len(got) == len(ids):
                 return task
             if not got:
                 return None
-            keep = [s for s, r in zip(seeds, ids) if r in got]
-            cfg = TrainConfig.from_dict(task["config"]).replace(seeds=keep)
-            return {**task, "config": cfg.to_dict(), "checkpoint": str(checkpoint_path(ckroot, Population(cfg)))}
+            keep = [m for m, r in zip(members, ids) if r in got]
+            if task.get("parts"):
+                parts = [(p["key"], TrainConfig.from_dict(p["config"])) for p in task["parts"]]
+                pop = Population(parts[0][1], [], parts).sub(keep)
+            else:
+                pop = Population(TrainConfig.from_dict(task["config"])).sub(keep)
+            extra = {"parts": [{"key": k, "config": c.to_dict()} for k, c in pop.parts]} if pop.parts else {}
+            base = {k: v for k, v in task.items() if k != "parts"}
+            return {**base, "config": pop.config.to_dict(), "key": pop.key, **extra,
+                    "checkpoint": str(checkpoint_path(ckroot, pop))}
 
         if not memory:
             beat = Heartbeat(db, owner, lease_ttl)
@@ -665,14 +757,16 @@ def run_sweep(spec: Spec, db: str | os.PathLike = DEFAULT_DB, *, executor: str =
 
         try:
             for task, res in ex.imap(tasks, on_progress, claim):
-                seeds = task["config"]["seeds"]
+                members = task_members(task)
+                seeds = [s for _, s in members]
                 if "error" in res:
                     failed += len(seeds)
-                    store.write_failure(task["key"], seeds, res["error"], inv)
+                    for key in dict.fromkeys(k for k, _ in members):
+                        store.write_failure(key, [s for k, s in members if k == key], res["error"], inv)
                     if progress:
                         log(f"\n{task['title']} (seeds {seeds}) failed:\n{res['error'].rstrip()}")
                     continue
-                statuses = store.write_population(task["key"], res, inv, device)
+                statuses = store.write_population(task["key"], res, inv, device, keys=res.get("keys"))
                 ran += len(seeds)
                 member_epochs += int(res.get("member_epochs", 0))
                 ck = Path(task["checkpoint"])

@@ -334,12 +334,14 @@ class ResultsStore:
                          json.dumps({k: v for k, v in cell.overrides.items() if k != "seeds"}),
                          cell.config.epochs, now))
 
-    def write_population(self, config_hash: str, result: dict, invocation: int | None, device: str = "cpu") -> list[str]:
+    def write_population(self, config_hash: str, result: dict, invocation: int | None, device: str = "cpu",
+                         keys: list[str] | None = None) -> list[str]:
         """Write a finished population (see :func:`runner.train_population`) atomically:
         every member's run row, epoch rows, epoch-0 row and alignment rows, and drop
         their leases.  A run another runner finished meanwhile (its lease had expired)
         keeps the first result; the second only counts in ``attempts``.  Returns the
-        statuses."""
+        statuses.  ``keys``: each member's config hash (a population across variants
+        holds members of several cells); None: ``config_hash`` for every member."""
         seeds = result["seeds"]
         hist = result["history"]
         epochs = hist["epochs"]
@@ -348,7 +350,7 @@ class ResultsStore:
         now = time.time()
         with self.transaction() as c:
             for e, s in enumerate(seeds):
-                rid = run_id(config_hash, s)
+                rid = run_id(config_hash if keys is None else keys[e], s)
                 c.execute("DELETE FROM leases WHERE run_id = ?", (rid,))
                 stored = c.execute("SELECT status FROM runs WHERE run_id = ?", (rid,)).fetchone()
                 if stored is not None and stored[0] in FINISHED:
@@ -372,7 +374,8 @@ class ResultsStore:
                 c.execute("DELETE FROM epochs WHERE run_id = ?", (rid,))
                 c.executemany(
                     "INSERT INTO epochs VALUES (?,?,?,?,?,?,?,?)",
-                    [(rid, ep, *(_num(hist["metrics"][m][i][e]) for m in METRIC_COLUMNS), hist["lr"][i],
+                    [(rid, ep, *(_num(hist["metrics"][m][i][e]) for m in METRIC_COLUMNS),
+                      hist["lr"][i][e] if isinstance(hist["lr"][i], list) else hist["lr"][i],  # per-member rates
                       hist["seconds"][i]) for i, ep in enumerate(epochs)])
                 c.execute("DELETE FROM initial WHERE run_id = ?", (rid,))
                 if initial is not None:

@@ -1,0 +1,118 @@
+"""Populations across variants: runs whose configs differ only in what does not change
+shapes, trained as one population.
+
+A population's members normally differ only in the seed.  Members may also differ in
+
+- ``lr``, the initial learning rate η_0 (:class:`~lchannel.plasticity.SGD` with one rate
+  per member: each group of members with one rate is updated by the single run's fused
+  product on its slice, so the arithmetic is that of the single run);
+- ``channel.feedback``, the distribution of the random feedback matrices (Sparse-8/2/1,
+  normal, uniform, ±1; :class:`~lchannel.channels.feedback.MemberFeedback`: member e
+  draws from its own distribution with its own generator), for the random-feedback
+  channels (RBP, SRBP and their adaptive, resampled, averaged forms) when members agree
+  on ``congruent`` (and, resampled, on zero mean);
+- ``channel.lc_dropout``, the learning-channel dropout probability p (paper 1 section 6.1;
+  :func:`lchannel.rng.dropout_mask` with one p per member), among cells that all have it;
+
+- ``channel.quantize_bits``, the bits of the quantized error signal (section 5.1, eq. 16-19;
+  :meth:`~lchannel.channels.transforms.Quantize.set_member_bits`), among cells that all have it;
+- ``update_bits``, the bits of the quantized per-example updates (section 5.2,
+  :class:`~lchannel.quantize.MemberQuantizer`), among dense cells that all quantize
+  their updates and differ in nothing else;
+
+the others for dense nets with the Hebbian rule on per-neuron signals and no quantized updates
+(:func:`variant_packable`; other configs pack seeds only).
+
+Member e of a packed population is then bit-identical to the single run of its own
+config and seed (tests/test_packing.py checks metrics and weights with ``torch.equal``).
+Everything else (dropout p, quantization bits, the adaptation rate, ...) still splits
+populations: see docs/performance.md, "Populations across variants".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+
+from .config import TrainConfig
+
+#: The fields members of one population may differ in (besides the seed).
+PACKABLE = ("lr", "channel.feedback", "channel.lc_dropout", "channel.quantize_bits", "update_bits")
+
+
+def _channel_class(cfg: TrainConfig):
+    from .channels import build_channel
+    return type(build_channel(cfg.algorithm, **cfg.channel))
+
+
+def variant_packable(cfg: TrainConfig) -> bool:
+    """Whether ``cfg``'s runs may share a population with other variants: the exact
+    per-member update (:meth:`~lchannel.plasticity.SGD._step_groups`) serves dense nets,
+    the Hebbian rule on per-neuron signals and no quantized updates."""
+    alg, opts = cfg.named()
+    return (not cfg.is_conv and cfg.update_bits is None and opts.get("rule", "hebbian") == "hebbian"
+            and not opts.get("per_synapse", False))
+
+
+def feedback_packable(cfg: TrainConfig) -> bool:
+    """Whether members of ``cfg``'s population may draw from their own feedback distributions."""
+    from .channels.algorithms import RandomFeedback
+    return variant_packable(cfg) and issubclass(_channel_class(cfg), RandomFeedback)
+
+
+def pack_key(cfg: TrainConfig) -> str:
+    """A hash of everything members of one population must share: :meth:`TrainConfig.key`
+    with the packable fields left out where this config allows them to differ."""
+    if cfg.update_bits is not None and not cfg.is_conv:
+        # Quantized per-example updates: members may differ in the bits only.
+        return "q" + cfg.key(("update_bits",))[:15]
+    if not variant_packable(cfg):
+        return cfg.key()
+    alg, opts = cfg.named()
+    opts = dict(opts)
+    d = {"key": cfg.key(("lr", "algorithm", "channel")), "algorithm": alg}
+    if feedback_packable(cfg):
+        opts.pop("feedback", None)
+        d["congruent"] = _feedback(cfg).congruent
+        if opts.get("resample"):  # a resampled channel refuses non-zero-mean draws: keep them apart
+            d["zero_mean"] = _feedback(cfg).zero_mean
+    if opts.get("lc_dropout"):  # its presence (a transform) is shared, its p may differ
+        opts["lc_dropout"] = "per member"
+    if opts.get("quantize_bits") is not None:  # likewise the error quantizer's bits
+        opts["quantize_bits"] = "per member"
+    d["channel"] = opts
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _feedback(cfg: TrainConfig):
+    from .channels.feedback import FeedbackInit
+    return FeedbackInit.from_options(cfg.named()[1].get("feedback"))
+
+
+def build_packed_trainer(parts: list[TrainConfig], progress: bool = False, desc: str = "train"):
+    """One :class:`~lchannel.train.Trainer` for ``parts`` (configs with one :func:`pack_key`),
+    whose members are every part's seeds in order: part by part, seed by seed.  Seeds may
+    repeat across parts (Sparse-8 seed 0 and Sparse-2 seed 0 are two members)."""
+    from .run import build_trainer
+    if not parts:
+        raise ValueError("build_packed_trainer: no configs")
+    keys = {pack_key(c) for c in parts}
+    if len(keys) > 1:
+        raise ValueError("build_packed_trainer: the configs differ in more than " + ", ".join(PACKABLE)
+                         + " and the seeds; they cannot share one population")
+    for c in parts:
+        c.validate()
+    base = parts[0]
+    seeds = [s for c in parts for s in c.seeds]
+    lrs = [c.lr for c in parts for _ in c.seeds]
+    fbs = [_feedback(c) for c in parts for _ in c.seeds]
+    drops = [c.named()[1].get("lc_dropout") for c in parts for _ in c.seeds]
+    bits = [c.update_bits for c in parts for _ in c.seeds]
+    qbits = [c.named()[1].get("quantize_bits") for c in parts for _ in c.seeds]
+    # The first part's config with every member's seed (repeats allowed: no validation).
+    cfg = dataclasses.replace(base, seeds=seeds)
+    return build_trainer(cfg, progress, desc, lr=lrs, feedback=fbs if len(set(fbs)) > 1 else None,
+                         lc_dropout=drops if len(set(drops)) > 1 else None,
+                         update_bits=bits if len(set(bits)) > 1 else None,
+                         quantize_bits=qbits if len(set(qbits)) > 1 else None, validate=False)
