@@ -151,6 +151,21 @@ class Dense(nn.Module):
         self._W.add_(dW, alpha=alpha)
         self._b.add_(db, alpha=alpha)
 
+    # Per-member learning rates (populations across variants, lchannel.packing): the same
+    # operations on a slice of the members, so that each group of members with one rate
+    # gets the arithmetic of a population of its own.
+    def apply_update_members_(self, I: torch.Tensor, O_prev: torch.Tensor, lr: float, members: slice) -> None:
+        """:meth:`apply_update_` on ``members`` only (``I``, ``O_prev`` of the whole population)."""
+        a = lr / I.shape[1]
+        ones, I = self._ones_row(I)[members], I[members]
+        self._W[members].baddbmm_(I.transpose(1, 2), O_prev[members], alpha=a)
+        self._b3[members].baddbmm_(ones, I, alpha=a)
+
+    def add_members_(self, dW: torch.Tensor, db: torch.Tensor, alpha: float, members: slice) -> None:
+        """:meth:`add_` on ``members`` only (``dW``, ``db`` of the whole population)."""
+        self._W[members].add_(dW[members], alpha=alpha)
+        self._b[members].add_(db[members], alpha=alpha)
+
     def _ones_row(self, I: torch.Tensor) -> torch.Tensor:
         """The clamped unit's activity over a minibatch, ``(E, 1, B)`` of ones (cached)."""
         E, B = I.shape[0], I.shape[1]

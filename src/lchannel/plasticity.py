@@ -371,19 +371,24 @@ class SGD:
             if fast:
                 self.rule_for(I).apply_block_(block, I, O, lr)
                 continue
-            dW, db = self.direction(I, O, lr, h)
-            if self.velocity is not None:
-                vW, vb = self.velocity[h - 1]
-                vW.mul_(self.momentum).add_(dW)
-                vb.mul_(self.momentum).add_(db)
-                dW, db = vW, vb
-            if self.member_scale is not None:
-                dW = dW * self.member_scale.view(E, *[1] * (dW.dim() - 1))  # (E, 1, 1) or a conv kernel's
-                db = db * self.member_scale.view(E, 1)
+            dW, db = self._scaled(h, *self.direction(I, O, lr, h))
             block.add_(dW, db, alpha=lr)
         for P, rule, post, pre, rate in channel_terms:
             rule.apply_(P, post, pre, lr * rate)
         self.t += 1
+
+    def _scaled(self, h: int, dW: torch.Tensor, db: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Layer h's direction through momentum (v ← μ v + d) and the per-member stop."""
+        if self.velocity is not None:
+            vW, vb = self.velocity[h - 1]
+            vW.mul_(self.momentum).add_(dW)
+            vb.mul_(self.momentum).add_(db)
+            dW, db = vW, vb
+        if self.member_scale is not None:
+            E = self.net.E
+            dW = dW * self.member_scale.view(E, *[1] * (dW.dim() - 1))  # (E, 1, 1) or a conv kernel's
+            db = db * self.member_scale.view(E, 1)
+        return dW, db
 
     def _step_groups(self, record, signals: list, channel_terms) -> None:
         """:meth:`step` with per-member rates: each group of members with one rate gets
@@ -402,26 +407,13 @@ class SGD:
                 raise ValueError("lr: per-member learning rates need per-neuron signals (not per-synapse feedback)")
             block = net.block(h)
             O = record.presynaptic(h, E)
-            W, b = block._W, block._b
             if fast:
-                B = I.shape[1]
-                ones = block._ones_row(I)
-                for a, z, lr in groups:  # Dense.apply_update_ on members a..z-1
-                    W[a:z].baddbmm_(I[a:z].transpose(1, 2), O[a:z], alpha=lr / B)
-                    b[a:z].unsqueeze(1).baddbmm_(ones[a:z], I[a:z], alpha=lr / B)
+                for a, z, lr in groups:
+                    block.apply_update_members_(I, O, lr, slice(a, z))
                 continue
-            dW, db = self.direction(I, O, 1.0, h)
-            if self.velocity is not None:
-                vW, vb = self.velocity[h - 1]
-                vW.mul_(self.momentum).add_(dW)
-                vb.mul_(self.momentum).add_(db)
-                dW, db = vW, vb
-            if self.member_scale is not None:
-                dW = dW * self.member_scale.view(E, 1, 1)
-                db = db * self.member_scale.view(E, 1)
+            dW, db = self._scaled(h, *self.direction(I, O, 1.0, h))
             for a, z, lr in groups:
-                W[a:z].add_(dW[a:z], alpha=lr)
-                b[a:z].add_(db[a:z], alpha=lr)
+                block.add_members_(dW, db, lr, slice(a, z))
         for P, rule, post, pre, rate in channel_terms:
             if not (isinstance(post, torch.Tensor) and isinstance(pre, torch.Tensor)):
                 raise ValueError("lr: per-member learning rates need tensor plasticity terms (not the STDP rule)")
