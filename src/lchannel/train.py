@@ -175,7 +175,7 @@ class Trainer:
     # -- one epoch -----------------------------------------------------------------
     def train_epoch(self, data: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
         """One pass over ``data``; returns the running (loss, accuracy) per member."""
-        net, ch, opt, out = self.net, self.channel, self.opt, self.net.output_loss
+        net, out = self.net, self.net.output_loss
         E, N, B = net.E, len(data), self.batch_size
         dev = net.device
         perms = [torch.randperm(N, generator=g).to(dev) for g in self._order]
@@ -215,25 +215,31 @@ class Trainer:
                 else:
                     idx = torch.stack([p[start:start + B] for p in perms])
                     X, T = X_all[idx], T_all[idx]
-                if self.augment is not None:
-                    X = self.augment(X, self._augment_rng)
-                ch.on_batch_start()
-                rec = net.forward(X, train=True)
-                O = rec.output
-                e = out.error(T, O)
-                I = ch.signals(rec, e)
-                opt.step(rec, I, ch.plasticity_terms(rec, I))  # forward weights, then the channel's own
-                outputs.append(O)
+                outputs.append(self._step(X, T))
                 if (step + 1) % flush_every == 0:
                     flush(min(start + B, N))
             flush(N)
         return loss_sum / N, correct / N
 
+    def _step(self, X: torch.Tensor, T: torch.Tensor) -> torch.Tensor:
+        """One update on the minibatch (X, T): augmentation, the forward channel, the
+        learning channel's signals, the optimizer (forward weights, then the channel's own);
+        returns the outputs O^L."""
+        if self.augment is not None:
+            X = self.augment(X, self._augment_rng)
+        ch = self.channel
+        ch.on_batch_start()
+        rec = self.net.forward(X, train=True)
+        O = rec.output
+        I = ch.signals(rec, self.net.output_loss.error(T, O))
+        self.opt.step(rec, I, ch.plasticity_terms(rec, I))
+        return O
+
     @torch.no_grad()
     def train_iterations(self, stream, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``n`` updates on minibatches drawn from ``stream`` (``batch(B, generator)`` ->
         X, T, labels); returns the running (loss, accuracy) per member."""
-        net, ch, opt, out = self.net, self.channel, self.opt, self.net.output_loss
+        net, out = self.net, self.net.output_loss
         dev = net.device
         loss_sum = torch.zeros(net.E, dtype=torch.float64, device=dev)
         correct = torch.zeros(net.E, dtype=torch.float64, device=dev)
@@ -244,14 +250,7 @@ class Trainer:
             else:  # per_member order: member e trains on its own draw, (E, B, N)
                 X, T = torch.stack([d[0] for d in draws]), torch.stack([d[1] for d in draws])
                 y = None if draws[0][2] is None else torch.stack([d[2] for d in draws])
-            X, T = X.to(dev, net.dtype), T.to(dev, net.dtype)
-            if self.augment is not None:
-                X = self.augment(X, self._augment_rng)
-            ch.on_batch_start()
-            rec = net.forward(X, train=True)
-            O = rec.output
-            I = ch.signals(rec, out.error(T, O))
-            opt.step(rec, I, ch.plasticity_terms(rec, I))
+            O = self._step(X.to(dev, net.dtype), T.to(dev, net.dtype))
             loss_sum.add_(out.loss(O, T).sum(-1, dtype=torch.float64))
             if y is not None:
                 correct.add_((out.predict(O) == y.to(dev)).sum(-1))
@@ -260,8 +259,13 @@ class Trainer:
 
     @torch.no_grad()
     def outputs(self, data: Dataset, chunk: int = 10000) -> torch.Tensor:
-        """The network's outputs on ``data``, (E, N, N_L)."""
+        """The network's outputs on ``data``, (E, N, N_L), in chunks as :meth:`evaluate`'s."""
+        chunk = self._eval_chunk(chunk)
         return torch.cat([self.net.forward(data.X[i:i + chunk]).output for i in range(0, len(data), chunk)], 1)
+
+    def _eval_chunk(self, chunk: int) -> int:
+        """At most ``chunk`` examples at once, fewer for wide layers (:data:`EVAL_UNITS`)."""
+        return max(1, min(chunk, EVAL_UNITS // max(self.net.sizes)))
 
     def evaluate_auc(self, data: Dataset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(mean loss, accuracy, ROC AUC) of every member on ``data``, for one logistic
@@ -285,7 +289,7 @@ class Trainer:
         Chunks of at most ``chunk`` examples, fewer for wide layers (a conv layer's output
         has ~65,000 units per example: 10,000 at once would take gigabytes)."""
         net, out = self.net, self.net.output_loss
-        chunk = max(1, min(chunk, EVAL_UNITS // max(net.sizes)))
+        chunk = self._eval_chunk(chunk)
         loss_sum = torch.zeros(net.E, dtype=torch.float64, device=net.device)
         correct = torch.zeros(net.E, dtype=torch.float64, device=net.device)
         for i in range(0, len(data), chunk):
