@@ -13,7 +13,6 @@ A population's members normally differ only in the seed.  Members may also diffe
   on ``congruent`` (and, resampled, on zero mean);
 - ``channel.lc_dropout``, the learning-channel dropout probability p (paper 1 section 6.1;
   :func:`lchannel.rng.dropout_mask` with one p per member), among cells that all have it;
-
 - ``channel.quantize_bits``, the bits of the quantized error signal (section 5.1, eq. 16-19;
   :meth:`~lchannel.channels.transforms.Quantize.set_member_bits`), among cells that all have it;
 - ``update_bits``, the bits of the quantized per-example updates (section 5.2,
@@ -23,10 +22,13 @@ A population's members normally differ only in the seed.  Members may also diffe
 the others for dense nets with the Hebbian rule on per-neuron signals and no quantized updates
 (:func:`variant_packable`; other configs pack seeds only).
 
-Member e of a packed population is then bit-identical to the single run of its own
-config and seed (tests/test_packing.py checks metrics and weights with ``torch.equal``).
-Everything else (dropout p, quantization bits, the adaptation rate, ...) still splits
-populations: see docs/performance.md, "Populations across variants".
+Member e of a packed population is bit-identical to the member at its place in a
+population of the same size whose members all have its settings (tests/test_packing.py
+checks metrics, weights and feedback with ``torch.equal``); against its run alone it
+agrees within float rounding, as any population member does (docs/experiments.md, "What
+is exact").  Forward dropout p, the adaptation rate, conv nets, per-synapse feedback and
+the STDP rule still split populations (seeds only): see docs/performance.md,
+"Populations across variants".
 """
 
 from __future__ import annotations
