@@ -1,5 +1,5 @@
-"""Populations across variants (issue 16): members differ in the learning rate and the
-feedback distribution, and each is bit-identical to the member at its place in a
+"""Populations across variants (issue 16): members differ in the learning rate, the
+feedback distribution, dropout probabilities and quantization bits, and each is bit-identical to the member at its place in a
 population of the same size whose members all share its variant (the same arithmetic:
 same tensor sizes, same positions), and close to its single run (docs/experiments.md,
 "What is exact": element-wise kernels round a tensor's tail differently, so a member of
@@ -66,6 +66,25 @@ def test_members_with_their_own_lc_dropout_equal_uniform_populations(data, algor
                 assert [r[e] for r in rows] == [r[e] for r in mixed.history.metrics[m]], m
     with pytest.raises(ValueError, match="learning-channel dropout"):
         build_trainer(cfg.replace(channel={}), progress=False, lc_dropout=ps)
+
+
+@pytest.mark.parametrize("algorithm", ["bp", "rbp"])
+def test_members_with_their_own_forward_dropout_equal_uniform_populations(data, algorithm):
+    cfg = TrainConfig(**BASE, algorithm=algorithm, dropout=0.1)
+    ps = [0.1, 0.5, 0.5, 0.2]
+    mixed = fit(build_trainer(cfg, progress=False, dropout=ps), data)
+    for p in sorted(set(ps)):
+        uniform = fit(build_trainer(cfg.replace(dropout=p), progress=False), data)
+        for e in [i for i, q in enumerate(ps) if q == p]:
+            assert all(torch.equal(a, b) for a, b in zip(state(mixed, e), state(uniform, e)))
+            for m, rows in uniform.history.metrics.items():
+                assert [r[e] for r in rows] == [r[e] for r in mixed.history.metrics[m]], m
+    assert mixed.net.member(1).dropout == 0.5 and mixed.net.member(3).dropout == 0.2
+    drop = [cfg.replace(dropout=p) for p in (0.1, 0.2, 0.5)]
+    assert len({pack_key(c) for c in drop}) == 1 and pack_key(drop[0]) != pack_key(cfg.replace(dropout=0.0))
+    for bad in ([0.1, 0.2], [0.1, 1.0, 0.1, 0.1], 1.5):
+        with pytest.raises(ValueError, match="dropout"):
+            Network([6, 5, 3], seeds=[0, 1, 2, 3], dropout=bad)
 
 
 @pytest.mark.parametrize("algorithm", ["bp", "srbp"])

@@ -97,6 +97,20 @@ class Record:
         return O if O.dim() == 3 else O.unsqueeze(0).expand(members, *O.shape)
 
 
+def _member_dropout(dropout, E: int) -> float | list[float]:
+    """The forward dropout p (a float), or one p per member when they differ (a list)."""
+    ps = [dropout] if isinstance(dropout, (int, float)) else list(dropout)
+    if len(ps) not in (1, E) or not all(isinstance(p, (int, float)) and 0.0 <= p < 1.0 for p in ps):
+        raise ValueError(f"dropout must be a probability in [0, 1) or a list of {E} of them (one per member), "
+                         f"got {dropout!r}")
+    ps = [float(p) for p in ps]
+    return ps[0] if all(p == ps[0] for p in ps) else ps
+
+
+def _any_dropout(dropout: float | list[float]) -> bool:
+    return dropout > 0 if isinstance(dropout, float) else any(p > 0 for p in dropout)
+
+
 def parse_architecture(spec: str | Sequence[int]) -> list[int]:
     """Layer sizes from ``"784,100,10"``, ``"A[784,100,10]"`` or a sequence of ints."""
     if isinstance(spec, str):
@@ -133,7 +147,8 @@ class Network(nn.Module):
     seeds: one seed per member; E = len(seeds).
     init: ``glorot_normal`` (the papers' scaled normal, default) or ``glorot_uniform``.
     dropout: forward-channel dropout probability on hidden units during training
-        (inverted dropout: survivors scaled by 1/(1-p)); 0 disables it.
+        (inverted dropout: survivors scaled by 1/(1-p)); 0 disables it.  A list gives one
+        p per member (populations across variants, :mod:`lchannel.packing`).
 
     The weights are ``nn.Parameter`` s with ``requires_grad=False`` (the learning
     channel, not autograd, trains them): ``state_dict()``, ``load_state_dict()`` and
@@ -161,7 +176,7 @@ class Network(nn.Module):
         output: str | OutputLoss = "softmax",
         seeds: Sequence[int] = (0,),
         init: str = "glorot_normal",
-        dropout: float = 0.0,
+        dropout: float | Sequence[float] = 0.0,
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
         input_shape: Sequence[int] | None = None,
@@ -178,18 +193,17 @@ class Network(nn.Module):
             raise ValueError(f"hidden must name one activation or {L - 1} activations, got {len(hidden)}")
         if init not in _init.INITS:
             raise ValueError(f"init must be one of {_init.INITS}, got {init!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         seeds = [int(s) for s in seeds]
         if not seeds:
             raise ValueError("seeds must name at least one seed")
+        dropout = _member_dropout(dropout, len(seeds))
         self.output_loss = get_output(output)
         self.hidden = [get_activation(a) for a in hidden]
         # activations[h] for h = 1..L; the output layer's f is the output pair's activation.
         self.activations: list[Activation | None] = [None, *self.hidden, OutputActivation(self.output_loss)]
         self.seeds = seeds
         self.init = init
-        self.dropout = float(dropout)
+        self.dropout = dropout  # p, or one p per member where they differ
         streams = MemberStreams(seeds, "init")
         blocks = []
         for h in range(1, L + 1):
@@ -199,7 +213,7 @@ class Network(nn.Module):
             ]).to(device)
             blocks.append(Dense(W, self.activations[h] if h < L else None, self.output_loss if h == L else None))
         self.blocks = nn.ModuleList(blocks)
-        self._dropout_streams = MemberStreams(seeds, "dropout", device) if dropout > 0 else None
+        self._dropout_streams = MemberStreams(seeds, "dropout", device) if _any_dropout(dropout) else None
         self._bound_channels: list = []
         self._cache()
 
@@ -344,12 +358,13 @@ class Network(nn.Module):
         e = e % self.E
         net = Network.__new__(Network)
         nn.Module.__init__(net)
-        for key in ("sizes", "output_loss", "hidden", "activations", "init", "dropout"):
+        for key in ("sizes", "output_loss", "hidden", "activations", "init"):
             setattr(net, key, getattr(self, key))
+        net.dropout = self.dropout if isinstance(self.dropout, float) else self.dropout[e]
         net.seeds = [self.seeds[e]]
         net.blocks = nn.ModuleList([b.member(e) for b in self._blocks])
-        net._dropout_streams = (None if self._dropout_streams is None
-                                else MemberStreams(net.seeds, "dropout", self.device))
+        net._dropout_streams = (MemberStreams(net.seeds, "dropout", self.device) if _any_dropout(net.dropout)
+                                else None)
         net._bound_channels = []
         net._cache()
         return net

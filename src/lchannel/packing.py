@@ -13,6 +13,8 @@ A population's members normally differ only in the seed.  Members may also diffe
   on ``congruent`` (and, resampled, on zero mean);
 - ``channel.lc_dropout``, the learning-channel dropout probability p (paper 1 section 6.1;
   :func:`lchannel.rng.dropout_mask` with one p per member), among cells that all have it;
+- ``dropout``, the forward-channel dropout probability p (paper 2, section 4.1.2;
+  :class:`~lchannel.nets.Network` with one p per member), among cells that all have it;
 - ``channel.quantize_bits``, the bits of the quantized error signal (section 5.1, eq. 16-19;
   :meth:`~lchannel.channels.transforms.Quantize.set_member_bits`), among cells that all have it;
 - ``update_bits``, the bits of the quantized per-example updates (section 5.2,
@@ -26,7 +28,7 @@ Member e of a packed population is bit-identical to the member at its place in a
 population of the same size whose members all have its settings (tests/test_packing.py
 checks metrics, weights and feedback with ``torch.equal``); against its run alone it
 agrees within float rounding, as any population member does (docs/experiments.md, "What
-is exact").  Forward dropout p, the adaptation rate, conv nets, per-synapse feedback and
+is exact").  The adaptation rate, conv nets, per-synapse feedback and
 the STDP rule still split populations (seeds only): see docs/performance.md,
 "Populations across variants".
 """
@@ -40,7 +42,7 @@ import json
 from .config import TrainConfig
 
 #: The fields members of one population may differ in (besides the seed).
-PACKABLE = ("lr", "channel.feedback", "channel.lc_dropout", "channel.quantize_bits", "update_bits")
+PACKABLE = ("lr", "dropout", "channel.feedback", "channel.lc_dropout", "channel.quantize_bits", "update_bits")
 
 
 def _channel_class(cfg: TrainConfig):
@@ -73,7 +75,8 @@ def pack_key(cfg: TrainConfig) -> str:
         return cfg.key()
     alg, opts = cfg.named()
     opts = dict(opts)
-    d = {"key": cfg.key(("lr", "algorithm", "channel")), "algorithm": alg}
+    # Forward dropout: its presence is shared (a run without it draws no masks), its p may differ.
+    d = {"key": cfg.key(("lr", "algorithm", "channel", "dropout")), "algorithm": alg, "dropout": cfg.dropout > 0}
     if feedback_packable(cfg):
         opts.pop("feedback", None)
         d["congruent"] = _feedback(cfg).congruent
@@ -112,9 +115,11 @@ def build_packed_trainer(parts: list[TrainConfig], progress: bool = False, desc:
     drops = [c.named()[1].get("lc_dropout") for c in parts for _ in c.seeds]
     bits = [c.update_bits for c in parts for _ in c.seeds]
     qbits = [c.named()[1].get("quantize_bits") for c in parts for _ in c.seeds]
+    fdrops = [c.dropout for c in parts for _ in c.seeds]
     # The first part's config with every member's seed (repeats allowed: no validation).
     cfg = dataclasses.replace(base, seeds=seeds)
     return build_trainer(cfg, progress, desc, lr=lrs, feedback=fbs if len(set(fbs)) > 1 else None,
                          lc_dropout=drops if len(set(drops)) > 1 else None,
                          update_bits=bits if len(set(bits)) > 1 else None,
-                         quantize_bits=qbits if len(set(qbits)) > 1 else None, validate=False)
+                         quantize_bits=qbits if len(set(qbits)) > 1 else None,
+                         dropout=fdrops if len(set(fdrops)) > 1 else None, validate=False)

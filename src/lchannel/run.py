@@ -111,13 +111,14 @@ def fit_options(cfg: TrainConfig, train: Dataset) -> dict:
 def build_trainer(cfg: TrainConfig, progress: bool = True, desc: str = "train", lr: list[float] | None = None,
                   feedback: list | None = None, lc_dropout: list[float] | None = None,
                   update_bits: list[int] | None = None, quantize_bits: list[int] | None = None,
-                  validate: bool = True) -> Trainer:
+                  dropout: list[float] | None = None, validate: bool = True) -> Trainer:
     """The network population, channel and optimizer a config describes.
 
     ``lr`` (one η_0 per member), ``feedback`` (one feedback distribution per member) and
     ``lc_dropout`` (one learning-channel dropout p per member), ``update_bits`` (one
     number of bits of the quantized updates per member) and ``quantize_bits`` (of the
-    quantized error signal, eq. 16-19) override the config's for populations across variants
+    quantized error signal, eq. 16-19) and ``dropout`` (one forward-channel dropout p per
+    member) override the config's for populations across variants
     (:func:`lchannel.packing.build_packed_trainer`, which passes ``validate=False``
     because its members' seeds may repeat)."""
     if validate:
@@ -125,7 +126,7 @@ def build_trainer(cfg: TrainConfig, progress: bool = True, desc: str = "train", 
     # A conv architecture string is built on the data set's image shape (lchannel.nets).
     arch, shape = (cfg.arch, {"input_shape": cfg.input_shape}) if cfg.is_conv else (cfg.sizes, {})
     net = Network(arch, hidden=cfg.hidden, output=cfg.output_pair, seeds=cfg.seeds,
-                  init=cfg.init, dropout=cfg.dropout, device=cfg.device, **shape)
+                  init=cfg.init, dropout=cfg.dropout if dropout is None else dropout, device=cfg.device, **shape)
     channel = build_channel(cfg.algorithm, **cfg.channel)
     if feedback is not None:
         channel.set_member_feedback(feedback)
