@@ -219,6 +219,27 @@ def test_killed_sweep_resumes_and_matches_an_uninterrupted_one(tmp_path):
     assert not any(checkpoint_dir(db).glob("*.pt"))
 
 
+def test_a_checkpoint_left_by_a_runner_killed_after_storing_its_results_is_removed_later(tmp_path):
+    """A kill between storing a population's results and deleting its checkpoint leaves
+    the file behind, and a later sweep may pack those runs under another name: the run
+    ids written beside each checkpoint tell the next sweep that its runs are finished.
+    A checkpoint whose runs are not all finished is kept (it is resumable work)."""
+    spec = load_spec(write_spec(tmp_path, epochs=1))
+    db = tmp_path / "r.db"
+    run_sweep(spec, db, workers=1, progress=False)
+    with sqlite3.connect(db) as c:
+        done = [r for (r,) in c.execute("SELECT run_id FROM runs WHERE status = 'done'")]
+    root = checkpoint_dir(db)
+    root.mkdir(exist_ok=True)
+    for name, ids in (("stale", done[:2]), ("live", [done[0], "0123456789abcdef-s7"])):
+        (root / f"{name}.pt").write_bytes(b"x")
+        (root / f"{name}.members.json").write_text(json.dumps(ids))
+    (root / "stale.123.tmp").write_bytes(b"x")
+    res = run_sweep(spec, db, workers=1, progress=False)
+    assert res.ran == 0
+    assert sorted(p.name for p in root.iterdir()) == ["live.members.json", "live.pt"]
+
+
 def test_overrides_are_recorded_and_reported_as_shortened(reference, tmp_path):
     spec, _, _ = reference
     db = tmp_path / "short.db"

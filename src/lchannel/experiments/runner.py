@@ -201,6 +201,34 @@ def checkpoint_path(root: Path, pop: Population) -> Path:
     return root / f"{pop.key}-s{seeds}.pt"
 
 
+def _members_file(ckpt: Path) -> Path:
+    """The run ids a checkpoint holds, written beside it before its population trains."""
+    return ckpt.with_suffix(".members.json")
+
+
+def _remove_checkpoint(ckpt: Path) -> None:
+    for stale in [ckpt, _members_file(ckpt), *ckpt.parent.glob(f"{ckpt.stem}.*.tmp")]:  # tmp: writers killed mid-save
+        stale.unlink(missing_ok=True)
+
+
+def remove_finished_checkpoints(root: Path, store: ResultsStore) -> int:
+    """Delete the checkpoints whose runs are all finished in ``store``: a runner killed
+    between storing a population's results and deleting its checkpoint leaves one behind,
+    and a later sweep may pack those runs differently (another name), so it is found by
+    the run ids written beside it.  Returns how many were removed."""
+    removed = 0
+    for f in sorted(root.glob("*.members.json")) if root.is_dir() else []:
+        try:
+            ids = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue
+        status = store.status(ids)
+        if ids and all(status.get(r) in FINISHED for r in ids):
+            _remove_checkpoint(f.with_name(f.name.removesuffix(".members.json") + ".pt"))
+            removed += 1
+    return removed
+
+
 # ------------------------------------------------------------------------------ the worker
 def tune_malloc() -> bool:
     """Keep freed memory in this process instead of returning it to the kernel (glibc).
@@ -665,6 +693,8 @@ def run_sweep(spec: Spec, db: str | os.PathLike = DEFAULT_DB, *, executor: str =
     beat = None
     try:
         store.register(spec.name, cells)
+        if not memory:
+            remove_finished_checkpoints(ckroot, store)
         all_ids = sorted({run_id(c.key, s) for c in cells for s in c.config.seeds})
         status = store.status(all_ids)
         pending = {r for r in all_ids if status.get(r) not in FINISHED}
@@ -728,6 +758,14 @@ def run_sweep(spec: Spec, db: str | os.PathLike = DEFAULT_DB, *, executor: str =
 
         def claim(task: dict) -> dict | None:
             """Lease the task's runs; train only the members this runner got."""
+            t = _claim(task)
+            if t is not None and not memory:
+                ck = Path(t["checkpoint"])
+                ck.parent.mkdir(parents=True, exist_ok=True)
+                _members_file(ck).write_text(json.dumps([run_id(k, s) for k, s in task_members(t)]))
+            return t
+
+        def _claim(task: dict) -> dict | None:
             members = task_members(task)
             ids = [run_id(k, s) for k, s in members]
             got, taken = store.claim(ids, owner, lease_ttl, inv)
@@ -769,9 +807,7 @@ def run_sweep(spec: Spec, db: str | os.PathLike = DEFAULT_DB, *, executor: str =
                 statuses = store.write_population(task["key"], res, inv, device, keys=res.get("keys"))
                 ran += len(seeds)
                 member_epochs += int(res.get("member_epochs", 0))
-                ck = Path(task["checkpoint"])
-                for stale in [ck, *ck.parent.glob(f"{ck.stem}.*.tmp")]:  # tmp: writers killed mid-save
-                    stale.unlink(missing_ok=True)
+                _remove_checkpoint(Path(task["checkpoint"]))
                 if bar is not None:
                     bar.update(len(seeds))
                     accs = [a for a in res["history"]["metrics"]["test_acc"][-1]] if res["history"]["epochs"] else []
