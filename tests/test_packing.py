@@ -39,6 +39,24 @@ def fit(t, data):
     return t
 
 
+def assert_members_equal(mixed, uniform, members):
+    """Members ``members`` of ``mixed`` equal those of ``uniform`` bit for bit: weights,
+    biases, feedback matrices and every metric of every epoch."""
+    for e in members:
+        assert all(torch.equal(a, b) for a, b in zip(state(mixed, e), state(uniform, e)))
+        for m, rows in uniform.history.metrics.items():
+            assert [r[e] for r in rows] == [r[e] for r in mixed.history.metrics[m]], m
+
+
+def check_per_member(build, values, uniform_build, data):
+    """Train a population whose member e has ``values[e]`` and, for each value, the
+    population whose members all have it; compare the members that share it."""
+    mixed = fit(build(values), data)
+    for v in sorted(set(values)):
+        assert_members_equal(mixed, fit(uniform_build(v), data), [i for i, q in enumerate(values) if q == v])
+    return mixed
+
+
 @pytest.mark.parametrize("algorithm,momentum", [("rbp", 0.0), ("arbp", 0.0), ("srbp", 0.5)])
 def test_members_with_their_own_lr_and_feedback_equal_uniform_populations(data, algorithm, momentum):
     cfg = TrainConfig(**BASE, algorithm=algorithm, momentum=momentum)
@@ -46,10 +64,8 @@ def test_members_with_their_own_lr_and_feedback_equal_uniform_populations(data, 
     mixed = fit(build_trainer(cfg, progress=False, lr=lrs, feedback=fbs), data)
     for lr, fb, members in [(0.1, SPARSE8, [0, 1]), (0.05, UNIFORM, [2, 3])]:
         uniform = fit(build_trainer(cfg.replace(lr=lr, channel={"feedback": fb}), progress=False), data)
+        assert_members_equal(mixed, uniform, members)
         for e in members:
-            assert all(torch.equal(a, b) for a, b in zip(state(mixed, e), state(uniform, e)))
-            for m, rows in uniform.history.metrics.items():
-                assert [r[e] for r in rows] == [r[e] for r in mixed.history.metrics[m]], m
             assert [r[e] for r in mixed.history.lr] == uniform.history.lr  # η_t per member
 
 
@@ -57,13 +73,8 @@ def test_members_with_their_own_lr_and_feedback_equal_uniform_populations(data, 
 def test_members_with_their_own_lc_dropout_equal_uniform_populations(data, algorithm):
     cfg = TrainConfig(**BASE, algorithm=algorithm, channel={"lc_dropout": 0.1})
     ps = [0.1, 0.5, 0.5, 0.2]
-    mixed = fit(build_trainer(cfg, progress=False, lc_dropout=ps), data)
-    for p in sorted(set(ps)):
-        uniform = fit(build_trainer(cfg.replace(channel={"lc_dropout": p}), progress=False), data)
-        for e in [i for i, q in enumerate(ps) if q == p]:
-            assert all(torch.equal(a, b) for a, b in zip(state(mixed, e), state(uniform, e)))
-            for m, rows in uniform.history.metrics.items():
-                assert [r[e] for r in rows] == [r[e] for r in mixed.history.metrics[m]], m
+    check_per_member(lambda v: build_trainer(cfg, progress=False, lc_dropout=v), ps,
+                     lambda p: build_trainer(cfg.replace(channel={"lc_dropout": p}), progress=False), data)
     with pytest.raises(ValueError, match="learning-channel dropout"):
         build_trainer(cfg.replace(channel={}), progress=False, lc_dropout=ps)
 
@@ -72,13 +83,8 @@ def test_members_with_their_own_lc_dropout_equal_uniform_populations(data, algor
 def test_members_with_their_own_forward_dropout_equal_uniform_populations(data, algorithm):
     cfg = TrainConfig(**BASE, algorithm=algorithm, dropout=0.1)
     ps = [0.1, 0.5, 0.5, 0.2]
-    mixed = fit(build_trainer(cfg, progress=False, dropout=ps), data)
-    for p in sorted(set(ps)):
-        uniform = fit(build_trainer(cfg.replace(dropout=p), progress=False), data)
-        for e in [i for i, q in enumerate(ps) if q == p]:
-            assert all(torch.equal(a, b) for a, b in zip(state(mixed, e), state(uniform, e)))
-            for m, rows in uniform.history.metrics.items():
-                assert [r[e] for r in rows] == [r[e] for r in mixed.history.metrics[m]], m
+    mixed = check_per_member(lambda v: build_trainer(cfg, progress=False, dropout=v), ps,
+                             lambda p: build_trainer(cfg.replace(dropout=p), progress=False), data)
     assert mixed.net.member(1).dropout == 0.5 and mixed.net.member(3).dropout == 0.2
     drop = [cfg.replace(dropout=p) for p in (0.1, 0.2, 0.5)]
     assert len({pack_key(c) for c in drop}) == 1 and pack_key(drop[0]) != pack_key(cfg.replace(dropout=0.0))
@@ -92,13 +98,8 @@ def test_members_with_their_own_error_quantization_bits_equal_uniform_population
     def cfg_bits(b):
         return TrainConfig(**BASE, algorithm=algorithm, channel={"quantize_bits": b, "quantize_alpha": 0.125})
     bits = [5, 3, 3, 1]
-    mixed = fit(build_trainer(cfg_bits(5), progress=False, quantize_bits=bits), data)
-    for b in sorted(set(bits)):
-        uniform = fit(build_trainer(cfg_bits(b), progress=False), data)
-        for e in [i for i, q in enumerate(bits) if q == b]:
-            assert all(torch.equal(x, y) for x, y in zip(state(mixed, e), state(uniform, e)))
-            for m, rows in uniform.history.metrics.items():
-                assert [r[e] for r in rows] == [r[e] for r in mixed.history.metrics[m]], m
+    check_per_member(lambda v: build_trainer(cfg_bits(5), progress=False, quantize_bits=v), bits,
+                     lambda b: build_trainer(cfg_bits(b), progress=False), data)
     assert len({pack_key(cfg_bits(b)) for b in (5, 3, 1)}) == 1
     with pytest.raises(ValueError, match="quantized error signal"):
         build_trainer(TrainConfig(**BASE, algorithm=algorithm), progress=False, quantize_bits=bits)
@@ -108,13 +109,8 @@ def test_members_with_their_own_error_quantization_bits_equal_uniform_population
 def test_members_with_their_own_update_bits_equal_uniform_populations(data, algorithm):
     cfg = TrainConfig(**{**BASE, "decay": 0.0}, algorithm=algorithm, update_bits=5, update_alpha=2 ** -6)
     bits = [5, 3, 3, 1]
-    mixed = fit(build_trainer(cfg, progress=False, update_bits=bits), data)
-    for b in sorted(set(bits)):
-        uniform = fit(build_trainer(cfg.replace(update_bits=b), progress=False), data)
-        for e in [i for i, q in enumerate(bits) if q == b]:
-            assert all(torch.equal(x, y) for x, y in zip(state(mixed, e), state(uniform, e)))
-            for m, rows in uniform.history.metrics.items():
-                assert [r[e] for r in rows] == [r[e] for r in mixed.history.metrics[m]], m
+    check_per_member(lambda v: build_trainer(cfg, progress=False, update_bits=v), bits,
+                     lambda b: build_trainer(cfg.replace(update_bits=b), progress=False), data)
     q = [cfg.replace(update_bits=b) for b in (5, 3, 1)]
     assert len({pack_key(c) for c in q}) == 1 and pack_key(q[0].replace(lr=0.05)) != pack_key(q[0])
     with pytest.raises(ValueError, match="update_bits"):
