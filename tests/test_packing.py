@@ -93,6 +93,18 @@ def test_members_with_their_own_forward_dropout_equal_uniform_populations(data, 
             Network([6, 5, 3], seeds=[0, 1, 2, 3], dropout=bad)
 
 
+@pytest.mark.parametrize("algorithm", ["arbp", "asrbp"])
+def test_members_with_their_own_adaptation_rate_equal_uniform_populations(data, algorithm):
+    cfg = TrainConfig(**BASE, algorithm=algorithm, momentum=0.5)
+    rates = [0.1, 1.0, 1.0, 0.3]
+    check_per_member(lambda v: build_trainer(cfg, progress=False, adapt_rate=v), rates,
+                     lambda r: build_trainer(cfg.replace(channel={"adapt_rate": r}), progress=False), data)
+    same = [cfg.replace(channel={"adapt_rate": r}) for r in (0.1, 0.3)] + [cfg.replace(lr=0.05)]
+    assert len({pack_key(c) for c in same}) == 1
+    with pytest.raises(ValueError, match="adaptive channel"):
+        build_trainer(cfg.replace(algorithm="rbp"), progress=False, adapt_rate=rates)
+
+
 @pytest.mark.parametrize("algorithm", ["bp", "srbp"])
 def test_members_with_their_own_error_quantization_bits_equal_uniform_populations(data, algorithm):
     def cfg_bits(b):

@@ -15,6 +15,8 @@ A population's members normally differ only in the seed.  Members may also diffe
   :func:`lchannel.rng.dropout_mask` with one p per member), among cells that all have it;
 - ``dropout``, the forward-channel dropout probability p (paper 2, section 4.1.2;
   :class:`~lchannel.nets.Network` with one p per member), among cells that all have it;
+- ``channel.adapt_rate``, the adaptation rate of ARBP/ASRBP's feedback (Hebbian, not
+  derivative-modulated; :meth:`~lchannel.channels.sources.Adaptive.set_member_rates`);
 - ``channel.quantize_bits``, the bits of the quantized error signal (section 5.1, eq. 16-19;
   :meth:`~lchannel.channels.transforms.Quantize.set_member_bits`), among cells that all have it;
 - ``update_bits``, the bits of the quantized per-example updates (section 5.2,
@@ -28,9 +30,8 @@ Member e of a packed population is bit-identical to the member at its place in a
 population of the same size whose members all have its settings (tests/test_packing.py
 checks metrics, weights and feedback with ``torch.equal``); against its run alone it
 agrees within float rounding, as any population member does (docs/experiments.md, "What
-is exact").  The adaptation rate, conv nets, per-synapse feedback and
-the STDP rule still split populations (seeds only): see docs/performance.md,
-"Populations across variants".
+is exact").  Conv nets, per-synapse feedback, derivative-modulated adaptation and the
+STDP rule pack seeds only: see docs/performance.md, "Populations across variants".
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ import json
 from .config import TrainConfig
 
 #: The fields members of one population may differ in (besides the seed).
-PACKABLE = ("lr", "dropout", "channel.feedback", "channel.lc_dropout", "channel.quantize_bits", "update_bits")
+PACKABLE = ("lr", "dropout", "channel.feedback", "channel.lc_dropout", "channel.adapt_rate", "channel.quantize_bits",
+            "update_bits")
 
 
 def _channel_class(cfg: TrainConfig):
@@ -57,6 +59,18 @@ def variant_packable(cfg: TrainConfig) -> bool:
     alg, opts = cfg.named()
     return (not cfg.is_conv and cfg.update_bits is None and opts.get("rule", "hebbian") == "hebbian"
             and not opts.get("per_synapse", False))
+
+
+def adapt_rate(cfg: TrainConfig) -> float | None:
+    """The Hebbian adaptation rate of ``cfg``'s channel (ARBP/ASRBP, not modulated by the
+    derivative), or None when it has no such adaptation (then it cannot vary per member)."""
+    from .channels import build_channel
+    from .channels.sources import Adaptive
+    source = getattr(build_channel(cfg.algorithm, **cfg.channel), "source", None)
+    piece = source.find(Adaptive) if source is not None else None
+    if piece is None or piece.derivative or type(piece).__name__ != "Adaptive":
+        return None
+    return piece.rate
 
 
 def feedback_packable(cfg: TrainConfig) -> bool:
@@ -86,6 +100,8 @@ def pack_key(cfg: TrainConfig) -> str:
         opts["lc_dropout"] = "per member"
     if opts.get("quantize_bits") is not None:  # likewise the error quantizer's bits
         opts["quantize_bits"] = "per member"
+    if adapt_rate(cfg) is not None:  # Hebbian adaptation: its rate may differ
+        opts["adapt_rate"] = "per member"
     d["channel"] = opts
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -116,10 +132,12 @@ def build_packed_trainer(parts: list[TrainConfig], progress: bool = False, desc:
     bits = [c.update_bits for c in parts for _ in c.seeds]
     qbits = [c.named()[1].get("quantize_bits") for c in parts for _ in c.seeds]
     fdrops = [c.dropout for c in parts for _ in c.seeds]
+    rates = [adapt_rate(c) for c in parts for _ in c.seeds]
     # The first part's config with every member's seed (repeats allowed: no validation).
     cfg = dataclasses.replace(base, seeds=seeds)
     return build_trainer(cfg, progress, desc, lr=lrs, feedback=fbs if len(set(fbs)) > 1 else None,
                          lc_dropout=drops if len(set(drops)) > 1 else None,
                          update_bits=bits if len(set(bits)) > 1 else None,
                          quantize_bits=qbits if len(set(qbits)) > 1 else None,
-                         dropout=fdrops if len(set(fdrops)) > 1 else None, validate=False)
+                         dropout=fdrops if len(set(fdrops)) > 1 else None,
+                         adapt_rate=rates if len(set(rates)) > 1 else None, validate=False)

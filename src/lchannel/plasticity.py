@@ -217,6 +217,28 @@ def get_rule(name: str) -> Hebbian:
     return RULES[name]
 
 
+def member_runs(values: list) -> list[tuple[int, int, object]]:
+    """``(start, stop, value)`` of every contiguous run of members with one value (the
+    groups that per-member settings update with the arithmetic of a uniform population)."""
+    out: list[list] = []
+    for e, v in enumerate(values):
+        if out and out[-1][2] == v:
+            out[-1][1] = e + 1
+        else:
+            out.append([e, e + 1, v])
+    return [tuple(g) for g in out]
+
+
+def apply_term(rule, P: torch.Tensor, post, pre, lr: float, rate) -> None:
+    """One channel plasticity term: P += η·rate·rule(post, pre); ``rate`` may be a list of
+    one rate per member (populations across variants), applied run by run on slices."""
+    if not isinstance(rate, list):
+        rule.apply_(P, post, pre, lr * rate)
+        return
+    for a, z, r in member_runs(rate):
+        rule.apply_(P[a:z], post[a:z], pre[a:z], lr * r)
+
+
 def quantizer(alpha: float, bits: int) -> Quantizer:
     """Eq. 19 as an in-place map on each example's update (section 5.2), with the
     factored minibatch sum of :class:`~lchannel.quantize.Quantizer`."""
@@ -317,14 +339,7 @@ class SGD:
 
     def lr_groups(self) -> list[tuple[int, int, float]]:
         """``(start, stop, η_t)`` of every contiguous run of members with one rate."""
-        rates = self.member_rates()
-        out: list[list] = []
-        for e, r in enumerate(rates):
-            if out and out[-1][2] == r:
-                out[-1][1] = e + 1
-            else:
-                out.append([e, e + 1, r])
-        return [tuple(g) for g in out]
+        return member_runs(self.member_rates())
 
     def stop_member(self, e: int) -> None:
         """Freeze member e (used when it diverges) without touching the others."""
@@ -374,7 +389,7 @@ class SGD:
             dW, db = self._scaled(h, *self.direction(I, O, lr, h))
             block.add_(dW, db, alpha=lr)
         for P, rule, post, pre, rate in channel_terms:
-            rule.apply_(P, post, pre, lr * rate)
+            apply_term(rule, P, post, pre, lr, rate)
         self.t += 1
 
     def _scaled(self, h: int, dW: torch.Tensor, db: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -417,8 +432,9 @@ class SGD:
         for P, rule, post, pre, rate in channel_terms:
             if not (isinstance(post, torch.Tensor) and isinstance(pre, torch.Tensor)):
                 raise ValueError("lr: per-member learning rates need tensor plasticity terms (not the STDP rule)")
-            for a, z, lr in groups:
-                rule.apply_(P[a:z], post[a:z], pre[a:z], lr * rate)
+            rates = rate if isinstance(rate, list) else [rate] * E
+            for a, z, (lr, r) in member_runs(list(zip(self.member_rates(), rates))):
+                rule.apply_(P[a:z], post[a:z], pre[a:z], lr * r)
         self.t += 1
 
     def state_dict(self) -> dict:

@@ -111,14 +111,15 @@ def fit_options(cfg: TrainConfig, train: Dataset) -> dict:
 def build_trainer(cfg: TrainConfig, progress: bool = True, desc: str = "train", lr: list[float] | None = None,
                   feedback: list | None = None, lc_dropout: list[float] | None = None,
                   update_bits: list[int] | None = None, quantize_bits: list[int] | None = None,
-                  dropout: list[float] | None = None, validate: bool = True) -> Trainer:
+                  dropout: list[float] | None = None, adapt_rate: list[float] | None = None,
+                  validate: bool = True) -> Trainer:
     """The network population, channel and optimizer a config describes.
 
     ``lr`` (one η_0 per member), ``feedback`` (one feedback distribution per member) and
     ``lc_dropout`` (one learning-channel dropout p per member), ``update_bits`` (one
     number of bits of the quantized updates per member) and ``quantize_bits`` (of the
-    quantized error signal, eq. 16-19) and ``dropout`` (one forward-channel dropout p per
-    member) override the config's for populations across variants
+    quantized error signal, eq. 16-19), ``dropout`` (one forward-channel dropout p per
+    member) and ``adapt_rate`` (one adaptation rate per member) override the config's for populations across variants
     (:func:`lchannel.packing.build_packed_trainer`, which passes ``validate=False``
     because its members' seeds may repeat)."""
     if validate:
@@ -138,6 +139,12 @@ def build_trainer(cfg: TrainConfig, progress: bool = True, desc: str = "train", 
         if len(drops) != 1:
             raise ValueError("lc_dropout: per-member probabilities need a channel with learning-channel dropout")
         drops[0].p = ChannelDropout(lc_dropout).p
+    if adapt_rate is not None:
+        from .channels.sources import Adaptive
+        piece = channel.source.find(Adaptive) if hasattr(channel, "source") else None
+        if piece is None:
+            raise ValueError("adapt_rate: per-member rates need an adaptive channel (arbp, asrbp)")
+        piece.set_member_rates(adapt_rate)
     if quantize_bits is not None:
         qs = [x for x in transforms if isinstance(x, Quantize)]
         if len(qs) != 1:

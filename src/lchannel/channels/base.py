@@ -142,8 +142,10 @@ class LearningChannel(nn.Module):
     def adapt(self, record, signals, lr: float) -> None:
         """Apply :meth:`plasticity_terms` at learning rate ``lr`` (what the optimizer's
         step does with them; for use outside a :class:`~lchannel.train.Trainer`)."""
+        from ..plasticity import apply_term  # plasticity imports channels: import at call time
+
         for P, rule, post, pre, rate in self.plasticity_terms(record, signals):
-            rule.apply_(P, post, pre, lr * rate)
+            apply_term(rule, P, post, pre, lr, rate)
 
     # -- topology ------------------------------------------------------------------
     def routes(self, L: int) -> dict[int, list[int]]:

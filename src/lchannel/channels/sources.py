@@ -371,9 +371,20 @@ class Adaptive(FeedbackSource):
             raise ValueError(f"adapt_derivative must be true or false, got {derivative!r}")
         super().__init__(inner)
         self.rate = float(rate)
+        self.member_rates: list[float] | None = None  # one rate per member (populations across variants)
         self.rule = rule
         self.derivative = derivative
         self._tap: SlopeTap | None = None
+
+    def set_member_rates(self, rates) -> None:
+        """One adaptation rate per member (populations across variants, lchannel.packing):
+        the optimizer applies each contiguous run of members with one rate on its slice,
+        the arithmetic of a population whose members all have that rate."""
+        rates = [float(r) for r in rates]
+        if not rates or any(not r >= 0 for r in rates):
+            raise ValueError(f"adapt_rate: per-member rates must be numbers >= 0, got {rates!r}")
+        self.member_rates = None if all(r == rates[0] for r in rates) else rates
+        self.rate = rates[0] if self.member_rates is None else self.rate
 
     def check_channel(self, channel):
         self.inner.check_channel(channel)
@@ -381,7 +392,14 @@ class Adaptive(FeedbackSource):
             self._tap = tap_activation(channel)
 
     def plasticity_terms(self, channel, record, signals):
-        if self.rate == 0.0:
+        rate = self.rate
+        if self.member_rates is not None:
+            if len(self.member_rates) != channel.net.E:
+                raise ValueError(f"adapt_rate: {len(self.member_rates)} per-member rates for {channel.net.E} members")
+            if hasattr(record, "arrive") or self.derivative:
+                raise ValueError("adapt_rate: per-member rates serve dense nets with plain Hebbian adaptation")
+            rate = self.member_rates
+        elif rate == 0.0:
             return []
         E = channel.net.E
         if hasattr(record, "arrive"):
@@ -389,7 +407,7 @@ class Adaptive(FeedbackSource):
         slopes = self._tap.slopes if self._tap is not None else None
         # post = O^h (the receiving layer's activity, times g'(J^h) when modulated),
         # pre = I^k (the sending layer's signal).
-        return [(C, self.rule, _times(record.presynaptic(h + 1, E), slopes, h), signals[k], self.rate)
+        return [(C, self.rule, _times(record.presynaptic(h + 1, E), slopes, h), signals[k], rate)
                 for (h, k), C in channel.C.items() if signals[k] is not None]
 
     def _block_terms(self, channel, record, signals) -> list:

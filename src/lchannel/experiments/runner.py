@@ -6,7 +6,7 @@
    :meth:`TrainConfig.key`) become one population: one :class:`Trainer` with one member
    per seed, trained in one batched pass (member e equals the single run with seed e up
    to float rounding).  Cells whose configs differ only in :data:`lchannel.packing.PACKABLE`
-   fields (learning rate, feedback distribution, forward and LC dropout p, quantization bits) share
+   fields (learning rate, feedback distribution, dropout p, adaptation rate, quantization bits) share
    one population across variants; each member is stored under its own cell's run id.
    When there are fewer populations than workers, the largest are split.
 3. **Execute.**  Populations go to an executor: ``inline`` (this process), a local
