@@ -209,22 +209,7 @@ class ConvNetwork(Network):
         return torch.cat(outs, dim=1)
 
     # -- members and export ----------------------------------------------------------------
-    def member(self, e: int) -> "ConvNetwork":
-        """A single-member copy of member ``e`` (weights copied)."""
-        if not -self.E <= e < self.E:
-            raise ValueError(f"member must be in 0..{self.E - 1}, got {e}")
-        e = e % self.E
-        net = ConvNetwork.__new__(ConvNetwork)
-        nn.Module.__init__(net)
-        for key in ("arch", "sizes", "input_shape", "output_loss", "hidden", "activations", "init", "dropout",
-                    "tails"):
-            setattr(net, key, getattr(self, key))
-        net.seeds = [self.seeds[e]]
-        net.blocks = nn.ModuleList([b.member(e) for b in self._blocks])
-        net._dropout_streams = None
-        net._bound_channels = []
-        net._cache()
-        return net
+    _MEMBER_KEYS = (*Network._MEMBER_KEYS, "arch", "input_shape", "tails")
 
     def to_torch(self, e: int = 0) -> nn.Sequential:
         """Member ``e`` as a plain ``nn.Sequential`` (``nn.Conv2d``, ``nn.MaxPool2d``,

@@ -351,14 +351,18 @@ class Network(nn.Module):
                                  f"{tuple(mine.shape)}")
         return super().load_state_dict(state, strict=strict, assign=assign)
 
+    # What a single-member copy shares with its population (a subclass adds its own).
+    _MEMBER_KEYS = ("sizes", "output_loss", "hidden", "activations", "init")
+
     def member(self, e: int) -> "Network":
         """A single-member copy of member ``e`` (weights copied)."""
         if not -self.E <= e < self.E:
             raise ValueError(f"member must be in 0..{self.E - 1}, got {e}")
         e = e % self.E
-        net = Network.__new__(Network)
+        cls = type(self)
+        net = cls.__new__(cls)
         nn.Module.__init__(net)
-        for key in ("sizes", "output_loss", "hidden", "activations", "init"):
+        for key in self._MEMBER_KEYS:
             setattr(net, key, getattr(self, key))
         net.dropout = self.dropout if isinstance(self.dropout, float) else self.dropout[e]
         net.seeds = [self.seeds[e]]
