@@ -126,13 +126,17 @@ def build_packed_trainer(parts: list[TrainConfig], progress: bool = False, desc:
         c.validate()
     base = parts[0]
     seeds = [s for c in parts for s in c.seeds]
-    lrs = [c.lr for c in parts for _ in c.seeds]
-    fbs = [_feedback(c) for c in parts for _ in c.seeds]
-    drops = [c.named()[1].get("lc_dropout") for c in parts for _ in c.seeds]
-    bits = [c.update_bits for c in parts for _ in c.seeds]
-    qbits = [c.named()[1].get("quantize_bits") for c in parts for _ in c.seeds]
-    fdrops = [c.dropout for c in parts for _ in c.seeds]
-    rates = [adapt_rate(c) for c in parts for _ in c.seeds]
+
+    def per_member(value) -> list:  # value(part), evaluated once per part, repeated for its seeds
+        return [v for c in parts for v in [value(c)] * len(c.seeds)]
+
+    lrs = per_member(lambda c: c.lr)
+    fbs = per_member(_feedback)
+    drops = per_member(lambda c: c.named()[1].get("lc_dropout"))
+    bits = per_member(lambda c: c.update_bits)
+    qbits = per_member(lambda c: c.named()[1].get("quantize_bits"))
+    fdrops = per_member(lambda c: c.dropout)
+    rates = per_member(adapt_rate)
     # The first part's config with every member's seed (repeats allowed: no validation).
     cfg = dataclasses.replace(base, seeds=seeds)
     return build_trainer(cfg, progress, desc, lr=lrs, feedback=fbs if len(set(fbs)) > 1 else None,
