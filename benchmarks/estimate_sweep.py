@@ -8,7 +8,8 @@ Run the spec twice with one epoch on two training subsets, e.g.
 
 Per cell, the stored ``cpu_seconds`` of its populations (one value per population,
 repeated on each of its runs) are fitted as ``a + b·steps`` (steps = subset / batch size
-per epoch) and extrapolated to ``--steps`` steps per epoch and ``--epochs`` epochs.  The
+per epoch) and extrapolated to ``--steps`` steps per epoch and ``--epochs`` epochs (a
+population packing several cells is shared among them by members, see :func:`cell_cpu`).  The
 fixed part ``a`` (start, test evaluation, alignment probe) is counted every epoch, which
 over-estimates by the start-up cost.  The first epoch is the only one measured.
 """
@@ -20,12 +21,19 @@ import sqlite3
 
 
 def cell_cpu(db: str) -> dict[str, float]:
+    """CPU seconds per cell.  A population's time is stored on each of its runs, which are
+    written in one transaction (same seeds, ``cpu_seconds`` and ``finished_at``); a
+    population that packs several cells (variants of one shape, issue 16) is counted once
+    and shared among its cells in proportion to their members."""
     with sqlite3.connect(db) as c:
-        rows = c.execute("SELECT DISTINCT cells.cell, runs.population, runs.cpu_seconds FROM runs "
+        rows = c.execute("SELECT cells.cell, runs.population, runs.cpu_seconds, runs.finished_at FROM runs "
                          "JOIN cells ON cells.config_hash = runs.config_hash WHERE runs.status = 'done'").fetchall()
+    members: dict[tuple, int] = {}
+    for _cell, *pop in rows:
+        members[tuple(pop)] = members.get(tuple(pop), 0) + 1
     out: dict[str, float] = {}
-    for cell, _pop, cpu in rows:
-        out[cell] = out.get(cell, 0.0) + (cpu or 0.0)
+    for cell, *pop in rows:
+        out[cell] = out.get(cell, 0.0) + (pop[1] or 0.0) / members[tuple(pop)]
     return out
 
 

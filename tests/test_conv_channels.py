@@ -146,10 +146,11 @@ def _train(name, seeds, steps=3, **opts):
     ("rbp", {"resample": "sign_concordant"}),
 ])
 def test_population_member_equals_single_run(name, opts):
-    # Members are separate conv2d / transposed-conv / weight-gradient calls on their own
-    # slices (nothing reordered); only the element-wise transfer functions run over the
-    # whole (E, B, ...) tensor, where a vectorised exp and its scalar tail may differ in
-    # the last bit: the stated tolerance is float rounding (float64 here: rtol 1e-10).
+    # Member e is group e of one grouped convolution (and of one transposed convolution
+    # and weight gradient), whose kernel may block its sums unlike a lone convolution, and
+    # the element-wise transfer functions run over all members at once, where a
+    # vectorised exp and its scalar tail may differ in the last bit: the stated tolerance
+    # is float rounding (float64 here: rtol 1e-10 after 3 momentum steps).
     pop = _train(name, (5, 6), **opts)
     for e, seed in enumerate((5, 6)):
         single = _train(name, (seed,), **opts)

@@ -18,11 +18,19 @@ A :class:`Conv2d` knows the same four things as :class:`~lchannel.blocks.Dense`:
     convolution weight-gradient, and Δb/η = (1/B) Σ_b Σ_p I_b(p) (the bias is the weight
     of the unit clamped to one at every position).
 
-Members: each member's convolution is its own ``conv2d`` call on its own slice (a loop
-over E).  The calls are the very ones a single network makes, so a member of a
-population is **bit-identical** to a single run with its seed (on the same device and
-thread count); nothing is reordered.  Pooling, flattening and the transfer functions
-act on the member and batch axes folded into one, which changes no arithmetic.
+Layout: a conv layer's feature maps of all E members are **one channels-last tensor
+with the members as channel groups**, ``(B, E·C, H, W)`` stored as ``(B, H, W, E, C)``
+(:func:`grouped`); the record and the learning channels see it through the view
+``(E, B, C, H, W)`` (:func:`members`), so nothing outside this module depends on the
+layout.  Member e's convolution is group e of one grouped ``conv2d`` (``groups = E``; a
+shared input, the usual first layer, is one ``conv2d`` with E·C_out output channels),
+its transposed convolution and weight gradient group e of one
+``convolution_backward``, and pooling, un-pooling and the transfer functions are one
+call over all members.  Channels-last is what the CPU's oneDNN kernels compute in
+(paper net, one thread: first conv 27 → 17 ms, 3×3/2 max-pooling with argmax 32 → 14
+ms; ``benchmarks/bench_cifar.py``), and the grouped form writes no per-member copies.
+A member's result equals a single run with its seed **within float rounding**, not
+bit for bit: the grouped kernel blocks its sums as it chooses (tested in float64).
 
 The transposed convolution and the weight gradient are ``aten.convolution_backward``,
 the kernels autograd itself calls for ``nn.Conv2d``; max-pooling records its argmax
@@ -40,13 +48,23 @@ from .activations import Activation
 from .blocks import TORCH_ACTIVATIONS, draw_feedback
 
 _conv_backward = torch.ops.aten.convolution_backward
-_conv_out = torch.ops.aten.convolution.out
 _pool_backward = torch.ops.aten.max_pool2d_with_indices_backward
 
 
-def _fold(x: torch.Tensor) -> torch.Tensor:
-    """``(E, B, ...)`` → ``(E·B, ...)`` (a view when possible)."""
-    return x.reshape(x.shape[0] * x.shape[1], *x.shape[2:])
+_CL = torch.channels_last
+
+
+def grouped(x: torch.Tensor) -> torch.Tensor:
+    """``(E, B, C, H, W)`` → ``(B, E·C, H, W)`` channels-last, the members as channel groups:
+    a view of a tensor already in that layout (one made by :func:`members`), else one copy."""
+    E, B, C, H, W = x.shape
+    y = x.permute(1, 3, 4, 0, 2).reshape(B, H, W, E * C).permute(0, 3, 1, 2)
+    return y.contiguous(memory_format=_CL)
+
+
+def members(y: torch.Tensor, E: int) -> torch.Tensor:
+    """``(B, E·C, H, W)`` → the view ``(E, B, C, H, W)`` (member e is channel group e)."""
+    return y.unflatten(1, (E, y.shape[1] // E)).transpose(0, 1)
 
 
 class Conv2d(nn.Module):
@@ -124,25 +142,18 @@ class Conv2d(nn.Module):
         named transfer functions (f' from O), and not keeping S saves one feature map per
         layer (a few % of a step on the paper's net, from memory traffic)."""
         W, b = self._W, self._b
-        shared = O_prev.dim() == 4
         E = W.shape[0]
-        if E == 1:
-            S = F.conv2d(O_prev if shared else O_prev[0], W[0], b[0], self.stride, self.padding).unsqueeze(0)
+        if O_prev.dim() == 4 or O_prev.stride(0) == 0:  # one input for every member
+            X, groups = (O_prev if O_prev.dim() == 4 else O_prev[0]).contiguous(memory_format=_CL), 1
         else:
-            # Each member's conv2d written into its slice of one (E, B, C_out, H', W') tensor:
-            # the same kernel as a single run's (the out= form copies its result), without the
-            # stack's second copy of every feature map.
-            B = O_prev.shape[0] if shared else O_prev.shape[1]
-            S = W.new_empty(E, B, *self.out_shape)
-            stride, padding, dilation = self._geometry()
-            for e in range(E):
-                _conv_out(O_prev if shared else O_prev[e], W[e], b[e], stride, padding, dilation, False, [0, 0], 1,
-                          out=S[e])
+            X, groups = grouped(O_prev), E
+        S = F.conv2d(X, W.reshape(E * W.shape[1], *W.shape[2:]), b.reshape(-1), self.stride, self.padding, 1,
+                     groups)
         if not keep_S:
             op = _IN_PLACE.get(self.activation.name)
             if op is not None and not S.requires_grad:
-                return None, op(S), None
-        return S, transfer(self.activation, S), None
+                return None, members(op(S), E), None
+        return members(S, E), members(transfer(self.activation, S), E), None
 
     def pre_activation(self, Z: torch.Tensor) -> torch.Tensor:
         """S (the conv block keeps S itself)."""
@@ -154,12 +165,13 @@ class Conv2d(nn.Module):
         ``K`` ``(E, C_out, C_in, K, K)``: ``(E, B, C_in, H, W)``."""
         stride, padding, dilation = self._geometry()
         E, B = G.shape[0], G.shape[1]
-        like = G.new_empty(1).expand(B, *self.in_shape)
-        if E == 1:
-            return _conv_backward(G[0], like, K[0], None, stride, padding, dilation, False, [0, 0], 1,
-                                  (True, False, False))[0].unsqueeze(0)
-        return torch.stack([_conv_backward(G[e], like, K[e], None, stride, padding, dilation, False, [0, 0], 1,
-                                           (True, False, False))[0] for e in range(E)])
+        like = G.new_empty(1).expand(B, E * self.in_shape[0], *self.in_shape[1:])
+        # A channels-last kernel makes oneDNN keep the channels-last layout (``like`` only
+        # gives the shape); the copy is of the kernel, |W| numbers.
+        Kg = K.reshape(E * K.shape[1], *K.shape[2:]).contiguous(memory_format=_CL)
+        J = _conv_backward(grouped(G), like, Kg, None, stride, padding, dilation, False, [0, 0], E,
+                           (True, False, False))[0]
+        return members(J, E)
 
     def adjoint(self, G: torch.Tensor) -> torch.Tensor:
         """BP's route: the transposed convolution with W (the VJP of the convolution)."""
@@ -178,13 +190,19 @@ class Conv2d(nn.Module):
                              chained, self.weight.dtype, self.weight.device, sign_like)
 
     # -- plasticity (eq. 13) ----------------------------------------------------------------
-    def _weight_grad(self, I: torch.Tensor, O_prev: torch.Tensor, e: int):
-        """(Σ_b ΔW_b, Σ_b Δb_b) of member e: the convolution weight-gradient of the batch."""
+    def _weight_grad(self, I: torch.Tensor, O_prev: torch.Tensor):
+        """(Σ_b ΔW_b, Σ_b Δb_b) of every member, ``(E, C_out, C_in, K, K)`` and ``(E, C_out)``:
+        the convolution weight-gradient of the batch, one grouped call."""
         stride, padding, dilation = self._geometry()
-        W = self._W[e]
-        _, dW, db = _conv_backward(I[e], O_prev[e], W, [W.shape[0]], stride, padding, dilation, False,
-                                   [0, 0], 1, (False, True, True))
-        return dW, db
+        E, C_out = self._W.shape[:2]
+        if O_prev.dim() == 4 or O_prev.stride(0) == 0:  # a shared input: one convolution, E·C_out outputs
+            X, groups = (O_prev if O_prev.dim() == 4 else O_prev[0]).contiguous(memory_format=_CL), 1
+        else:
+            X, groups = grouped(O_prev), E
+        W = self._W.reshape(E * C_out, *self._W.shape[2:])
+        _, dW, db = _conv_backward(grouped(I), X, W, [E * C_out], stride, padding, dilation, False,
+                                   [0, 0], groups, (False, True, True))
+        return dW.reshape(self._W.shape), db.view(E, C_out)
 
     def weight_update(self, I: torch.Tensor, O_prev: torch.Tensor, per_example=None,
                       lr: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -198,10 +216,8 @@ class Conv2d(nn.Module):
         done in chunks of examples to bound memory (~8 MB per chunk)."""
         E, B = I.shape[0], I.shape[1]
         if per_example is None:
-            parts = [self._weight_grad(I, O_prev, e) for e in range(E)]
-            dW = torch.stack([p[0] for p in parts]).div_(B)
-            db = torch.stack([p[1] for p in parts]).div_(B)
-            return dW, db
+            dW, db = self._weight_grad(I, O_prev)
+            return dW.div_(B), db.div_(B)
         stride, padding, dilation = self._geometry()
         C_out, C_in, K = self.weight.shape[1], self.weight.shape[2], self.kernel
         chunk = max(1, (1 << 21) // (C_out * C_in * K * K))
@@ -222,11 +238,9 @@ class Conv2d(nn.Module):
 
     def apply_update_(self, I: torch.Tensor, O_prev: torch.Tensor, lr: float) -> None:
         """W += η (1/B) ΣΔW_b, b += η (1/B) ΣΔb_b in place."""
-        a = lr / I.shape[1]
-        for e in range(I.shape[0]):
-            dW, db = self._weight_grad(I, O_prev, e)
-            self._W[e].add_(dW, alpha=a)
-            self._b[e].add_(db, alpha=a)
+        dW, db = self._weight_grad(I, O_prev)
+        self._W.add_(dW, alpha=lr / I.shape[1])
+        self._b.add_(db, alpha=lr / I.shape[1])
 
     def add_(self, dW: torch.Tensor, db: torch.Tensor, alpha: float) -> None:
         self._W.add_(dW, alpha=alpha)
@@ -304,16 +318,15 @@ class MaxPool2d(nn.Module):
 
     def forward(self, O: torch.Tensor):
         """``(O_pooled, argmax)`` for ``O`` ``(E, B, C, H, W)``."""
-        E, B = O.shape[0], O.shape[1]
-        P, idx = F.max_pool2d(_fold(O), self.kernel, self.stride, self.padding, return_indices=True)
-        return P.view(E, B, *self.out_shape), idx
+        P, idx = F.max_pool2d(grouped(O), self.kernel, self.stride, self.padding, return_indices=True)
+        return members(P, O.shape[0]), idx
 
     def adjoint(self, G: torch.Tensor, O: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """Un-pool ``G`` ``(E, B, C, H', W')`` at the recorded argmax ``idx`` onto the shape of
         ``O`` (the pooled input, ``(E, B, C, H, W)``)."""
         k, s, p = [self.kernel] * 2, [self.stride] * 2, [self.padding] * 2
-        J = _pool_backward(_fold(G), _fold(O), k, s, p, [1, 1], False, idx)
-        return J.view(O.shape)
+        J = _pool_backward(grouped(G), grouped(O), k, s, p, [1, 1], False, idx)
+        return members(J, O.shape[0])
 
     def to_torch(self, e: int = 0) -> list[nn.Module]:
         return [nn.MaxPool2d(self.kernel, self.stride, self.padding)]

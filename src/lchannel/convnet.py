@@ -26,7 +26,7 @@ from . import init as _init
 from .activations import get_activation
 from .architecture import BlockSpec, LayerSizes, conv_layer_sizes
 from .blocks import Dense
-from .convblocks import FUSED, Conv2d, Flatten, MaxPool2d, times_derivative
+from .convblocks import FUSED, Conv2d, Flatten, MaxPool2d, grouped, members, times_derivative
 from .nets import Network, Record
 from .outputs import OutputActivation, get_output
 from .rng import MemberStreams
@@ -79,7 +79,11 @@ class ConvRecord(Record):
         the input O^h of block k) back through layer h's tail; from a dense map (skip)
         reshaped from ``(E, B, N_h)`` to S^h's shape."""
         if k != h + 1:
-            return J.view(self.A[h].shape)
+            A = self.A[h]
+            J = J.view(A.shape)
+            # Into the conv blocks' layout (members as channel groups, channels-last), so
+            # that f' and the weight gradient read it the way they read A^h.
+            return members(grouped(J), A.shape[0]) if A.dim() == 5 else J
         tail = self._net.tails[h - 1]
         outs = self.tail_out[h]
         for i in range(len(tail) - 1, -1, -1):
@@ -177,8 +181,13 @@ class ConvNetwork(Network):
                          f"expected (B, {n}), (E, B, {n}), (B, {', '.join(map(str, self.input_shape))}) or "
                          f"with the member axis first")
 
-    def forward(self, X: torch.Tensor, train: bool = False) -> ConvRecord:
-        """Run the forward channel on ``X`` (flat rows or images, shared or per member)."""
+    def forward(self, X: torch.Tensor, train: bool = False, keep_S: bool | None = None) -> ConvRecord:
+        """Run the forward channel on ``X`` (flat rows or images, shared or per member).
+
+        ``keep_S``: keep each conv layer's S^h (default: not in training passes, where f'
+        comes from O; without S, f(S) is computed in place, which also makes inference
+        (:meth:`output`) lighter)."""
+        keep = not train if keep_S is None else keep_S
         O = self._as_input(X)
         Z_list, O_list, A_list, aux_list = [None], [O], [None], [None]
         tail_outs = [None]
@@ -186,7 +195,7 @@ class ConvNetwork(Network):
             O = O.unsqueeze(0).expand(self.E, *O.shape)  # Dense takes (E, B, N)
         for h, (block, tail) in enumerate(zip(self._blocks, self.tails), start=1):
             # A conv layer's S is not kept in training passes (recomputed if ever asked for).
-            Z, A, _ = block.forward(O, keep_S=False) if train and isinstance(block, Conv2d) else block.forward(O)
+            Z, A, _ = block.forward(O, keep_S=keep) if isinstance(block, Conv2d) else block.forward(O)
             O, auxes, outs = A, [], []
             for t in tail:
                 O, aux = t.forward(O)
@@ -204,9 +213,12 @@ class ConvNetwork(Network):
         """Outputs ``O^L`` of every member, shape ``(E, B, N_L)``, computed in chunks."""
         X = self._as_input(X)
         axis = 0 if X.dim() == self.input_dim + 1 else 1
-        outs = [self.forward(X.narrow(axis, i, min(chunk, X.shape[axis] - i))).output
-                for i in range(0, X.shape[axis], chunk)]
+        outs = [self.output(X.narrow(axis, i, min(chunk, X.shape[axis] - i))) for i in range(0, X.shape[axis], chunk)]
         return torch.cat(outs, dim=1)
+
+    def output(self, X: torch.Tensor) -> torch.Tensor:
+        """``O^L`` of every member for one chunk ``X``: the inference pass (no S kept)."""
+        return self.forward(X, keep_S=False).output
 
     # -- members and export ----------------------------------------------------------------
     _MEMBER_KEYS = (*Network._MEMBER_KEYS, "arch", "input_shape", "tails")

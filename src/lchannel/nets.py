@@ -319,8 +319,13 @@ class Network(nn.Module):
     @torch.no_grad()
     def predict(self, X: torch.Tensor, chunk: int = 10000) -> torch.Tensor:
         """Outputs ``O^L`` of every member, shape ``(E, B, N_L)``, computed in chunks."""
-        outs = [self.forward(X[..., i:i + chunk, :]).output for i in range(0, X.shape[-2], chunk)]
+        outs = [self.output(X[..., i:i + chunk, :]) for i in range(0, X.shape[-2], chunk)]
         return torch.cat(outs, dim=1)
+
+    def output(self, X: torch.Tensor) -> torch.Tensor:
+        """``O^L`` of every member for one chunk ``X``: the inference pass (block networks
+        keep nothing a learning channel would need; :meth:`forward` otherwise)."""
+        return self.forward(X).output
 
     # -- state ---------------------------------------------------------------------
     def rng_state(self) -> list | None:
