@@ -131,15 +131,18 @@ def outer_sum_factored(I: torch.Tensor, O: torch.Tensor, lr: float, alpha: float
     unit = alpha * 2.0 ** (1 - bits)
     sI, sO = torch.sign(I), torch.sign(O)
     total = torch.bmm(sI.transpose(1, 2), sO)  # (E, N_h, N_{h-1}) in units: the floor level
-    T = level_thresholds(alpha, bits, I.dtype, I.device)  # T_0 (the smallest positive), T_1 < ... on |u|
-    # Thresholds on w = |fl(I·O)|: the smallest w with fl(w·lr) ≥ T_m (monotone in w).
-    Wt = _smallest_factor(torch.full_like(T, lr), T)
+    Wt = product_thresholds(alpha, bits, lr, I.dtype, I.device)
     aI, aO = I.abs(), O.abs()
-    rows, under_r = _candidates(aI, aO, Wt)  # (E, B, N_h): the largest product of each row
+    # Whether any product of non-zero values can underflow to 0 (eq. 19 keeps 0 at 0, off
+    # the floor): the smallest positive |I| times the smallest positive |O| bounds them all
+    # (rounding is monotone).  Only then are the underflowing rows looked for.
+    inf = float("inf")
+    tiny = bool(torch.where(aI > 0, aI, inf).amin() * torch.where(aO > 0, aO, inf).amin() < Wt[0])
+    rows, under_r = _candidates(aI, aO, Wt, tiny)  # (E, B, N_h): the largest product of each row
     if bits == 1:  # no level above the floor: only products that underflow to 0 remain
         _add_levels(total.view(E * n_out, n_in), aI, aO, sI, sO, rows, under_r, Wt, lr, alpha, bits)
         return total.mul_(unit)
-    cols, under_c = _candidates(aO, aI, Wt)  # (E, B, N_{h-1})
+    cols, under_c = _candidates(aO, aI, Wt, tiny)  # (E, B, N_{h-1})
     if n_level_elements(rows, under_r, Wt, n_in) <= n_level_elements(cols, under_c, Wt, n_out):
         _add_levels(total.view(E * n_out, n_in), aI, aO, sI, sO, rows, under_r, Wt, lr, alpha, bits)
     else:
@@ -149,11 +152,29 @@ def outer_sum_factored(I: torch.Tensor, O: torch.Tensor, lr: float, alpha: float
     return total.mul_(unit)
 
 
-def n_level_elements(hi: torch.Tensor, under: torch.Tensor, Wt: torch.Tensor, width: int) -> int:
+def n_level_elements(hi: torch.Tensor, under: torch.Tensor | None, Wt: torch.Tensor, width: int) -> int:
     """How many elements :func:`_add_levels` compares: rows of ``width`` for each level a
     row's largest product reaches, and whole rows for the underflowing ones."""
-    n = sum(int((hi >= w).sum()) for w in Wt[1:])
-    return (n + int(under.sum())) * width
+    n = sum(int(torch.count_nonzero(hi >= w)) for w in Wt[1:])
+    return (n + (0 if under is None else int(under.sum()))) * width
+
+
+_PRODUCT_THRESHOLDS: dict = {}
+
+
+def product_thresholds(alpha: float, bits: int, lr: float, dtype: torch.dtype, device) -> torch.Tensor:
+    """``[W_0, W_1, ...]``: thresholds on ``w = |fl(I·O)|``, the smallest w with
+    ``fl(w·lr) ≥ T_m`` (:func:`level_thresholds`; rounding is monotone in w).  Every layer
+    of a step shares one learning rate, so the last few are kept."""
+    key = (float(alpha), int(bits), float(lr), dtype, torch.device(device))
+    W = _PRODUCT_THRESHOLDS.get(key)
+    if W is None:
+        T = level_thresholds(alpha, bits, dtype, device)  # T_0 (the smallest positive), T_1 < ... on |u|
+        W = _smallest_factor(torch.full_like(T, lr), T)
+        if len(_PRODUCT_THRESHOLDS) >= 64:  # a decaying rate changes every step: keep a few
+            _PRODUCT_THRESHOLDS.clear()
+        _PRODUCT_THRESHOLDS[key] = W
+    return W
 
 
 _THRESHOLDS: dict = {}
@@ -232,13 +253,16 @@ def _smallest_factor(a: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def _candidates(a: torch.Tensor, b: torch.Tensor, Wt: torch.Tensor):
+def _candidates(a: torch.Tensor, b: torch.Tensor, Wt: torch.Tensor, tiny: bool = True):
     """``(hi, under)`` for the rows ``a_{e,b,i}`` (``a``, ``b``: absolute values, the other
     side ``(E, B, M)``): ``hi`` the largest product ``fl(a·max_j b_j)`` of each row
     (rounding is monotone), compared with ``W_m`` to find the rows that reach level m, and
     the mask of rows whose smallest non-zero product underflows to 0 (eq. 19 maps 0 to 0,
-    not to the floor)."""
+    not to the floor); None without ``tiny`` (no product of non-zero values can underflow,
+    the usual case)."""
     hi = a * b.amax(2, keepdim=True)  # (E, B, N)
+    if not tiny:
+        return hi, None
     smallest = torch.where(b > 0, b, torch.full_like(b, float("inf"))).amin(2, keepdim=True)
     under = ((a * smallest) < Wt[0]).logical_and_(a > 0)
     return hi, under
@@ -247,32 +271,32 @@ def _candidates(a: torch.Tensor, b: torch.Tensor, Wt: torch.Tensor):
 def _add_levels(acc, a, b, sa, sb, hi, under, Wt, lr, alpha, bits) -> None:
     """Add ``sign(a_k)·sign(b)·Σ_m 2^{m−1}[|fl(a_k·b)| ≥ W_m]`` into ``acc`` ``(E·N, M)``
     (rows ``e·N + i``), level by level for the rows whose largest product reaches it
-    (fewer at each level), in chunks of rows; rows that underflow go through the
-    quantizer itself (:func:`_exact_rows`)."""
+    (fewer at each level), in chunks of rows, by comparing the products ``fl(a_k·b)``
+    themselves with ``W_m``; rows that underflow go through the quantizer itself
+    (:func:`_exact_rows`)."""
     E, B, N = a.shape
     M = b.shape[2]
     af, saf = a.reshape(-1), sa.reshape(-1)
     bf, sbf = b.reshape(E * B, M), sb.reshape(E * B, M)
-    ok = under.logical_not()
     step = max(1, LEVEL_CHUNK // M)  # ~1 MB: the few passes over a chunk stay in cache
     for m in range(1, bits):
-        e, bb, i = ((hi >= Wt[m]).logical_and_(ok)).nonzero(as_tuple=True)
+        reach = hi >= Wt[m]
+        if under is not None:
+            reach.logical_and_(under.logical_not())
+        e, bb, i = reach.nonzero(as_tuple=True)
         if len(e) == 0:
             break  # no row reaches level m, hence none reaches a higher one
         flat = (e * B + bb) * N + i
-        ak, sak = af[flat], saf[flat] * 2.0 ** (m - 1)
+        ak, sak = af[flat].unsqueeze(1), (saf[flat] * 2.0 ** (m - 1)).unsqueeze(1)
         eb, index = e * B + bb, e * N + i
-        # X_m(k): the smallest x with fl(a_k·x) >= W_m, compared strictly against the
-        # float just below it: |b| > X⁻ ⟺ |b| >= X.
-        X = _smallest_factor(ak, Wt[m].expand_as(ak))
-        X = torch.nextafter(X, torch.zeros_like(X)).unsqueeze(1)  # (K, 1)
         for k0 in range(0, len(index), step):
             s = slice(k0, k0 + step)
             ebs = eb[s]
-            c = bf.index_select(0, ebs).sub_(X[s]).sign_().clamp_min_(0)  # [|b| >= X_m] as 0/1
-            c.mul_(sbf.index_select(0, ebs)).mul_(sak[s].unsqueeze(1))
+            # [fl(a_k·|b|) >= W_m] as 1.0/0.0: the very product the reference forms
+            c = bf.index_select(0, ebs).mul_(ak[s]).ge_(Wt[m])
+            c.mul_(sbf.index_select(0, ebs)).mul_(sak[s])
             acc.index_add_(0, index[s], c)
-    if bool(under.any()):
+    if under is not None and bool(under.any()):
         e, bb, i = under.nonzero(as_tuple=True)
         eb = e * B + bb
         ak, sak = a[e, bb, i], sa[e, bb, i]
