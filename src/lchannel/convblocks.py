@@ -22,10 +22,10 @@ Layout: a conv layer's feature maps of all E members are **one channels-last ten
 with the members as channel groups**, ``(B, E·C, H, W)`` stored as ``(B, H, W, E, C)``
 (:func:`grouped`); the record and the learning channels see it through the view
 ``(E, B, C, H, W)`` (:func:`members`), so outside this module only
-``ConvRecord.arrive`` knows the layout (it puts a skip map's signal into it).  Member e's convolution is group e of one grouped ``conv2d`` (``groups = E``; a
-shared input, the usual first layer, is one ``conv2d`` with E·C_out output channels),
-its transposed convolution and weight gradient group e of one
-``convolution_backward``, and pooling, un-pooling and the transfer functions are one
+``ConvRecord.arrive`` knows the layout (it puts a skip map's signal into it).  Member
+e's convolution is group e of one grouped ``conv2d`` (``groups = E``; a shared input,
+the usual first layer, is one ``conv2d`` with E·C_out output channels), its transposed
+convolution and weight gradient group e of one ``convolution_backward``, and pooling, un-pooling and the transfer functions are one
 call over all members.  Channels-last is what the CPU's oneDNN kernels compute in
 (paper net, batch 128, two threads: first conv 27 → 17 ms, 3×3/2 max-pooling with
 argmax 32 → 14 ms; ``benchmarks/bench_cifar.py``), and the grouped form writes no

@@ -115,11 +115,13 @@ def outer_sum_factored(I: torch.Tensor, O: torch.Tensor, lr: float, alpha: float
     above the floor and the sum is the one product ``α·sign(I)ᵀ sign(O)``.  ``|u_bij|``
     is largest at ``max_j |O_bj|``, so the rows ``(b, i)`` (or columns ``(b, j)``,
     whichever side is smaller) that can reach ``T_1`` are found from per-row maxima and
-    only those are evaluated, by comparisons against per-row thresholds on ``|O_bj|``.
+    only those are evaluated, by comparing their products ``fl(|I_bi|·|O_bj|)`` with
+    ``W_m``, the smallest product w with ``fl(w·lr) ≥ T_m`` (:func:`product_thresholds`).
 
     Exactness: ``u`` is the reference's ``fl(fl(I·O)·lr)``, and the thresholds ``T_m`` are
     found on the reference quantizer itself (:func:`level_thresholds`); rounding is
-    monotone, so each comparison decides the same level as :func:`quantize_` would.
+    monotone (in ``|I·O|`` and then in ``·lr``), so each comparison decides the same level
+    as :func:`quantize_` would.
     Every term is an integer number of units (at most ``2^{bits−1}``), so all sums are
     exact integers in any order and the result equals the per-example loop bit for bit
     when α is a power of two (the papers' 2⁻⁶); for another α the one final product by
