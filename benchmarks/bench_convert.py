@@ -19,6 +19,7 @@ interquartile range over rounds are printed.
 
     PYTHONPATH=src python benchmarks/bench_convert.py                    # 15 rounds x 30 steps
     PYTHONPATH=src /tmp/btvenv/bin/python benchmarks/bench_convert.py    # with biotorch
+    PYTHONPATH=src python benchmarks/bench_convert.py --device cuda      # on a GPU
 """
 
 from __future__ import annotations
@@ -56,11 +57,12 @@ MODELS = {"mlp": (mlp, (100, 784)), "conv": (convnet, (64, 3, 32, 32))}
 class Contender:
     """One model and its training step; ``run(n)`` returns the seconds of n steps."""
 
-    def __init__(self, make, shape, convert=None, biotorch_mode=None):
+    def __init__(self, make, shape, convert=None, biotorch_mode=None, device="cpu"):
         torch.manual_seed(0)
-        self.X = torch.randn(*shape)
-        self.y = torch.randint(0, 10, (shape[0],))
-        model = make()
+        self.device = torch.device(device)
+        self.X = torch.randn(*shape).to(self.device)
+        self.y = torch.randint(0, 10, (shape[0],)).to(self.device)
+        model = make().to(self.device)
         self.dfa = biotorch_mode == "dfa"
         if biotorch_mode is not None:
             from biotorch.module.biomodule import BioModule
@@ -93,20 +95,27 @@ class Contender:
         return counter.get_total_flops()
 
     def run(self, n: int) -> float:
+        _sync(self.device)
         t0 = time.perf_counter()
         for _ in range(n):
             self.step()
+        _sync(self.device)
         return time.perf_counter() - t0
 
 
-def contenders(model: str) -> dict[str, Contender]:
+def _sync(device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def contenders(model: str, device: str = "cpu") -> dict[str, Contender]:
     make, shape = MODELS[model]
-    out = {"autograd": Contender(make, shape), "rbp": Contender(make, shape, "rbp"),
-           "srbp": Contender(make, shape, "srbp")}
+    out = {"autograd": Contender(make, shape, device=device), "rbp": Contender(make, shape, "rbp", device=device),
+           "srbp": Contender(make, shape, "srbp", device=device)}
     try:
         import biotorch  # noqa: F401
-        out["biotorch fa"] = Contender(make, shape, biotorch_mode="fa")
-        out["biotorch dfa"] = Contender(make, shape, biotorch_mode="dfa")
+        out["biotorch fa"] = Contender(make, shape, biotorch_mode="fa", device=device)
+        out["biotorch dfa"] = Contender(make, shape, biotorch_mode="dfa", device=device)
     except ImportError as err:
         print(f"biotorch not importable here ({err}); run with a Python that has it to compare")
     return out
@@ -118,11 +127,12 @@ def main(argv=None) -> None:
     ap.add_argument("--steps", type=int, default=30, help="steps per contender per round")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1: stable on shared CPUs)")
     ap.add_argument("--models", default="mlp,conv")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), {args.rounds} rounds x {args.steps} steps")
+    print(f"torch {torch.__version__}, {args.threads} thread(s), {args.rounds} rounds x {args.steps} steps, {args.device}")
     for model in args.models.split(","):
-        cs = contenders(model)
+        cs = contenders(model, args.device)
         for c in cs.values():
             c.run(3)  # warm-up (allocator, lazy init)
         ratios: dict[str, list[float]] = {k: [] for k in cs if k != "autograd"}
