@@ -165,6 +165,19 @@ def test_inputs_flat_or_images_shared_or_per_member_agree():
         net.forward(torch.zeros(5, 100, dtype=D))
 
 
+def test_distinct_inputs_per_member_reach_each_member_alone():
+    # Per-member minibatches (batch_order="per_member"): the input itself goes through
+    # the members-as-groups layout; each member must see only its own images.
+    net = _small(seeds=(3, 4))
+    X = torch.randn(2, 5, 2, 8, 8, generator=_gen(6), dtype=D)
+    out = net.forward(X).output
+    for e in range(2):
+        alone = net.member(e).forward(X[e]).output[0]
+        torch.testing.assert_close(out[e], alone, rtol=1e-13, atol=1e-15)
+    swapped = net.forward(X.flip(0)).output
+    assert not torch.allclose(swapped[0], out[0])  # the inputs are not shared
+
+
 def test_members_exports_and_state():
     net = _small(seeds=(3, 4))
     X = torch.randn(6, 128, generator=_gen(5), dtype=D)
