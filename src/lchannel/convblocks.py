@@ -68,6 +68,18 @@ def members(y: torch.Tensor, E: int) -> torch.Tensor:
     return y.unflatten(1, (E, y.shape[1] // E)).transpose(0, 1)
 
 
+def _conv_input(O_prev: torch.Tensor, E: int) -> tuple[torch.Tensor, int]:
+    """A conv block's input as the grouped convolution takes it, with its ``groups``: one
+    input shared by every member (``(B, C, H, W)``, or expanded with a zero member stride)
+    is one channels-last batch convolved with all E·C_out kernels (groups 1); per-member
+    inputs are the members as channel groups (groups E)."""
+    if O_prev.dim() == 4:
+        return O_prev.contiguous(memory_format=_CL), 1
+    if O_prev.stride(0) == 0:
+        return O_prev[0].contiguous(memory_format=_CL), 1
+    return grouped(O_prev), E
+
+
 class Conv2d(nn.Module):
     """E convolution layers ``S = W ⋆ O_prev + b``, ``O = f(S)`` with W ``(E, C_out, C_in, K, K)``.
 
@@ -144,10 +156,7 @@ class Conv2d(nn.Module):
         layer (a few % of a step on the paper's net, from memory traffic)."""
         W, b = self._W, self._b
         E = W.shape[0]
-        if O_prev.dim() == 4 or O_prev.stride(0) == 0:  # one input for every member
-            X, groups = (O_prev if O_prev.dim() == 4 else O_prev[0]).contiguous(memory_format=_CL), 1
-        else:
-            X, groups = grouped(O_prev), E
+        X, groups = _conv_input(O_prev, E)
         S = F.conv2d(X, W.reshape(E * W.shape[1], *W.shape[2:]), b.reshape(-1), self.stride, self.padding, 1,
                      groups)
         if not keep_S:
@@ -196,10 +205,7 @@ class Conv2d(nn.Module):
         the convolution weight-gradient of the batch, one grouped call."""
         stride, padding, dilation = self._geometry()
         E, C_out = self._W.shape[:2]
-        if O_prev.dim() == 4 or O_prev.stride(0) == 0:  # a shared input: one convolution, E·C_out outputs
-            X, groups = (O_prev if O_prev.dim() == 4 else O_prev[0]).contiguous(memory_format=_CL), 1
-        else:
-            X, groups = grouped(O_prev), E
+        X, groups = _conv_input(O_prev, E)
         W = self._W.reshape(E * C_out, *self._W.shape[2:])
         _, dW, db = _conv_backward(grouped(I), X, W, [E * C_out], stride, padding, dilation, False,
                                    [0, 0], groups, (False, True, True))
