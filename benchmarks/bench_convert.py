@@ -9,7 +9,9 @@ Two models, each trained with ``torch.optim.SGD`` and cross-entropy in an ordina
   pooling: CPU max pooling costs as much as the convolutions here and its time swings
   with the machine's load, which hides the differences being measured.
 
-Contenders: ``autograd`` (the model as it is), lchannel's ``rbp`` and ``srbp``, and, when
+Contenders: ``autograd`` (the model as it is), lchannel's ``rbp`` and ``srbp`` (with the
+compiled SRBP source node when it could be built, and then also ``srbp (python)``, the
+Python autograd function, see lchannel.torch.native), and, when
 ``biotorch`` can be imported, its ``fa`` and ``dfa`` on the same models.  Each line also
 gives the floating-point operations of one backward pass (products and convolutions).  Inputs are random
 (step time does not depend on the values).  A round gives every contender ``--steps``
@@ -32,6 +34,7 @@ import torch
 from torch import nn
 
 import lchannel.torch as lct
+from lchannel.torch import native
 
 
 def mlp() -> nn.Module:
@@ -57,7 +60,7 @@ MODELS = {"mlp": (mlp, (100, 784)), "conv": (convnet, (64, 3, 32, 32))}
 class Contender:
     """One model and its training step; ``run(n)`` returns the seconds of n steps."""
 
-    def __init__(self, make, shape, convert=None, biotorch_mode=None, device="cpu"):
+    def __init__(self, make, shape, convert=None, biotorch_mode=None, device="cpu", python_node=False):
         torch.manual_seed(0)
         self.device = torch.device(device)
         self.X = torch.randn(*shape).to(self.device)
@@ -70,6 +73,8 @@ class Contender:
         elif convert is not None:
             model = lct.convert(model, convert, seed=0,
                                 **({"example_input": self.X[:2]} if "srbp" in convert else {}))
+            if python_node:  # SRBP's error source as the Python autograd function
+                lct.channel_of(model).native = None
         self.model = model
         self.opt = torch.optim.SGD(model.parameters(), lr=0.01)
         self.loss_fn = nn.CrossEntropyLoss()
@@ -112,6 +117,8 @@ def contenders(model: str, device: str = "cpu") -> dict[str, Contender]:
     make, shape = MODELS[model]
     out = {"autograd": Contender(make, shape, device=device), "rbp": Contender(make, shape, "rbp", device=device),
            "srbp": Contender(make, shape, "srbp", device=device)}
+    if lct.channel_of(out["srbp"].model).native is not None:
+        out["srbp (python)"] = Contender(make, shape, "srbp", device=device, python_node=True)
     try:
         import biotorch  # noqa: F401
         out["biotorch fa"] = Contender(make, shape, biotorch_mode="fa", device=device)
@@ -131,6 +138,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), {args.rounds} rounds x {args.steps} steps, {args.device}")
+    print(f"SRBP source node: {native.status()}")
     for model in args.models.split(","):
         cs = contenders(model, args.device)
         for c in cs.values():
