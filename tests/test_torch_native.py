@@ -139,3 +139,15 @@ def test_without_a_compiler(fresh_native):
     fresh_native.setenv("LCHANNEL_NATIVE", "require")
     with pytest.raises(RuntimeError, match="LCHANNEL_NATIVE=require: cannot build the compiled SRBP node: c[+][+] and"):
         lct.convert(mlp(), "srbp", example_input=torch.randn(2, 20))
+
+
+def test_compiled_node_follows_the_device():
+    """The node calls ATen's mm, which dispatches by device: a model moved to the meta
+    device (the stand-in for a GPU here) runs forward and backward through it there."""
+    needs_compiled()
+    model = copy.deepcopy(lct.convert(mlp(), "srbp", example_input=torch.randn(2, 20))).to("meta")
+    assert model[2].skip_feedback.device.type == "meta"
+    out = model(torch.randn(8, 20, device="meta"))
+    assert out.grad_fn.name() == "SkipSourceBackward" and not isinstance(out.grad_fn, SkipSource._backward_cls)
+    nn.functional.cross_entropy(out, torch.zeros(8, dtype=torch.long, device="meta")).backward()
+    assert model[0].weight.grad.device.type == "meta" and model[2].weight.grad.shape == (30, 30)
