@@ -87,6 +87,25 @@ def test_compiled_node_equals_python_bit_for_bit(case):
             assert torch.equal(p, q)
 
 
+def test_compiled_node_alone_and_a_second_backward():
+    """The op by itself: y passes g on, each point gets g C_pᵀ in its own shape; without
+    retain_graph a second backward is refused with the reason."""
+    needs_compiled()
+    op = native.skip_source_op()
+    y = torch.randn(4, 2, 3, requires_grad=True)  # 6 outputs per example
+    points = [torch.randn(4, 5, requires_grad=True), torch.randn(4, 2, 2, 2, requires_grad=True)]
+    feedbacks = [torch.randn(5, 6), torch.randn(8, 6)]
+    out = op(y, points, feedbacks)
+    assert torch.equal(out, y) and out.data_ptr() != y.data_ptr()
+    g = torch.randn(4, 2, 3)
+    out.backward(g)
+    assert torch.equal(y.grad, g)
+    for p, C in zip(points, feedbacks):
+        assert torch.equal(p.grad, (g.reshape(4, 6) @ C.t()).view(p.shape))
+    with pytest.raises(RuntimeError, match="second time.*retain_graph=True"):
+        out.backward(g)
+
+
 def test_compiled_node_survives_retain_graph_and_copies():
     """A retained graph backpropagates twice (the maps stay until released); deepcopy and
     torch.save/load find the compiled node again."""

@@ -18,10 +18,13 @@ using torch::autograd::variable_list;
 struct SkipSourceBackward : public Node {
   std::vector<at::Tensor> feedbacks;          // C_p, (n_p, N_L)
   std::vector<std::vector<int64_t>> shapes;   // each point's shape, to lay its signal out
+  bool released = false;
 
   std::string name() const override { return "SkipSourceBackward"; }
 
   variable_list apply(variable_list&& grads) override {
+    TORCH_CHECK(!released, "Trying to backward through SRBP's error source a second time: its feedback maps "
+                "were released after the first backward. Specify retain_graph=True in the first call.");
     const at::Tensor& g = grads[0];
     variable_list out(1 + feedbacks.size());
     out[0] = g;
@@ -34,7 +37,10 @@ struct SkipSourceBackward : public Node {
     return out;
   }
 
-  void release_variables() override { feedbacks.clear(); }
+  void release_variables() override {
+    feedbacks.clear();
+    released = true;
+  }
 };
 
 at::Tensor skip_source(const at::Tensor& y, const std::vector<at::Tensor>& points,
