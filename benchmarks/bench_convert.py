@@ -10,8 +10,8 @@ Two models, each trained with ``torch.optim.SGD`` and cross-entropy in an ordina
   with the machine's load, which hides the differences being measured.
 
 Contenders: ``autograd`` (the model as it is), lchannel's ``rbp`` and ``srbp`` (with the
-compiled SRBP source node when it could be built, and then also ``srbp (python)``, the
-Python autograd function, see lchannel.torch.native), and, when
+compiled autograd nodes when they could be built, and then also ``rbp (python)`` and
+``srbp (python)`` with the Python autograd functions, see lchannel.torch.native), and, when
 ``biotorch`` can be imported, its ``fa`` and ``dfa`` on the same models.  Each line also
 gives the floating-point operations of one backward pass (products and convolutions).  Inputs are random
 (step time does not depend on the values).  A round gives every contender ``--steps``
@@ -60,7 +60,7 @@ MODELS = {"mlp": (mlp, (100, 784)), "conv": (convnet, (64, 3, 32, 32))}
 class Contender:
     """One model and its training step; ``run(n)`` returns the seconds of n steps."""
 
-    def __init__(self, make, shape, convert=None, biotorch_mode=None, device="cpu", python_node=False):
+    def __init__(self, make, shape, convert=None, biotorch_mode=None, device="cpu", python_nodes=False):
         torch.manual_seed(0)
         self.device = torch.device(device)
         self.X = torch.randn(*shape).to(self.device)
@@ -73,7 +73,7 @@ class Contender:
         elif convert is not None:
             model = lct.convert(model, convert, seed=0,
                                 **({"example_input": self.X[:2]} if "srbp" in convert else {}))
-            if python_node:  # SRBP's error source as the Python autograd function
+            if python_nodes:  # the Python autograd functions instead of the compiled nodes
                 lct.channel_of(model).native = None
         self.model = model
         self.opt = torch.optim.SGD(model.parameters(), lr=0.01)
@@ -115,10 +115,11 @@ def _sync(device) -> None:
 
 def contenders(model: str, device: str = "cpu") -> dict[str, Contender]:
     make, shape = MODELS[model]
-    out = {"autograd": Contender(make, shape, device=device), "rbp": Contender(make, shape, "rbp", device=device),
-           "srbp": Contender(make, shape, "srbp", device=device)}
-    if lct.channel_of(out["srbp"].model).native is not None:
-        out["srbp (python)"] = Contender(make, shape, "srbp", device=device, python_node=True)
+    out = {"autograd": Contender(make, shape, device=device)}
+    for name in ("rbp", "srbp"):
+        out[name] = Contender(make, shape, name, device=device)
+        if lct.channel_of(out[name].model).native is not None:
+            out[f"{name} (python)"] = Contender(make, shape, name, device=device, python_nodes=True)
     try:
         import biotorch  # noqa: F401
         out["biotorch fa"] = Contender(make, shape, biotorch_mode="fa", device=device)
@@ -138,7 +139,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), {args.rounds} rounds x {args.steps} steps, {args.device}")
-    print(f"SRBP source node: {native.status()}")
+    print(f"autograd nodes: {native.status()}")
     for model in args.models.split(","):
         cs = contenders(model, args.device)
         for c in cs.values():

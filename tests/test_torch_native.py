@@ -1,6 +1,6 @@
-"""lchannel.torch.native: the compiled SRBP source node gives the Python SkipSource's
-gradients bit for bit, is used where it applies (and only there), and LCHANNEL_NATIVE
-chooses it, refuses it or requires it."""
+"""lchannel.torch.native: the compiled autograd nodes give the Python functions' gradients
+bit for bit (SRBP's source, RBP's linear and conv layers), are used where they apply (and
+only there), and LCHANNEL_NATIVE chooses them, refuses them or requires them."""
 
 import copy
 import io
@@ -13,7 +13,7 @@ from torch import nn
 import lchannel.torch as lct
 from lchannel.channels import Quantize
 from lchannel.torch import native
-from lchannel.torch.functions import SkipSource
+from lchannel.torch.functions import FeedbackConvFn, FeedbackLinearFn, SkipSource
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -50,9 +50,10 @@ def needs_compiled():
 
 
 def test_builds_where_a_compiler_is():
-    """With c++ and ninja on PATH (as on CI) the default mode builds the node."""
+    """With c++ and ninja on PATH (as on CI) the default mode builds the nodes."""
     needs_compiled()
     assert lct.channel_of(lct.convert(mlp(), "srbp", example_input=torch.randn(2, 20))).native is not None
+    assert lct.channel_of(lct.convert(mlp(), "rbp")).native is not None
 
 
 @pytest.mark.parametrize("case", ["mlp", "mlp-nof", "mlp-receivers", "conv", "conv-nof", "mlp-float64"])
@@ -91,7 +92,7 @@ def test_compiled_node_alone_and_a_second_backward():
     """The op by itself: y passes g on, each point gets g C_pᵀ in its own shape; without
     retain_graph a second backward is refused with the reason."""
     needs_compiled()
-    op = native.skip_source_op()
+    op = native.nodes().skip_source
     y = torch.randn(4, 2, 3, requires_grad=True)  # 6 outputs per example
     points = [torch.randn(4, 5, requires_grad=True), torch.randn(4, 2, 2, 2, requires_grad=True)]
     feedbacks = [torch.randn(5, 6), torch.randn(8, 6)]
@@ -126,15 +127,106 @@ def test_compiled_node_survives_retain_graph_and_copies():
 
 
 @pytest.mark.parametrize("name,kw", [("asrbp", {"adapt_lr": 0.1}), ("srbp", {"transforms": [Quantize(bits=3)]}),
-                                     ("rbp", {})])
+                                     ("arbp", {"adapt_lr": 0.1}), ("rbp", {"quantize_bits": 3}), ("bp", {})])
 def test_python_function_where_the_node_does_not_apply(name, kw):
-    """ASRBP (the maps learn) and signal transforms need the Python function; RBP has no
-    source at all."""
+    """Adaptation (the feedback learns) and signal transforms need the Python functions;
+    BP is autograd's own."""
     X = torch.randn(8, 20)
     model = lct.convert(mlp(), name, **({"example_input": X} if "srbp" in name else {}), **kw)
     assert lct.channel_of(model).native is None
-    if "srbp" in name:
-        assert isinstance(model(X).grad_fn, SkipSource._backward_cls)
+    expected = {"srbp": SkipSource, "rbp": FeedbackLinearFn}.get(name.removeprefix("a"))
+    if expected is not None:
+        assert isinstance(model(X).grad_fn, expected._backward_cls)
+
+
+def rbp_conv_net(dtype):
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 6, 3, stride=2, padding=2, dilation=2, groups=2),
+        nn.Tanh(), nn.Conv2d(6, 6, 3, padding="same", padding_mode="reflect", bias=False), nn.ReLU(),
+        nn.Flatten(), nn.Linear(6 * 4 * 4, 10), nn.Tanh(), nn.Linear(10, 5))
+
+
+@pytest.mark.parametrize("case", ["mlp", "mlp-nof", "conv", "conv-float64", "conv1d-3d", "unbatched"])
+def test_compiled_rbp_layers_equal_python_bit_for_bit(case):
+    """RBP's linear and conv nodes (stride, dilation, groups, 'same' reflect padding, no
+    bias, Conv1d and Conv3d, an unbatched input, float64): three SGD steps give the
+    Python functions' gradients bit for bit, and the feedback never moves."""
+    needs_compiled()
+    dtype = torch.float64 if "float64" in case else torch.float32
+    g = torch.Generator().manual_seed(3)
+    if case.startswith("mlp"):
+        make, X = mlp, torch.randn(6, 20, generator=g)
+    elif case == "conv1d-3d":
+        def make(dtype):
+            torch.manual_seed(0)
+            return nn.Sequential(nn.Conv3d(2, 3, 2, stride=(1, 2, 1)), nn.Tanh(), nn.Flatten(1, 3),
+                                 nn.Conv1d(3 * 3 * 2, 4, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(4 * 3, 5))
+        X = torch.randn(6, 2, 4, 5, 4, generator=g)
+    elif case == "unbatched":
+        def make(dtype):
+            torch.manual_seed(0)
+            return nn.Sequential(nn.Conv1d(2, 3, 3), nn.Tanh(), nn.Conv1d(3, 5, 4))  # (C, L) in, (5, 1) out
+        X = torch.randn(2, 6, generator=g)
+    else:
+        make, X = rbp_conv_net, torch.randn(6, 3, 8, 8, generator=g)
+    X = X.to(dtype)
+    name = "rbp-nof" if "nof" in case else "rbp"
+    layers = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+    models = [lct.convert(make(dtype).to(dtype), name, seed=4, layers=layers) for _ in range(2)]
+    lct.channel_of(models[1]).native = None
+    feedback = [b.clone() for b in models[0].buffers()]
+    opts = [torch.optim.SGD(m.parameters(), lr=0.1) for m in models]
+    for step in range(3):
+        Y = torch.randint(0, 5, (1,) if case == "unbatched" else (X.shape[0],), generator=g)
+        for model, opt in zip(models, opts):
+            opt.zero_grad()
+            out = model(X)
+            out = out.t() if case == "unbatched" else out
+            nn.functional.cross_entropy(out, Y).backward()
+            opt.step()
+        for p, q in zip(models[0].parameters(), models[1].parameters()):
+            assert torch.equal(p.grad, q.grad), (case, step)
+    for a, b in zip(models[0].buffers(), feedback):
+        assert torch.equal(a, b)
+    # Each model used its own kind of node: the compiled one for every layer that sends a
+    # signal, the Python ones for the other model.
+    graph = lambda m: nodes_of(m(X))  # noqa: E731
+    compiled, python = graph(models[0]), graph(models[1])
+    assert {"FeedbackLinearBackward", "FeedbackConvBackward"} & compiled
+    assert not {"FeedbackLinearFnBackward", "FeedbackConvFnBackward"} & compiled
+    assert not {"FeedbackLinearBackward", "FeedbackConvBackward"} & python
+
+
+def nodes_of(t):
+    seen, todo, names = set(), [t.grad_fn], set()
+    while todo:
+        n = todo.pop()
+        if n is None or n in seen:
+            continue
+        seen.add(n)
+        names.add(n.name())
+        todo.extend(f for f, _ in n.next_functions)
+    return names
+
+
+def test_compiled_rbp_layer_checks_its_saved_input():
+    """Like autograd's own nodes, RBP's refuses a backward after its input was changed in
+    place, and a second backward without retain_graph."""
+    needs_compiled()
+    ops = native.nodes()
+    x = torch.randn(4, 3, requires_grad=True)
+    h = x * 1
+    W, B = torch.randn(2, 3, requires_grad=True), torch.randn(2, 3)
+    out = ops.feedback_linear(h, W, None, B)
+    h.add_(1)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.sum().backward()
+    out = ops.feedback_linear(x, W, None, B)
+    out.sum().backward()
+    assert torch.equal(x.grad, torch.ones(4, 2) @ B) and torch.equal(W.grad, torch.ones(4, 2).t() @ x)
+    with pytest.raises(RuntimeError, match="second time.*retain_graph=True"):
+        out.sum().backward()
 
 
 def test_off_and_bad_values(fresh_native):
@@ -148,7 +240,7 @@ def test_off_and_bad_values(fresh_native):
 
 
 def test_without_a_compiler(fresh_native):
-    """auto falls back to the Python function and says why; require refuses."""
+    """auto falls back to the Python functions and says why; require refuses."""
     fresh_native.setenv("PATH", "")
     fresh_native.setenv("LCHANNEL_NATIVE", "auto")
     model = lct.convert(mlp(), "srbp", example_input=torch.randn(2, 20))
@@ -156,7 +248,7 @@ def test_without_a_compiler(fresh_native):
     assert native.status() == "python (c++ and ninja not found on PATH)"
     native._reset()
     fresh_native.setenv("LCHANNEL_NATIVE", "require")
-    with pytest.raises(RuntimeError, match="LCHANNEL_NATIVE=require: cannot build the compiled SRBP node: c[+][+] and"):
+    with pytest.raises(RuntimeError, match="LCHANNEL_NATIVE=require: cannot build the compiled nodes: c[+][+] and"):
         lct.convert(mlp(), "srbp", example_input=torch.randn(2, 20))
 
 

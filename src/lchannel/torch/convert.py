@@ -98,9 +98,9 @@ class ModuleChannel:
     """The learning channel of a converted model: its options and per-pass state.
 
     Shared by every converted layer (``layer.lc_channel``) and reachable as
-    ``lchannel.torch.channel_of(model)``.  ``native`` is the compiled SRBP source node in
-    use (:mod:`lchannel.torch.native`), or None for the Python autograd function; set it
-    to None to compare the two.
+    ``lchannel.torch.channel_of(model)``.  ``native`` is the module of compiled autograd
+    nodes in use (:mod:`lchannel.torch.native`), or None for the Python autograd
+    functions; set it to None to compare the two.
     """
 
     probing = _PassMode()  # SRBP's probe pass in convert(): receiving points found here
@@ -129,8 +129,8 @@ class ModuleChannel:
         self.native = None  # set by convert() once the options are checked
 
     def wants_native(self) -> bool:
-        """The compiled source node serves plain SRBP: no transforms, no adaptation."""
-        return self.base == "srbp" and not self.adaptive and self.transform is None
+        """The compiled nodes serve plain RBP and SRBP: no transforms, no adaptation."""
+        return self.base in ("rbp", "srbp") and not self.adaptive and self.transform is None
 
     def describe(self) -> str:
         opts = [f"seed={self.seed}"]
@@ -166,12 +166,12 @@ class ModuleChannel:
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_generators"], state["points"], state["_capture"], state["_checked"] = {}, [], None, []
-        state["native"] = None  # a compiled function does not pickle; found again on load
+        state["native"] = None  # a compiled module does not pickle; found again on load
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self.native = native.skip_source_op() if self.wants_native() else None
+        self.native = native.nodes() if self.wants_native() else None
 
     # -- hooks on the model ----------------------------------------------------------
     def start_pass(self, module, inputs):
@@ -193,9 +193,8 @@ class ModuleChannel:
             self._check_points(points, output)
             self._checked = key
         feedbacks = [layer._buffers["skip_feedback"] for layer, _ in points]
-        if self.native is not None and not torch.compiler.is_compiling() \
-                and not torch._C._are_functorch_transforms_active():
-            return self.native(output, [t for _, t in points], feedbacks)
+        if self.native is not None and native.usable():
+            return self.native.skip_source(output, [t for _, t in points], feedbacks)
         lr = self.adapt_lr if self.adaptive else None
         return SkipSource.apply(self, feedbacks, lr, output, *[t for _, t in points])
 
@@ -359,7 +358,7 @@ def convert(model: nn.Module, algorithm: str = "rbp", *, feedback: FeedbackInit 
     elif source is not None or receivers is not None or example_input is not None:
         raise ValueError(f"source, receivers and example_input apply only to srbp/asrbp, not {name!r}")
 
-    ch.native = native.skip_source_op() if ch.wants_native() else None  # may build it once (~20 s)
+    ch.native = native.nodes() if ch.wants_native() else None  # may build it once (~20 s)
 
     # -- convert ----------------------------------------------------------------------
     ch.layers = chosen

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import native
 from .functions import FeedbackConvFn, FeedbackLinearFn
 
 
@@ -82,11 +83,16 @@ class FeedbackLinear(ChannelLayer, nn.Linear):
     _native = nn.Linear.forward
 
     def _apply_channel(self, x, B, adapt_lr):
-        return FeedbackLinearFn.apply(x, self.weight, self.bias, B, self.lc_channel, adapt_lr)
+        ch = self.lc_channel
+        if ch.native is not None and native.usable():  # plain RBP: the compiled node
+            return ch.native.feedback_linear(x, self.weight, self.bias, B)
+        return FeedbackLinearFn.apply(x, self.weight, self.bias, B, ch, adapt_lr)
 
 
 class _FeedbackConv(ChannelLayer):
     def _apply_channel(self, x, B, adapt_lr):
+        if x.dim() == self.weight.dim() - 1:  # an unbatched input: a batch of one
+            return self._apply_channel(x.unsqueeze(0), B, adapt_lr).squeeze(0)
         padding = self.padding
         if self.padding_mode != "zeros" or isinstance(padding, str):
             # Non-zero padding modes and 'same' padding: pad explicitly (autograd carries
@@ -95,8 +101,10 @@ class _FeedbackConv(ChannelLayer):
                 mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
                 x = nn.functional.pad(x, self._reversed_padding_repeated_twice, mode=mode)
             padding = (0,) * len(self.stride)
-        return FeedbackConvFn.apply(x, self.weight, self.bias, B, self.lc_channel, adapt_lr,
-                                    list(self.stride), list(padding), list(self.dilation), self.groups)
+        ch, conf = self.lc_channel, (list(self.stride), list(padding), list(self.dilation), self.groups)
+        if ch.native is not None and native.usable():  # plain RBP: the compiled node
+            return ch.native.feedback_conv(x, self.weight, self.bias, B, *conf)
+        return FeedbackConvFn.apply(x, self.weight, self.bias, B, ch, adapt_lr, *conf)
 
 
 class FeedbackConv1d(_FeedbackConv, nn.Conv1d):

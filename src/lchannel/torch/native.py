@@ -1,20 +1,22 @@
-"""The compiled SRBP error source: :class:`~lchannel.torch.functions.SkipSource` as a C++
-autograd node (``skip_source.cpp``), built on first use with ``torch.utils.cpp_extension``.
+"""The converter's autograd nodes compiled: :class:`~lchannel.torch.functions.SkipSource`,
+:class:`~lchannel.torch.functions.FeedbackLinearFn` and
+:class:`~lchannel.torch.functions.FeedbackConvFn` as C++ nodes (``nodes.cpp``), built on
+first use with ``torch.utils.cpp_extension``.
 
-Why: SRBP saves the products through Wᵀ, but on a small network such as paper 1's MNIST
-MLP those cost about as much as one Python autograd function: the Python SkipSource
-leaves an SRBP step at ≈1.00x the autograd step, the compiled node at ≈0.98x
-(``benchmarks/bench_convert.py``, docs/your-own-model.md).
+Why: on a small network such as paper 1's MNIST MLP a Python autograd function costs as
+much as the products SRBP saves or RBP's feedback adds: with the Python functions an
+SRBP step is ≈1.00x the autograd step and an RBP step ≈1.12x, with the compiled nodes
+≈0.98x and ≈1.01x (``benchmarks/bench_convert.py``, docs/your-own-model.md).
 
-Used for plain SRBP (``srbp``, ``srbp-nof``) without signal transforms, outside
-``torch.compile`` tracing and functorch transforms; ASRBP, the transforms and those
-cases keep the Python function.  Both compute the same products in the same order: the
-gradients agree bit for bit (tests/test_torch_native.py).
+Used for plain RBP and SRBP (``rbp``, ``rbp-nof``, ``srbp``, ``srbp-nof``) without
+signal transforms, outside ``torch.compile`` tracing and functorch transforms; ARBP,
+ASRBP, the transforms and those cases keep the Python functions.  Both compute the same
+products in the same order: the gradients agree bit for bit (tests/test_torch_native.py).
 
 Building needs a C++ compiler (``$CXX``, default ``c++``) and ``ninja`` on PATH, takes
-≈20 s once per machine and torch version, and is cached by torch in
+≈25 s once per machine and torch version, and is cached by torch in
 ``$TORCH_EXTENSIONS_DIR`` (default ``~/.cache/torch_extensions``).  Without them the
-Python function is used.  The environment variable ``LCHANNEL_NATIVE`` chooses:
+Python functions are used.  The environment variable ``LCHANNEL_NATIVE`` chooses:
 ``auto`` (default: build when possible, else Python), ``off`` (never), ``require``
 (raise if it cannot be built).  ``status()`` says which is in use and why.
 """
@@ -31,8 +33,8 @@ from pathlib import Path
 import torch
 
 MODES = ("auto", "off", "require")
-SOURCE = Path(__file__).with_name("skip_source.cpp")
-_loaded: dict = {}  # "op": the compiled function or None; "status": why
+SOURCE = Path(__file__).with_name("nodes.cpp")
+_loaded: dict = {}  # "nodes": the compiled module or None; "status": why
 
 
 def mode() -> str:
@@ -44,21 +46,27 @@ def mode() -> str:
 
 
 def status() -> str:
-    """Which SRBP source node is in use and why (builds it if not tried yet)."""
-    skip_source_op()
+    """Which nodes are in use and why (builds them if not tried yet)."""
+    nodes()
     return _loaded["status"]
 
 
-def _done(op, why: str):
-    _loaded["op"], _loaded["status"] = op, why
-    return op
+def usable() -> bool:
+    """Outside torch.compile tracing (which traces the Python functions instead) and
+    functorch transforms (whose wrapped tensors only Python functions handle)."""
+    return not torch.compiler.is_compiling() and not torch._C._are_functorch_transforms_active()
 
 
-def skip_source_op():
-    """The compiled ``skip_source(y, points, feedbacks)``, or None (use the Python
-    SkipSource); decided once per process."""
-    if "op" in _loaded:
-        return _loaded["op"]
+def _done(module, why: str):
+    _loaded["nodes"], _loaded["status"] = module, why
+    return module
+
+
+def nodes():
+    """The compiled module (``skip_source``, ``feedback_linear``, ``feedback_conv``), or
+    None (use the Python functions); decided once per process."""
+    if "nodes" in _loaded:
+        return _loaded["nodes"]
     chosen = mode()
     if chosen == "off":
         return _done(None, "python (LCHANNEL_NATIVE=off)")
@@ -66,9 +74,9 @@ def skip_source_op():
     if missing:
         why = f"{' and '.join(missing)} not found on PATH"
         if chosen == "require":
-            raise RuntimeError(f"LCHANNEL_NATIVE=require: cannot build the compiled SRBP node: {why}")
+            raise RuntimeError(f"LCHANNEL_NATIVE=require: cannot build the compiled nodes: {why}")
         return _done(None, f"python ({why})")
-    name = "lchannel_skip_source_" + re.sub(r"\W", "_", torch.__version__)  # one build per torch version
+    name = "lchannel_nodes_" + re.sub(r"\W", "_", torch.__version__)  # one build per torch version
     try:
         from torch.utils import cpp_extension
         try:  # say so before the one slow build (private helper: no message if it moves)
@@ -76,18 +84,18 @@ def skip_source_op():
         except Exception:
             built = True
         if not built:
-            print("lchannel.torch: compiling the SRBP source node (once per machine, about 20 s; "
+            print("lchannel.torch: compiling the RBP/SRBP autograd nodes (once per machine, about 25 s; "
                   "LCHANNEL_NATIVE=off skips it)", file=sys.stderr, flush=True)
         module = cpp_extension.load(name, [str(SOURCE)], extra_cflags=["-O2"], verbose=False)
     except Exception as err:
         why = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
         if chosen == "require":
-            raise RuntimeError(f"LCHANNEL_NATIVE=require: building the compiled SRBP node failed ({why})") from err
-        warnings.warn(f"lchannel.torch: the compiled SRBP node could not be built ({why}); using the Python "
-                      f"autograd function (same gradients, slower). LCHANNEL_NATIVE=off silences this.",
+            raise RuntimeError(f"LCHANNEL_NATIVE=require: building the compiled nodes failed ({why})") from err
+        warnings.warn(f"lchannel.torch: the compiled autograd nodes could not be built ({why}); using the Python "
+                      f"autograd functions (same gradients, slower). LCHANNEL_NATIVE=off silences this.",
                       RuntimeWarning, stacklevel=3)
         return _done(None, f"python (build failed: {why})")
-    return _done(module.skip_source, f"compiled ({module.__file__})")
+    return _done(module, f"compiled ({module.__file__})")
 
 
 def _reset() -> None:
