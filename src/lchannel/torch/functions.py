@@ -14,6 +14,9 @@ its input (its "adjoint"):
 
 :class:`SkipSource` marks the error's source (the model output): its backward receives
 ∂loss/∂output and hands each receiving point its own random image of it, ``e Cᵀ``.
+
+These are the reference.  Without transforms and adaptation, eager mode runs their C++
+twins instead (``nodes.cpp``, :mod:`lchannel.torch.native`), bit-identical.
 """
 
 from __future__ import annotations
