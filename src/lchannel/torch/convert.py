@@ -132,6 +132,11 @@ class ModuleChannel:
         """The compiled nodes serve plain RBP and SRBP: no transforms, no adaptation."""
         return self.base in ("rbp", "srbp") and not self.adaptive and self.transform is None
 
+    def compiled(self):
+        """The compiled nodes if they serve this pass (eager mode, see
+        :func:`lchannel.torch.native.usable`), else None: use the Python functions."""
+        return self.native if self.native is not None and native.usable() else None
+
     def describe(self) -> str:
         opts = [f"seed={self.seed}"]
         if self.base != "bp":
@@ -193,8 +198,9 @@ class ModuleChannel:
             self._check_points(points, output)
             self._checked = key
         feedbacks = [layer._buffers["skip_feedback"] for layer, _ in points]
-        if self.native is not None and native.usable():
-            return self.native.skip_source(output, [t for _, t in points], feedbacks)
+        nodes = self.compiled()
+        if nodes is not None:
+            return nodes.skip_source(output, [t for _, t in points], feedbacks)
         lr = self.adapt_lr if self.adaptive else None
         return SkipSource.apply(self, feedbacks, lr, output, *[t for _, t in points])
 

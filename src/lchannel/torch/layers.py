@@ -13,7 +13,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import native
 from .functions import FeedbackConvFn, FeedbackLinearFn
 
 
@@ -83,10 +82,10 @@ class FeedbackLinear(ChannelLayer, nn.Linear):
     _native = nn.Linear.forward
 
     def _apply_channel(self, x, B, adapt_lr):
-        ch = self.lc_channel
-        if ch.native is not None and native.usable():  # plain RBP: the compiled node
-            return ch.native.feedback_linear(x, self.weight, self.bias, B)
-        return FeedbackLinearFn.apply(x, self.weight, self.bias, B, ch, adapt_lr)
+        nodes = self.lc_channel.compiled()
+        if nodes is not None:  # plain RBP: the compiled node
+            return nodes.feedback_linear(x, self.weight, self.bias, B)
+        return FeedbackLinearFn.apply(x, self.weight, self.bias, B, self.lc_channel, adapt_lr)
 
 
 class _FeedbackConv(ChannelLayer):
@@ -101,10 +100,11 @@ class _FeedbackConv(ChannelLayer):
                 mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
                 x = nn.functional.pad(x, self._reversed_padding_repeated_twice, mode=mode)
             padding = (0,) * len(self.stride)
-        ch, conf = self.lc_channel, (list(self.stride), list(padding), list(self.dilation), self.groups)
-        if ch.native is not None and native.usable():  # plain RBP: the compiled node
-            return ch.native.feedback_conv(x, self.weight, self.bias, B, *conf)
-        return FeedbackConvFn.apply(x, self.weight, self.bias, B, ch, adapt_lr, *conf)
+        conf = (list(self.stride), list(padding), list(self.dilation), self.groups)
+        nodes = self.lc_channel.compiled()
+        if nodes is not None:  # plain RBP: the compiled node
+            return nodes.feedback_conv(x, self.weight, self.bias, B, *conf)
+        return FeedbackConvFn.apply(x, self.weight, self.bias, B, self.lc_channel, adapt_lr, *conf)
 
 
 class FeedbackConv1d(_FeedbackConv, nn.Conv1d):

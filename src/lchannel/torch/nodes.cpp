@@ -62,10 +62,17 @@ struct FeedbackNode : public Node {
   at::Tensor B;
   bool released = false;
 
-  at::Tensor input() {
+  // (dx, dW, db) into `out`, from the output gradient g and the saved input x; only the
+  // entries task_should_compute_output asks for.
+  virtual void gradients(const at::Tensor& g, const at::Tensor& x, variable_list& out) = 0;
+
+  variable_list apply(variable_list&& grads) override {
     TORCH_CHECK(!released, "Trying to backward through an RBP layer a second time: its saved input",
                 kSecondBackward);
-    return x_.unpack();  // raises if x was modified in place after the forward pass
+    const at::Tensor x = x_.unpack();  // raises if x was modified in place after the forward pass
+    variable_list out(3);
+    if (grads[0].defined()) gradients(grads[0], x, out);
+    return out;
   }
 
   void release_variables() override {
@@ -78,16 +85,11 @@ struct FeedbackNode : public Node {
 struct FeedbackLinearBackward : public FeedbackNode {
   std::string name() const override { return "FeedbackLinearBackward"; }
 
-  variable_list apply(variable_list&& grads) override {
-    const at::Tensor x = input();
-    const at::Tensor& g = grads[0];
-    variable_list out(3);
-    if (!g.defined()) return out;
+  void gradients(const at::Tensor& g, const at::Tensor& x, variable_list& out) override {
     if (task_should_compute_output(0)) out[0] = g.matmul(B);
     const at::Tensor g2 = g.reshape({-1, g.size(-1)});  // every leading axis is a batch axis
     if (task_should_compute_output(1)) out[1] = g2.t().mm(x.reshape({-1, x.size(-1)}));
     if (task_should_compute_output(2)) out[2] = g2.sum(0);
-    return out;
   }
 };
 
@@ -98,11 +100,7 @@ struct FeedbackConvBackward : public FeedbackNode {
 
   std::string name() const override { return "FeedbackConvBackward"; }
 
-  variable_list apply(variable_list&& grads) override {
-    const at::Tensor x = input();
-    const at::Tensor& g = grads[0];
-    variable_list out(3);
-    if (!g.defined()) return out;
+  void gradients(const at::Tensor& g, const at::Tensor& x, variable_list& out) override {
     std::array<bool, 3> mask = {task_should_compute_output(0), task_should_compute_output(1),
                                 task_should_compute_output(2)};
     std::vector<int64_t> output_padding(stride.size(), 0);
@@ -111,7 +109,6 @@ struct FeedbackConvBackward : public FeedbackNode {
     out[0] = std::get<0>(r);
     out[1] = std::get<1>(r);
     out[2] = std::get<2>(r);
-    return out;
   }
 };
 
