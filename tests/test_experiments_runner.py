@@ -15,6 +15,7 @@ import pytest
 from lchannel.cli import main
 from lchannel.experiments import Overrides, ResultsStore, load_spec, run_sweep, train_population, write_report
 from lchannel.experiments.runner import checkpoint_dir
+from lchannel.experiments.store import StoreError
 
 TINY = """
 name = "tiny"
@@ -461,6 +462,40 @@ def test_two_runners_share_one_sweep_and_train_every_run_exactly_once(reference,
         assert {r[0] for r in c.execute("SELECT attempts FROM runs")} == {1}
         assert c.execute("SELECT count(*) FROM leases").fetchone()[0] == 0  # released with the results
     assert_same(dump(db), dump(ref_db), rel=1e-6)  # max_members=1: one run per seed, to the stated tolerance
+
+
+def _open_store(path):
+    try:
+        ResultsStore(path).close()
+    except Exception as err:  # returned, not raised: the parent names every failure
+        return repr(err)
+
+
+def test_processes_opening_a_new_database_at_once_all_get_it(tmp_path):
+    # SQLite refuses the switch to WAL at once ("database is locked", no busy handler)
+    # when another connection is mid-switch; before the store retried it, about one
+    # trial in five of this failed, as two `lchannel run` on a fresh --db did in CI.
+    import multiprocessing as mp
+    with mp.get_context("fork").Pool(6) as pool:
+        for trial in range(25):
+            db = str(tmp_path / f"race{trial}.db")
+            errors = [e for e in pool.map(_open_store, [db] * 6) if e]
+            assert not errors, (trial, errors)
+            with sqlite3.connect(db) as c:
+                assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_database_locked_past_the_timeout_is_named_as_locked(tmp_path):
+    db = tmp_path / "held.db"
+    ResultsStore(db).close()
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StoreError, match=r"held.db' stayed locked by another process for over 0.2 s"):
+            ResultsStore(db, timeout=0.2)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
 
 
 def test_two_lchannel_run_processes_on_one_database_do_not_duplicate_work(tmp_path):

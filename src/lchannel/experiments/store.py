@@ -245,6 +245,12 @@ class ResultsStore:
             raise StoreError(f"{str(self.path)!r} cannot be opened ({err})") from None
         try:
             self._open(timeout)
+        except sqlite3.OperationalError as err:
+            self.conn.close()
+            if "locked" in str(err) or "busy" in str(err):
+                raise StoreError(f"{str(self.path)!r} stayed locked by another process for over {timeout:g} s "
+                                 f"({err}); try again when it is done") from None
+            raise StoreError(f"{str(self.path)!r} cannot be opened as an SQLite results database ({err})") from None
         except sqlite3.DatabaseError as err:
             self.conn.close()
             raise StoreError(f"{str(self.path)!r} is not an SQLite results database ({err})") from None
@@ -254,7 +260,7 @@ class ResultsStore:
 
     def _open(self, timeout: float) -> None:
         self.conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-        self.conn.execute("PRAGMA journal_mode = WAL")
+        self._enter_wal(timeout)
         self.conn.execute("PRAGMA synchronous = NORMAL")
         self.conn.execute("PRAGMA foreign_keys = ON")
         tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -272,6 +278,26 @@ class ResultsStore:
             elif row[0] != str(SCHEMA_VERSION):
                 raise StoreError(f"{str(self.path)!r} has results schema version {row[0]}; this lchannel reads "
                                  f"version {SCHEMA_VERSION}")
+
+    def _enter_wal(self, timeout: float) -> None:
+        """Switch the file to WAL, retrying while another process does the same.
+
+        Changing the journal mode needs an exclusive lock, and SQLite answers "database is
+        locked" at once, without calling the busy handler, when another connection holds
+        the file mid-switch (two ``lchannel run`` started together on a new database hit
+        this). So wait here, with backoff, up to the same timeout as every other write.
+        """
+        deadline = time.monotonic() + timeout
+        pause = 0.005
+        while True:
+            try:
+                self.conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) and "busy" not in str(err) or time.monotonic() > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
 
     def close(self) -> None:
         self.conn.close()
