@@ -68,7 +68,7 @@ def adapt_rate(cfg: TrainConfig) -> float | None:
     from .channels.sources import Adaptive
     source = getattr(build_channel(cfg.algorithm, **cfg.channel), "source", None)
     piece = source.find(Adaptive) if source is not None else None
-    if piece is None or piece.derivative or type(piece).__name__ != "Adaptive":
+    if type(piece) is not Adaptive or piece.derivative:  # a subclass (STDP) has its own rule
         return None
     return piece.rate
 

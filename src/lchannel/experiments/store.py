@@ -206,6 +206,11 @@ def _nan(x) -> float:
     return math.nan if x is None else float(x)
 
 
+def _locked(err: sqlite3.OperationalError) -> bool:
+    """Whether SQLite refused because another connection holds the file."""
+    return "locked" in str(err) or "busy" in str(err)
+
+
 @dataclass
 class RunRow:
     run_id: str
@@ -247,7 +252,7 @@ class ResultsStore:
             self._open(timeout)
         except sqlite3.OperationalError as err:
             self.conn.close()
-            if "locked" in str(err) or "busy" in str(err):
+            if _locked(err):
                 raise StoreError(f"{str(self.path)!r} stayed locked by another process for over {timeout:g} s "
                                  f"({err}); try again when it is done") from None
             raise StoreError(f"{str(self.path)!r} cannot be opened as an SQLite results database ({err})") from None
@@ -294,7 +299,7 @@ class ResultsStore:
                 self.conn.execute("PRAGMA journal_mode = WAL")
                 return
             except sqlite3.OperationalError as err:
-                if "locked" not in str(err) and "busy" not in str(err) or time.monotonic() > deadline:
+                if not _locked(err) or time.monotonic() > deadline:
                     raise
             time.sleep(pause)
             pause = min(pause * 2, 0.2)

@@ -48,13 +48,10 @@ class ChannelLayer:
         if ch.lean:
             # SRBP training pass (no probe, no BP measurement, no capture): the input is cut
             # from the graph and the receiving point recorded, nothing else.
-            if ch.point_at == "input":
-                if x.requires_grad and "skip_feedback" in self._buffers:
-                    ch.points.append((self, x))
-                return self._native(x.detach())
             y = self._native(x.detach())
-            if y.requires_grad and "skip_feedback" in self._buffers:
-                ch.points.append((self, y))
+            t = x if ch.point_at == "input" else y
+            if t.requires_grad and "skip_feedback" in self._buffers:
+                ch.points.append((self, t))
             return y
         if ch.point_at == "input":
             self._record(x)
