@@ -8,17 +8,17 @@ from lchannel import SGD, Network, build_channel
 import lchannel.plasticity as plasticity
 from lchannel.quantize import Quantizer, level_thresholds, outer_sum_factored, quantize
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.kernels]
 
 
-def brute(I, O, lr, alpha, bits):
+def brute(I, O, lr, alpha, bits, zero=False):
     """Σ_b Quantize(lr·I_b O_bᵀ), example by example, in float64 (exact for these sums)."""
     E, B, _ = I.shape
     out = torch.zeros(E, I.shape[2], O.shape[2], dtype=torch.float64)
     for e in range(E):
         for b in range(B):
             u = (I[e, b].unsqueeze(1) * O[e, b].unsqueeze(0)) * lr  # fl(fl(I·O)·lr) in I's dtype
-            out[e] += quantize(u, alpha, bits).double()
+            out[e] += quantize(u, alpha, bits, zero).double()
     return out
 
 
@@ -32,14 +32,15 @@ def signals(E, B, n, m, seed, dtype=torch.float32):
     return I, O
 
 
+@pytest.mark.parametrize("zero", [False, True], ids=["floor", "zero-level"])
 @pytest.mark.parametrize("bits", range(1, 9))
-def test_factored_sum_equals_the_per_example_updates_for_every_bit_width(bits):
+def test_factored_sum_equals_the_per_example_updates_for_every_bit_width(bits, zero):
     for E, B, n, m, seed in [(3, 40, 12, 30, bits), (1, 7, 30, 5, 100 + bits)]:
         I, O = signals(E, B, n, m, seed)
         for lr in (0.1, 0.37):
             for alpha in (2.0 ** -6, 2.0 ** -3):
-                want = brute(I, O, lr, alpha, bits)
-                got = outer_sum_factored(I, O, lr, alpha, bits)
+                want = brute(I, O, lr, alpha, bits, zero)
+                got = outer_sum_factored(I, O, lr, alpha, bits, zero)
                 assert torch.equal(got.double(), want), (bits, lr, alpha)  # power-of-two α: exact
 
 

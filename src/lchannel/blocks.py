@@ -30,7 +30,6 @@ from torch import nn
 
 from .activations import Activation
 from .outputs import OutputActivation, OutputLoss
-from .quantize import outer_sum_loop
 
 
 class Dense(nn.Module):
@@ -124,19 +123,14 @@ class Dense(nn.Module):
         """``(ΔW, Δb)/η``: the minibatch means ``(1/B) Σ_b I_b O_bᵀ`` and ``(1/B) Σ_b I_b``
         for ``I`` ``(E, B, n_out)`` and ``O_prev`` ``(E, B, n_in)`` (paper 1, eq. 13).
 
-        ``per_example`` (an in-place map, e.g. eq. 19's quantizer) is applied to every
-        example's update ``η I_b O_bᵀ`` (and ``η I_b``) before the mean (section 5.2).
+        ``per_example`` (eq. 19's :class:`~lchannel.quantize.Quantizer`) quantizes every
+        example's update (``η I_b O_bᵀ`` and ``η I_b``, or without η, as its reading of
+        section 5.2 says) before the mean or sum; its factored sum never forms them all.
         """
         B = I.shape[1]
         if per_example is None:
             return torch.bmm(I.transpose(1, 2), O_prev).div_(B), I.mean(1)
-        # Eq. 19's Quantizer sums the quantized products without forming them all
-        # (lchannel.quantize.outer_sum_factored); any other map goes example by example.
-        outer_sum = getattr(per_example, "outer_sum", None)
-        dW = outer_sum(I, O_prev, lr) if outer_sum else outer_sum_loop(I, O_prev, lr, per_example)
-        dW.div_(B * lr)
-        db = per_example(I * lr).mean(1) / lr
-        return dW, db
+        return per_example.outer_direction(I, O_prev, lr), per_example.examples_direction(I, lr)
 
     def apply_update_(self, I: torch.Tensor, O_prev: torch.Tensor, lr: float) -> None:
         """W += η (1/B) Iᵀ O_prev and b += η (1/B) 1ᵀ I in place, each one fused product

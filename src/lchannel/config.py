@@ -25,7 +25,7 @@ from .channels import algorithm_names, build_channel, label, named_form, split_n
 from .data import DATASETS, REGISTRY, dataset_entry
 from .init import INITS
 from .outputs import OUTPUTS
-from .quantize import UPDATE_ALPHA
+from .quantize import BELOW, LEGACY_READING, LR_PLACES, REDUCTIONS, UPDATE_ALPHA, Reading
 from .params import Device, Interval, IntList, Options, Type, check
 from .train import BATCH_ORDERS
 
@@ -49,16 +49,18 @@ class Param:
     # it must keep its default (and the CLI refuses the flag).
     applies: tuple[Callable[["TrainConfig"], bool], str] | None = None
     # A field added after results were stored: left out of the cache key while it keeps
-    # its default, so that the keys of earlier runs (stores, run folders) do not move.
+    # the value runs had before it existed (``legacy``, else its default), so that the
+    # keys of earlier runs (stores, run folders) do not move, even if the default changes.
     key_if_set: bool = False
+    legacy: Any = None
 
 
 def param(default: Any = None, *constraints, help: str, group: str, cli: str | None = None, key: bool = True,
           data: bool = False, metavar: str | None = None, default_text: str | None = None,
-          applies=None, factory: Callable | None = None, key_if_set: bool = False):
+          applies=None, factory: Callable | None = None, key_if_set: bool = False, legacy: Any = None):
     """A dataclass field carrying its :class:`Param` declaration."""
     meta = {"param": Param(tuple(constraints), help, group, cli, key, data, metavar, default_text, applies,
-                           key_if_set)}
+                           key_if_set, legacy)}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -72,6 +74,9 @@ def _only_for_datasets(name: str):
     takers = [d for d, e in REGISTRY.items() if name in e.options]
     return (lambda cfg: _dataset_option(cfg, name), f"only data set {' or '.join(takers)} takes it, "
                                                    f"not this run's")
+
+
+_needs_update_bits = (lambda cfg: cfg.update_bits is not None, "it needs update_bits (--update-bits)")
 
 
 def _arch_text(arch) -> str:
@@ -165,6 +170,19 @@ class TrainConfig:
                                 cli="--update-alpha", default_text="2^-6, the paper's",
                                 applies=(lambda cfg: cfg.update_bits is not None, "it needs update_bits (--update-bits)"),
                                 help="scale α of the weight-update quantizer")
+    # Section 5.2's open points (docs/channels.md, "Quantized weight updates"); runs stored
+    # before these existed used inside/floor/mean, their legacy values.
+    update_lr: str = param(LEGACY_READING.lr, Options(LR_PLACES), group="optimisation", cli="--update-lr",
+                           applies=_needs_update_bits, key_if_set=True, legacy=LEGACY_READING.lr,
+                           help="where η enters eq. 19: inside (Quantize(η·I·Oᵀ)) or outside (η·Quantize(I·Oᵀ))")
+    update_below: str = param(LEGACY_READING.below, Options(BELOW), group="optimisation", cli="--update-below",
+                              applies=_needs_update_bits, key_if_set=True, legacy=LEGACY_READING.below,
+                              help="what a per-example update below eq. 19's lowest level becomes: floor (that "
+                                   "level, eq. 19 as printed) or zero (a zero level, as in the log quantizer of Miyashita et al. 2016)")
+    update_reduce: str = param(LEGACY_READING.reduce, Options(REDUCTIONS), group="optimisation",
+                               cli="--update-reduce", applies=_needs_update_bits, key_if_set=True,
+                               legacy=LEGACY_READING.reduce,
+                               help="how the quantized per-example updates combine over the minibatch: mean or sum")
     # -- seeds and bookkeeping --------------------------------------------------------
     seeds: list[int] = param(None, IntList(SEED_RANGE, min_len=1, distinct=True), group="seeds and output",
                              cli="--seeds", key=False, factory=lambda: [0], metavar="S1,S2,...",
@@ -220,7 +238,8 @@ class TrainConfig:
         """A short hash of the fields that define the run (not seeds, data folder or device,
         nor ``exclude``): runs with the same key differ only in seed."""
         skip = set(exclude) | {n for n, (_, p) in self.params().items()
-                               if not p.key or (p.key_if_set and getattr(self, n) == self.default(n))}
+                               if not p.key or (p.key_if_set and getattr(self, n) == (
+                                   self.default(n) if p.legacy is None else p.legacy))}
         d = {k: v for k, v in self.to_dict().items() if k not in skip}
         if "algorithm" in d:
             # Every spelling of one run (rbp-nof, rbp with derivative "none"; arbp, rbp with
@@ -229,6 +248,11 @@ class TrainConfig:
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     # -- resolved defaults ------------------------------------------------------------
+    @property
+    def update_reading(self) -> Reading:
+        """The reading of section 5.2 the quantized updates follow (:class:`~lchannel.quantize.Reading`)."""
+        return Reading(self.update_lr, self.update_below, self.update_reduce)
+
     def named(self) -> tuple[str, dict]:
         """The run's learning channel as ``(algorithm, channel options)`` in the registry's
         named form (:func:`lchannel.channels.named_form`)."""

@@ -216,8 +216,9 @@ class Conv2d(nn.Module):
         """``(ΔW, Δb)/η``: the minibatch means of the conv weight-gradient for ``I``
         ``(E, B, C_out, H', W')`` and ``O_prev`` ``(E, B, C_in, H, W)`` (eq. 13).
 
-        ``per_example`` (eq. 19's quantizer) is applied to each example's own update
-        η ΔW_b before the mean (section 5.2).  Cost: the per-example weight gradients are
+        ``per_example`` (eq. 19's :class:`~lchannel.quantize.Quantizer`) is applied to each
+        example's own update η ΔW_b (or ΔW_b, as its reading says) before the mean or sum
+        (section 5.2).  Cost: the per-example weight gradients are
         one grouped convolution (the examples as groups) of the same multiplications as
         the batch gradient, but it writes B kernels (B·|W| numbers) instead of one; it is
         done in chunks of examples to bound memory (~8 MB per chunk)."""
@@ -229,6 +230,7 @@ class Conv2d(nn.Module):
         C_out, C_in, K = self.weight.shape[1], self.weight.shape[2], self.kernel
         chunk = max(1, (1 << 21) // (C_out * C_in * K * K))
         dW = torch.zeros_like(self._W)
+        s = per_example.reading.scale(lr)  # η inside eq. 19, or 1
         for e in range(E):
             for b0 in range(0, B, chunk):
                 Ib, Ob = I[e, b0:b0 + chunk], O_prev[e, b0:b0 + chunk]
@@ -238,10 +240,8 @@ class Conv2d(nn.Module):
                 u = _conv_backward(Ib.reshape(1, n * C_out, *Ib.shape[2:]), Ob.reshape(1, n * C_in, *Ob.shape[2:]),
                                    like, None, stride, padding, dilation, False, [0, 0], n,
                                    (False, True, False))[1].view(n, C_out, C_in, K, K)
-                dW[e].add_(per_example(u.mul_(lr)).sum(0))
-        dW.div_(B * lr)
-        db = per_example(I.sum((3, 4)) * lr).mean(1) / lr
-        return dW, db
+                dW[e].add_(per_example(u.mul_(s)).sum(0))
+        return per_example.from_sum(dW, B, lr), per_example.examples_direction(I.sum((3, 4)), lr)
 
     def apply_update_(self, I: torch.Tensor, O_prev: torch.Tensor, lr: float) -> None:
         """W += η (1/B) ΣΔW_b, b += η (1/B) ΣΔb_b in place."""

@@ -31,7 +31,7 @@ from __future__ import annotations
 import torch
 
 from .blocks import Dense
-from .quantize import UPDATE_ALPHA, Quantizer
+from .quantize import LEGACY_READING, UPDATE_ALPHA, MemberQuantizer, Quantizer, Reading
 
 # How Dense sums quantized per-example updates: "factored" (exact, fast) or "loop" (the
 # per-example reference); a module switch so that benchmarks and tests can select it.
@@ -113,7 +113,7 @@ class PerSynapse(Hebbian):
                 per_b = sb if per_b is None else per_b.add_(sb)
         if per_example is None:
             return dW, db
-        return per_example(per_W * lr).mean(1) / lr, per_example(per_b * lr).mean(1) / lr
+        return per_example.examples_direction(per_W, lr), per_example.examples_direction(per_b, lr)
 
     def apply_block_(self, block, post, pre, lr):
         dW, db = self.direction(post, pre)
@@ -239,10 +239,10 @@ def apply_term(rule, P: torch.Tensor, post, pre, lr: float, rate) -> None:
         rule.apply_(P[a:z], post[a:z], pre[a:z], lr * r)
 
 
-def quantizer(alpha: float, bits: int) -> Quantizer:
+def quantizer(alpha: float, bits: int, reading: Reading = LEGACY_READING) -> Quantizer:
     """Eq. 19 as an in-place map on each example's update (section 5.2), with the
     factored minibatch sum of :class:`~lchannel.quantize.Quantizer`."""
-    return Quantizer(alpha, bits, QUANTIZED_UPDATE_METHOD)
+    return Quantizer(alpha, bits, QUANTIZED_UPDATE_METHOD, reading)
 
 
 class SGD:
@@ -256,6 +256,8 @@ class SGD:
     frozen: layers (1-based) that never change (paper 1, section 4.2 item 4).
     update_bits, update_alpha: quantize each example's update with eq. 19 (section 5.2;
         the paper uses α = 2⁻⁶); ``update_bits=None`` disables it.
+    update_reading: which reading of section 5.2 (:class:`~lchannel.quantize.Reading`:
+        η inside or outside eq. 19, a zero level or not, mean or sum over the minibatch).
     rule: the rule of the forward weights (:data:`HEBBIAN`, eq. 13); a signal that
         carries its own ``rule`` (per-synapse feedback) uses that one.
 
@@ -273,7 +275,7 @@ class SGD:
 
     def __init__(self, lr: float | list[float] = 0.1, decay: float = 1e-6, momentum: float = 0.0,
                  frozen=(), update_bits: int | None = None, update_alpha: float = UPDATE_ALPHA,
-                 rule: Hebbian = HEBBIAN):
+                 rule: Hebbian = HEBBIAN, update_reading: Reading = LEGACY_READING):
         rates = [lr] if isinstance(lr, (int, float)) else list(lr)
         if not rates or not all(isinstance(r, (int, float)) and not isinstance(r, bool) and r > 0 for r in rates):
             raise ValueError(f"lr must be a number > 0 or a non-empty list of them (one per member), got {lr!r}")
@@ -301,6 +303,7 @@ class SGD:
         self.update_bits = None if bits is None else int(bits[0]) if all(b == bits[0] for b in bits) \
             else [int(b) for b in bits]
         self.update_alpha = float(update_alpha)
+        self.update_reading = update_reading
         self.rule = rule
         self.t = 0
         self.net = None
@@ -362,9 +365,9 @@ class SGD:
     def _per_example(self):
         """Eq. 19 applied in place to each example's update, or None."""
         if isinstance(self.update_bits, list):
-            from .quantize import MemberQuantizer
-            return MemberQuantizer(self.update_alpha, self.update_bits, QUANTIZED_UPDATE_METHOD)
-        return None if self.update_bits is None else quantizer(self.update_alpha, self.update_bits)
+            return MemberQuantizer(self.update_alpha, self.update_bits, QUANTIZED_UPDATE_METHOD, self.update_reading)
+        return None if self.update_bits is None else quantizer(self.update_alpha, self.update_bits,
+                                                               self.update_reading)
 
     @torch.no_grad()
     def step(self, record, signals: list, channel_terms=()) -> None:
