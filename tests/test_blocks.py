@@ -11,6 +11,8 @@ from lchannel.channels import FeedbackInit
 from lchannel.nets import Network
 from lchannel.outputs import get_output
 
+pytestmark = pytest.mark.kernels  # also run under other kernels (.ci/run)
+
 E, B, N_IN, N_OUT = 3, 5, 4, 6
 
 
@@ -104,4 +106,6 @@ def test_member_exports_to_a_plain_sequential_with_the_same_outputs(hidden, outp
         # float32, different kernels (tanh vs 2σ(2S)−1, softmax down rows vs columns): 1e-6
         torch.testing.assert_close(seq(X), net.predict(X)[1], rtol=1e-5, atol=1e-6)
     single = net.member(1)
-    assert single.E == 1 and torch.equal(single.predict(X)[0], net.predict(X)[1])
+    # E = 1 against E = 3: other batched kernels, so float32 rounding (docs/experiments.md)
+    assert single.E == 1
+    torch.testing.assert_close(single.predict(X)[0], net.predict(X)[1], rtol=1e-6, atol=1e-7)

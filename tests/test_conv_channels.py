@@ -15,6 +15,8 @@ from lchannel.train import Trainer
 
 from helpers import example_options, one_step_updates
 
+pytestmark = pytest.mark.kernels  # also run under other kernels (.ci/run)
+
 D = torch.float64
 ARCH = "conv3k3-pool3s2-conv4k3s2p1-pool2-dense5-dense4"  # stride-2 conv, overlapping pool, dense head
 SHAPE = (2, 8, 8)

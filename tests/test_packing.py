@@ -16,7 +16,7 @@ from lchannel.packing import build_packed_trainer, pack_key
 from lchannel.plasticity import SGD
 from lchannel.run import build_trainer, load_data
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.kernels]
 
 BASE = dict(dataset="mnist", subset=400, architecture=[784, 24, 16, 10], epochs=2, seeds=[0, 1, 2, 3],
             batch_size=50, decay=1e-4)

@@ -1,10 +1,29 @@
-"""Pinned numbers: short MNIST runs must give bit-identical metrics and final weights.
+"""Pinned numbers: short MNIST runs must reproduce stored metrics and final weights.
 
-The fixture ``data/pinned_metrics.json`` was written by the engine as it was before the
-blocks/routes/rules refactor (issue 10, commit 3f4a5a2) with ``python
-tests/test_pinned_metrics.py --write``.  A refactor that changes the shape of the code
-but not its behaviour keeps every number here equal (==, not approx): the per-epoch
-metrics of epochs 1..N and a SHA-256 of the final forward weights and biases.
+The fixture ``data/pinned_metrics.json`` holds, for every engine path, the per-epoch
+metrics of epochs 1..2 and the norm of every final weight and bias tensor.  Its metrics
+were written by the engine as it was before the blocks/routes/rules refactor (issue 10,
+commit 3f4a5a2); the weight norms were added when the comparison became a tolerance
+(issue 25), from the same runs, on the machine whose metrics equal the original ones
+bit for bit.  Rewrite with ``python tests/test_pinned_metrics.py --write``.
+
+The numbers come from another machine, so they are compared at a tolerance, not with ==:
+MKL and ATen pick kernels per CPU, and other kernels round differently (even the initial
+weights: ATen's vectorised and scalar normal draws differ in the last bit).  In the
+engine's default float32 such drift is as large as the smallest change a rule can make:
+under other kernels the losses of these runs move by up to 2e-7 relative after two
+epochs, and raising η by one float32 ulp moves them by 5e-9 to 2e-7.  So the pinned runs
+train in float64 (weights and feedback drawn in float64), where the same kernel choices
+move the losses by at most 6.5e-16 relative and the weight norms by 2.6e-15, while one
+float32 ulp of η still moves some loss by >= 7e-9 and some weight norm by >= 4.5e-8
+(``python tests/measure_pinned_drift.py`` prints the table; the kernel choices are MKL's
+default and COMPATIBLE branches and ATen's AVX-512 and scalar kernels).  The tolerance,
+1e-10 relative, is 1.5e5x the measured drift and 70x below the smallest one-ulp change;
+``test_a_one_ulp_change_to_the_rule_is_caught`` checks the latter.  Accuracies are counts:
+they may differ by one example (a flip needs two outputs within ~1e-15 of each other).
+Quantized updates (``rbp-update_bits3``) are the exception that proves the rule: α = 2⁻⁶
+is inside eq. 19's levels, so a one-ulp change of η leaves every level, and every
+number, where it was.
 
 One entry was re-recorded on purpose: ``srbp-lc_dropout-momentum-dropout``, when forward
 dropout's derivative was corrected (f' is taken from the activity before dropout and
@@ -12,7 +31,7 @@ multiplied by the mask; before, tanh's 1 − O² was read from the rescaled, dro
 tests/test_forward_dropout.py checks the corrected form against autograd).
 """
 
-import hashlib
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -21,9 +40,9 @@ import pytest
 import torch
 
 from lchannel.config import TrainConfig
-from lchannel.run import train_config
+from lchannel.run import build_trainer, fit_options, load_data
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.kernels]
 
 FIXTURE = Path(__file__).parent / "data" / "pinned_metrics.json"
 
@@ -53,28 +72,68 @@ RUNS = {
 }
 
 
-def weights_digest(net) -> str:
-    h = hashlib.sha256()
-    for t in list(net.weights) + list(net.biases):
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
+# Continuous metrics compared at LOSS_RTOL; the others are accuracies (counts / n).
+CONTINUOUS = ("train_loss", "test_loss")
+LOSS_RTOL = 1e-10     # float64: kernel drift <= 6.5e-16 measured; one float32 ulp of η moves >= 7e-9
+WEIGHTS_RTOL = 1e-10  # kernel drift <= 2.6e-15 measured on the weight norms; one ulp of η >= 4.5e-8
+N_TRAIN, N_TEST = BASE["subset"], 10_000
+
+
+def weight_norms(net) -> list[float]:
+    """The Frobenius norm of every member's final weights and biases, layer by layer
+    (float64 sums, so the summary itself adds no rounding worth counting)."""
+    return [float(t[e].double().norm()) for t in list(net.weights) + list(net.biases) for e in range(net.E)]
+
+
+def relative(got: float, want: float) -> float:
+    return abs(got - want) / max(abs(want), 1e-30)
 
 
 def run(name: str, data_dir) -> dict:
+    """Train run ``name`` in float64 (weights and feedback drawn in float64, data cast)."""
     cfg = TrainConfig.from_dict({**BASE, **RUNS[name], "data_dir": str(data_dir)})
-    res = train_config(cfg, progress=False)
-    return {"epochs": res.history.epochs, "metrics": res.history.metrics,
-            "weights_sha256": weights_digest(res.trainer.net)}
+    trainer = build_trainer(cfg, progress=False, dtype=torch.float64)
+    train, test = (dataclasses.replace(d, X=d.X.double(), T=d.T.double()) for d in load_data(cfg))
+    trainer.fit(train, test, epochs=cfg.epochs, **fit_options(cfg, train))
+    return {"epochs": trainer.history.epochs, "metrics": trainer.history.metrics,
+            "weights": weight_norms(trainer.net)}
+
+
+def check(got: dict, want: dict) -> None:
+    """``got`` reproduces ``want`` to the tolerances above (AssertionError naming the
+    first quantity that does not)."""
+    assert got["epochs"] == want["epochs"] == [1, 2]
+    assert set(got["metrics"]) == set(want["metrics"])
+    for m, rows in want["metrics"].items():
+        one = 1 / (N_TRAIN if m.startswith("train") else N_TEST)
+        for epoch, (a, b) in enumerate(zip(got["metrics"][m], rows), start=1):
+            for e, (g, w) in enumerate(zip(a, b)):
+                if m in CONTINUOUS:
+                    assert relative(g, w) <= LOSS_RTOL, f"{m} epoch {epoch} member {e}: {g!r} != {w!r}"
+                else:
+                    assert abs(g - w) <= one + 1e-12, f"{m} epoch {epoch} member {e}: {g} != {w} (> 1 example)"
+    assert len(got["weights"]) == len(want["weights"])
+    for i, (g, w) in enumerate(zip(got["weights"], want["weights"])):
+        assert relative(g, w) <= WEIGHTS_RTOL, f"weight norm {i}: {g!r} != {w!r}"
 
 
 @pytest.mark.parametrize("name", sorted(RUNS))
-def test_numbers_are_bit_identical_to_the_pinned_engine(name, data_dir):
-    want = json.loads(FIXTURE.read_text())[name]
-    got = run(name, data_dir)
-    assert got["epochs"] == want["epochs"] == [1, 2]
-    for m, rows in want["metrics"].items():
-        assert got["metrics"][m] == rows, m  # exact floats
-    assert got["weights_sha256"] == want["weights_sha256"]
+def test_numbers_match_the_pinned_engine(name, data_dir):
+    check(run(name, data_dir), json.loads(FIXTURE.read_text())[name])
+
+
+@pytest.mark.parametrize("name", ["bp", "srbp", "arbp", "top"])
+def test_a_one_ulp_change_to_the_rule_is_caught(name, data_dir, monkeypatch):
+    """The tolerance is tight enough to see the smallest change a rule can make in the
+    engine's float32: every weight change η_t·I·Oᵀ scaled by one float32 ulp of η_t
+    (``top`` moves least, 7e-9 relative)."""
+    import numpy as np
+
+    from lchannel.plasticity import SGD
+    lr_now = SGD.lr_now
+    monkeypatch.setattr(SGD, "lr_now", lambda self: float(np.nextafter(np.float32(lr_now(self)), np.float32(1))))
+    with pytest.raises(AssertionError):
+        check(run(name, data_dir), json.loads(FIXTURE.read_text())[name])
 
 
 if __name__ == "__main__" and "--write" in sys.argv:
