@@ -298,6 +298,115 @@ def test_diverging_members_are_recorded_as_diverged(tmp_path):
     assert "diverged [2 × 1 ep]" in rep.markdown.read_text()
 
 
+# The linear network with Hebbian ASRBP at a high rate: seed 0 diverges in epoch 5 (its
+# loss), seed 1 in epoch 9 (S^3); tests/test_training.py checks those against a replay by hand.
+DIVERGING = textwrap.dedent("""
+    description = "a linear network that diverges"
+    [base]
+    dataset = "synthetic"
+    n_train = 500
+    n_test = 200
+    batch_size = 10
+    architecture = [2, 16, 16, 1]
+    hidden = "identity"
+    output = "identity"
+    lr = 0.275
+    decay = 0.0
+    epochs = 10
+    seeds = [0, 1]
+    [[axes]]
+    name = "algorithm"
+    levels = [{ label = "ASRBP", set = { algorithm = "asrbp", channel = { adapt_rate = 1.0 } } }]
+    """)
+
+
+def test_why_a_run_diverged_is_stored_and_shown_in_the_run_table_report_and_progress(tmp_path, capsys):
+    from lchannel.run import train_config
+    from lchannel.train import divergence_text
+
+    p = tmp_path / "div.toml"
+    p.write_text(DIVERGING)
+    spec, db = load_spec(p), tmp_path / "div.db"
+    expected = train_config(spec.cells()[0].config, progress=False).history.divergence  # the same population
+    assert all(c is not None and c["step"] is not None for c in expected)
+    assert main(["run", str(p), "--db", str(db), "--workers", "1"]) == 0
+    out, err = capsys.readouterr()
+    with sqlite3.connect(db) as c:
+        rows = c.execute("SELECT seed, status, diverged_at, divergence FROM runs ORDER BY seed").fetchall()
+    assert [(r[1], r[2]) for r in rows] == [("diverged", x["epoch"]) for x in expected]
+    assert [json.loads(r[3]) for r in rows] == expected
+    with ResultsStore(db) as store:
+        assert [r.divergence for r in store.runs(spec.cells()[0].key)] == expected
+    short = [f"seed {s} at epoch {c['epoch']} ({c['quantity']})" for s, c in zip((0, 1), expected)]
+    table = out.split("runs computed")[0]
+    row = next(line for line in table.splitlines() if line.startswith("ASRBP"))
+    assert all(x in row for x in short)  # the run table's 'diverged' column
+    for s, c in zip((0, 1), expected):
+        assert f"ASRBP, seed {s}: {divergence_text(c)}" in table  # under the table
+        assert f"ASRBP: seed {s} diverged at {divergence_text(c)}" in err  # above the progress bar
+    assert f"diverged: {short[0]}" in err  # the progress bar's postfix
+    rep = write_report(spec, db, tmp_path / "rep", plots=False)
+    md = rep.markdown.read_text()
+    cell = next(line for line in md.splitlines() if line.startswith("| ASRBP"))
+    last = max(c["epoch"] for c in expected)  # training stops when every member has diverged
+    assert f"diverged [2 × {last} ep]" in cell and all(x in cell for x in short)
+    for s, c in zip((0, 1), expected):
+        assert f"- ASRBP, seed {s}: {divergence_text(c)}" in md
+    lines = rep.csv.read_text().splitlines()
+    assert lines[0].endswith(",divergence") and divergence_text(expected[1]) in lines[1]
+
+
+def test_a_resumed_population_keeps_why_a_member_diverged(tmp_path):
+    import torch
+
+    p = tmp_path / "div.toml"
+    p.write_text(DIVERGING)
+    cfg = load_spec(p).cells()[0].config
+    task = {"id": 0, "config": cfg.to_dict(), "checkpoint": str(tmp_path / "ck.pt"), "alignment": {"enabled": False}}
+    full = train_population({**task, "checkpoint": None})
+    first, second = sorted(full["history"]["diverged_at"])
+    assert first + 1 < second
+
+    class Crash(Exception):
+        pass
+
+    def crash(_id, epoch, _epochs, _acc, diverged=()):
+        if epoch == first + 1:
+            raise Crash
+
+    with pytest.raises(Crash):  # killed after the first divergence, before the second
+        train_population(task, progress=crash)
+    assert torch.load(tmp_path / "ck.pt", weights_only=False)["trainer"]["history"]["divergence"][0] is not None
+    told = []
+    resumed = train_population(task, progress=lambda i, e, n, a, *d: told.extend(d[0] if d else []))
+    assert resumed["history"]["divergence"] == full["history"]["divergence"]
+    later = full["history"]["diverged_at"].index(second)
+    assert told == [(cfg.seeds[later], full["history"]["divergence"][later])]  # said once, when it happened
+
+
+def test_a_schema_1_database_opens_and_gains_the_divergence_column(tmp_path):
+    p = tmp_path / "div.toml"
+    p.write_text(DIVERGING)
+    spec, db = load_spec(p), tmp_path / "old.db"
+    run_sweep(spec, db, workers=1, progress=False, overrides=Overrides(epochs=5))
+    with sqlite3.connect(db) as c:  # as version 1 left it: no divergence column
+        c.execute("ALTER TABLE runs DROP COLUMN divergence")
+        c.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+        status = c.execute("SELECT status, diverged_at FROM runs ORDER BY seed").fetchall()
+    assert status == [("diverged", 5), ("done", None)]
+    with ResultsStore(db) as store:
+        runs = store.runs(spec.cells(Overrides(epochs=5))[0].key)
+        assert [r.divergence for r in runs] == [None, None]  # not recorded then
+        version = store.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+        assert version == "2"
+    rep = write_report(spec, db, tmp_path / "rep", overrides=Overrides(epochs=5), plots=False)
+    md = rep.markdown.read_text()
+    assert "seed 0 at epoch 5" in md and "- ASRBP, seed 0: epoch 5: cause not recorded" in md
+    run_sweep(spec, db, workers=1, progress=False)  # the migrated database takes new results
+    with ResultsStore(db) as store:
+        assert all(r.divergence is not None for r in store.runs(spec.cells()[0].key))
+
+
 def test_report_of_a_tiny_sweep_has_the_expected_rows_cells_and_files(reference, tmp_path, capsys):
     spec, db, _ = reference
     out = tmp_path / "report"
@@ -394,6 +503,8 @@ def test_the_tail_of_an_elementwise_kernel_is_why_members_differ():
     n mod (2 × lanes) elements of a tensor with the scalar libm path, the rest with SIMD,
     so the same values round differently as part of a longer tensor (E members)."""
     import torch
+    if torch.backends.cpu.get_cpu_capability() == "DEFAULT":
+        pytest.skip("ATen runs its scalar kernels here (ATEN_CPU_CAPABILITY=default): no SIMD body, no tail")
     x = torch.linspace(-6, 6, 1000)
     alone = [torch.sigmoid(x[i:i + 120].clone()) for i in range(0, 880, 40)]
     inside = [torch.sigmoid(x[i:i + 360])[:120] for i in range(0, 640, 40)]
@@ -599,3 +710,54 @@ def _leased(db: Path, ids: list[str]) -> bool:
             return c.execute("SELECT count(*) FROM leases").fetchone()[0] == len(ids)
     except sqlite3.Error:
         return False
+
+
+def test_a_one_seed_report_shows_no_sample_sd_and_names_coinciding_channels(tmp_path, capsys):
+    """One seed: a cell reads "97.84 (—) [1 × 2 ep]", never "(0.00)"; report.csv leaves the
+    sd empty and keeps n = 1; the accuracy figure (Figure 1 style) zooms on the final
+    epochs and names BP (no f') and SBP (no f') as coinciding by construction."""
+    from lchannel.experiments.report import collect, report_figures
+
+    p = tmp_path / "one.toml"
+    p.write_text(textwrap.dedent('''
+        name = "one"
+        description = "one seed"
+        [base]
+        dataset = "synthetic"
+        synthetic_k = 0
+        n_train = 300
+        n_test = 100
+        architecture = [2, 8, 8, 1]
+        lr = 0.5
+        batch_size = 10
+        epochs = 2
+        seeds = [0]
+        [[axes]]
+        name = "algorithm"
+        levels = [
+          { label = "BP (no f')", set = { algorithm = "bp", channel = { derivative = "none" } } },
+          { label = "SBP (no f')", set = { algorithm = "sbp", channel = { derivative = "none" } } },
+          { label = "RBP", set = { algorithm = "rbp" } },
+        ]
+        [report]
+        layout = "curves"
+        lines = "algorithm"
+        '''))
+    spec, db = load_spec(p), tmp_path / "one.db"
+    run_sweep(spec, db, workers=1, progress=False)
+    rep = write_report(spec, db, tmp_path / "rep", plots=False)
+    md = rep.markdown.read_text()
+    assert "(0.00)" not in md and md.count("(—) [1 × 2 ep]") == 3
+    assert "(—): a single seed, which has no sample standard deviation" in md
+    lines = rep.csv.read_text().splitlines()
+    header, row = lines[0].split(","), lines[1].split(",")
+    assert row[header.index("test_acc_sd")] == "" and row[header.index("test_acc_n")] == "1"
+    assert row[header.index("test_acc_mean")] != ""
+    main(["run", str(p), "--db", str(db), "--quiet"])  # nothing left to run: prints the summary table
+    text = capsys.readouterr().out
+    assert "± 0.00" not in text and "± —" in text and "a single run (one seed)" in text
+    with ResultsStore(db) as store:
+        figs = {f.stem: f.figure for f in report_figures(spec, collect(spec, store))}
+    assert sorted(figs) == ["one", "one-alignment"] and len(figs["one"].axes) == 4  # accuracy with its zoom
+    for fig in figs.values():  # accuracy and alignment angles: identical, and said so
+        assert "BP (no f') and SBP (no f') coincide by construction" in fig.get_supxlabel().replace("\n", " ")

@@ -300,3 +300,115 @@ def test_p2_figure10_and_11_specs_follow_the_captions():
         assert stdp.channel == {**hebb.channel, "rule": "stdp"} and stdp.label == f"{algo} (STDP)"
     for c in [*f10.values(), *f11.values()]:
         assert (c.lr, c.batch_size, c.momentum, c.epochs, c.output_pair) == (0.1, 100, 0.0, 100, "softmax")
+
+
+# -- p2-figure11's two ASRBP cells, one step by hand (issue 25) ------------------------------
+# A[3, 2, 2, 2], tanh hidden units, softmax output, two examples; C^{h,3} maps the output
+# (N_3 = 2) to hidden layer h.  Plain floats, eq. by eq., nothing from the engine.
+HAND_W = ([[0.5, -0.3, 0.8], [-0.6, 0.2, 0.4]], [[0.7, -0.5], [0.3, 0.9]], [[1.1, -0.4], [-0.2, 0.6]])
+HAND_B = ([0.1, -0.2], [0.05, 0.0], [0.0, 0.1])
+HAND_C = {1: [[0.9, -0.4], [0.2, 0.6]], 2: [[-0.7, 0.5], [0.8, 0.3]]}
+HAND_X = [[1.0, -0.5, 0.25], [0.3, 0.8, -1.2]]
+HAND_T = [[1.0, 0.0], [0.0, 1.0]]
+
+
+def _mv(M, v):
+    return [sum(m * x for m, x in zip(row, v)) for row in M]
+
+
+def _hand_asrbp_step(rule, form="output", eps=0.1, eta=0.1, rate=1.0):
+    """``(ΔW, Δb, ΔC)`` of one ASRBP step, the minibatch mean of the per-example updates.
+
+    Hebbian (paper 1 sec. 3; paper 2 eq. 12 with a linear channel): R^h = f'(S^h) ⊙ C^h (T − O),
+    ΔW^h = η R^h (O^{h-1})ᵀ, ΔC^h_ik = η·rate·O^h_i (T − O)_k.
+    STDP (paper 2 eq. 13-19, 32): the physical feedback weights are εC; phase 1 feeds back
+    the output, O^h(1) = tanh(S^h + ε C^h O) (eq. 16), phase 2 the target,
+    O^h(2) = tanh(S^h + ε C^h T) (eq. 17); ΔO^h = O^h(2) − O^h(1) (eq. 18);
+    ΔW^h = η ΔO^h (O^{h-1})ᵀ / ε (eq. 14, rescaled by the feedback strength ε); the channel,
+    Δ(εC^h)_ik = η·rate·ΔO^h_i O_k (eq. 32, ``output``) or η·rate·ΔO^h_i T_k (eq. 19,
+    ``target``), i.e. ΔC^h_ik = η·rate·(ΔO^h_i / ε)·O_k (or T_k).  The top layer is the
+    same for both rules: ΔW^3 = η (T − O)(O^2)ᵀ."""
+    B = len(HAND_X)
+    dW = [[[0.0] * len(W[0]) for _ in W] for W in HAND_W]
+    db = [[0.0] * len(b) for b in HAND_B]
+    dC = {h: [[0.0] * 2 for _ in range(2)] for h in HAND_C}
+    for x, t in zip(HAND_X, HAND_T):
+        O, S = [x], [None]
+        for h in (1, 2, 3):
+            S.append([s + bi for s, bi in zip(_mv(HAND_W[h - 1], O[-1]), HAND_B[h - 1])])
+            O.append([math.tanh(s) for s in S[h]] if h < 3 else None)
+        z = [math.exp(s - max(S[3])) for s in S[3]]
+        out = [v / sum(z) for v in z]
+        e = [ti - oi for ti, oi in zip(t, out)]
+        post = {3: e}
+        for h in (1, 2):
+            if rule == "hebbian":
+                post[h] = [(1 - o * o) * j for o, j in zip(O[h], _mv(HAND_C[h], e))]
+                chan_post, chan_pre = O[h], e
+            else:
+                first = [math.tanh(s + eps * j) for s, j in zip(S[h], _mv(HAND_C[h], out))]
+                second = [math.tanh(s + eps * j) for s, j in zip(S[h], _mv(HAND_C[h], t))]
+                post[h] = [(o2 - o1) / eps for o1, o2 in zip(first, second)]
+                chan_post, chan_pre = post[h], (out if form == "output" else t)
+            for i in range(2):
+                for k in range(2):
+                    dC[h][i][k] += eta * rate * chan_post[i] * chan_pre[k] / B
+        for h in (1, 2, 3):
+            for i, p in enumerate(post[h]):
+                db[h - 1][i] += eta * p / B
+                for j, o in enumerate(O[h - 1]):
+                    dW[h - 1][i][j] += eta * p * o / B
+    return dW, db, dC
+
+
+@pytest.mark.parametrize("form", ["output", "target"])
+def test_p2_figure11_asrbp_cells_make_the_hand_computed_hebbian_and_stdp_updates(form):
+    """Issue 25: the two ASRBP cells of p2-figure11, built as the runner builds them (spec ->
+    config -> registry -> channel), make eq. 13-19's STDP update and the Hebbian one,
+    each equal to the hand computation above; the two differ (the channel's update by
+    more than its own size, the hidden layers' by O(ε))."""
+    import dataclasses
+
+    from lchannel.experiments import load_spec
+    from lchannel.run import build_trainer
+
+    cells = {c.labels["algorithm"]: c.config for c in load_spec("p2-figure11").cells()}
+    hebb, stdp = cells["ASRBP (Hebbian)"], cells["ASRBP (STDP)"]
+    assert hebb.key() != stdp.key()
+    if form == "target":
+        stdp = dataclasses.replace(stdp, channel={**stdp.channel, "stdp_form": "target"})
+    got = {}
+    for rule, cfg in (("hebbian", hebb), ("stdp", stdp)):
+        tr = build_trainer(dataclasses.replace(cfg, architecture=[3, 2, 2, 2], seeds=[0]), progress=False,
+                           validate=False, dtype=torch.float64)
+        net, ch, opt = tr.net, tr.channel, tr.opt
+        for h in (1, 2, 3):
+            net.W(h)[0].copy_(torch.tensor(HAND_W[h - 1], dtype=torch.float64))
+            net.b(h)[0].copy_(torch.tensor(HAND_B[h - 1], dtype=torch.float64))
+        for h in (1, 2):
+            ch.C[(h, 3)][0].copy_(torch.tensor(HAND_C[h], dtype=torch.float64))
+        before = [w.clone() for w in net.weights], [b.clone() for b in net.biases], \
+            {h: ch.C[(h, 3)].clone() for h in (1, 2)}
+        X, T = torch.tensor(HAND_X, dtype=torch.float64), torch.tensor(HAND_T, dtype=torch.float64)
+        rec = net.forward(X, train=True)
+        I = ch.signals(rec, net.output_loss.error(T, rec.output))
+        opt.step(rec, I, ch.plasticity_terms(rec, I))  # what Trainer does for every minibatch
+        got[rule] = ([(w - w0)[0] for w, w0 in zip(net.weights, before[0])],
+                     [(b - b0)[0] for b, b0 in zip(net.biases, before[1])],
+                     {h: (ch.C[(h, 3)] - before[2][h])[0] for h in (1, 2)})
+    want = {"hebbian": _hand_asrbp_step("hebbian"), "stdp": _hand_asrbp_step("stdp", form)}
+    for rule in ("hebbian", "stdp"):
+        (gW, gb, gC), (wW, wb, wC) = got[rule], want[rule]
+        for h in (1, 2, 3):
+            np.testing.assert_allclose(gW[h - 1].numpy(), wW[h - 1], rtol=1e-10, atol=1e-14, err_msg=f"{rule} W{h}")
+            np.testing.assert_allclose(gb[h - 1].numpy(), wb[h - 1], rtol=1e-10, atol=1e-14, err_msg=f"{rule} b{h}")
+        for h in (1, 2):
+            np.testing.assert_allclose(gC[h].numpy(), wC[h], rtol=1e-10, atol=1e-14, err_msg=f"{rule} C{h}")
+    # The hand truths themselves differ where the rules differ, by far more than the tolerance.
+    (hW, _, hC), (sW, _, sC) = want["hebbian"], want["stdp"]
+    np.testing.assert_allclose(sW[2], hW[2], rtol=1e-15)  # top layer: the same rule
+    for h in (1, 2):
+        h_, s_ = np.array(hC[h]), np.array(sC[h])
+        assert np.abs(h_ - s_).max() > 0.5 * np.abs(h_).max()
+        h_, s_ = np.array(hW[h - 1]), np.array(sW[h - 1])
+        assert 1e-4 < np.abs(h_ - s_).max() / np.abs(h_).max() < 0.2  # ΔO/ε = R + O(ε)

@@ -5,6 +5,7 @@ import io
 import math
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 from matplotlib.colors import to_rgba
 
@@ -12,7 +13,7 @@ from lchannel.channels import ALGORITHMS
 from lchannel.config import TrainConfig
 from lchannel.experiments import ResultsStore, load_spec, run_sweep
 from lchannel.experiments.report import collect, level_text, report_figures
-from lchannel.plots import accuracy_figure, describe_runs, plot_accuracy
+from lchannel.plots import accuracy_figure, coinciding_runs, describe_runs, plot_accuracy, zoom_range, zoom_start
 from lchannel.style import ALGORITHM_COLORS, ALGORITHM_MARKERS, algorithm_key, algorithm_style, styles_for_labels
 from lchannel.train import METRICS, History
 
@@ -68,7 +69,7 @@ def test_the_legend_lies_outside_every_axes_even_with_many_lines():
     fig.canvas.draw()
     (legend,) = fig.legends
     box = legend.get_window_extent()
-    assert len(legend.get_texts()) == 12
+    assert len(legend.get_texts()) == 1 + 12  # a header row, then a row per line
     for ax in fig.axes:
         assert not box.overlaps(ax.get_window_extent())
     colors = {to_rgba(ln.get_color()) for ln in fig.axes[0].get_lines()}
@@ -103,9 +104,91 @@ def test_one_seed_a_diverged_member_and_an_all_nan_line_still_render():
     assert set(train) == {"BP", "RBP (1/2 diverged)"}
     assert train["RBP (1/2 diverged)"].get_ydata()[-1] == pytest.approx(70.0)  # mean over the survivor
     assert "Left out (no finite values): SRBP" in fig.get_supxlabel().replace("\n", " ")
-    # one band (RBP's, two seeds at epochs 0-1) per axes, none for the one-seed BP line
-    assert [len(ax.collections) for ax in fig.axes] == [1, 1]
+    # one band (RBP's, two seeds at epochs 0-1) per axes, none for the one-seed BP line;
+    # the same in the zoom on epochs 1-2 (axes 2 and 3)
+    assert [len(ax.collections) for ax in fig.axes] == [1, 1, 1, 1]
     assert len(rendered(fig)) > 5000
+
+
+FIGURE1_FINALS = {"BP": 0.972, "SBP": 0.9725, "RBP": 0.951, "SRBP": 0.959, "BP (no f')": 0.93,
+                  "SBP (no f')": 0.93, "RBP (no f')": 0.924, "SRBP (no f')": 0.927, "Top layer only": 0.12}
+
+
+def figure1_curves(finals=FIGURE1_FINALS, epochs=8, seeds=3) -> dict[str, History]:
+    """Nine lines ending close together (and one far below), like a short paper 1 Figure 1."""
+    out = {}
+    for lab, f in finals.items():  # members f - 0.001, f, f + 0.001 at the last epoch
+        acc = [[f - 0.3 * (0.5 ** e - 0.5 ** epochs) + 0.001 * (m - 1) for m in range(seeds)]
+               for e in range(1, epochs + 1)]
+        out[lab] = history(acc, initial=[0.1] * seeds)
+    return out
+
+
+def caption_of(fig) -> str:
+    return fig.get_supxlabel().replace("\n", " ")
+
+
+def test_a_zoomed_panel_shows_the_final_epochs_with_a_fitted_range_and_the_legend_is_a_table():
+    """Paper 1 Figure 1's lines end within a few percent of each other: a second column
+    zooms on the final epochs with its y-range fitted to the lines there (a line far
+    below is named, not squeezed in), and the legend gives every line's final numbers."""
+    curves = figure1_curves()
+    fig = accuracy_figure(curves, title="t", caption="c")
+    assert len(fig.axes) == 4
+    train, test, ztrain, ztest = fig.axes
+    assert train.get_ylim()[1] - train.get_ylim()[0] > 80          # the full panels: 10-97%
+    assert zoom_start(range(9)) == 6 and ztrain.get_xlim()[0] > 5.5  # the last quarter: epochs 6-8
+    for zax in (ztrain, ztest):
+        lo, hi = zax.get_ylim()
+        assert 90 < lo < 92.3 and 97.3 < hi < 98.5, (lo, hi)       # fitted to the eight lines at 92-97%
+        assert set(lines_by_label(zax)) == set(curves)               # every line is there
+        (note,) = [t.get_text() for t in zax.texts]
+        assert note.startswith("below this range: Top layer only (")
+    assert "final epochs 6-8" in caption_of(fig)
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert texts[0].split() == ["final", "mean", "%", "train", "test"]
+    bp = next(t for t in texts if t.startswith("BP "))
+    assert bp.split()[-2:] == ["97.20", "97.20"]  # mean over the members at the last epoch
+    fig.canvas.draw()
+    box = fig.legends[0].get_window_extent()
+    assert not any(box.overlaps(ax.get_window_extent()) for ax in fig.axes)
+    rendered(fig)
+    # no zoom for one or two points per line
+    short = accuracy_figure({"BP": history([[0.5]], initial=[0.1])})
+    assert len(short.axes) == 2
+    plt.close(short)
+
+
+def test_zoom_range_names_only_a_line_far_below_the_others():
+    near = {"a": np.array([97.0, 97.2]), "b": np.array([96.0, 96.1]), "c": np.array([93.0, 92.9])}
+    lo, hi, below = zoom_range({**near, "d": np.array([88.0, 88.5])})  # 4.4 below a 4.3 span: kept
+    assert below == [] and lo < 88.0 and hi > 97.2
+    lo, hi, below = zoom_range({**near, "d": np.array([12.0, 12.0])})
+    assert below == ["d"] and 92 < lo < 92.9 and 97.2 < hi < 98
+
+
+def test_lines_that_coincide_by_construction_are_said_and_both_visible(tmp_path):
+    """BP (no f') equals SBP (no f') exactly: the caption says so (declared by the
+    registry, checked on the numbers) and the covered line is drawn wider underneath."""
+    cfgs = {TrainConfig(algorithm=a).label: TrainConfig(algorithm=a)
+            for a in ("bp", "sbp", "rbp", "srbp", "bp-nof", "sbp-nof", "rbp-nof", "srbp-nof", "top")}
+    coincide = coinciding_runs(cfgs)
+    assert [labs for labs, _ in coincide] == [["BP (no f')", "SBP (no f')"]]
+    assert coinciding_runs({"a": cfgs["BP (no f')"], "b": cfgs["SBP (no f')"].replace(lr=0.05)}) == []
+    curves = figure1_curves()
+    fig = accuracy_figure(curves, caption="c", coincide=coincide)
+    assert "BP (no f') and SBP (no f') coincide by construction (with no f' anywhere" in caption_of(fig)
+    for ax in fig.axes:
+        lines = lines_by_label(ax)
+        assert lines["BP (no f')"].get_linewidth() > 2 * lines["SBP (no f')"].get_linewidth()
+        assert list(lines["BP (no f')"].get_ydata()) == list(lines["SBP (no f')"].get_ydata())
+    plt.close(fig)
+    # declared but not identical in the numbers (e.g. runs on a non-deterministic device): not said
+    curves["SBP (no f')"] = figure1_curves({"x": 0.931})["x"]
+    fig = accuracy_figure(curves, caption="c", coincide=coincide)
+    assert "coincide" not in caption_of(fig)
+    assert len({ln.get_linewidth() for ln in lines_by_label(fig.axes[0]).values()}) == 1
+    plt.close(fig)
 
 
 # ------------------------------------------------------------------------------ styles
@@ -236,3 +319,87 @@ def test_alignment_rows_use_readable_angle_labels(figures):
     assert "signal" not in ylabels and "update" not in ylabels
     assert {ax.get_title() for ax in fig.axes} >= {"hidden layer h = 1", "hidden layer h = 2"}
     assert len(rendered(fig)) > 5000
+
+
+# ------------------------------------------------------------------------------ STDP looks (issue 25)
+def test_the_hebbian_and_stdp_forms_of_an_adaptive_channel_look_different():
+    from lchannel.channels import algorithm_names
+    from lchannel.style import STDP_LINESTYLE, key_base, key_label
+
+    for name in ("arbp", "asrbp"):
+        hebb_key, stdp_key = algorithm_key(name, {}), algorithm_key(name, {"rule": "stdp"})
+        assert hebb_key == name and stdp_key != hebb_key
+        assert algorithm_key(name[1:], {"adaptive": True, "rule": "stdp"}) == stdp_key  # every spelling
+        assert algorithm_key(name, {"rule": "hebbian"}) == hebb_key  # the default rule
+        assert key_base(stdp_key) == name and key_label(stdp_key) == f"{name.upper()} (STDP)"
+        hebb, stdp = algorithm_style(hebb_key), algorithm_style(stdp_key)
+        assert stdp.color == hebb.color == ALGORITHM_COLORS[name]  # one algorithm, one colour
+        assert stdp.linestyle == STDP_LINESTYLE != hebb.linestyle and stdp.marker != hebb.marker
+        assert styles_for_labels([f"{name.upper()} (STDP)", name.upper()])[f"{name.upper()} (STDP)"] == stdp
+    # no other line shares an STDP form's look (line style and marker), no-f' variants included
+    looks = [(s.color, s.linestyle, s.marker) for s in map(algorithm_style, [*algorithm_names(), "arbp+stdp",
+                                                                              "asrbp+stdp"])]
+    assert len(set(looks)) == len(looks)
+    assert len({(s.linestyle, s.marker) for s in map(algorithm_style, ("arbp+stdp", "asrbp+stdp"))}
+               | {(s.linestyle, s.marker) for s in map(algorithm_style, algorithm_names())}) == len(looks)
+
+
+FIGURE11_LOOK = """
+name = "{name}"
+description = "p2-figure11's lines on a tiny task"
+[base]
+dataset = "synthetic"
+synthetic_k = 0
+n_train = 200
+n_test = 100
+architecture = [2, 8, 8, 1]
+lr = 0.5
+batch_size = 20
+epochs = 1
+seeds = [0]
+[alignment]
+probe = 50
+[[axes]]
+name = "{axis}"
+levels = [
+{levels}
+]
+[report]
+{report}
+"""
+
+
+def test_report_draws_the_hebbian_and_stdp_forms_of_one_algorithm_apart(tmp_path):
+    """p2-figure11's four lines: ARBP and ASRBP, each Hebbian and STDP.  An algorithm's two
+    forms share its colour and differ in line style and marker; a figure of STDP runs only
+    (final layout) is named after its algorithm."""
+    algos = ('  { label = "ARBP (Hebbian)", set = { algorithm = "arbp", channel = { adapt_rate = 1.0 } } },\n'
+             '  { label = "ASRBP (Hebbian)", set = { algorithm = "asrbp" } },\n'
+             '  { label = "ARBP (STDP)", set = { algorithm = "arbp", channel = { adapt_rate = 1.0, rule = "stdp" } } },\n'
+             '  { label = "ASRBP (STDP)", set = { algorithm = "asrbp", channel = { rule = "stdp" } } },')
+    eps = ('  { label = "0.1", value = 0.1, set = { algorithm = "asrbp", channel = { rule = "stdp" } } },\n'
+           '  { label = "0.05", value = 0.05, set = { algorithm = "asrbp", channel = { rule = "stdp", '
+           'stdp_scale = 0.05 } } },')
+    specs = {"f11-look": ("algorithm", algos, 'layout = "curves"\nlines = "algorithm"'),
+             "f11-eps": ("eps", eps, 'layout = "final"\nx = "eps"')}
+    figs = {}
+    for name, (axis, levels, report) in specs.items():
+        p = tmp_path / f"{name}.toml"
+        p.write_text(FIGURE11_LOOK.format(name=name, axis=axis, levels=levels, report=report))
+        spec = load_spec(p)
+        run_sweep(spec, tmp_path / "f11.db", workers=1, progress=False, log=lambda *a, **k: None)
+        with ResultsStore(tmp_path / "f11.db") as store:
+            figs[name] = {f.stem: f.figure for f in report_figures(spec, collect(spec, store))}
+    assert sorted(figs["f11-look"]) == ["f11-look", "f11-look-alignment"]
+    for stem in ("f11-look", "f11-look-alignment"):
+        lines = lines_by_label(figs["f11-look"][stem].axes[0])
+        for algo in ("ARBP", "ASRBP"):
+            hebb, stdp = lines[f"{algo} (Hebbian)"], lines[f"{algo} (STDP)"]
+            assert to_rgba(hebb.get_color()) == to_rgba(stdp.get_color()) == to_rgba(ALGORITHM_COLORS[algo.lower()])
+            assert hebb.get_linestyle() == "-" and stdp.get_linestyle() == "-." and hebb.get_marker() != stdp.get_marker()
+        assert len({(ln.get_color(), ln.get_linestyle(), ln.get_marker()) for ln in lines.values()}) == 4
+    final = figs["f11-eps"]["f11-eps-final"]
+    assert set(lines_by_label(final.axes[0])) == {"ASRBP (STDP)"}
+    assert lines_by_label(final.axes[0])["ASRBP (STDP)"].get_linestyle() == "-."
+    for f in (*figs["f11-look"].values(), *figs["f11-eps"].values()):
+        assert len(rendered(f)) > 5000

@@ -11,7 +11,7 @@ from helpers import batch, small_net
 
 SIZES = (5, 7, 6, 4)
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.kernels]
 
 SAME = [  # pairs of spellings of one run
     (("rbp-nof", {}), ("rbp", {"derivative": "none"})),
@@ -83,3 +83,29 @@ def test_a_rate_without_adaptation_changes_nothing_and_a_config_refuses_it():
     assert canonicalize("rbp", {"adapt_rate": 0.5}) == canonicalize("rbp", {})
     with pytest.raises(ValueError, match="adapt_rate applies only to adaptive channels"):
         TrainConfig.from_dict({**QUICK, "algorithm": "rbp", "channel": {"adapt_rate": 0.5}})
+
+
+@pytest.mark.parametrize("options", [{}, {"quantize_bits": 3}, {"lc_dropout": 0.3}, {"sign_only": True}])
+def test_declared_coincidences_hold_bp_nof_is_sbp_nof(options):
+    """BP (no f') and SBP (no f') are different names (and cache keys) for one channel: with
+    no derivative anywhere, BP's chained signal (W^{h+1})ᵀ⋯(W^L)ᵀ(T − O) is SBP's skipped
+    product.  The registry declares it (COINCIDES), figures and tables say it; the
+    signals and the training runs really are identical, for every option both accept."""
+    from lchannel.channels.registry import COINCIDES, coincidence_reason, coincident_form
+
+    assert set(COINCIDES) == {"sbp-nof"} and COINCIDES["sbp-nof"][0] == "bp-nof"
+    assert canonicalize("bp-nof", options) != canonicalize("sbp-nof", options)  # stored keys stay apart
+    assert coincident_form("sbp-nof", options) == coincident_form("bp", {**options, "derivative": "none"})
+    assert coincident_form("sbp", options) != coincident_form("bp", options)  # with f' they differ
+    assert "no f'" in coincidence_reason({"bp-nof", "sbp-nof"})
+    X, T = batch(SIZES)
+    signals = []
+    for name in ("bp-nof", "sbp-nof"):
+        net = small_net(SIZES)
+        rec = net.forward(X)
+        signals.append(build_channel(name, **options).bind(net).signals(rec, net.output_loss.error(T, rec.output)))
+    for a, b in zip(*signals):
+        assert (a is None and b is None) or torch.equal(a, b)
+    runs = [train_config(TrainConfig.from_dict({**QUICK, "algorithm": n, "channel": options}), progress=False)
+            for n in ("bp-nof", "sbp-nof")]
+    assert runs[0].history.metrics == runs[1].history.metrics

@@ -144,3 +144,33 @@ def test_plots_render(tmp_path):
     with pytest.raises(ValueError, match="a1_range"):
         plots.plot_vector_field(system, a1_range=(1.0, 0.0))
     assert np.isfinite(traj.error()).all()
+
+
+def test_vector_field_keeps_every_end_and_fixed_point_in_view(tmp_path, capsys, monkeypatch):
+    """Issue 25: with the default window (-3..3) two of the six default trajectories end at
+    a1 = -3.58 and 3.19, and their fixed points were cut off.  Without --a1-range/--a2-range
+    the window widens to hold every start, point reached and predicted fixed point; a
+    range given is kept, with a note saying how many points fall outside it."""
+    from lchannel.theory import plots
+
+    axes = []
+    real = plots.plot_vector_field
+    monkeypatch.setattr(plots, "plot_vector_field", lambda *a, **k: axes.append(real(*a, **k).axes[0]) or axes[-1].figure)
+    assert _run(["theory", "vector-field", "--grid", "8", "--out", str(tmp_path / "v.png")]) == 0
+    text = capsys.readouterr().out
+    predicted = [_values(l) for l in text.splitlines() if "predicted fixed point" in l]
+    reached = [_values(l.split(":", 1)[1]) for l in text.splitlines() if "reached fixed point" in l]
+    starts = [_values(l) for l in text.splitlines() if l.startswith("start ")]
+    assert len(predicted) == len(reached) == len(starts) == 6
+    assert max(abs(p["a1"]) for p in predicted) > 3  # the case of the issue: beyond the old window
+    (x0, x1), (y0, y1) = axes[0].get_xlim(), axes[0].get_ylim()
+    for p in [*predicted, *reached, *starts]:
+        assert x0 < p["a1"] < x1 and y0 < p["a2"] < y1, (p, (x0, x1), (y0, y1))
+    assert x0 <= -3 and x1 >= 3 and y0 <= -3 and y1 >= 3  # never narrower than the default
+    assert "note:" not in text and f"a1 {x0:g}..{x1:g}" in text
+    # A range given is the user's: kept, and the points outside it are counted.
+    assert _run(["theory", "vector-field", "--grid", "8", "--a1-range", "-3", "3", "--out", str(tmp_path / "w.png")]) == 0
+    text = capsys.readouterr().out
+    assert axes[1].get_xlim() == (-3, 3) and "note: 4 of the starts, ends and predicted fixed points" in text
+    assert plots.fit_window([]) == ((-3.0, 3.0), (-3.0, 3.0))
+    assert plots.fit_window([(0.5, -0.5)]) == ((-3.0, 3.0), (-3.0, 3.0))

@@ -262,3 +262,44 @@ def test_compiled_node_follows_the_device():
     assert out.grad_fn.name() == "SkipSourceBackward" and not isinstance(out.grad_fn, SkipSource._backward_cls)
     nn.functional.cross_entropy(out, torch.zeros(8, dtype=torch.long, device="meta")).backward()
     assert model[0].weight.grad.device.type == "meta" and model[2].weight.grad.shape == (30, 30)
+
+
+
+def test_says_so_before_building_and_only_then(fresh_native, tmp_path, capsys):
+    """The first convert on a machine builds the nodes (~25 s): one line on stderr says so
+    before the build starts; loading a cached build says nothing; a build older than
+    nodes.cpp (the source changed: ninja rebuilds) says so again.  The build itself is
+    replaced by one that writes an empty library and fails (the Python functions are used)."""
+    import os
+    from pathlib import Path
+
+    from torch.utils import cpp_extension
+
+    fresh_native.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext"))
+    fresh_native.setenv("LCHANNEL_NATIVE", "auto")
+    (tmp_path / "bin").mkdir()
+    for tool in ("c++", "ninja"):  # found on PATH, never run
+        (tmp_path / "bin" / tool).write_text("#!/bin/sh\n")
+        (tmp_path / "bin" / tool).chmod(0o755)
+    fresh_native.setenv("PATH", str(tmp_path / "bin"))
+    said = []
+
+    def fake_load(name, sources, **kw):
+        said.append(native.BUILD_MESSAGE in capsys.readouterr().err)  # before the build started
+        library = Path(cpp_extension._get_build_directory(name, False)) / f"{name}.so"
+        library.write_bytes(b"")
+        raise OSError("not a real build")
+
+    fresh_native.setattr(cpp_extension, "load", fake_load)
+    for _ in range(2):  # a fresh machine, then a new process with the library cached
+        native._reset()
+        with pytest.warns(RuntimeWarning, match="could not be built"):
+            native.nodes()
+    assert said == [True, False]
+    library = next((tmp_path / "ext").rglob("lchannel_nodes_*.so"))
+    old = native.SOURCE.stat().st_mtime - 60
+    os.utime(library, (old, old))  # nodes.cpp changed since the build
+    native._reset()
+    with pytest.warns(RuntimeWarning):
+        native.nodes()
+    assert said == [True, False, True]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -184,37 +185,145 @@ def add_run_options(parser: argparse.ArgumentParser, default_seeds: int) -> None
     s.add_argument("--quiet", action="store_true", help="no progress bar (default: off)")
 
 
+def _channel_options(args) -> list[tuple[str, tuple[str, ...], object]]:
+    """``(what the user typed, path in the channel table, value)`` of every channel option
+    given: the channel flags, then each ``--channel-opt KEY=VALUE`` (a feedback mapping
+    merges with the feedback flags, a feedback string is the distribution)."""
+    out = []
+    for flag, (path, _, _, _) in CHANNEL_FLAGS.items():
+        if hasattr(args, _channel_dest(flag)):
+            out.append((flag, path, getattr(args, _channel_dest(flag))))
+    for key, v in args.channel_opt:
+        path = ("feedback", "distribution") if key == "feedback" and isinstance(v, str) else (key,)
+        out.append((f"--channel-opt {key}", path, v))
+    return out
+
+
+def _channel_table(options) -> dict:
+    """The config's channel table from :func:`_channel_options`' entries."""
+    channel: dict = {}
+    for _, path, v in options:
+        table = channel
+        for part in path[:-1]:
+            table = table.setdefault(part, {})
+        if path == ("feedback",) and isinstance(v, dict):
+            table.setdefault("feedback", {}).update(v)
+        else:
+            table[path[-1]] = v
+    return channel
+
+
+# A list of channel option names in a message, e.g. "['feedback']" or "['quantize_bits', 'lc_dropout']".
+_OPTION_LIST = re.compile(r"\[('[A-Za-z_]+'(?:, '[A-Za-z_]+')*)?\]")
+_UNKNOWN_OPTIONS = re.compile(r"^algorithm '([^']+)' does not accept the option\(s\) (\[[^]]*\]); accepted: (\[[^]]*\])$")
+
+
+def _names(listed: str) -> list[str]:
+    return re.findall(r"'([A-Za-z_]+)'", listed)
+
+
+def _flags_for_keys(keys, options) -> list[str]:
+    """The options given (flags as typed) that set one of the channel table's ``keys``;
+    the shortcut options (sign_only, quantize_bits, ...) stand for ``transforms``."""
+    from .channels import TRANSFORM_OPTIONS
+
+    keys = set(keys)
+    return [label for label, path, _ in options
+            if path[0] in keys or ("transforms" in keys and path[0] in TRANSFORM_OPTIONS)]
+
+
+def _cause(message: str, options, attempt) -> list[str]:
+    """The channel options given that cause ``message``: those a listed option name in the
+    message stands for, else a smallest set whose options still raise the same message
+    when every other channel option is left out (``attempt(options)``: the message of the
+    ValueError the config raises with these options, or None)."""
+    listed = _OPTION_LIST.search(message)
+    if listed:
+        flags = _flags_for_keys(_names(listed.group(0)), options)
+        if flags:
+            return flags
+    if attempt([]) == message:
+        return []  # not a channel option's doing
+    keep = list(options)
+    for option in list(keep):
+        rest = [o for o in keep if o is not option]
+        if attempt(rest) == message:
+            keep = rest
+    return [label for label, _, _ in keep]
+
+
+def _flag_text(message: str, flags: list[str], options) -> str:
+    """``message`` (a channel's, naming config keys) as the command line says it: naming
+    the flags the user typed (``flags``, its cause) and the flags for other options."""
+    from .channels import split_name
+
+    text = message.removeprefix("channel: ")
+    if all(f.startswith("--channel-opt ") for f in flags):
+        return f"{', '.join(flags)}: {text}"  # the user typed the channel table's own keys
+    unknown = _UNKNOWN_OPTIONS.match(text)
+    if unknown:
+        name, _, accepted = unknown.groups()
+        verb = "does" if len(flags) == 1 else "do"
+        if split_name(name)[0] == "top":
+            return (f"{' and '.join(flags)} {verb} not apply to algorithm {name!r}: only the output layer learns, "
+                    f"and no channel option applies")
+        names = [k for k in _names(accepted) if k != "transforms"]
+        accepts = [flag for flag, (path, _, _, _) in CHANNEL_FLAGS.items() if path[0] in names]
+        others = [k for k in names if not any(CHANNEL_FLAGS[f][0][0] == k for f in accepts)]
+        accepts += [f"--channel-opt {k}=..." for k in others]
+        return f"{' and '.join(flags)} {verb} not apply to algorithm {name!r}; it takes {', '.join(accepts)}"
+    listed = _OPTION_LIST.search(text)
+    if listed and _flags_for_keys(_names(listed.group(0)), options):
+        text = text.replace(listed.group(0), " and ".join(flags), 1)
+        if len(flags) == 1:
+            text = text.replace(" do not apply", " does not apply", 1)
+    # Config names -> flags: "quantize_alpha needs quantize_bits", "feedback n applies ...",
+    # "quantize bits must be ...".  A plain word (rule, derivative) only where the message
+    # starts with it and that flag is the cause.
+    for flag, (path, _, _, _) in sorted(CHANNEL_FLAGS.items(), key=lambda kv: -len(" ".join(kv[1][0]))):
+        spoken = " ".join(p.replace("_", " ") for p in path)
+        written = "_".join(path)
+        for name in dict.fromkeys((written, spoken, " ".join(path))):
+            if " " in name or "_" in name:
+                text = re.sub(rf"(?<![\w'-]){re.escape(name)}(?![\w'-])", flag, text)
+            elif flag in flags and re.match(rf"{re.escape(name)}\b", text):
+                text = flag + text[len(name):]
+    if not any(f in text for f in flags):
+        text = f"{', '.join(flags)}: {text}"
+    return text
+
+
 def config_from_args(args, algorithm: str) -> TrainConfig:
     """The validated TrainConfig the parsed options describe.  Raises ValueError naming the
     option for a bad value, or for an option that does not apply to this run."""
     given = {name: getattr(args, name) for name in TrainConfig.fields() if hasattr(args, name)}
-    channel: dict = {}
-    for flag, (path, _, _, _) in CHANNEL_FLAGS.items():
-        dest = _channel_dest(flag)
-        if hasattr(args, dest):
-            table = channel
-            for part in path[:-1]:
-                table = table.setdefault(part, {})
-            table[path[-1]] = getattr(args, dest)
-    for key, v in args.channel_opt:
-        if key == "feedback" and isinstance(v, dict):
-            channel.setdefault("feedback", {}).update(v)
-        elif key == "feedback" and isinstance(v, str):
-            channel.setdefault("feedback", {})["distribution"] = v
-        else:
-            channel[key] = v
+    options = _channel_options(args)
     if args.num_seeds < 1:
         raise ValueError(f"--num-seeds: {args.num_seeds} is not accepted; expected an integer >= 1")
     if "seeds" not in given:
         given["seeds"] = list(range(args.num_seeds))
     params = TrainConfig.params()
+
+    def attempt(opts) -> str | None:
+        try:
+            TrainConfig.from_dict({**given, "algorithm": algorithm, "channel": _channel_table(opts)})
+        except ValueError as err:
+            return str(err)
+        return None
+
     try:
-        cfg = TrainConfig.from_dict({**given, "algorithm": algorithm, "channel": channel})
+        cfg = TrainConfig.from_dict({**given, "algorithm": algorithm, "channel": _channel_table(options)})
     except ValueError as err:
         # Messages name the config field; on the command line, name the flag the user typed.
-        field, sep, rest = str(err).partition(": ")
+        message = str(err)
+        field, sep, rest = message.partition(": ")
         flag = params[field][1].cli if field in params and params[field][1].cli else None
-        raise ValueError(f"{flag}{sep}{rest}" if flag and sep else str(err)) from None
+        if flag and sep:
+            raise ValueError(f"{flag}{sep}{rest}") from None
+        # A channel option's message names its key in the channel table (feedback,
+        # quantize_bits, ...): find the options given that cause it, and name their flags.
+        cause = _cause(message, options, attempt) if options else []
+        raise ValueError(_flag_text(message, cause, options) if cause else message) from None
     for name in given:
         p = params[name][1]
         if p.applies is not None and not p.applies[0](cfg):
@@ -278,7 +387,8 @@ def _say_complete(out: Path, epochs: int) -> None:
 
 def cmd_train(args, parser) -> int:
     from .accounting import channel_cost
-    from .run import RESULT_HEADER, format_table, result_row, run_id
+    from .run import RESULT_HEADER, divergence_notes, format_table, result_row, run_id
+    from .tables import single_run_note
 
     try:
         cfg = config_from_args(args, args.algorithm)
@@ -293,13 +403,71 @@ def cmd_train(args, parser) -> int:
     res = _train(parser, cfg, out, data, args, opened)
     if res.already_complete:
         _say_complete(out, cfg.epochs)
-    print(format_table([result_row(cfg.label, res.history)], RESULT_HEADER))
+    rows = [result_row(cfg.label, res.history)]
+    print("\n".join(t for t in (format_table(rows, RESULT_HEADER), single_run_note(rows),
+                                *divergence_notes(cfg.label, res.history)) if t))
     return 0
 
 
+def _duration(seconds: float) -> str:
+    minutes = seconds / 60
+    if minutes < 1.5:
+        return "about a minute" if minutes >= 0.75 else "under a minute"
+    if minutes < 10:
+        return f"about {round(2 * minutes) / 2:g} min"
+    if minutes < 90:
+        return f"about {int(minutes + 0.5)} min"
+    hours = minutes / 60
+    return f"about {hours:.1f} h" if hours < 48 else f"about {hours / 24:.1f} days"
+
+
+def estimate_line(cfgs: list[TrainConfig], test_examples: int, opened: list | None = None) -> str | None:
+    """One line saying roughly how long training ``cfgs`` one after another takes
+    (:func:`lchannel.experiments.runner.estimate_seconds`: constants measured on a 2-core
+    CPU, scaled by examples, epochs, seeds and multiply-adds); runs resumed from a
+    checkpoint (``opened``: what :func:`_open_folder` returned) count their epochs left.
+    None when nothing is left to train."""
+    import os
+
+    import torch
+
+    from .experiments import runner
+
+    done = [s["epoch"] if isinstance(s, dict) else 0 for s in (opened or [None] * len(cfgs))]
+    threads = torch.get_num_threads()
+    seconds = sum(runner.estimate_seconds(c, test_examples, d, threads) for c, d in zip(cfgs, done))
+    if seconds <= 0:
+        return None
+    seconds += runner.SECONDS_AT_START
+    c0 = cfgs[0]
+    n, seeds = len(cfgs), len(c0.seeds)
+    what = f"{n} channel{'s' if n != 1 else ''} x {c0.epochs} epochs x {seeds} seed{'s' if seeds != 1 else ''}"
+    if c0.subset is not None:
+        what += f" on {c0.train_size:,} examples"
+    if any(done):
+        left = sum(max(0, c.epochs - d) for c, d in zip(cfgs, done))
+        what += f" ({left} of {sum(c.epochs for c in cfgs)} channel-epochs left)"
+    madds = runner.forward_multiply_adds(c0)
+    scaled = "" if madds == runner.REFERENCE_MULTIPLY_ADDS else f", scaled to {madds:,} multiply-adds per example"
+    two = f", {runner.TWO_THREAD_SPEEDUP:g}x less on {threads} threads" if threads >= 2 else ""
+    basis = (f"estimate: {runner.SECONDS_PER_TRAINED_EXAMPLE * 1e6:.1f} µs per training example, epoch and seed "
+             f"on one thread for A[784,100,100,100,100,10]{scaled}{two}")
+    cores = os.cpu_count() or 1
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if load >= cores:
+        busy = f"; the machine is busy (load {load:.1f} on {cores} cores): expect longer"
+        if threads > 1:
+            # Measured: `compare --epochs 1` at load ~4.5 took 386 s with 2 threads, 69 s with one.
+            busy += ", or set OMP_NUM_THREADS=1"
+    else:
+        busy = "; longer on a busy machine"
+    return f"{what}: {_duration(seconds)} on a quiet 2-core CPU ({basis}{busy})"
+
+
 def cmd_compare(args, parser) -> int:
-    from .plots import describe_runs, plot_accuracy
-    from .run import RESULT_HEADER, format_table, result_row, run_id
+    from .plots import coincidence_note, coincident_lines, coinciding_runs, describe_runs, plot_accuracy
+    from .run import RESULT_HEADER, divergence_notes, format_table, result_row, run_id
+    from .tables import single_run_note
 
     algorithms = [a.strip() for a in args.algorithms.split(",")] if args.algorithms else FIGURE1
     bad = [a for a in algorithms if a not in algorithm_names()]
@@ -321,6 +489,9 @@ def cmd_compare(args, parser) -> int:
     c0 = cfgs[0]
     print(f"comparing {len(cfgs)} learning channels on {c0.dataset}, {c0.arch_text}, "
           f"seeds {c0.seeds}, {c0.epochs} epochs -> {out}")
+    estimate = estimate_line(cfgs, len(data[1]), opened)
+    if estimate:
+        print(estimate, flush=True)
     for cfg, state in zip(cfgs, opened):
         res = _train(parser, cfg, out / cfg.algorithm, data, args, state)
         complete += res.already_complete
@@ -328,11 +499,16 @@ def cmd_compare(args, parser) -> int:
         rows.append(result_row(cfg.label, res.history))
     if complete == len(cfgs):
         _say_complete(out, c0.epochs)
-    table = format_table(rows, RESULT_HEADER)
+    # Channels that coincide by construction (BP (no f') and SBP (no f')), said where the
+    # recorded numbers are identical too.
+    coincide = coinciding_runs({cfg.label: cfg for cfg in cfgs})
+    notes = [single_run_note(rows), coincidence_note(coincident_lines(curves, coincide), drawn=False),
+             *(n for label, h in curves.items() for n in divergence_notes(label, h))]
+    table = "\n".join([format_table(rows, RESULT_HEADER), *(n for n in notes if n)])
     print(table)
     (out / "comparison.txt").write_text(table + "\n")
     png = plot_accuracy(curves, out / "comparison.png", title=f"{c0.dataset}: learning channels (paper 1, Figure 1)",
-                        caption=describe_runs(cfgs))
+                        caption=describe_runs(cfgs), coincide=coincide)
     print(f"wrote {png} and {out / 'comparison.txt'}")
     return 0
 

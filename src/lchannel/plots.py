@@ -11,6 +11,13 @@ define the comparison (:func:`describe_runs`) at the bottom.  Seeds that diverge
 drop out of the mean from the epoch they diverged; a line with no finite value is left
 out and the caption says so.
 
+Accuracy figures also make lines that end close together readable: a panel to the right
+zooms on the final epochs (its y-range fitted to the lines there; a line far below the
+others is named rather than squeezing the range), the legend is a table of every line's
+final mean accuracy, and lines that coincide by construction (the registry's declared
+equivalences, e.g. BP (no f') and SBP (no f'), :func:`coinciding_runs`) are named in the
+caption when their recorded curves are identical, the first drawn wider underneath.
+
 Every ``*_figure`` function returns the :class:`matplotlib.figure.Figure` (tests inspect
 its artists); every ``plot_*`` function draws, saves a PNG and closes it.
 """
@@ -25,12 +32,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
+import matplotlib.lines
+import matplotlib.patches
 import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .channels.registry import coincidence_reason, coincident_form  # noqa: E402
 from .config import TrainConfig  # noqa: E402
 from .style import LineStyle, styles_for_labels  # noqa: E402
 from .train import History  # noqa: E402
@@ -59,16 +69,19 @@ def member_stats(values) -> tuple[np.ndarray, np.ndarray | None]:
     return mean, (sd if np.isfinite(sd).any() else None)
 
 
-def draw_line(ax, x, values, style: LineStyle, label: str, scale: float = 1.0, max_markers: int | None = MAX_MARKERS):
+def draw_line(ax, x, values, style: LineStyle, label: str, scale: float = 1.0, max_markers: int | None = MAX_MARKERS,
+              widen: float = 1.0):
     """Draw one run on ``ax``: mean line with markers (on every point, or at most about
     ``max_markers``) and a ±1 sd band; the Line2D, or None (nothing drawn) when no point
-    is finite."""
+    is finite.  ``widen`` > 1 draws a wider line with bigger markers (a line that another
+    one covers exactly, drawn underneath it)."""
     mean, sd = member_stats(values)
     if not np.isfinite(mean).any():
         return None
     x = np.asarray(x, dtype=float)
     every = max(1, math.ceil(len(x) / max_markers)) if max_markers else 1
-    (line,) = ax.plot(x, scale * mean, label=label, lw=1.6, ms=5, markevery=every, **style.kwargs())
+    (line,) = ax.plot(x, scale * mean, label=label, lw=1.6 * widen, ms=5 * widen ** 0.7, markevery=every,
+                      **style.kwargs())
     if sd is not None and len(x) > 1:
         ax.fill_between(x, scale * (mean - sd), scale * (mean + sd), color=style.color, alpha=0.15, lw=0)
     return line
@@ -87,8 +100,13 @@ def epoch_axis(ax) -> None:
         ax.set_xlim(lo - 0.5, hi + 0.5)
 
 
-def legend_outside(fig, axes) -> object | None:
-    """One legend for all ``axes`` (each label once), outside them on the right."""
+def legend_outside(fig, axes, columns: dict[str, Sequence[str]] | None = None,
+                   header: Sequence[str] = ()) -> object | None:
+    """One legend for all ``axes`` (each label once), outside them on the right.
+
+    ``columns`` makes the legend a table: ``{label: cells}`` adds the cells after each
+    label, aligned in a monospace font under ``header`` (a first row without a line
+    sample: the label column's name, then the cells' names)."""
     handles, labels = [], []
     for ax in np.ravel(axes):
         for h, lab in zip(*ax.get_legend_handles_labels()):
@@ -97,8 +115,27 @@ def legend_outside(fig, axes) -> object | None:
                 labels.append(lab)
     if not handles:
         return None
-    return fig.legend(handles, labels, loc="outside right upper", fontsize=8, frameon=False,
-                      ncol=1 if len(labels) <= 18 else 2)
+    kw: dict = {}
+    if columns:
+        rows = [[lab, *columns.get(lab, ())] for lab in labels]
+        head = list(header)
+        ncell = max(len(r) for r in [*rows, head])
+        rows = [r + [""] * (ncell - len(r)) for r in rows]
+        head = head + [""] * (ncell - len(head))
+        widths = [max(len(r[i]) for r in [*rows, head]) for i in range(ncell)]
+
+        def line(r):
+            return "  ".join([r[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(r[1:], widths[1:]))]).rstrip()
+
+        labels = [line(r) for r in rows]
+        if header:
+            handles.insert(0, matplotlib.lines.Line2D([], [], linestyle="none", marker=None))
+            labels.insert(0, line(head))
+        kw["prop"] = {"family": "monospace", "size": 8}
+    else:
+        kw["fontsize"] = 8
+    return fig.legend(handles, labels, loc="outside right upper", frameon=False,
+                      ncol=1 if len(labels) <= 18 else 2, **kw)
 
 
 def annotate(fig, title: str = "", caption: str = "", notes: Sequence[str] = ()) -> None:
@@ -183,30 +220,177 @@ def describe_runs(configs: Sequence[TrainConfig]) -> str:
 
 
 # ------------------------------------------------------------------------------ accuracy
+ACCURACY_METRICS = ("train_acc", "test_acc")
+# Lines that cover another one exactly are drawn this much wider underneath it.
+COVERED_WIDEN = 2.6
+
+
 def _diverged_suffix(hist: History) -> str:
     n = sum(d is not None for d in hist.diverged_at)
     return f" ({n}/{len(hist.diverged_at)} diverged)" if n else ""
 
 
+def coinciding_runs(configs: dict[str, TrainConfig]) -> list[tuple[list[str], str]]:
+    """Groups of line labels whose runs compute the same thing by construction, with why:
+    their configs are equal once each learning channel is replaced by its coincident form
+    (:func:`lchannel.channels.registry.coincident_form`: the registry's declared
+    equivalences, such as BP (no f') = SBP (no f')).  ``configs`` maps a line's label to
+    the config it was trained with; groups keep the order of ``configs``."""
+    groups: dict[str, list[str]] = {}
+    for lab, cfg in configs.items():
+        d = cfg.to_dict()
+        d.pop("data_dir", None)
+        d["algorithm"], d["channel"] = coincident_form(cfg.algorithm, cfg.channel)
+        groups.setdefault(json.dumps(d, sort_keys=True, default=str), []).append(lab)
+    return [(labs, coincidence_reason({configs[lab].named()[0] for lab in labs}))
+            for labs in groups.values() if len(labs) > 1]
+
+
+def same_values(a, b) -> bool:
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return a.shape == b.shape and bool(np.array_equal(a, b, equal_nan=True))
+
+
+def identical_curves(curves: dict[str, History], labels: Sequence[str],
+                     metrics: Sequence[str] | None = None) -> bool:
+    """Whether the runs of ``labels`` recorded exactly the same ``metrics`` (default: every
+    metric of the History) at the same epochs, every member (NaN equal to NaN)."""
+    if len(labels) < 2 or any(lab not in curves for lab in labels):
+        return False
+    first = curves[labels[0]]
+    for lab in labels[1:]:
+        h = curves[lab]
+        if list(h.seeds) != list(first.seeds) or list(h.diverged_at) != list(first.diverged_at):
+            return False
+        for m in (first.metrics if metrics is None else metrics):
+            if m not in h.metrics:
+                return False
+            (xa, va), (xb, vb) = first.curve(m), h.curve(m)
+            if list(xa) != list(xb) or not same_values(va, vb):
+                return False
+    return True
+
+
+def coincident_lines(curves: dict[str, History], coincide: Sequence[tuple[Sequence[str], str]] | None,
+                     metrics: Sequence[str] | None = None) -> list[tuple[list[str], str]]:
+    """The groups of ``coincide`` (:func:`coinciding_runs`) whose recorded curves really
+    are identical: a declared equivalence is only stated where the numbers show it."""
+    return [(list(labs), why) for labs, why in (coincide or ())
+            if identical_curves(curves, list(labs), metrics)]
+
+
+def _and(items: Sequence[str]) -> str:
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def coincidence_note(groups: Sequence[tuple[Sequence[str], str]], drawn: bool = True) -> str:
+    """The caption's (or a table's) sentence on lines that coincide by construction."""
+    out = []
+    for labs, why in groups:
+        text = f"{_and(labs)} coincide by construction ({why}): identical numbers"
+        if drawn:
+            text += f"; {_and(labs[:-1])} drawn wider underneath {labs[-1]}"
+        out.append(text + ".")
+    return " ".join(out)
+
+
+def zoom_start(xs: Sequence[float]) -> float | None:
+    """The first epoch of the final-epochs zoom for a figure whose curves have the points
+    ``xs``: the last quarter of them, at least two and never epoch 0; None (no zoom) with
+    fewer than three points."""
+    pts = sorted({float(x) for x in xs})
+    if len(pts) < 3:
+        return None
+    k = min(len(pts) - 1, max(2, math.ceil(len(pts) / 4)))
+    return pts[-k]
+
+
+def zoom_range(lines: dict[str, np.ndarray], min_span: float = 0.5) -> tuple[float, float, list[str]]:
+    """The y-range that fits ``lines`` (``{label: mean values in the zoom window}``, in %):
+    ``(low, high, labels below it)``.  When the lines' final values split at one gap wider
+    than twice the span of the lines above it (at least half of them, two or more), the
+    range fits those and the lines below the gap are named instead of squeezing it."""
+    finals = {lab: v[np.isfinite(v)][-1] for lab, v in lines.items() if np.isfinite(v).any()}
+    if not finals:
+        return math.nan, math.nan, []
+    order = sorted(finals, key=finals.get, reverse=True)
+    kept, below = order, []
+    if len(order) >= 3:
+        vals = [finals[lab] for lab in order]
+        gaps = [vals[i] - vals[i + 1] for i in range(len(vals) - 1)]
+        i = int(np.argmax(gaps))
+        upper = order[: i + 1]
+        if len(upper) >= max(2, math.ceil(len(order) / 2)):
+            span = np.ptp(np.concatenate([lines[lab][np.isfinite(lines[lab])] for lab in upper]))
+            if gaps[i] > 2 * max(span, min_span):
+                kept, below = upper, order[i + 1:]
+    vals = np.concatenate([lines[lab][np.isfinite(lines[lab])] for lab in kept])
+    lo, hi = float(vals.min()), float(vals.max())
+    if hi - lo < min_span:
+        mid = (lo + hi) / 2
+        lo, hi = mid - min_span / 2, mid + min_span / 2
+    pad = 0.06 * (hi - lo)
+    return lo - pad, hi + pad, below
+
+
 def accuracy_figure(curves: dict[str, History], title: str = "", caption: str = "",
-                    styles: dict[str, LineStyle] | None = None):
+                    styles: dict[str, LineStyle] | None = None,
+                    coincide: Sequence[tuple[Sequence[str], str]] | None = None, zoom: bool = True):
     """Training (upper) and test (lower) accuracy per epoch, one line per run: the mean
     over its seeds with a ±1 sd band, as in paper 1, Figures 1-3 and 7-9 ("training
     (upper) and test (lower) accuracy, as a function of training epoch").  Curves start at
     epoch 0 (the untrained network) when ``History.initial`` was recorded.  ``styles``
     maps a label to its look (default: :func:`lchannel.style.styles_for_labels`);
-    ``caption`` is printed under the axes (e.g. :func:`describe_runs`)."""
+    ``caption`` is printed under the axes (e.g. :func:`describe_runs`).
+
+    Readability of lines that end close together: with three or more points per curve
+    and ``zoom``, a second column zooms on the final epochs (:func:`zoom_start`, y-range
+    :func:`zoom_range`; its window is outlined on the full panels); the legend is a table
+    of each line's final mean training and test accuracy; ``coincide`` (groups of labels
+    with the reason, :func:`coinciding_runs`) names lines that coincide by construction in
+    the caption, when their curves are identical (:func:`coincident_lines`), and draws all
+    but the last of each group wider, underneath it.
+
+    Axes: ``fig.axes[0]``/``[1]`` the full training/test panels, ``[2]``/``[3]`` the zoomed
+    ones (when drawn)."""
     styles = styles or styles_for_labels(list(curves))
-    fig, axes = plt.subplots(2, 1, figsize=(9, 8), sharex=True, layout="constrained")
-    drawn, empty = set(), []
+    same = coincident_lines(curves, coincide)
+    widen = {lab: COVERED_WIDEN for labs, _ in same for lab in labs[:-1]}
+    xs = [x for h in curves.values() for m in ACCURACY_METRICS for x in h.curve(m)[0]]
+    x0 = zoom_start(xs) if zoom else None
+    if x0 is None:
+        fig, axes = plt.subplots(2, 1, figsize=(9, 8), sharex=True, layout="constrained")
+        zaxes = []
+    else:
+        fig = plt.figure(figsize=(14, 8), layout="constrained")
+        gs = fig.add_gridspec(2, 2, width_ratios=(3, 2))
+        axes = [fig.add_subplot(gs[0, 0])]
+        axes.append(fig.add_subplot(gs[1, 0], sharex=axes[0]))
+        zaxes = [fig.add_subplot(gs[0, 1])]
+        zaxes.append(fig.add_subplot(gs[1, 1], sharex=zaxes[0]))
+        for ax in (axes[0], zaxes[0]):
+            ax.tick_params(labelbottom=False)
+    drawn, empty, finals = set(), [], {}
+    zoomed: list[dict[str, np.ndarray]] = [{}, {}]
     for label, hist in curves.items():
-        for ax, metric in zip(axes, ("train_acc", "test_acc")):
+        shown = label + _diverged_suffix(hist)
+        for i, (ax, metric) in enumerate(zip(axes, ACCURACY_METRICS)):
             x, vals = hist.curve(metric)
             if not x:
                 continue
-            line = draw_line(ax, x, vals, styles[label], label + _diverged_suffix(hist), scale=100.0)
-            if line is not None:
-                drawn.add(label)
+            w = widen.get(label, 1.0)
+            line = draw_line(ax, x, vals, styles[label], shown, scale=100.0, widen=w)
+            if line is None:
+                continue
+            drawn.add(label)
+            last = member_stats(vals)[0][-1]  # the line's last point (NaN: every member diverged)
+            finals.setdefault(shown, ["—", "—"])[i] = f"{100 * last:.2f}" if np.isfinite(last) else "—"
+            if zaxes:
+                keep = [j for j, xv in enumerate(x) if xv >= x0]
+                if keep and draw_line(zaxes[i], [x[j] for j in keep], [vals[j] for j in keep], styles[label],
+                                      shown, scale=100.0, widen=w) is not None:
+                    zoomed[i][shown] = 100 * member_stats([vals[j] for j in keep])[0]
         if label not in drawn:
             empty.append(label)
     axes[0].set_ylabel("training accuracy (%)")
@@ -215,12 +399,37 @@ def accuracy_figure(curves: dict[str, History], title: str = "", caption: str = 
     for ax in axes:
         ax.grid(alpha=0.3)
         epoch_axis(ax)
-    legend_outside(fig, axes)
-    annotate(fig, title, caption, [band_note(axes), left_out_note(empty, "no finite values")])
+    notes = [band_note([*axes, *zaxes])]
+    if zaxes:
+        x1 = max(xs)
+        window = f"epochs {x0:g}-{x1:g}"  # at least two points (zoom_start)
+        for zax, ax, lines in zip(zaxes, axes, zoomed):
+            zax.grid(alpha=0.3)
+            zax.set_xlim(x0 - 0.03 * (x1 - x0) - 0.02, x1 + 0.03 * (x1 - x0) + 0.02)
+            zax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True, min_n_ticks=1))
+            lo, hi, below = zoom_range(lines)
+            if not np.isfinite([lo, hi]).all():
+                continue
+            if below:  # room for the note naming them, under the lowest line
+                lo -= 0.12 * (hi - lo)
+            zax.set_ylim(lo, hi)
+            ax.add_patch(matplotlib.patches.Rectangle((x0, lo), x1 - x0, hi - lo, fill=False, ec="0.35", lw=0.9,
+                                                      ls=":", zorder=5, label="_zoom window"))
+            if below:
+                text = ", ".join(f"{lab} ({lines[lab][np.isfinite(lines[lab])][-1]:.1f}%)" for lab in below)
+                zax.text(0.02, 0.02, f"below this range: {text}", transform=zax.transAxes, fontsize=7, color="0.2",
+                         va="bottom", ha="left", bbox={"fc": "white", "ec": "0.7", "alpha": 0.9, "pad": 2})
+        zaxes[0].set_title(f"final {window}, zoomed", fontsize=9)
+        zaxes[1].set_xlabel("epoch")
+        notes.append(f"Right: the final {window} (dotted box), y-range fitted to the lines there.")
+    legend_outside(fig, [*axes, *zaxes], columns=finals, header=("final mean %", "train", "test"))
+    notes += [coincidence_note(same), left_out_note(empty, "no finite values")]
+    annotate(fig, title, caption, notes)
     return fig
 
 
 def plot_accuracy(curves: dict[str, History], path: str | Path, title: str = "", caption: str = "",
-                  styles: dict[str, LineStyle] | None = None) -> Path:
+                  styles: dict[str, LineStyle] | None = None,
+                  coincide: Sequence[tuple[Sequence[str], str]] | None = None, zoom: bool = True) -> Path:
     """Save :func:`accuracy_figure` (paper 1, Figures 1-3, 7-9) as a PNG at ``path``."""
-    return save_figure(accuracy_figure(curves, title, caption, styles), path)
+    return save_figure(accuracy_figure(curves, title, caption, styles, coincide, zoom), path)

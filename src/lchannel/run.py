@@ -25,8 +25,8 @@ from .config import TrainConfig
 from .data import REGISTRY, Dataset, RandomTranslateFlip, dataset_entry, load_dataset
 from .nets import Network
 from .plasticity import SGD
-from .tables import mean_sd, text_table
-from .train import History, Trainer
+from .tables import mean_sd, pm, text_table
+from .train import History, Trainer, divergence_summary, divergence_text
 
 
 RESUME_EXCLUDE = ("seeds", "data_dir", "device", "epochs")
@@ -112,7 +112,7 @@ def build_trainer(cfg: TrainConfig, progress: bool = True, desc: str = "train", 
                   feedback: list | None = None, lc_dropout: list[float] | None = None,
                   update_bits: list[int] | None = None, quantize_bits: list[int] | None = None,
                   dropout: list[float] | None = None, adapt_rate: list[float] | None = None,
-                  validate: bool = True) -> Trainer:
+                  validate: bool = True, dtype: torch.dtype = torch.float32) -> Trainer:
     """The network population, channel and optimizer a config describes.
 
     ``lr`` (one η_0 per member), ``feedback`` (one feedback distribution per member) and
@@ -121,13 +121,15 @@ def build_trainer(cfg: TrainConfig, progress: bool = True, desc: str = "train", 
     quantized error signal, eq. 16-19), ``dropout`` (one forward-channel dropout p per
     member) and ``adapt_rate`` (one adaptation rate per member) override the config's for populations across variants
     (:func:`lchannel.packing.build_packed_trainer`, which passes ``validate=False``
-    because its members' seeds may repeat)."""
+    because its members' seeds may repeat).  ``dtype``: the network's floating type (its
+    weights are drawn in it; float64 for reference runs such as tests/test_pinned_metrics.py)."""
     if validate:
         cfg.validate()
     # A conv architecture string is built on the data set's image shape (lchannel.nets).
     arch, shape = (cfg.arch, {"input_shape": cfg.input_shape}) if cfg.is_conv else (cfg.sizes, {})
     net = Network(arch, hidden=cfg.hidden, output=cfg.output_pair, seeds=cfg.seeds,
-                  init=cfg.init, dropout=cfg.dropout if dropout is None else dropout, device=cfg.device, **shape)
+                  init=cfg.init, dropout=cfg.dropout if dropout is None else dropout, device=cfg.device,
+                  dtype=dtype, **shape)
     channel = build_channel(cfg.algorithm, **cfg.channel)
     if feedback is not None:
         channel.set_member_feedback(feedback)
@@ -151,7 +153,8 @@ def build_trainer(cfg: TrainConfig, progress: bool = True, desc: str = "train", 
             raise ValueError("quantize_bits: per-member bits need a channel with a quantized error signal")
         qs[0].set_member_bits(quantize_bits)
     opt = SGD(lr=cfg.lr if lr is None else lr, decay=cfg.decay, momentum=cfg.momentum, frozen=cfg.frozen,
-              update_bits=cfg.update_bits if update_bits is None else update_bits, update_alpha=cfg.update_alpha)
+              update_bits=cfg.update_bits if update_bits is None else update_bits, update_alpha=cfg.update_alpha,
+              update_reading=cfg.update_reading)
     augment = RandomTranslateFlip(dataset_entry(cfg.dataset).input_shape) if cfg.augment else None
     return Trainer(net, channel, opt, batch_size=cfg.batch_size, batch_order=cfg.batch_order,
                    data_seed=cfg.data_seed, train_metrics=cfg.train_metrics, progress=progress, desc=desc,
@@ -239,7 +242,8 @@ def train_config(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, pro
 
 
 def summarize(history: History, metric: str) -> tuple[float, float, int]:
-    """(mean, sample std, n) of the final ``metric`` over members that did not diverge."""
+    """(mean, sample std, n) of the final ``metric`` over members that did not diverge;
+    the sd is NaN for a single member (:func:`lchannel.tables.mean_sd`)."""
     return mean_sd(v for v, d in zip(history.final(metric), history.diverged_at) if d is None)
 
 
@@ -248,16 +252,26 @@ format_table = text_table
 
 
 def pct(mean: float, sd: float) -> str:
-    return "diverged" if math.isnan(mean) else f"{100 * mean:.2f} ± {100 * sd:.2f}"
+    """``97.12 ± 0.31`` (percent), ``97.12 ± —`` for a single run (no sample sd), or
+    ``diverged``."""
+    return pm(mean, sd, lambda x: f"{100 * x:.2f}", missing="diverged")
 
 
 def result_row(label: str, history: History) -> list[str]:
+    """A row of the final table: the last column names the seeds that diverged, with the
+    epoch and the first non-finite quantity (``seed 1 at epoch 7 (W^2)``), or ``0``."""
     tr = summarize(history, "train_acc")
     te = summarize(history, "test_acc")
     loss = summarize(history, "test_loss")
-    div = sum(d is not None for d in history.diverged_at)
+    div = divergence_summary((s, c) for _, s, c in history.diverged())
     return [label, pct(*tr[:2]), pct(*te[:2]), "—" if math.isnan(loss[0]) else f"{loss[0]:.4f}",
-            f"{len(history.seeds)}", str(div)]
+            f"{len(history.seeds)}", div or "0"]
+
+
+def divergence_notes(label: str, history: History) -> list[str]:
+    """One line per diverged seed for under the final table: the epoch, the update (over
+    the run and within the epoch) and the first non-finite quantity of that step."""
+    return [f"{label}, seed {s}: diverged at {divergence_text(c)}" for _, s, c in history.diverged()]
 
 
 RESULT_HEADER = ["run", "train acc %", "test acc %", "test loss", "seeds", "diverged"]

@@ -4,7 +4,11 @@ Every figure that draws algorithms (``lchannel compare``'s comparison.png, the r
 accuracy, final-accuracy and alignment figures) takes its lines' looks from
 :func:`algorithm_style`, so RBP is the same green everywhere.  A no-f' variant
 (``rbp-nof``, ``channel.derivative = "none"``) keeps its base's colour and marker with a
-dashed line and hollow markers.  Lines that are levels of one setting rather than
+dashed line and hollow markers.  An adaptive channel under paper 2's STDP-like rule
+(``rule = "stdp"``: ARBP (STDP), ASRBP (STDP)) keeps its algorithm's colour with a
+dash-dot line and a marker of its own, so that the Hebbian and the STDP form of one
+algorithm (p2-figure11) can be told apart; its style key is the name with
+:data:`STDP_SUFFIX` (``asrbp+stdp``).  Lines that are levels of one setting rather than
 algorithms (quantization bits, dropout, sparsity n) take colours from one sequential
 colormap, by the level's position on its axis (:func:`line_styles`), so a level has the
 same colour in every panel.
@@ -38,6 +42,11 @@ ALGORITHM_MARKERS: dict[str, str] = {
     "top": "X", "mixed": "*", "cascade": "h", "distinct-rbp": "<", "distinct-srbp": ">",
 }
 NOF_LINESTYLE = "--"
+# Adaptive channels under the STDP-like rule (paper 2, section 3.6): the algorithm's colour,
+# a dash-dot line and a marker no other algorithm uses.
+STDP_SUFFIX = "+stdp"
+STDP_LINESTYLE = "-."
+STDP_MARKERS: dict[str, str] = {"arbp": "p", "asrbp": "H"}
 # Lines that are levels of a setting: viridis without its pale yellow end.
 LEVEL_CMAP = "viridis"
 LEVEL_RANGE = (0.0, 0.85)
@@ -63,22 +72,49 @@ class LineStyle:
 def algorithm_key(algorithm: str, channel: dict | None = None) -> str:
     """The style key of a run: the name of its registry named form
     (:func:`lchannel.channels.named_form`: ``rbp`` + ``adaptive`` -> ``arbp``,
-    ``derivative = "none"`` -> ``-nof``), so every spelling of one run looks the same."""
-    return named_form(algorithm, channel)[0]
+    ``derivative = "none"`` -> ``-nof``), so every spelling of one run looks the same;
+    with :data:`STDP_SUFFIX` when the channel adapts by the STDP-like rule
+    (``asrbp`` + ``rule = "stdp"`` -> ``asrbp+stdp``)."""
+    name, opts = named_form(algorithm, channel)
+    return name + STDP_SUFFIX if opts.get("rule") == "stdp" else name
+
+
+def split_key(key: str) -> tuple[str, dict]:
+    """``(algorithm name, options)`` of a style key: ``asrbp+stdp`` -> ``("asrbp", {"rule":
+    "stdp"})``, ``rbp-nof`` -> ``("rbp-nof", {})``; the name is a registry name
+    (:func:`lchannel.channels.split_name` accepts it)."""
+    if key.endswith(STDP_SUFFIX):
+        return key[: -len(STDP_SUFFIX)], {"rule": "stdp"}
+    return key, {}
+
+
+def key_base(key: str) -> str:
+    """The registered algorithm of a style key (``asrbp+stdp`` -> ``asrbp``, ``rbp-nof`` -> ``rbp``)."""
+    return split_name(split_key(key)[0])[0]
+
+
+def key_label(key: str) -> str:
+    """The papers' label of a style key (``asrbp+stdp`` -> ``ASRBP (STDP)``)."""
+    return label(*split_key(key))
 
 
 def algorithm_style(name: str) -> LineStyle:
-    """The look of algorithm ``name`` (e.g. ``srbp``, ``rbp-nof``)."""
+    """The look of algorithm ``name`` (e.g. ``srbp``, ``rbp-nof``), or of a style key
+    (:func:`algorithm_key`, e.g. ``asrbp+stdp``)."""
+    name, opts = split_key(name)
     base, nof = split_name(name)
+    if opts.get("rule") == "stdp":
+        return LineStyle(ALGORITHM_COLORS[base], STDP_LINESTYLE, STDP_MARKERS[base], not nof)
     return LineStyle(ALGORITHM_COLORS[base], NOF_LINESTYLE if nof else "-", ALGORITHM_MARKERS[base], not nof)
 
 
 _BY_LABEL = {label(n): n for n in algorithm_names()}
+_BY_LABEL.update({label(n, {"rule": "stdp"}): n + STDP_SUFFIX for n in STDP_MARKERS})
 
 
 def algorithm_of_label(text: str) -> str | None:
-    """The algorithm name whose papers' label is ``text`` (``"RBP (no f')"`` -> ``rbp-nof``),
-    or None."""
+    """The style key whose papers' label is ``text`` (``"RBP (no f')"`` -> ``rbp-nof``,
+    ``"ASRBP (STDP)"`` -> ``asrbp+stdp``), or None."""
     return _BY_LABEL.get(text)
 
 

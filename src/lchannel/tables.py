@@ -11,13 +11,38 @@ import statistics
 from typing import Iterable
 
 
+# How a table shows the sample standard deviation of a single run (n = 1), which does
+# not exist: "97.12 ± —", "97.84 (—) [1 × 100 ep]".  Machine-readable outputs leave the
+# field empty (NaN) and keep n.
+NO_SD = "—"
+SINGLE_RUN_NOTE = "± —: a single run (one seed), which has no sample standard deviation."
+
+
 def mean_sd(values: Iterable[float]) -> tuple[float, float, int]:
     """(mean, sample standard deviation, n) of the finite ``values`` (NaN: diverged or
-    missing, left out); ``(nan, nan, 0)`` when none is left, sd 0 for a single value."""
+    missing, left out); ``(nan, nan, 0)`` when none is left.  A single value has no sample
+    standard deviation: ``(value, nan, 1)``, never an sd of 0."""
     vals = [v for v in values if not math.isnan(v)]
     if not vals:
         return math.nan, math.nan, 0
-    return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0), len(vals)
+    return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else math.nan), len(vals)
+
+
+def fmt_sd(sd: float, fmt) -> str:
+    """``fmt(sd)``, or :data:`NO_SD` where there is none (NaN: one run)."""
+    return NO_SD if math.isnan(sd) else fmt(sd)
+
+
+def pm(mean: float, sd: float, fmt, missing: str = "—") -> str:
+    """``mean ± sd`` through ``fmt`` (e.g. ``lambda x: f"{100 * x:.2f}"``): ``97.12 ± 0.31``,
+    ``97.12 ± —`` for a single run, ``missing`` without a mean."""
+    return missing if math.isnan(mean) else f"{fmt(mean)} ± {fmt_sd(sd, fmt)}"
+
+
+def single_run_note(rows: Iterable[Iterable]) -> str:
+    """The footnote a ``mean ± sd`` table needs when one of its cells is a single run
+    (``± —``), else ""."""
+    return SINGLE_RUN_NOTE if any(f"± {NO_SD}" in str(c) for r in rows for c in r) else ""
 
 
 def text_table(rows: list[list], header: list[str], numbers_right: bool = True) -> str:

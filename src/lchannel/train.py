@@ -12,12 +12,24 @@ One step on a minibatch (X, T)::
 train and test loss and accuracy for every member, stops members whose loss becomes
 NaN/inf (recorded as diverged) while the others go on, shows a progress bar, and can
 checkpoint after every epoch and resume from the checkpoint exactly.
+
+A member diverges when its training loss of an epoch is NaN/inf, or when one of its
+weights (forward, or the channel's own) is at the end of the epoch.  Why is found only
+then, at no cost to healthy steps: the trainer keeps a copy of the training state from
+the start of every epoch, replays the epoch from it with a check after every quantity a
+step computes (:class:`DivergenceProbe`), stops at the first non-finite one of each
+diverged member, and puts the state back.  ``History.divergence`` records it per member
+(see :func:`divergence_text`): the epoch, the update (within the epoch and counted over
+the run) and the quantity, e.g. ``epoch 7, update 4123 (step 523 of the epoch): W^2
+after the update``.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,10 +69,16 @@ class History:
     # early (None: it did not).  Left out of to_dict when unused.
     extra: dict[str, list[list[float]]] = field(default_factory=dict)
     stopped_at: list[int | None] | None = None
+    # Why each diverged member diverged (None: it did not, or a history from before this
+    # was recorded): ``{"epoch", "step", "update", "quantity", "what"}``, see
+    # :func:`divergence_text`.  Left out of to_dict while no member diverged.
+    divergence: list[dict | None] | None = None
 
     def __post_init__(self):
         if not self.diverged_at:
             self.diverged_at = [None] * len(self.seeds)
+        if not self.divergence:
+            self.divergence = [None] * len(self.seeds)
 
     def append(self, epoch: int, values: dict[str, list[float]], lr, seconds: float,
                extra: dict[str, list[float]] | None = None) -> None:
@@ -98,12 +116,22 @@ class History:
             d["extra"] = self.extra
         if self.stopped_at is not None:
             d["stopped_at"] = self.stopped_at
+        if any(x is not None for x in self.divergence):
+            d["divergence"] = self.divergence
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "History":
         return cls(d["seeds"], d["epochs"], d["metrics"], d["lr"], d["seconds"], d["diverged_at"],
-                   d.get("initial"), dict(d.get("extra") or {}), d.get("stopped_at"))
+                   d.get("initial"), dict(d.get("extra") or {}), d.get("stopped_at"),
+                   [None if x is None else dict(x) for x in d["divergence"]] if d.get("divergence") else None)
+
+    def diverged(self) -> list[tuple[int, int, dict]]:
+        """``(member, seed, cause)`` of every diverged member; ``cause`` as
+        :attr:`divergence` holds it, or ``{"epoch": diverged_at}`` where the cause was not
+        recorded (histories from before it was)."""
+        return [(e, s, self.divergence[e] or {"epoch": d})
+                for e, (s, d) in enumerate(zip(self.seeds, self.diverged_at)) if d is not None]
 
     def curve(self, metric: str) -> tuple[list[int], list[list[float]]]:
         """``(epochs, values[epoch_index][member])`` of ``metric`` starting at epoch 0 (the
@@ -111,6 +139,174 @@ class History:
         if self.initial is None:
             return list(self.epochs), list(self.metrics[metric])
         return [0, *self.epochs], [self.initial[metric], *self.metrics[metric]]
+
+
+def divergence_text(cause: dict | None, epoch: int | None = None, short: bool = False) -> str:
+    """How a diverged member's cause reads in tables, reports and progress bars.
+
+    ``short``: ``epoch 7 (W^2)``; else ``epoch 7, update 4123 (step 523 of the epoch):
+    W^2 after the update is non-finite``: the epoch (1-based), the update counted over the
+    whole run and within the epoch, and the first non-finite quantity of that step.
+    ``cause`` None (a history from before causes were recorded): ``epoch 7: cause not
+    recorded`` with ``epoch`` given."""
+    cause = cause or {}
+    head = f"epoch {cause.get('epoch', epoch)}"
+    quantity = cause.get("quantity")
+    if short:
+        return f"{head} ({quantity})" if quantity else head
+    if cause.get("update") is not None:
+        head += f", update {cause['update']} (step {cause['step']} of the epoch)"
+    if not cause.get("what"):
+        return f"{head}: cause not recorded"
+    note = f" ({cause['note']})" if cause.get("note") else ""
+    return f"{head}: {cause['what']} is non-finite{note}"
+
+
+def divergence_summary(items) -> str:
+    """``(seed, cause)`` pairs in a few words, grouped by epoch and quantity: ``seeds 0, 2 at
+    epoch 7 (W^2); seed 1 at epoch 9 (loss)``; "" for none."""
+    groups: dict[str, list] = {}
+    for seed, cause in items:
+        groups.setdefault(divergence_text(cause, short=True), []).append(seed)
+    return "; ".join(f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} at {what}"
+                     for what, seeds in groups.items())
+
+
+class _ProbeDone(Exception):
+    """Every member the probe looks for is explained: the replay can stop."""
+
+
+def _channel_name(name: str) -> str:
+    """A channel buffer's name as the papers write the matrix: ``C_1_2`` -> ``C^{1,2}``,
+    ``C3_1_2`` (feedback sample 3) -> ``C^{1,2} (sample 3)``; others unchanged."""
+    m = re.fullmatch(r"C(\d*)_(\d+)_(\d+)", name)
+    if m is None:
+        return name
+    return f"C^{{{m[2]},{m[3]}}}" + (f" (sample {m[1]})" if m[1] else "")
+
+
+def _clone(x):
+    """A copy of a state (nested dicts, lists, tuples of tensors and plain values) whose
+    tensors share no memory with the original: :func:`copy.deepcopy`, without its
+    bookkeeping on the common types (a third of the cost for a small network)."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().clone()
+    if isinstance(x, dict):
+        return {k: _clone(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)) and type(x) in (list, tuple):
+        return type(x)(_clone(v) for v in x)
+    if x is None or isinstance(x, (bool, int, float, str)):
+        return x
+    return copy.deepcopy(x)
+
+
+class DivergenceProbe:
+    """A step of :class:`Trainer` (it stands in for ``Trainer._step`` while an epoch is
+    replayed) that checks, member by member, every quantity in the order the step computes
+    it, and records the first non-finite one of each member in ``members``:
+
+    input X, target T; for h = 1..L the forward pre-activation S^h and activity O^h (O^L:
+    the output); the loss; the error T − O; the signals I^h (h = L..1); the terms of the
+    channel's own adaptation (ΔC); then, layer by layer as the optimizer applies them, ΔW^h
+    and Δb^h (only computed where W^h or b^h turned non-finite) and W^h, b^h after the
+    update; last the channel's adapted matrices C^{h,k} after the update.
+
+    ``found[e]`` is ``{"epoch", "step", "update", "quantity", "what"}`` (``step``: 1-based
+    within the epoch; ``update``: 1-based over the run, the optimizer's count).  It raises
+    :class:`_ProbeDone` once every member is found.  Costs a few reductions per quantity:
+    used only to replay an epoch in which a member diverged."""
+
+    def __init__(self, trainer: "Trainer", members, epoch: int, updates_before: int):
+        self.trainer = trainer
+        self.todo = set(members)
+        self.found: dict[int, dict] = {}
+        self.epoch = int(epoch)
+        self.updates_before = int(updates_before)
+        self.step = 0
+        self.names = {id(b): _channel_name(n) for n, b in trainer.channel.named_buffers()}
+
+    def flags(self, x, shared: bool = False) -> list[bool] | None:
+        """Per member: does ``x`` hold a NaN/inf?  ``shared``: x has no member axis (a
+        shared minibatch), so it counts for every member.  None for what is not a tensor."""
+        if not isinstance(x, torch.Tensor):
+            return None
+        E = self.trainer.net.E
+        if shared or x.dim() == 0 or x.shape[0] != E:
+            return [not bool(torch.isfinite(x).all())] * E
+        return (~torch.isfinite(x).reshape(E, -1).all(1)).tolist()
+
+    def check(self, quantity: str, what: str, x, shared: bool = False) -> None:
+        bad = self.flags(x, shared)
+        if bad is None:
+            return
+        for e in sorted(self.todo):
+            if bad[e]:
+                self.found[e] = {"epoch": self.epoch, "step": self.step, "update": self.updates_before + self.step,
+                                 "quantity": quantity, "what": what}
+                self.todo.discard(e)
+        if not self.todo:
+            raise _ProbeDone
+
+    @staticmethod
+    def times_rate(d: torch.Tensor, rates: list[float]) -> torch.Tensor:
+        """η_t·d per member, in the network's precision: computed in float64, so that a
+        rate float32 cannot hold (η > 3.4e38) does not make a representable ΔW infinite."""
+        wide = d.dtype if d.device.type == "mps" else torch.float64  # MPS has no float64
+        eta = torch.tensor(rates, dtype=wide, device=d.device).view(len(rates), *[1] * (d.dim() - 1))
+        return (d.to(wide) * eta).to(d.dtype)
+
+    def tensors(self, x) -> list:
+        """The tensors of a plasticity term's post/pre (a tensor, or the STDP rule's phases)."""
+        if isinstance(x, torch.Tensor):
+            return [x]
+        return [t for t in (getattr(x, a, None) for a in ("first", "second", "delta")) if isinstance(t, torch.Tensor)]
+
+    def __call__(self, X: torch.Tensor, T: torch.Tensor) -> torch.Tensor:
+        tr = self.trainer
+        net, ch, opt, out = tr.net, tr.channel, tr.opt, tr.net.output_loss
+        E, L = net.E, net.L
+        self.step += 1
+        shared = len(tr._order) == 1  # one minibatch for all members: no member axis
+        if tr.augment is not None:
+            X = tr.augment(X, tr._augment_rng)
+        self.check("X", "input X", X, shared)
+        self.check("T", "target T", T, shared)
+        ch.on_batch_start()
+        rec = net.forward(X, train=True)
+        for h in range(1, L + 1):
+            if rec.Z[h] is not None:  # a conv layer keeps no S^h in training (not recomputed here)
+                top = ", the output layer" if h == L else ""
+                self.check(f"S^{h}", f"S^{h} (forward pre-activation of layer {h}{top})", rec.pre_activation(h))
+            self.check(f"O^{h}", f"output O^{h}" if h == L else f"O^{h} (forward activity of layer {h})", rec.O[h])
+        O = rec.output
+        self.check("loss", "the loss of the minibatch", out.loss(O, T))
+        err = out.error(T, O)
+        self.check("T − O", "error T − O", err)
+        I = ch.signals(rec, err)
+        for h in range(L, 0, -1):
+            self.check(f"I^{h}", f"signal I^{h}", I[h])
+        terms = ch.plasticity_terms(rec, I)
+        for P, _rule, post, pre, _rate in terms:
+            name = self.names.get(id(P), "channel weights")
+            for x in (*self.tensors(post), *self.tensors(pre)):
+                self.check(f"ΔC{name[1:]}" if name.startswith("C^") else f"Δ{name}",
+                           f"the adaptation terms of {name}", x)
+        lr, rates = opt.lr_now(), opt.member_rates()  # η_t of this update
+        opt.step(rec, I, terms)
+        for h in range(1, L + 1):
+            W, b = net.W(h), net.b(h)
+            bad = [x or y for x, y in zip(self.flags(W), self.flags(b))]
+            if any(bad[e] for e in self.todo) and I[h] is not None and h not in opt.frozen:
+                # ΔW^h = η_t · (1/B) Σ_b I^h_b (O^{h-1}_b)ᵀ: the minibatch's update (before momentum).
+                dW, db = opt.direction(I[h], rec.presynaptic(h, E), lr if not isinstance(lr, list) else 1.0, h)
+                self.check(f"ΔW^{h}", f"ΔW^{h} (the update of layer {h})", self.times_rate(dW, rates))
+                self.check(f"Δb^{h}", f"Δb^{h} (the update of layer {h}'s bias)", self.times_rate(db, rates))
+            self.check(f"W^{h}", f"W^{h} after the update", W)
+            self.check(f"b^{h}", f"b^{h} after the update", b)
+        for P in {id(P): P for P, *_ in terms}.values():
+            name = self.names.get(id(P), "channel weights")
+            self.check(name, f"{'feedback ' if name.startswith('C^') else ''}{name} after the update", P)
+        return O
 
 
 class Trainer:
@@ -132,7 +328,14 @@ class Trainer:
         section 4.3), or None.  Its random numbers come from the ``augment`` stream: of
         ``data_seed`` with a shared batch order (every member sees the same images), of
         each member's seed with ``per_member``; they are saved with checkpoints.
+    explain_divergence: find why a member diverged (module doc, :class:`DivergenceProbe`):
+        a copy of the training state at the start of every epoch (weights, the channel's
+        and the optimizer's state, random streams: one copy per epoch, nothing per step),
+        and a replay of the epoch only when a member diverges.  False: record the epoch
+        alone.
     """
+
+    explain_divergence = True
 
     def __init__(self, net: Network, channel: LearningChannel, optimizer: SGD | None = None,
                  batch_size: int = 100, batch_order: str = "shared", data_seed: int = 0,
@@ -356,9 +559,12 @@ class Trainer:
                 t0 = time.perf_counter()
                 lr = self.opt.lr_now()
                 if self.epoch_iterations is None:
-                    tr_loss, tr_acc = self.train_epoch(train)
+                    run_epoch = lambda: self.train_epoch(train)  # noqa: E731
                 else:
-                    tr_loss, tr_acc = self.train_iterations(stream, self.epoch_iterations)
+                    run_epoch = lambda: self.train_iterations(stream, self.epoch_iterations)  # noqa: E731
+                # The state this epoch starts from, kept only to replay it if a member diverges.
+                start = self._training_state() if self.explain_divergence else None
+                tr_loss, tr_acc = run_epoch()
                 if self.train_metrics == "full":
                     tr_loss, tr_acc = self.evaluate(train)
                 extra = self._early_stop(valid, epochs) if self.early is not None else {}
@@ -372,7 +578,7 @@ class Trainer:
                 values = {"train_loss": tr_loss, "train_acc": tr_acc, "test_loss": te_loss, "test_acc": te_acc}
                 if te_auc is not None:
                     extra["test_auc"] = te_auc
-                self._mark_divergence(values)
+                newly = self._mark_divergence(values, start, run_epoch)
                 for e, d in enumerate(self.history.diverged_at):
                     if d is not None:
                         for v in extra.values():
@@ -382,6 +588,9 @@ class Trainer:
                 if checkpoint is not None:
                     self.save(checkpoint)
                 if bar is not None:
+                    for e in newly:  # a line that stays above the bar
+                        bar.write(f"{self.desc}: seed {self.net.seeds[e]} diverged at "
+                                  f"{divergence_text(self.history.divergence[e], self.epoch)}", file=bar.fp)
                     bar.update(1)
                     bar.set_postfix(self._postfix())
                 if on_epoch is not None:
@@ -406,26 +615,114 @@ class Trainer:
         self.history.stopped_at = list(self.early.stopped_at)
         return {"valid_loss": v_loss.clone(), "valid_acc": v_acc.clone()}
 
-    def _mark_divergence(self, values: dict) -> None:
-        """Members whose loss is NaN/inf stop (lr factor 0); their later metrics are NaN."""
+    def _mark_divergence(self, values: dict, start: dict | None = None, replay=None) -> list[int]:
+        """Members whose training loss is NaN/inf, or whose weights (forward or the
+        channel's) are, stop (lr factor 0) and are recorded as diverged, with the cause
+        (:meth:`_explain`); metrics of members that diverged before are NaN.  ``start``:
+        the training state at the start of the epoch (:meth:`_training_state`) and
+        ``replay`` a callable that trains the epoch again, to find the cause.  Returns the
+        members that diverged in this epoch."""
         loss = values["train_loss"]
+        finite = self._finite_members()
+        newly = []
         for e in range(self.net.E):
             if self.history.diverged_at[e] is not None:
                 for v in values.values():
                     v[e] = math.nan
-            elif not math.isfinite(float(loss[e])):
+            elif not math.isfinite(float(loss[e])) or not finite[e]:
+                newly.append(e)
+        if newly:
+            causes = self._explain(newly, start, replay, values)
+            for e in newly:
                 self.history.diverged_at[e] = self.epoch
+                self.history.divergence[e] = causes[e]
                 self.opt.stop_member(e)
+        return newly
+
+    def _finite_members(self) -> list[bool]:
+        """Per member: are all its weights finite (the forward blocks' and the channel's own
+        matrices)?  One reduction per tensor, once per epoch."""
+        E = self.net.E
+        tensors = [*self.net.parameters(),
+                   *(b for b in self.channel.buffers() if b.is_floating_point() and b.dim() and b.shape[0] == E)]
+        if not tensors:
+            return [True] * E
+        return torch.stack([torch.isfinite(t).reshape(E, -1).all(1) for t in tensors]).all(0).tolist()
+
+    def _explain(self, members: list[int], start: dict | None, replay, values: dict) -> dict[int, dict]:
+        """Why ``members`` diverged in this epoch: the epoch is replayed from ``start`` with
+        :class:`DivergenceProbe` in place of :meth:`_step` (the same random streams, so the
+        same minibatches and the same numbers), then the state at the end of the epoch is
+        put back.  Members the replay does not explain (or every member, without
+        ``start``) get the epoch and what was seen at its end."""
+        found: dict[int, dict] = {}
+        note = None
+        if start is not None and replay is not None:
+            end = self._training_state()
+            probe = DivergenceProbe(self, members, self.epoch, int(start["optimizer"]["t"]))
+            try:
+                self._load_training_state(start)
+                self._step = probe  # an instance attribute: train_epoch/train_iterations call it
+                try:
+                    replay()
+                except _ProbeDone:
+                    pass
+            except Exception as err:  # the cause is a diagnosis: never lose the run for it
+                note = f"the replay of the epoch failed: {type(err).__name__}: {err}"
+            finally:
+                self.__dict__.pop("_step", None)
+                self._load_training_state(end)
+            found = probe.found
+            if note is None:
+                note = "no quantity of a step was non-finite when the epoch was replayed"
+        loss = values["train_loss"]
+        out = {}
+        for e in members:
+            if e in found:
+                out[e] = found[e]
+            elif not math.isfinite(float(loss[e])):
+                out[e] = {"epoch": self.epoch, "step": None, "update": None, "quantity": "train loss",
+                          "what": "the training loss of the epoch", **({"note": note} if note else {})}
+            else:
+                out[e] = {"epoch": self.epoch, "step": None, "update": None, "quantity": "weights",
+                          "what": "a weight at the end of the epoch",
+                          **({"note": note} if note else {})}
+        return out
+
+    def _training_state(self) -> dict:
+        """A copy of what training changes (weights, the channel's and the optimizer's
+        state, the random streams), enough to train an epoch again from here."""
+        return _clone({
+            "net": self.net.state_dict(),
+            "net_rng": self.net.rng_state(),
+            "channel": self.channel.checkpoint_state(),
+            "optimizer": self.opt.state_dict(),
+            "order_rng": [g.get_state() for g in self._order],
+            "augment_rng": [g.get_state() for g in self._augment_rng],
+        })
+
+    def _load_training_state(self, state: dict) -> None:
+        self.net.load_state_dict(state["net"])
+        self.net.load_rng_state(_clone(state["net_rng"]))
+        self.channel.load_checkpoint_state(_clone(state["channel"]))
+        self.opt.load_state_dict(_clone(state["optimizer"]))
+        for g, s in zip(self._order, state["order_rng"]):
+            g.set_state(s)
+        for g, s in zip(self._augment_rng, state["augment_rng"]):
+            g.set_state(s)
 
     def _postfix(self) -> dict:
         live = [e for e in range(self.net.E) if self.history.diverged_at[e] is None]
+        gone = "; ".join(f"seed {s} at {divergence_text(c, short=True)}" for _, s, c in self.history.diverged())
         if not live:
-            return {"status": "all diverged"}
+            return {"status": "all diverged", "diverged": gone}
         pick = lambda m: sum(self.history.final(m)[e] for e in live) / len(live)
         post = {"loss": f"{pick('train_loss'):.4f}", "acc": f"{pick('train_acc'):.4f}"}
         test_acc = pick("test_acc")
         if not math.isnan(test_acc):
             post["test_acc"] = f"{test_acc:.4f}"
+        if gone:
+            post["diverged"] = gone
         return post
 
     # -- checkpoints -------------------------------------------------------------------

@@ -73,6 +73,37 @@ REGISTRY: dict[str, Algorithm] = {a.name: a for a in (
 )}
 
 
+# Names that compute the same learning channel as another name by construction, with
+# why: name -> (the name it coincides with, reason).  Their canonical forms stay apart
+# (stored results keep their keys); figures and tables say that the two coincide
+# (:func:`lchannel.plots.coinciding_runs`).  SBP differs from BP only in where f' is
+# applied (``local``: at the receiving layer only, SkippedBackprop); with
+# ``derivative="none"`` both run the same propagation (channels.base: I^h = G^h = J^h),
+# so BP's signal (W^{h+1})ᵀ I^{h+1} unrolls to SBP's skipped product
+# (W^{h+1})ᵀ⋯(W^L)ᵀ (T − O), for every option both accept.
+COINCIDES: dict[str, tuple[str, str]] = {
+    "sbp-nof": ("bp-nof", "with no f' anywhere, BP's backpropagated signal (W^{h+1})^T...(W^L)^T (T - O) "
+                          "is SBP's skipped one"),
+}
+
+
+def coincident_form(algorithm: str, options: dict | None = None) -> tuple[str, dict]:
+    """:func:`named_form`, with a name that coincides with another by construction
+    (:data:`COINCIDES`) replaced by that one: runs with equal coincident forms compute the
+    same thing (``sbp-nof`` and ``bp-nof`` give ``("bp-nof", {})``)."""
+    name, opts = named_form(algorithm, options)
+    return (COINCIDES[name][0] if name in COINCIDES else name), opts
+
+
+def coincidence_reason(names) -> str:
+    """Why runs of ``names`` (named forms with one :func:`coincident_form`) coincide: the
+    declared reason of :data:`COINCIDES`, or "the same run" when the names are equal."""
+    for n in names:
+        if n in COINCIDES:
+            return COINCIDES[n][1]
+    return "the same run"
+
+
 def algorithm_names() -> list[str]:
     """Every accepted algorithm name, including the ``-nof`` (no f') variants."""
     names = list(REGISTRY)

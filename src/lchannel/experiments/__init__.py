@@ -1,5 +1,6 @@
-"""Experiments: declarative specs for every paper-1 MNIST result, a resumable sweep
-runner that packs seeds into populations, an SQLite results store, and reports.
+"""Experiments: declarative specs for the experimental results of both papers (paper 1
+on MNIST and CIFAR-10, paper 2 on MNIST, f_k and HIGGS), a resumable sweep runner that
+packs seeds into populations, an SQLite results store, and reports.
 
     from lchannel.experiments import load_spec, run_sweep, write_report
     spec = load_spec("figure9")                     # shipped, or a path to a .toml

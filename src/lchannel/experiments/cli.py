@@ -13,7 +13,6 @@ message naming the option and the accepted values.
 from __future__ import annotations
 
 import argparse
-import math
 import shlex
 import sys
 from pathlib import Path
@@ -21,12 +20,15 @@ from pathlib import Path
 from ..cliutil import DefaultsHelpFormatter, PathError, finite_float, writable_dir
 from ..cliutil import int_list as _int_list
 from ..data import DataError
-from ..tables import text_table
+from ..tables import pm, single_run_note, text_table
 from .runner import DEFAULT_DB, DEFAULT_LEASE_TTL, EXECUTORS, require_ray, run_sweep
-from .spec import Overrides, SpecError, load_spec, shipped_specs
+from .spec import Overrides, SpecError, load_spec, shared_settings, shipped_specs
 from .store import ResultsStore, StoreError
 
 DEVICES = "auto, cpu, cuda or cuda:N"
+# What the shipped specs cover (`lchannel --help`, `lchannel experiments --help`).
+SPECS_HELP = ("the shipped experiment specs: the experimental tables and figures of both papers (paper 1: MNIST, "
+              "CIFAR-10; paper 2: MNIST, f_k, HIGGS)")
 
 
 def _where_item(text: str) -> tuple[str, str]:
@@ -104,13 +106,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_overrides(p, "report exactly the runs made with these overrides")
     p.set_defaults(func=cmd_report, parser=p)
 
-    p = sub.add_parser("experiments", help="the shipped experiment specs (paper 1's MNIST tables and figures)",
+    p = sub.add_parser("experiments", help=SPECS_HELP, description=f"{SPECS_HELP[0].upper()}{SPECS_HELP[1:]}.",
                        formatter_class=DefaultsHelpFormatter)
     esub = p.add_subparsers(dest="experiments_command", metavar="{list,show}")
     lp = esub.add_parser("list", help="name, description, runs and epochs of every shipped spec",
                          formatter_class=DefaultsHelpFormatter)
     lp.set_defaults(func=cmd_list, parser=lp)
-    sp = esub.add_parser("show", help="the cells, config hashes, seeds and epochs of a spec",
+    sp = esub.add_parser("show", help="the settings shared by a spec's cells, and its cells with their own "
+                                      "settings, config hashes, seeds and epochs",
                          formatter_class=DefaultsHelpFormatter)
     sp.add_argument("spec", metavar="SPEC", help="a shipped spec or a path to a .toml spec")
     _add_where(sp)
@@ -208,9 +211,19 @@ def cmd_run(args, parser) -> int:
 
 
 def _dry_run(spec, cells, args) -> int:
-    rows = [[c.title, c.key, ",".join(map(str, c.config.seeds)), str(c.config.epochs),
-             "shortened" if c.shortened else "full"] for c in cells]
-    print(text_table(rows, ["cell", "config hash", "seeds", "epochs", "protocol"], numbers_right=False))
+    shared, differing = shared_settings(cells)
+    if shared:
+        print("settings shared by all cells (the others are TrainConfig's defaults, `lchannel train --help`):")
+        width = max(map(len, shared))
+        for k, v in shared.items():
+            print(f"  {k:<{width}} = {v}")
+    # Epochs have their own column.
+    rows = [[c.title, ", ".join(f"{k}={v}" for k, v in sorted(d.items(), key=lambda kv: kv[0] != "algorithm")
+                                if k != "epochs") or "—", c.key,
+             ",".join(map(str, c.config.seeds)), str(c.config.epochs), "shortened" if c.shortened else "full"]
+            for c, d in zip(cells, differing)]
+    print(text_table(rows, ["cell", "settings of this cell", "config hash", "seeds", "epochs", "protocol"],
+                     numbers_right=False))
     from .runner import pack
     from .store import run_id
     ids = {run_id(c.key, s) for c in cells for s in c.config.seeds}
@@ -222,17 +235,26 @@ def _dry_run(spec, cells, args) -> int:
 
 
 def _print_summary(spec, args, overrides, where) -> None:
+    from ..train import divergence_summary, divergence_text
     from .report import collect
     with ResultsStore(args.db) as store:
         results = collect(spec, store, overrides, where)
-        rows = []
+        rows, diverged = [], []
         for r in results:
             te = r.stats("test_acc")
             tr = r.stats("train_acc")
-            fmt = lambda s: "—" if math.isnan(s[0]) else f"{100 * s[0]:.2f} ± {100 * s[1]:.2f}"
+            fmt = lambda s: pm(s[0], s[1], lambda x: f"{100 * x:.2f}")  # "± —": one seed, no sd
+            # diverged: which seeds, at which epoch, the first non-finite quantity ("0": none)
             rows.append([r.cell.title, fmt(tr), fmt(te), f"{len(r.done)}/{r.planned}", str(r.epochs),
-                         str(r.count("diverged")), str(r.count("failed"))])
+                         divergence_summary(r.diverged()) or "0", str(r.count("failed"))])
+            diverged += [f"  {r.cell.title}, seed {s}: {divergence_text(c)}" for s, c in r.diverged()]
     print(text_table(rows, ["cell", "train acc %", "test acc %", "seeds", "epochs", "diverged", "failed"]))
+    note = single_run_note(rows)
+    if note:
+        print(note)
+    if diverged:
+        print("diverged (the first NaN/inf quantity of the training step):")
+        print("\n".join(diverged))
 
 
 def cmd_report(args, parser) -> int:

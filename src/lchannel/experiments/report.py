@@ -7,6 +7,9 @@ the number of seeds and epochs behind it::
 
     97.84 (0.12) [5 × 100 ep]
 
+A single seed has no sample standard deviation: ``97.84 (—) [1 × 100 ep]`` (and an
+empty ``*_sd`` field, with ``*_n`` = 1, in ``report.csv``).
+
 A cell computed with ``--epochs`` or ``--subset`` overrides (a quick look, not the
 paper's protocol) is marked ``*`` and the footnote names the overrides.  Without
 overrides, :func:`collect` prefers each cell's full-protocol runs and falls back to the
@@ -26,11 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..channels import label as algorithm_label, split_name
 from ..data import REGISTRY
-from ..tables import mean_sd
-from ..style import algorithm_key, line_styles, styles_for_labels
-from ..train import History
+from ..tables import NO_SD, fmt_sd, mean_sd
+from ..style import algorithm_key, key_base, key_label, line_styles, styles_for_labels
+from ..train import History, divergence_summary, divergence_text
 from .spec import Cell, Overrides, Spec, describe_protocol
 from .store import FINISHED, METRIC_COLUMNS, ResultsStore, RunRow
 
@@ -60,6 +62,11 @@ class CellResult:
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.runs)
 
+    def diverged(self) -> list[tuple[int, dict]]:
+        """``(seed, cause)`` of every diverged run: the cause as the store holds it
+        (``RunRow.divergence``), or just the epoch for runs stored without one."""
+        return [(r.seed, r.divergence or {"epoch": r.diverged_at}) for r in self.runs if r.status == "diverged"]
+
     @property
     def shortened(self) -> bool:
         return bool({"epochs", "subset"} & set(self.overrides))
@@ -82,6 +89,7 @@ class CellResult:
         epochs = sorted(set().union(*per_run))
         h = History([r.seed for r in runs])
         h.diverged_at = [r.diverged_at for r in runs]
+        h.divergence = [r.divergence if r.diverged_at is not None else None for r in runs]
         initial = [self.store.initial(r.run_id) for r in runs]
         if any(i is not None for i in initial):
             h.initial = {m: [math.nan if i is None else i[m] for i in initial] for m in METRIC_COLUMNS}
@@ -185,7 +193,16 @@ def _fmt_value(metric: str, x: float) -> str:
 
 
 def cell_text(res: CellResult, metric: str) -> str:
-    """``mean (sd) [n × epochs ep]`` with diverged/failed/pending notes and ``*`` if shortened."""
+    """``mean (sd) [n × epochs ep]`` with diverged/failed/pending notes and ``*`` if shortened;
+    a single seed has no sample sd: ``97.84 (—) [1 × 100 ep]``.  Diverged seeds are named
+    after it with the epoch and the first non-finite quantity: ``97.10 (0.20) [4 × 10 ep, 1
+    diverged] — seed 1 at epoch 7 (W^2)``."""
+    text = _cell_value(res, metric)
+    div = divergence_summary(res.diverged())
+    return f"{text} — {div}" if div else text
+
+
+def _cell_value(res: CellResult, metric: str) -> str:
     mean, sd, n = res.stats(metric)
     div, failed = res.count("diverged"), res.count("failed")
     pending = res.planned - len(res.finished) - failed if res.planned else 0
@@ -202,7 +219,8 @@ def cell_text(res: CellResult, metric: str) -> str:
             return f"diverged [{div} × {res.epochs} ep]{star}"
         return ("failed" if failed else "pending") + star
     note = ", " + ", ".join(notes) if notes else ""
-    return f"{_fmt_value(metric, mean)} ({_fmt_value(metric, sd)}) [{n} × {res.epochs} ep{note}]{star}"
+    sd_text = fmt_sd(sd, lambda x: _fmt_value(metric, x))
+    return f"{_fmt_value(metric, mean)} ({sd_text}) [{n} × {res.epochs} ep{note}]{star}"
 
 
 def table(spec: Spec, results: list[CellResult], metric: str | None = None) -> tuple[list[str], list[list[str]]]:
@@ -239,6 +257,7 @@ def csv_rows(spec: Spec, results: list[CellResult]) -> tuple[list[str], list[lis
               "failed", "epochs"]
     for m in METRIC_COLUMNS:
         header += [f"{m}_mean", f"{m}_sd", f"{m}_n"]
+    header.append("divergence")  # why seeds diverged (divergence_text), "; " between seeds
     rows = []
     for r in results:
         over = ";".join(f"{k}={v}" for k, v in sorted(r.overrides.items()))
@@ -247,6 +266,7 @@ def csv_rows(spec: Spec, results: list[CellResult]) -> tuple[list[str], list[lis
         for m in METRIC_COLUMNS:
             mean, sd, n = r.stats(m)
             row += ["" if math.isnan(mean) else f"{mean:.6g}", "" if math.isnan(sd) else f"{sd:.6g}", n]
+        row.append("; ".join(f"seed {s}: {divergence_text(c)}" for s, c in r.diverged()))
         rows.append(row)
     return header, rows
 
@@ -333,24 +353,39 @@ def _align_label(metric: str, algorithms: set[str]) -> str:
         k = metric.rsplit("_", 1)[1]
         return rf"$\angle(C^{{h,{k}}}, (W^{{{k}}} \cdots W^{{h+1}})^\top)$"
     if metric == "feedback":
-        bases = {split_name(a)[0] for a in algorithms}
+        bases = {key_base(a) for a in algorithms}  # style keys (asrbp+stdp: the STDP form)
         kind = "chain" if bases and bases <= {"rbp", "arbp"} else "skip" if bases and bases <= {"srbp", "asrbp"} else "any"
         return FEEDBACK_LABELS[kind]
     return metric
 
 
+def _identical_alignment(curves: dict[str, dict], labels: list[str]) -> bool:
+    from ..plots import same_values
+
+    if any(lab not in curves for lab in labels):
+        return False
+    first = curves[labels[0]]
+    return all(set(curves[lab]) == set(first)
+               and all(same_values(curves[lab][k][0], first[k][0]) and same_values(curves[lab][k][1], first[k][1])
+                       for k in first)
+               for lab in labels[1:])
+
+
 def alignment_figure(curves: dict[str, dict], title: str = "", caption: str = "", styles: dict | None = None,
-                     algorithms: dict[str, str] | None = None):
+                     algorithms: dict[str, str] | None = None, coincide: list | None = None):
     """Alignment angles per epoch from epoch 0 (before training): a row of panels per
     metric of :mod:`lchannel.alignment` (∠(I^h, B^h), ∠(ΔW^h, ΔW^h_BP), ∠(C^h, (W^{h+1})ᵀ)
     ...), a column per hidden layer h; one line per run, the mean over seeds with a ±1 sd
     band.  Paper 1 has no such figure; it measures how far each channel is from BP
     (sections 3-4).  ``curves`` maps a label to ``{(metric, layer): (epochs,
     values[epoch, seed])}``; ``algorithms`` maps a label to its algorithm name (for the
-    feedback row's label).  None when there is nothing to draw."""
+    feedback row's label); ``coincide`` (:func:`lchannel.plots.coinciding_runs`): lines
+    that coincide by construction, named in the caption and drawn wider underneath when
+    their angles are identical.  None when there is nothing to draw."""
     import matplotlib.pyplot as plt
 
-    from ..plots import annotate, band_note, draw_line, epoch_axis, left_out_note, legend_outside
+    from ..plots import (COVERED_WIDEN, annotate, band_note, coincidence_note, draw_line, epoch_axis, left_out_note,
+                         legend_outside)
 
     keys = sorted({k for c in curves.values() for k in c}, key=lambda k: (k[0] != "signal", k[0] != "update", k))
     if not keys:
@@ -361,10 +396,13 @@ def alignment_figure(curves: dict[str, dict], title: str = "", caption: str = ""
     layers = sorted({k[1] for k in keys})
     fig, axes = plt.subplots(len(metrics), len(layers), figsize=(2.9 * len(layers) + 2.4, 2.4 * len(metrics) + 1.2),
                              sharex=True, sharey=True, squeeze=False, layout="constrained")
+    same = [(list(labs), why) for labs, why in (coincide or ()) if _identical_alignment(curves, list(labs))]
+    widen = {lab: COVERED_WIDEN for labs, _ in same for lab in labs[:-1]}
     drawn = set()
     for label, c in curves.items():
         for (m, h), (x, v) in c.items():
-            if draw_line(axes[metrics.index(m)][layers.index(h)], x, v, styles[label], label) is not None:
+            if draw_line(axes[metrics.index(m)][layers.index(h)], x, v, styles[label], label,
+                         widen=widen.get(label, 1.0)) is not None:
                 drawn.add(label)
     # Angles lie in [0, 180]; show up to 100-odd degrees unless some go beyond.
     highest = max((ax.dataLim.y1 for ax in axes.flat if np.isfinite(ax.dataLim.y1)), default=90.0)
@@ -387,7 +425,7 @@ def alignment_figure(curves: dict[str, dict], title: str = "", caption: str = ""
     legend_outside(fig, axes)
     empty = [lab for lab in curves if lab not in drawn]
     annotate(fig, title, caption, [band_note(axes), "Angles in degrees; 90° (dotted): orthogonal to BP's.",
-                                   left_out_note(empty, "no finite angles")])
+                                   coincidence_note(same), left_out_note(empty, "no finite angles")])
     return fig
 
 
@@ -404,7 +442,7 @@ def final_figure(spec: Spec, results: list[CellResult], title: str = "", caption
     others = [a for a in spec.axis_names if a != xa]
     lines: dict[str, list[CellResult]] = {}
     algos = {_algorithm(res) for res in results}
-    single = algorithm_label(algos.pop()) if len(algos) == 1 else spec.name  # the line of a one-line figure
+    single = key_label(algos.pop()) if len(algos) == 1 else spec.name  # the line of a one-line figure
     for res in results:
         lines.setdefault(_line_label(res, others) if others else single, []).append(res)
     order = _ordered_keys(spec, results, others)
@@ -480,7 +518,7 @@ def report_figures(spec: Spec, results: list[CellResult]) -> Iterator[ReportFigu
     ``final``) and an alignment figure when angles were recorded.  Lines share looks
     across figures (:mod:`lchannel.style`); captions name what the lines have in common
     and the lines left out (no finished runs, no finite values)."""
-    from ..plots import accuracy_figure, left_out_note
+    from ..plots import accuracy_figure, coinciding_runs, left_out_note
 
     base_title = spec.report.title or spec.name
     if spec.report.layout == "maps":
@@ -498,22 +536,26 @@ def report_figures(spec: Spec, results: list[CellResult]) -> Iterator[ReportFigu
         suffix = f": {title}" if title else ""
         styles = _line_styles(spec, results, members, line_axes)
         caption = _caption(members)
-        histories, aligns, algorithms, unfinished = {}, {}, {}, []
+        histories, aligns, algorithms, unfinished, configs = {}, {}, {}, [], {}
         for res in members:
             lab = _line_label(res, line_axes)
             algorithms[lab] = _algorithm(res)
             h = res.history()
             if h is not None and h.epochs:
                 histories[lab] = h
+                configs[lab] = _run_config(res)
             else:
                 unfinished.append(lab)
             a = res.alignment()
             if a:
                 aligns[lab] = a
+        # Lines that coincide by construction (BP (no f') and SBP (no f')) are named in the
+        # captions when their stored numbers are identical.
+        coincide = coinciding_runs(configs)
         note = left_out_note(unfinished, "no finished runs")
         caption = f"{caption}. {note}" if note else caption
         if histories and spec.report.layout != "final":
-            fig = accuracy_figure(histories, title=full_title, caption=caption, styles=styles)
+            fig = accuracy_figure(histories, title=full_title, caption=caption, styles=styles, coincide=coincide)
             yield ReportFigure(f"accuracy{suffix}", stem, fig)
         # The ROC AUC, for data sets whose reports plot it (REGISTRY's report_metrics: HIGGS).
         aucs = {lab: c for lab, c in ((_line_label(res, line_axes), res.extra("test_auc")) for res in members
@@ -525,7 +567,7 @@ def report_figures(spec: Spec, results: list[CellResult]) -> Iterator[ReportFigu
             yield ReportFigure(f"ROC AUC{suffix}", f"{stem}-auc", fig)
         if aligns:
             fig = alignment_figure(aligns, title=f"{full_title} — alignment", caption=caption, styles=styles,
-                                   algorithms=algorithms)
+                                   algorithms=algorithms, coincide=coincide)
             if fig is not None:
                 yield ReportFigure(f"alignment{suffix}", f"{stem}-alignment", fig)
 
@@ -579,7 +621,15 @@ def _markdown(spec, results, header, rows, metric, db, figures, out) -> str:
     lines.append(f"Results: `{db}` ({time.strftime('%Y-%m-%d %H:%M')}).")
     legend = (f"Final {METRIC_TITLES[metric]}: mean (sample standard deviation) over the seeds that finished "
               "without diverging, [seeds × epochs] behind each cell.")
+    if any(f"({NO_SD}) [1 ×" in c for r in rows for c in r[1:]):
+        legend += f" ({NO_SD}): a single seed, which has no sample standard deviation."
     lines += ["", legend, "", markdown_table(header, rows), ""]
+    diverged = [(r.cell.title, s, c) for r in results for s, c in r.diverged()]
+    if diverged:
+        lines += ["Diverged seeds, each at the first quantity of its training step that was NaN or infinite "
+                  "(the epoch, the update counted over the run and within the epoch):", ""]
+        lines += [f"- {title}, seed {s}: {divergence_text(c)}" for title, s, c in diverged]
+        lines.append("")
     short = sorted({";".join(f"{k}={v}" for k, v in sorted(r.overrides.items())) for r in results if r.shortened})
     if short:
         lines.append("\\* shortened, not the spec's protocol: " + "; ".join(f"`{s}`" for s in short) + ".")

@@ -43,6 +43,7 @@ import torch
 
 from ..cliutil import writable_dir, writable_file
 from ..config import TrainConfig
+from ..train import History, divergence_summary, divergence_text
 from .spec import Cell, Overrides, Spec, SpecError
 from .store import FINISHED, ResultsStore, owner_id, run_id
 
@@ -107,13 +108,78 @@ class Population:
         return Population(parts[0][1], self.labels, parts)
 
     def cost(self) -> float:
-        """A rough relative cost, to start the longest populations first."""
-        c = self.config
-        n = c.epoch_iterations * c.batch_size if c.epoch_iterations else c.train_size
-        # Units products: the dense weight count, and for a conv net a stand-in that grows with it.
-        weights = sum(a * b for a, b in zip(c.sizes[:-1], c.sizes[1:]))
-        factor = 10.0 if c.update_bits is not None else 1.0
-        return c.epochs * len(self.members) * n * weights * factor
+        """A rough relative cost, to start the longest populations first (:func:`work`)."""
+        return work(self.config, members=len(self.members))
+
+
+# -------------------------------------------------------------------------- cost model
+# Measured (issue 25) with one torch thread (OMP_NUM_THREADS=1) on the 2-core AMD EPYC VM,
+# torch 2.13, CPU seconds (time.process_time, /usr/bin/time), while other jobs ran:
+# `lchannel compare --epochs 1`, the same resumed to `--epochs 2`, and `--epochs 5` (151
+# CPU-s for 9 channels x 5 seeds x 5 epochs), on paper 1's MNIST net
+# A[784,100,100,100,100,10] (REFERENCE_MULTIPLY_ADDS per example forward).  One training
+# example costs 8.3 us per epoch and member (its minibatch step: forward, learning
+# channel, update); one evaluated example 4.6 us (the test set every epoch, both sets
+# before training); on top of that ~60 us per layer and minibatch step do not grow with the
+# network (per-call overhead, measured on A[2,8,1] and A[2,100,100,100,1] with batch 10).
+REFERENCE_MULTIPLY_ADDS = 784 * 100 + 3 * 100 * 100 + 100 * 10
+SECONDS_PER_TRAINED_EXAMPLE = 8.3e-6
+SECONDS_PER_EVALUATED_EXAMPLE = 4.6e-6
+SECONDS_PER_LAYER_STEP = 60e-6
+SECONDS_AT_START = 5.0  # imports, data in memory, run folders
+# A minibatch step with quantized per-example weight updates (update_bits) costs 3.0-3.3x
+# a plain one for five MNIST members (benchmarks/bench_quantized.py).
+QUANTIZED_UPDATE_FACTOR = 3.3
+# Two torch threads on a quiet 2-core CPU run an MNIST step 1.35x faster than one
+# (docs/performance.md, "Sweeps": 3.0 against 4.0 ms); on a busy one they are slower.
+TWO_THREAD_SPEEDUP = 1.35
+
+
+def forward_multiply_adds(cfg: TrainConfig) -> int:
+    """Multiply-adds of one example's forward pass through the weighted layers: the dense
+    weight count, or for a conv net each conv block's outputs x fan-in."""
+    sizes = cfg.sizes
+    blocks = getattr(sizes, "weighted", None)
+    if blocks is not None:
+        return sum(b.multiplications for b in blocks)
+    return sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def examples_per_epoch(cfg: TrainConfig) -> int:
+    """Training examples per epoch (``epoch_iterations`` minibatches, or the training set)."""
+    return cfg.epoch_iterations * cfg.batch_size if cfg.epoch_iterations else cfg.train_size
+
+
+def work(cfg: TrainConfig, members: int | None = None, epochs: float | None = None) -> float:
+    """Training work of a run in example-multiply-adds: epochs x members x examples per
+    epoch x forward multiply-adds (quantized updates: x QUANTIZED_UPDATE_FACTOR).  The
+    runner's relative cost of a population and the main term of :func:`estimate_seconds`."""
+    members = len(cfg.seeds) if members is None else members
+    epochs = cfg.epochs if epochs is None else epochs
+    factor = QUANTIZED_UPDATE_FACTOR if cfg.update_bits is not None else 1.0
+    return epochs * members * examples_per_epoch(cfg) * forward_multiply_adds(cfg) * factor
+
+
+def estimate_seconds(cfg: TrainConfig, test_examples: int, epochs_done: int = 0, threads: int = 1) -> float:
+    """A rough estimate of the seconds a quiet CPU takes to train ``cfg`` (all its seeds,
+    one population) from epoch ``epochs_done`` to ``cfg.epochs`` with ``threads`` torch
+    threads, with the evaluation of ``test_examples`` every epoch (and of both sets before
+    the first), from the measured constants above scaled by the network's multiply-adds.
+    Start-up not included (SECONDS_AT_START, once per command).  An estimate: another CPU,
+    or other jobs on this one, change it."""
+    epochs = max(0, cfg.epochs - epochs_done)
+    if epochs == 0:
+        return 0.0
+    members = len(cfg.seeds)
+    scale = forward_multiply_adds(cfg) / REFERENCE_MULTIPLY_ADDS
+    train = SECONDS_PER_TRAINED_EXAMPLE * work(cfg, members, epochs) / REFERENCE_MULTIPLY_ADDS
+    evaluated = test_examples * epochs + (cfg.train_size + test_examples if epochs_done == 0 else 0)
+    if cfg.train_metrics == "full":
+        evaluated += cfg.train_size * epochs
+    steps = math.ceil(examples_per_epoch(cfg) / cfg.batch_size) * epochs
+    seconds = (train + SECONDS_PER_EVALUATED_EXAMPLE * evaluated * members * scale
+               + SECONDS_PER_LAYER_STEP * steps * (len(cfg.sizes) - 1))
+    return seconds / TWO_THREAD_SPEEDUP if threads >= 2 else seconds
 
 
 def pack(cells: list[Cell], pending: set[str], packed: bool = True, variants: bool = True) -> list[Population]:
@@ -273,8 +339,9 @@ def train_population(task: dict, progress=None) -> dict:
     ``task``: ``config`` (TrainConfig dict, seeds = members), ``checkpoint`` (path or
     None), ``alignment`` ({enabled, probe, every}), ``id``; a population across variants
     also has ``parts`` ([{key, config}], members part by part) and ``key``.  ``progress(id, epoch,
-    epochs, test_acc)`` is called after every epoch.  Resumes from the checkpoint when it
-    holds the same config and seeds.
+    epochs, test_acc)`` is called after every epoch, with a fifth argument after an epoch in
+    which members diverged: ``[(seed, cause)]`` of those members (``History.divergence``).
+    Resumes from the checkpoint when it holds the same config and seeds.
     """
     from ..alignment import AlignmentProbe
     from ..data import REGISTRY
@@ -333,7 +400,9 @@ def train_population(task: dict, progress=None) -> dict:
             os.replace(tmp, ckpt)
         if progress is not None:
             live = [a for a, d in zip(t.history.final("test_acc"), t.history.diverged_at) if d is None]
-            progress(task["id"], t.epoch, cfg.epochs, sum(live) / len(live) if live else math.nan)
+            newly = [(s, c) for e, s, c in t.history.diverged() if t.history.diverged_at[e] == t.epoch]
+            progress(task["id"], t.epoch, cfg.epochs, sum(live) / len(live) if live else math.nan,
+                     *([newly] if newly else []))
         if parent is not None and os.getppid() != parent:
             os._exit(3)  # the runner died: stop; the checkpoint lets the next run resume
 
@@ -788,10 +857,17 @@ def run_sweep(spec: Spec, db: str | os.PathLike = DEFAULT_DB, *, executor: str =
         if not memory:
             beat = Heartbeat(db, owner, lease_ttl)
 
-        def on_progress(pid, epoch, epochs, acc):
+        gone: dict = {}  # population id -> [(seed, cause)] of its members that diverged
+
+        def on_progress(pid, epoch, epochs, acc, diverged=()):
             if bar is not None:
+                title = titles.get(pid, pid)
+                for s, cause in diverged:  # a line that stays above the bar
+                    bar.write(f"{title}: seed {s} diverged at {divergence_text(cause)}", file=sys.stderr)
+                gone.setdefault(pid, []).extend(diverged)
                 acc_s = "" if acc is None or math.isnan(acc) else f" test {100 * acc:.2f}%"
-                bar.set_postfix_str(f"{titles.get(pid, pid)}: epoch {epoch}/{epochs}{acc_s}", refresh=True)
+                div_s = f", diverged: {divergence_summary(gone[pid])}" if gone[pid] else ""
+                bar.set_postfix_str(f"{title}: epoch {epoch}/{epochs}{acc_s}{div_s}", refresh=True)
 
         try:
             for task, res in ex.imap(tasks, on_progress, claim):
@@ -812,7 +888,12 @@ def run_sweep(spec: Spec, db: str | os.PathLike = DEFAULT_DB, *, executor: str =
                     bar.update(len(seeds))
                     accs = [a for a in res["history"]["metrics"]["test_acc"][-1]] if res["history"]["epochs"] else []
                     live = [a for a, s in zip(accs, statuses) if s == "done"]
-                    note = f" test {100 * sum(live) / len(live):.2f}%" if live else " diverged"
+                    div = divergence_summary((s, c) for _, s, c in History.from_dict(res["history"]).diverged())
+                    note = f" test {100 * sum(live) / len(live):.2f}%" if live else ""
+                    if div:  # which seeds diverged, when, and the first non-finite quantity
+                        note += f"{',' if live else ''} diverged: {div}"
+                    elif not live:
+                        note = " diverged"
                     bar.set_postfix_str(f"done {task['title']}{note}", refresh=True)
         finally:
             ex.close()

@@ -1,12 +1,12 @@
 """The results store: one SQLite file holding every run of every sweep.
 
-Schema (``SCHEMA_VERSION`` 1)::
+Schema (``SCHEMA_VERSION`` 2)::
 
     invocations(id, spec, command, overrides, executor, workers, device, host,
                 started_at, finished_at, lchannel_version, torch_version)
     cells(spec, cell, config_hash, overrides, position)      -- which runs a spec's cells use
     runs(run_id, config_hash, seed, config, protocol, overrides, status, epochs_planned,
-         epochs_done, diverged_at, final_train_loss, final_train_acc, final_test_loss,
+         epochs_done, diverged_at, divergence, final_train_loss, final_train_acc, final_test_loss,
          final_test_acc, population, seconds, cpu_seconds, attempts, error, created_at, finished_at,
          finished_by, device)
     epochs(run_id, epoch, train_loss, train_acc, test_loss, test_acc, lr, seconds)
@@ -27,7 +27,11 @@ transaction (its runs' rows, every epoch, every alignment angle), so a killed ru
 leaves only complete runs behind.  ``attempts`` counts the results delivered for a run
 (finished or failed): 1 for a run computed once.  ``epochs`` holds trained epochs 1..n;
 the untrained network (epoch 0, ``History.initial``) is in ``initial``.  A diverged run
-keeps its per-epoch rows but has no final metrics.  The database is in WAL mode, so
+keeps its per-epoch rows but has no final metrics; ``divergence`` (JSON) says why it
+diverged: ``{"epoch", "step", "update", "quantity", "what"}``, the first non-finite
+quantity of the step (``History.divergence``; NULL for runs stored before version 2).
+A database of an older schema version is migrated when opened (:data:`MIGRATIONS`: version
+1 gains ``runs.divergence``); a newer one is refused.  The database is in WAL mode, so
 reports can read it while a sweep writes.  NaN metrics (diverged members) are stored as
 NULL.
 
@@ -55,7 +59,7 @@ import numpy as np
 
 from ..train import METRICS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FINISHED = ("done", "diverged")
 STATUSES = ("pending", "done", "diverged", "failed")
 METRIC_COLUMNS = METRICS  # the per-epoch metrics a Trainer records, one column each
@@ -95,6 +99,7 @@ CREATE TABLE IF NOT EXISTS runs (
     epochs_planned INTEGER NOT NULL,
     epochs_done INTEGER NOT NULL DEFAULT 0,
     diverged_at INTEGER,
+    divergence TEXT,
     final_train_loss REAL,
     final_train_acc REAL,
     final_test_loss REAL,
@@ -151,6 +156,17 @@ CREATE TABLE IF NOT EXISTS arrays (
     PRIMARY KEY (run_id, name)
 );
 """
+
+
+def _add_divergence(c: sqlite3.Connection) -> None:
+    """Version 1 -> 2: ``runs.divergence``, why a diverged run diverged (NULL for older runs)."""
+    if "divergence" not in {r[1] for r in c.execute("PRAGMA table_info(runs)")}:
+        c.execute("ALTER TABLE runs ADD COLUMN divergence TEXT")
+
+
+# MIGRATIONS[v] brings a database of schema version v to v + 1, in the transaction that
+# opens it (so two processes opening an old database migrate it once).
+MIGRATIONS = {1: _add_divergence}
 
 
 class StoreError(RuntimeError):
@@ -228,6 +244,9 @@ class RunRow:
     attempts: int
     error: str | None
     finished_by: int | None
+    # Why a diverged run diverged (``History.divergence``'s record), None when not
+    # recorded (runs stored before schema version 2) or not diverged.
+    divergence: dict | None = None
 
 
 class ResultsStore:
@@ -281,8 +300,14 @@ class ResultsStore:
             if row is None:
                 c.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             elif row[0] != str(SCHEMA_VERSION):
-                raise StoreError(f"{str(self.path)!r} has results schema version {row[0]}; this lchannel reads "
-                                 f"version {SCHEMA_VERSION}")
+                version = int(row[0]) if row[0].isdigit() else None
+                if version is None or version > SCHEMA_VERSION or version not in MIGRATIONS:
+                    raise StoreError(f"{str(self.path)!r} has results schema version {row[0]}; this lchannel reads "
+                                     f"versions 1 to {SCHEMA_VERSION} (a newer lchannel wrote it?)")
+                while version < SCHEMA_VERSION:
+                    MIGRATIONS[version](c)
+                    version += 1
+                c.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
     def _enter_wal(self, timeout: float) -> None:
         """Switch the file to WAL, retrying while another process does the same.
@@ -389,17 +414,19 @@ class ResultsStore:
                     statuses.append(stored[0])
                     continue
                 d_at = hist["diverged_at"][e]
+                cause = (hist.get("divergence") or [None] * len(seeds))[e] if d_at is not None else None
                 status = "diverged" if d_at is not None else "done"
                 statuses.append(status)
                 # A diverged run has no final metrics (its last accuracy is argmax of NaN).
                 final = {m: (_num(hist["metrics"][m][-1][e]) if epochs and d_at is None else None)
                          for m in METRIC_COLUMNS}
                 c.execute(
-                    "UPDATE runs SET status = ?, epochs_done = ?, diverged_at = ?, final_train_loss = ?, "
-                    "final_train_acc = ?, final_test_loss = ?, final_test_acc = ?, population = ?, seconds = ?, "
-                    "cpu_seconds = ?, error = NULL, attempts = attempts + 1, finished_at = ?, finished_by = ?, "
-                    "device = ? WHERE run_id = ?",
-                    (status, len(epochs), d_at, final["train_loss"], final["train_acc"], final["test_loss"],
+                    "UPDATE runs SET status = ?, epochs_done = ?, diverged_at = ?, divergence = ?, "
+                    "final_train_loss = ?, final_train_acc = ?, final_test_loss = ?, final_test_acc = ?, "
+                    "population = ?, seconds = ?, cpu_seconds = ?, error = NULL, attempts = attempts + 1, "
+                    "finished_at = ?, finished_by = ?, device = ? WHERE run_id = ?",
+                    (status, len(epochs), d_at, None if cause is None else json.dumps(cause, ensure_ascii=False),
+                     final["train_loss"], final["train_acc"], final["test_loss"],
                      final["test_acc"], json.dumps(seeds), result.get("seconds"), result.get("cpu_seconds"), now,
                      invocation, device, rid))
                 c.execute("DELETE FROM epochs WHERE run_id = ?", (rid,))
@@ -498,14 +525,14 @@ class ResultsStore:
         rows = self.conn.execute(
             "SELECT run_id, config_hash, seed, config, protocol, overrides, status, epochs_planned, epochs_done, "
             "diverged_at, final_train_loss, final_train_acc, final_test_loss, final_test_acc, seconds, attempts, "
-            "error, finished_by FROM runs WHERE config_hash = ? ORDER BY seed", (config_hash,)).fetchall()
+            "error, finished_by, divergence FROM runs WHERE config_hash = ? ORDER BY seed", (config_hash,)).fetchall()
         out = []
         for r in rows:
             if seeds is not None and r[2] not in seeds:
                 continue
             final = dict(zip(METRIC_COLUMNS, (_nan(x) for x in r[10:14])))
             out.append(RunRow(r[0], r[1], r[2], json.loads(r[3]), r[4], json.loads(r[5]), r[6], r[7], r[8], r[9],
-                              final, r[14], r[15], r[16], r[17]))
+                              final, r[14], r[15], r[16], r[17], None if r[18] is None else json.loads(r[18])))
         return out
 
     def epochs(self, rid: str) -> list[dict]:

@@ -38,6 +38,11 @@ class OptionError(ValueError):
 
 
 # ---------------------------------------------------------------------------- parser
+# vector-field's axes when not given (theory.plots.DEFAULT_WINDOW): widened to show every
+# trajectory.  Identity tells a range left out from the same range typed.
+DEFAULT_RANGE = (-3.0, 3.0)
+
+
 def _add_theory_arguments(theory: argparse.ArgumentParser) -> None:
     sub = theory.add_subparsers(dest="theory_command", metavar="{vector-field,trajectory}")
 
@@ -52,8 +57,10 @@ def _add_theory_arguments(theory: argparse.ArgumentParser) -> None:
     vf.add_argument("--c1", type=float, default=1.0, help="learning-channel weight c1 (non-zero)")
     vf.add_argument("--alpha", type=float, default=1.0, help="alpha = E(IT)")
     vf.add_argument("--beta", type=float, default=1.0, help="beta = E(I^2) > 0")
-    vf.add_argument("--a1-range", type=float, nargs=2, default=(-3.0, 3.0), metavar=("LO", "HI"), help="a1 axis")
-    vf.add_argument("--a2-range", type=float, nargs=2, default=(-3.0, 3.0), metavar=("LO", "HI"), help="a2 axis")
+    vf.add_argument("--a1-range", type=float, nargs=2, default=DEFAULT_RANGE, metavar=("LO", "HI"),
+                    help="a1 axis; left out, the default widened to show every start, end and predicted fixed point")
+    vf.add_argument("--a2-range", type=float, nargs=2, default=DEFAULT_RANGE, metavar=("LO", "HI"),
+                    help="a2 axis; left out, the default widened to show every start, end and predicted fixed point")
     vf.add_argument("--grid", type=int, default=25, help="arrows per axis, 2..200")
     vf.add_argument("--start", type=float, nargs=2, action="append", metavar=("A1", "A2"), help="a trajectory start; repeat for more")
     vf.add_argument("--n-random", type=int, default=None, help="random starts inside the axes (default 6 when no --start)")
@@ -173,6 +180,9 @@ def _vector_field(args: argparse.Namespace) -> int:
     beta = _finite("--beta", args.beta, positive=True)
     ranges = {}
     for opt, rng_ in (("--a1-range", args.a1_range), ("--a2-range", args.a2_range)):
+        if rng_ is DEFAULT_RANGE:  # not given: fitted to the trajectories (theory.plots.fit_window)
+            ranges[opt] = None
+            continue
         lo, hi = (_finite(opt, v) for v in rng_)
         if not lo < hi:
             raise OptionError(f"{opt}: needs LO < HI; got {lo} {hi}")
@@ -186,12 +196,12 @@ def _vector_field(args: argparse.Namespace) -> int:
     if not 0 <= n_random <= 100:
         raise OptionError(f"--n-random: must be an integer in 0..100; got {n_random}")
     starts = [tuple(_finite("--start", v) for v in s) for s in (args.start or [])]
-    rng = np.random.default_rng(args.seed)
-    (x0, x1), (y0, y1) = ranges["--a1-range"], ranges["--a2-range"]
-    starts += [(rng.uniform(x0, x1), rng.uniform(y0, y1)) for _ in range(n_random)]
-
     from .chain import LinearChain
-    from .plots import plot_vector_field, save
+    from .plots import DEFAULT_WINDOW, fit_window, landmarks, outside, plot_vector_field, save, trajectory_points
+
+    rng = np.random.default_rng(args.seed)
+    (x0, x1), (y0, y1) = ranges["--a1-range"] or DEFAULT_WINDOW, ranges["--a2-range"] or DEFAULT_WINDOW
+    starts += [(rng.uniform(x0, x1), rng.uniform(y0, y1)) for _ in range(n_random)]
 
     system = LinearChain(alpha, beta, [c1], rule="srbp")
     print(f"A[1,1,1] SRBP (eq. 23): c1 = {c1:g}, alpha = {alpha:g}, beta = {beta:g}; critical hyperbola a1*a2 = {alpha / beta:.6g}")
@@ -204,8 +214,17 @@ def _vector_field(args: argparse.Namespace) -> int:
         print(f"start {_fmt(system.names, np.array(s))}")
         print(f"  predicted fixed point (cubic, eq. 31): {pred}")
         print(f"  reached fixed point (t = {traj.t[-1]:.4g}, {traj.status}): {_fmt(system.names, traj.final)}")
-    fig = plot_vector_field(system, a1_range=ranges["--a1-range"], a2_range=ranges["--a2-range"], grid=args.grid, starts=starts, t_max=t_max)
-    print(f"wrote {save(fig, out)}")
+    points = landmarks(trajectory_points(system, starts, t_max))
+    fitted = fit_window(points)
+    a1_range = ranges["--a1-range"] or fitted[0]
+    a2_range = ranges["--a2-range"] or fitted[1]
+    missing = outside(points, a1_range, a2_range)
+    if missing:  # only with a range given: a fitted window holds them all
+        print(f"note: {missing} of the starts, ends and predicted fixed points lie outside the window "
+              f"a1 {a1_range[0]:g}..{a1_range[1]:g}, a2 {a2_range[0]:g}..{a2_range[1]:g}; leave out --a1-range/"
+              f"--a2-range to fit the window to them")
+    fig = plot_vector_field(system, a1_range=a1_range, a2_range=a2_range, grid=args.grid, starts=starts, t_max=t_max)
+    print(f"wrote {save(fig, out)} (a1 {a1_range[0]:g}..{a1_range[1]:g}, a2 {a2_range[0]:g}..{a2_range[1]:g})")
     return 0
 
 

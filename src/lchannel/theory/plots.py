@@ -31,11 +31,68 @@ def _figure(ax, size=(7.0, 6.0)):
     return ax.figure, ax
 
 
+DEFAULT_WINDOW = (-3.0, 3.0)
+
+
+def trajectory_points(system: LinearChain, starts: Sequence[Sequence[float]], t_max: float):
+    """``[(start, trajectory, predicted fixed point or None)]`` for each start."""
+    out = []
+    for s in starts:
+        y0 = np.asarray(s, dtype=float)
+        traj = system.integrate(y0, t_max)
+        try:
+            pred = np.asarray(system.predicted_fixed_point(y0), dtype=float)
+        except (ArithmeticError, ValueError):
+            pred = None
+        out.append((y0, traj, pred))
+    return out
+
+
+def landmarks(runs) -> list[np.ndarray]:
+    """The points a reader must see: each start, the point each trajectory reached (unless
+    it diverged or failed) and each predicted fixed point; finite ones only."""
+    points = []
+    for y0, traj, pred in runs:
+        points.append(y0)
+        if traj.status not in ("diverged", "failed"):
+            points.append(np.asarray(traj.final, dtype=float))
+        if pred is not None:
+            points.append(pred)
+    return [p for p in points if np.all(np.isfinite(p))]
+
+
+def fit_window(points, base: tuple[float, float] = DEFAULT_WINDOW, margin: float = 0.06, step: float = 0.5):
+    """``(a1_range, a2_range)``: ``base`` on each axis, widened on each side where a point of
+    ``points`` lies beyond it or on its edge (within 2% of it), by a margin (a fraction of
+    the widened span) and rounded outward to a multiple of ``step``."""
+    ranges = []
+    for axis in (0, 1):
+        values = [float(p[axis]) for p in points]
+        lo, hi = base
+        if not values:
+            ranges.append((lo, hi))
+            continue
+        vmin, vmax = min(values), max(values)
+        edge = 0.02 * (hi - lo)
+        pad = margin * (max(hi, vmax) - min(lo, vmin))
+        if vmin < lo + edge:
+            lo = min(lo, float(np.floor((vmin - pad) / step) * step))
+        if vmax > hi - edge:
+            hi = max(hi, float(np.ceil((vmax + pad) / step) * step))
+        ranges.append((lo, hi))
+    return ranges[0], ranges[1]
+
+
+def outside(points, a1_range, a2_range) -> int:
+    """How many of ``points`` lie outside the window."""
+    return sum(not (a1_range[0] <= p[0] <= a1_range[1] and a2_range[0] <= p[1] <= a2_range[1]) for p in points)
+
+
 def plot_vector_field(
     system: LinearChain,
     *,
-    a1_range: tuple[float, float] = (-3.0, 3.0),
-    a2_range: tuple[float, float] = (-3.0, 3.0),
+    a1_range: tuple[float, float] | None = None,
+    a2_range: tuple[float, float] | None = None,
     grid: int = 25,
     starts: Sequence[Sequence[float]] = (),
     t_max: float = 200.0,
@@ -49,14 +106,22 @@ def plot_vector_field(
     i.e. inside the parabola a_2 = −a_1²/c_1 (eq. 28, dashed), on which dP/dt = 0.
     Trajectories from ``starts`` are integrated up to ``t_max``: hollow circle = start,
     dot = point reached, cross = fixed point predicted by the cubic of eq. 31.
+
+    A range left out (None) is [-3, 3], widened where needed so that every start, every
+    point reached (of a trajectory that did not diverge) and every predicted fixed point
+    is in view (:func:`fit_window`); a range given is used as it is.
     """
     if not isinstance(system, LinearChain) or system.depth != 2 or not system.rule_spec.fixed_channel:
         raise ValueError("plot_vector_field draws A[1,1,1] with a fixed channel: LinearChain(alpha, beta, c=[c1]) with rule 'srbp' or 'rbp'")
-    for name, (lo, hi) in (("a1_range", a1_range), ("a2_range", a2_range)):
-        if not lo < hi:
-            raise ValueError(f"{name} must be (low, high) with low < high; got {(lo, hi)}")
+    for name, rng_ in (("a1_range", a1_range), ("a2_range", a2_range)):
+        if rng_ is not None and not rng_[0] < rng_[1]:
+            raise ValueError(f"{name} must be (low, high) with low < high; got {tuple(rng_)}")
     if grid < 2:
         raise ValueError(f"grid must be >= 2; got {grid}")
+    runs = trajectory_points(system, starts, t_max)
+    fitted = fit_window(landmarks(runs))
+    a1_range = fitted[0] if a1_range is None else tuple(a1_range)
+    a2_range = fitted[1] if a2_range is None else tuple(a2_range)
     c1, r = float(system.c[0]), system.alpha / system.beta
     fig, ax = _figure(ax)
 
@@ -89,17 +154,12 @@ def plot_vector_field(
     a1s = np.linspace(*a1_range, 400)
     ax.plot(a1s, -a1s**2 / c1, "--", color="black", lw=1.4)
 
-    for s in starts:
-        y0 = np.asarray(s, dtype=float)
-        traj = system.integrate(y0, t_max)
+    for y0, traj, pred in runs:
         ax.plot(traj["a1"], traj["a2"], color="black", lw=1.3)
         ax.plot(*y0, "o", mfc="white", mec="black", ms=6)
         ax.plot(*traj.final, "o", color="black", ms=5)
-        try:
-            pred = system.predicted_fixed_point(y0)
+        if pred is not None:
             ax.plot(*pred, "x", color="magenta", ms=9, mew=2)
-        except (ArithmeticError, ValueError):
-            pass
 
     ax.set_xlim(*a1_range)
     ax.set_ylim(*a2_range)

@@ -14,7 +14,8 @@ ASRBP, the transforms and those cases keep the Python functions.  Both compute t
 products in the same order: the gradients agree bit for bit (tests/test_torch_native.py).
 
 Building needs a C++ compiler (``$CXX``, default ``c++``) and ``ninja`` on PATH, takes
-≈25 s once per machine and torch version, and is cached by torch in
+≈25 s once per machine and torch version (again when ``nodes.cpp`` changes), says so in
+one line on stderr before it starts, and is cached by torch in
 ``$TORCH_EXTENSIONS_DIR`` (default ``~/.cache/torch_extensions``).  Without them the
 Python functions are used.  The environment variable ``LCHANNEL_NATIVE`` chooses:
 ``auto`` (default: build when possible, else Python), ``off`` (never), ``require``
@@ -57,6 +58,27 @@ def usable() -> bool:
     return not torch.compiler.is_compiling() and not torch._C._are_functorch_transforms_active()
 
 
+BUILD_MESSAGE = ("lchannel.torch: building the C++ autograd nodes of RBP and SRBP (once per machine and version of "
+                 "nodes.cpp, about 25 s; LCHANNEL_NATIVE=off skips it)...")
+
+
+def needs_build(name: str) -> bool:
+    """Whether ``cpp_extension.load(name, ...)`` will compile rather than load a cached
+    build: no built library in torch's build folder for ``name``
+    (``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``), or one older than
+    ``nodes.cpp`` (ninja rebuilds it then: the source changed since).  When torch's
+    private helper for that folder moves, assume a build: one line too many is better
+    than 25 s of silence."""
+    try:
+        from torch.utils import cpp_extension
+
+        folder = Path(cpp_extension._get_build_directory(name, False))
+        libraries = [p for p in folder.glob(name + ".*") if p.suffix in (".so", ".pyd", ".dylib")]
+        return not libraries or max(p.stat().st_mtime for p in libraries) < SOURCE.stat().st_mtime
+    except Exception:
+        return True
+
+
 def _done(module, why: str):
     _loaded["nodes"], _loaded["status"] = module, why
     return module
@@ -79,13 +101,8 @@ def nodes():
     name = "lchannel_nodes_" + re.sub(r"\W", "_", torch.__version__)  # one build per torch version
     try:
         from torch.utils import cpp_extension
-        try:  # say so before the one slow build (private helper: no message if it moves)
-            built = any(Path(cpp_extension._get_build_directory(name, False)).glob(name + ".*"))
-        except Exception:
-            built = True
-        if not built:
-            print("lchannel.torch: compiling the RBP/SRBP autograd nodes (once per machine, about 25 s; "
-                  "LCHANNEL_NATIVE=off skips it)", file=sys.stderr, flush=True)
+        if needs_build(name):  # say so before the one slow build
+            print(BUILD_MESSAGE, file=sys.stderr, flush=True)
         module = cpp_extension.load(name, [str(SOURCE)], extra_cflags=["-O2"], verbose=False)
     except Exception as err:
         why = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
