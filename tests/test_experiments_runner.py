@@ -322,7 +322,7 @@ DIVERGING = textwrap.dedent("""
 
 def test_why_a_run_diverged_is_stored_and_shown_in_the_run_table_report_and_progress(tmp_path, capsys):
     from lchannel.run import train_config
-    from lchannel.train import divergence_text
+    from lchannel.divergence import divergence_text
 
     p = tmp_path / "div.toml"
     p.write_text(DIVERGING)

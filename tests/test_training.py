@@ -204,7 +204,7 @@ def test_a_diverged_member_records_the_first_non_finite_quantity_of_its_step(set
 
 def test_the_divergence_survives_a_resume_and_shows_in_the_final_table(tmp_path):
     from lchannel.run import RESULT_HEADER, divergence_notes, format_table, result_row
-    from lchannel.train import divergence_text
+    from lchannel.divergence import divergence_text
 
     cfg = TrainConfig.from_dict(DIVERGES)
     full = train_config(cfg, tmp_path / "full", progress=False).history
@@ -225,7 +225,7 @@ def test_the_divergence_survives_a_resume_and_shows_in_the_final_table(tmp_path)
 
 def test_lchannel_train_prints_why_a_seed_diverged(tmp_path, capsys):
     from lchannel.cli import main
-    from lchannel.train import divergence_text
+    from lchannel.divergence import divergence_text
 
     argv = ["train", "--dataset", "synthetic", "--n-train", "500", "--n-test", "200", "--batch-size", "10",
             "--arch", "2,16,16,1", "--hidden", "identity", "--output", "identity", "--algorithm", "asrbp",

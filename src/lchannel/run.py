@@ -26,7 +26,8 @@ from .data import REGISTRY, Dataset, RandomTranslateFlip, dataset_entry, load_da
 from .nets import Network
 from .plasticity import SGD
 from .tables import mean_sd, pm, text_table
-from .train import History, Trainer, divergence_summary, divergence_text
+from .divergence import divergence_summary, divergence_text
+from .train import History, Trainer
 
 
 RESUME_EXCLUDE = ("seeds", "data_dir", "device", "epochs")

@@ -235,7 +235,7 @@ def _dry_run(spec, cells, args) -> int:
 
 
 def _print_summary(spec, args, overrides, where) -> None:
-    from ..train import divergence_summary, divergence_text
+    from ..divergence import divergence_summary, divergence_text
     from .report import collect
     with ResultsStore(args.db) as store:
         results = collect(spec, store, overrides, where)

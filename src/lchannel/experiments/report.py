@@ -32,7 +32,8 @@ import numpy as np
 from ..data import REGISTRY
 from ..tables import NO_SD, fmt_sd, mean_sd
 from ..style import algorithm_key, key_base, key_label, line_styles, styles_for_labels
-from ..train import History, divergence_summary, divergence_text
+from ..divergence import divergence_summary, divergence_text
+from ..train import History
 from .spec import Cell, Overrides, Spec, describe_protocol
 from .store import FINISHED, METRIC_COLUMNS, ResultsStore, RunRow
 

@@ -43,7 +43,8 @@ import torch
 
 from ..cliutil import writable_dir, writable_file
 from ..config import TrainConfig
-from ..train import History, divergence_summary, divergence_text
+from ..divergence import divergence_summary, divergence_text
+from ..train import History
 from .spec import Cell, Overrides, Spec, SpecError
 from .store import FINISHED, ResultsStore, owner_id, run_id
 
