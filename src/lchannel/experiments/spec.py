@@ -669,8 +669,11 @@ def cell_settings(cfg: TrainConfig, also: set | frozenset = frozenset()) -> dict
     in ``also`` (the architecture resolved: the data set's default when the spec names
     none), every other field that differs from TrainConfig's default, and the channel
     options flattened as ``channel.<key>`` (``channel.feedback.distribution``), in
-    TrainConfig's field order."""
+    TrainConfig's field order.  A field that applies only under another (``update_alpha``,
+    ``update_lr``... under ``update_bits``) is shown wherever it applies, default or not:
+    the reading of a quantized update is part of what a reader checks."""
     out: dict[str, str] = {}
+    params, plain = TrainConfig.params(), TrainConfig()
     for name in TrainConfig.fields():
         if name in NOT_SHOWN:
             continue
@@ -679,9 +682,19 @@ def cell_settings(cfg: TrainConfig, also: set | frozenset = frozenset()) -> dict
             _flatten("channel", value, out)
         elif name == "architecture":
             out[name] = cfg.arch_text
-        elif name in ALWAYS_SHOWN or name in also or value != TrainConfig.default(name):
+        elif name in ALWAYS_SHOWN or value != TrainConfig.default(name) or (
+                (name in also or _applies_only_when_set(params[name][1], plain)) and _applies(params[name][1], cfg)):
             out[name] = _setting_text(value)
     return out
+
+
+def _applies(p, cfg: TrainConfig) -> bool:
+    return p.applies is None or bool(p.applies[0](cfg))
+
+
+def _applies_only_when_set(p, plain: TrainConfig) -> bool:
+    """A field that applies only under another setting (not under TrainConfig's defaults)."""
+    return p.applies is not None and not p.applies[0](plain)
 
 
 def shared_settings(cells: list[Cell]) -> tuple[dict[str, str], list[dict[str, str]]]:
