@@ -523,14 +523,18 @@ class Trainer:
     def _training_state(self) -> dict:
         """A copy of what training changes (weights, the channel's and the optimizer's
         state, the random streams), enough to train an epoch again from here."""
-        return clone_state({
+        return clone_state(self._trained_state())
+
+    def _trained_state(self) -> dict:
+        """What training changes, as checkpoints store it (shared by :meth:`state_dict`)."""
+        return {
             "net": self.net.state_dict(),
             "net_rng": self.net.rng_state(),
             "channel": self.channel.checkpoint_state(),
             "optimizer": self.opt.state_dict(),
             "order_rng": [g.get_state() for g in self._order],
             "augment_rng": [g.get_state() for g in self._augment_rng],
-        })
+        }
 
     def _load_training_state(self, state: dict) -> None:
         self.net.load_state_dict(state["net"])
@@ -560,12 +564,7 @@ class Trainer:
     def state_dict(self) -> dict:
         return {
             "epoch": self.epoch,
-            "net": self.net.state_dict(),
-            "net_rng": self.net.rng_state(),
-            "channel": self.channel.checkpoint_state(),
-            "optimizer": self.opt.state_dict(),
-            "order_rng": [g.get_state() for g in self._order],
-            "augment_rng": [g.get_state() for g in self._augment_rng],
+            **self._trained_state(),
             "history": self.history.to_dict(),
             **({"early_stop": self.early.state_dict()} if self.early is not None else {}),
         }
