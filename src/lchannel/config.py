@@ -168,7 +168,7 @@ class TrainConfig:
                                     help="quantize each example's weight update to this many bits (eq. 19, sec. 5.2)")
     update_alpha: float = param(UPDATE_ALPHA, Interval(float, 0, None, closed="neither"), group="optimisation",
                                 cli="--update-alpha", default_text="2^-6, the paper's",
-                                applies=(lambda cfg: cfg.update_bits is not None, "it needs update_bits (--update-bits)"),
+                                applies=_needs_update_bits,
                                 help="scale α of the weight-update quantizer")
     # Section 5.2's open points (docs/channels.md, "Quantized weight updates"); runs stored
     # before these existed used inside/floor/mean, their legacy values.
