@@ -10,6 +10,7 @@ from lchannel.channels import build_channel
 from lchannel.config import TrainConfig
 from lchannel.nets import Network
 from lchannel.plasticity import SGD
+from lchannel.quantize import LEGACY_READING
 from lchannel.run import build_trainer, load_data
 
 
@@ -98,7 +99,7 @@ def test_frozen_layer_has_no_update_angle_and_quantized_updates_are_measured():
     out = alignment_angles(net, ch, X, T, SGD(frozen=[1]).bind(net))
     assert torch.isnan(out[("update", 1)]).all() and not torch.isnan(out[("update", 2)]).any()
     plain = alignment_angles(net, ch, X, T, SGD().bind(net))[("update", 2)]
-    opt = SGD(update_bits=3).bind(net)
+    opt = SGD(update_bits=3, update_reading=LEGACY_READING).bind(net)
     # (per-example updates are chunked inside SGD.direction; tests/test_variants.py checks
     # the chunks against the plain per-example loop)
     whole = alignment_angles(net, ch, X, T, opt)[("update", 2)]

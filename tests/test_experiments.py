@@ -7,6 +7,7 @@ import pytest
 
 from lchannel.cli import main
 from lchannel.experiments import Overrides, SpecError, load_spec, parse_spec, shipped_specs
+from lchannel.quantize import DEFAULT_READING, Reading
 
 BASE = dict(dataset="synthetic", synthetic_k=0, n_train=200, n_test=100, architecture=[2, 8, 1], epochs=2,
             seeds=[0, 1], lr=0.5, batch_size=10)
@@ -188,6 +189,8 @@ def test_table1_has_the_papers_rows_columns_and_empty_cells():
     assert qe.channel == {"quantize_bits": 3, "quantize_alpha": 2 ** -3} and qe.update_bits is None
     qu = cells[("Quantized update 1-bit", "SRBP")]
     assert (qu.update_bits, qu.update_alpha, qu.decay, qu.channel) == (1, 2 ** -6, 0.0, {})
+    # the spec names section 5.2's reading (issue 30), and it is the chosen default
+    assert qu.update_reading == DEFAULT_READING == Reading("outside", "zero", "mean")
     assert cells[("LC Dropout 50%", "BP")].channel == {"lc_dropout": 0.5}
     assert cells[("No-f'", "SRBP")].channel == {"derivative": "none"}
 

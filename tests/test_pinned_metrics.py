@@ -60,7 +60,8 @@ RUNS = {
     "top": dict(algorithm="top"),
     "rbp-nof": dict(algorithm="rbp-nof"),
     "rbp-quantize_bits3": dict(algorithm="rbp", channel={"quantize_bits": 3}),
-    "rbp-update_bits3": dict(algorithm="rbp", update_bits=3),
+    # recorded under the reading of section 5.2 that was the default then (issue 30)
+    "rbp-update_bits3": dict(algorithm="rbp", update_bits=3, update_lr="inside", update_below="floor"),
     "srbp-lc_dropout-momentum-dropout": dict(algorithm="srbp", channel={"lc_dropout": 0.1}, momentum=0.5,
                                              dropout=0.1),
     "rbp-sign_concordant": dict(algorithm="rbp", channel={"resample": "sign_concordant"}),

@@ -14,7 +14,7 @@ import torch
 
 from lchannel import SGD, Network
 from lchannel.config import TrainConfig
-from lchannel.quantize import LR_PLACES, BELOW, REDUCTIONS, Quantizer, Reading, quantize
+from lchannel.quantize import BELOW, DEFAULT_READING, LEGACY_READING, LR_PLACES, REDUCTIONS, Quantizer, Reading, quantize
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -104,15 +104,23 @@ def test_one_bit_with_a_zero_level_is_ternary():
 
 def test_the_reading_is_part_of_the_run_and_its_key():
     base = dict(update_bits=3)
-    legacy = TrainConfig(**base)
-    assert legacy.update_reading == Reading("inside", "floor", "mean")
-    # the legacy reading, spelled out or not, is one run (the keys of stored runs stay)
-    assert TrainConfig(**base, update_lr="inside", update_below="floor", update_reduce="mean").key() == legacy.key()
+    assert TrainConfig(**base).update_reading == Reading("outside", "zero", "mean") == DEFAULT_READING
+    # the runs stored before the options existed used the legacy reading: spelled out, it
+    # leaves the fields out of the key, so their keys stay (the fixed hash is one of them)
+    legacy = TrainConfig(**base, update_lr="inside", update_below="floor", update_reduce="mean")
+    assert legacy.update_reading == LEGACY_READING
+    assert legacy.key() == TrainConfig(**base).key(exclude=("update_lr", "update_below", "update_reduce"))
+    assert TrainConfig(**base).key() != legacy.key()
+    # Keys computed by the engine before the default changed (commit 1bb2612): a run
+    # without quantized updates (the reading does not apply, so it stays out of the key
+    # whatever the default) and the legacy reading spelled out keep them.
+    assert TrainConfig().key() == "4b56641e7ed3b966"
+    assert legacy.key() == "c373308126b9a5d3"
     keys = {TrainConfig(**base, update_lr=a, update_below=b, update_reduce=c).key()
             for a, b, c in itertools.product(LR_PLACES, BELOW, REDUCTIONS)}
     assert len(keys) == 8
     with pytest.raises(ValueError, match="update_lr"):
-        TrainConfig(update_lr="outside").validate()  # needs update_bits
+        TrainConfig(update_lr="inside").validate()  # needs update_bits
     with pytest.raises(ValueError, match="update_below"):
         TrainConfig(update_bits=3, update_below="nothing").validate()
 

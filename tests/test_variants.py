@@ -23,6 +23,7 @@ from lchannel.channels import (
 from lchannel.config import TrainConfig
 from lchannel.nets import Network
 from lchannel.plasticity import SGD
+from lchannel.quantize import LEGACY_READING
 
 from helpers import batch, one_step_updates, small_net
 
@@ -111,7 +112,7 @@ def test_quantized_weight_updates_quantize_each_example_before_the_minibatch_mea
     rec, e, I = signals(net, ch, X, T)
     lr, alpha, bits = 0.3, 2.0 ** -6, 3
     before = [w.clone() for w in net.weights] + [b.clone() for b in net.biases]
-    SGD(lr=lr, update_bits=bits, update_alpha=alpha).bind(net).step(rec, I)
+    SGD(lr=lr, update_bits=bits, update_alpha=alpha, update_reading=LEGACY_READING).bind(net).step(rec, I)
     for h in (1, 2):
         O = rec.presynaptic(h, 1)[0]
         Ih = I[h][0]
@@ -339,7 +340,7 @@ def test_per_synapse_direction_equals_brute_force(name, opts):
         wW, wb = _brute_force_per_synapse(ch, rec, G, h)
         torch.testing.assert_close(dW, wW, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(db, wb, rtol=1e-5, atol=1e-6)
-        qW, qb = I[h].direction(O, 0.5, 3, 2.0 ** -4)
+        qW, qb = I[h].direction(O, 0.5, 3, 2.0 ** -4, LEGACY_READING)  # eq. 19 on η·I·Oᵀ, as brute-forced
         wW, wb = _brute_force_per_synapse(ch, rec, G, h, lr=0.5, bits=3, alpha=2.0 ** -4)
         torch.testing.assert_close(qW, wW, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(qb, wb, rtol=1e-5, atol=1e-6)
@@ -585,7 +586,7 @@ def test_quantized_update_is_the_mean_of_quantized_per_example_updates():
     from lchannel.channels.transforms import quantize
     g = torch.Generator().manual_seed(0)
     I, O = torch.randn(2, 37, 100, generator=g) * 0.1, torch.randn(2, 37, 784, generator=g)  # 3 chunks
-    opt = SGD(lr=0.1, update_bits=3, update_alpha=2 ** -6)
+    opt = SGD(lr=0.1, update_bits=3, update_alpha=2 ** -6, update_reading=LEGACY_READING)
     dW, db = opt.direction(I, O, 0.1)
     want = sum(quantize(0.1 * I[:, b, :, None] * O[:, b, None, :], 2 ** -6, 3) for b in range(37)) / 37 / 0.1
     torch.testing.assert_close(dW, want, rtol=1e-5, atol=1e-7)

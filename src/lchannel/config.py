@@ -25,7 +25,7 @@ from .channels import algorithm_names, build_channel, label, named_form, split_n
 from .data import DATASETS, REGISTRY, dataset_entry
 from .init import INITS
 from .outputs import OUTPUTS
-from .quantize import BELOW, LEGACY_READING, LR_PLACES, REDUCTIONS, UPDATE_ALPHA, Reading
+from .quantize import BELOW, DEFAULT_READING, LEGACY_READING, LR_PLACES, REDUCTIONS, UPDATE_ALPHA, Reading
 from .params import Device, Interval, IntList, Options, Type, check
 from .train import BATCH_ORDERS
 
@@ -172,14 +172,14 @@ class TrainConfig:
                                 help="scale α of the weight-update quantizer")
     # Section 5.2's open points (docs/channels.md, "Quantized weight updates"); runs stored
     # before these existed used inside/floor/mean, their legacy values.
-    update_lr: str = param(LEGACY_READING.lr, Options(LR_PLACES), group="optimisation", cli="--update-lr",
+    update_lr: str = param(DEFAULT_READING.lr, Options(LR_PLACES), group="optimisation", cli="--update-lr",
                            applies=_needs_update_bits, key_if_set=True, legacy=LEGACY_READING.lr,
                            help="where η enters eq. 19: inside (Quantize(η·I·Oᵀ)) or outside (η·Quantize(I·Oᵀ))")
-    update_below: str = param(LEGACY_READING.below, Options(BELOW), group="optimisation", cli="--update-below",
+    update_below: str = param(DEFAULT_READING.below, Options(BELOW), group="optimisation", cli="--update-below",
                               applies=_needs_update_bits, key_if_set=True, legacy=LEGACY_READING.below,
                               help="what a per-example update below eq. 19's lowest level becomes: floor (that "
                                    "level, eq. 19 as printed) or zero (a zero level, as in the log quantizer of Miyashita et al. 2016)")
-    update_reduce: str = param(LEGACY_READING.reduce, Options(REDUCTIONS), group="optimisation",
+    update_reduce: str = param(DEFAULT_READING.reduce, Options(REDUCTIONS), group="optimisation",
                                cli="--update-reduce", applies=_needs_update_bits, key_if_set=True,
                                legacy=LEGACY_READING.reduce,
                                help="how the quantized per-example updates combine over the minibatch: mean or sum")
@@ -237,15 +237,23 @@ class TrainConfig:
     def key(self, exclude: tuple[str, ...] = ()) -> str:
         """A short hash of the fields that define the run (not seeds, data folder or device,
         nor ``exclude``): runs with the same key differ only in seed."""
-        skip = set(exclude) | {n for n, (_, p) in self.params().items()
-                               if not p.key or (p.key_if_set and getattr(self, n) == (
-                                   self.default(n) if p.legacy is None else p.legacy))}
+        skip = set(exclude) | {n for n, (_, p) in self.params().items() if not p.key or self._unkeyed(n, p)}
         d = {k: v for k, v in self.to_dict().items() if k not in skip}
         if "algorithm" in d:
             # Every spelling of one run (rbp-nof, rbp with derivative "none"; arbp, rbp with
             # adaptive=true at rate 0.1) has one named form, hence one key.
             d["algorithm"], d["channel"] = self.named()
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def _unkeyed(self, name: str, p: Param) -> bool:
+        """A ``key_if_set`` field stays out of the key while it holds the value runs had
+        before it existed, or while it does not apply (it then holds its default and says
+        nothing about the run, whatever that default is now)."""
+        if not p.key_if_set:
+            return False
+        if p.applies is not None and not p.applies[0](self):
+            return True
+        return getattr(self, name) == (self.default(name) if p.legacy is None else p.legacy)
 
     # -- resolved defaults ------------------------------------------------------------
     @property

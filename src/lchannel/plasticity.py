@@ -31,7 +31,7 @@ from __future__ import annotations
 import torch
 
 from .blocks import Dense
-from .quantize import LEGACY_READING, UPDATE_ALPHA, MemberQuantizer, Quantizer, Reading
+from .quantize import DEFAULT_READING, UPDATE_ALPHA, MemberQuantizer, Quantizer, Reading
 
 # How Dense sums quantized per-example updates: "factored" (exact, fast) or "loop" (the
 # per-example reference); a module switch so that benchmarks and tests can select it.
@@ -239,7 +239,7 @@ def apply_term(rule, P: torch.Tensor, post, pre, lr: float, rate) -> None:
         rule.apply_(P[a:z], post[a:z], pre[a:z], lr * r)
 
 
-def quantizer(alpha: float, bits: int, reading: Reading = LEGACY_READING) -> Quantizer:
+def quantizer(alpha: float, bits: int, reading: Reading = DEFAULT_READING) -> Quantizer:
     """Eq. 19 as an in-place map on each example's update (section 5.2), with the
     factored minibatch sum of :class:`~lchannel.quantize.Quantizer`."""
     return Quantizer(alpha, bits, QUANTIZED_UPDATE_METHOD, reading)
@@ -275,7 +275,7 @@ class SGD:
 
     def __init__(self, lr: float | list[float] = 0.1, decay: float = 1e-6, momentum: float = 0.0,
                  frozen=(), update_bits: int | None = None, update_alpha: float = UPDATE_ALPHA,
-                 rule: Hebbian = HEBBIAN, update_reading: Reading = LEGACY_READING):
+                 rule: Hebbian = HEBBIAN, update_reading: Reading = DEFAULT_READING):
         rates = [lr] if isinstance(lr, (int, float)) else list(lr)
         if not rates or not all(isinstance(r, (int, float)) and not isinstance(r, bool) and r > 0 for r in rates):
             raise ValueError(f"lr must be a number > 0 or a non-empty list of them (one per member), got {lr!r}")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from ..plasticity import PER_SYNAPSE, quantizer
-from ..quantize import UPDATE_ALPHA
+from ..quantize import DEFAULT_READING, UPDATE_ALPHA, Reading
 
 
 class SynapseSignal:
@@ -50,11 +50,12 @@ class SynapseSignal:
         return self.fprime.unsqueeze(3) * G.unsqueeze(2)
 
     def direction(self, O: torch.Tensor, lr: float, update_bits: int | None = None,
-                  update_alpha: float = UPDATE_ALPHA) -> tuple[torch.Tensor, torch.Tensor]:
+                  update_alpha: float = UPDATE_ALPHA,
+                  reading: Reading = DEFAULT_READING) -> tuple[torch.Tensor, torch.Tensor]:
         """(ΔW^h, Δb^h)/η for presynaptic activity ``O`` ``(E, B, N_{h-1})`` under
-        :class:`~lchannel.plasticity.PerSynapse`, quantized per example with eq. 19 when
-        ``update_bits`` is set."""
-        per_example = None if update_bits is None else quantizer(update_alpha, update_bits)
+        :class:`~lchannel.plasticity.PerSynapse`, quantized per example with eq. 19 in
+        ``reading`` of section 5.2 when ``update_bits`` is set."""
+        per_example = None if update_bits is None else quantizer(update_alpha, update_bits, reading)
         return self.rule.direction(self, O, None, per_example, lr)
 
     def __repr__(self) -> str:
