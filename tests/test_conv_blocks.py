@@ -9,7 +9,7 @@ from lchannel.activations import get_activation
 from lchannel.architecture import conv_layer_sizes, is_conv_architecture, parse_blocks
 from lchannel.blocks import Conv2d, Dense, MaxPool2d  # noqa: F401  (Dense: the old import still works)
 from lchannel.nets import Network
-from lchannel.quantize import Quantizer, quantize_
+from lchannel.quantize import LEGACY_READING, Quantizer, quantize, quantize_
 
 pytestmark = pytest.mark.kernels  # also run under other kernels (.ci/run)
 
@@ -73,11 +73,16 @@ def test_conv_quantized_per_example_update_equals_explicit_loop():
     I = torch.randn(1, 5, *block.out_shape, generator=g, dtype=D)
     q = lambda u: quantize_(u, 2 ** -6, 3)  # noqa: E731  (eq. 19 on each example's update)
     lr = 0.1
-    dW, db = block.weight_update(I, X, per_example=Quantizer(2 ** -6, 3), lr=lr)
+    dW, db = block.weight_update(I, X, per_example=Quantizer(2 ** -6, 3, reading=LEGACY_READING), lr=lr)
     ref_W = sum(q(block.weight_update(I[:, b:b + 1], X[:, b:b + 1])[0] * lr) for b in range(5)) / (5 * lr)
     ref_b = sum(q(I[:, b].sum((2, 3)) * lr) for b in range(5)) / (5 * lr)
     torch.testing.assert_close(dW, ref_W)
     torch.testing.assert_close(db, ref_b)
+    # the default reading: eq. 19 with a zero level on each example's I·O, η after
+    dW, db = block.weight_update(I, X, per_example=Quantizer(2 ** -6, 3), lr=lr)
+    z = lambda u: quantize(u, 2 ** -6, 3, zero=True)  # noqa: E731
+    torch.testing.assert_close(dW, sum(z(block.weight_update(I[:, b:b + 1], X[:, b:b + 1])[0]) for b in range(5)) / 5)
+    torch.testing.assert_close(db, sum(z(I[:, b].sum((2, 3))) for b in range(5)) / 5)
 
 
 @pytest.mark.parametrize("K,stride,padding,H", [(3, 2, 1, 8), (3, 2, 0, 9), (2, 2, 0, 6), (3, 1, 1, 5)])

@@ -21,7 +21,8 @@ def run_doc() -> dict:
         for code in blocks:
             exec(compile(code, str(DOC), "exec"), ns)
     finally:
-        REGISTRY.pop("half-srbp", None)  # the doc registers a name; keep the registry as it was
+        for name in ("half-srbp", "half-srbp-file"):  # the doc registers names; keep the registry as it was
+            REGISTRY.pop(name, None)
     return ns
 
 

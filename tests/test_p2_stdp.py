@@ -292,9 +292,12 @@ def test_p2_figure10_and_11_specs_follow_the_captions():
 
     f10 = {c.labels["algorithm"]: c.config for c in load_spec("p2-figure10").cells()}
     assert set(f10) == {"BP", "ARBP", "ASRBP"} and {c.hidden for c in f10.values()} == {"identity"}
-    assert f10["ARBP"].named() == ("arbp", {}) and f10["ASRBP"].named() == ("asrbp", {})
+    # issue 29: the settings the paper leaves open, chosen so that the runs stay finite
+    assert f10["ARBP"].named() == ("arbp", {"adapt_rate": 1.0, "feedback": {"scale": 0.1}})
+    assert f10["ASRBP"].named() == ("asrbp", {"adapt_rate": 0.1, "feedback": {"scale": 0.1}})
     f11 = {c.labels["algorithm"]: c.config for c in load_spec("p2-figure11").cells()}
-    assert {c.hidden for c in f11.values()} == {"tanh"} and len(f11) == 4
+    assert {c.hidden for c in f11.values()} == {"tanh"} and len(f11) == 5
+    assert f11["ARBP (Hebbian, rate 3)"].channel == {"adapt_rate": 3.0}  # the saturating rate, not the paper's
     for algo in ("ARBP", "ASRBP"):
         hebb, stdp = f11[f"{algo} (Hebbian)"], f11[f"{algo} (STDP)"]
         assert stdp.channel == {**hebb.channel, "rule": "stdp"} and stdp.label == f"{algo} (STDP)"

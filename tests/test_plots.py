@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from matplotlib.colors import to_rgba
 
-from lchannel.channels import ALGORITHMS
+from lchannel.channels import ALGORITHMS, REGISTRY
 from lchannel.config import TrainConfig
 from lchannel.experiments import ResultsStore, load_spec, run_sweep
 from lchannel.experiments.report import collect, level_text, report_figures
@@ -198,8 +198,23 @@ def test_a_no_f_variant_keeps_its_base_colour_with_a_dashed_line():
     assert algorithm_key("rbp", {"adaptive": True}) == "arbp"
     assert algorithm_key("srbp", {"derivative": "none"}) == "srbp-nof"
     assert styles_for_labels(["RBP (no f')", "BP"])["RBP (no f')"] == nof
-    assert set(ALGORITHM_COLORS) == set(ALGORITHM_MARKERS) == set(ALGORITHMS)  # every algorithm has a look
+    # every registered algorithm (engine or converter) has a look of its own, from its entry
+    assert set(ALGORITHM_COLORS) == set(ALGORITHM_MARKERS) == set(REGISTRY) >= set(ALGORITHMS)
     assert len(set(ALGORITHM_COLORS.values())) == len(ALGORITHM_COLORS)
+    assert all(ALGORITHM_COLORS[n] == a.color and ALGORITHM_MARKERS[n] == a.marker for n, a in REGISTRY.items())
+    assert algorithm_style("fa") == rbp and algorithm_style("kp").color == REGISTRY["kp"].color
+
+
+def test_an_entry_without_a_look_gets_one_derived_from_its_name(monkeypatch):
+    from dataclasses import replace
+    from lchannel.channels import REGISTRY as reg
+    from lchannel.style import FALLBACK_COLORS, FALLBACK_MARKERS
+
+    monkeypatch.setitem(reg, "myrule", replace(reg["rbp"], name="myrule", label="My rule", color=None, marker=None,
+                                               aliases=()))
+    style = algorithm_style("myrule")
+    assert style.color in FALLBACK_COLORS and style.marker in FALLBACK_MARKERS
+    assert algorithm_style("myrule") == style  # stable
 
 
 def test_numeric_levels_are_named_by_their_axis():

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lchannel.channels import REGISTRY, algorithm_names, build_channel, canonicalize, label
+from lchannel.channels import REGISTRY, algorithm_names, build_channel, canonicalize, label, named_form
 from lchannel.config import TrainConfig
 from lchannel.run import train_config
 
@@ -69,7 +69,24 @@ def test_canonicalize_refuses_what_build_channel_refuses():
     with pytest.raises(ValueError, match="does not accept"):
         canonicalize("bp", {"feedback": "sign"})
     with pytest.raises(ValueError, match="algorithm must be one of"):
-        canonicalize("fa", {})
+        canonicalize("feedback-alignment", {})
+    with pytest.raises(ValueError, match="'wm' .WM. is not available in the explicit engine.*noise"):
+        canonicalize("wm", {})
+
+
+def test_aliases_and_the_literature_s_relatives_are_spellings_of_the_engine_s_runs():
+    # fa/dfa are rbp/srbp: one run, one key; brSF is paper 1's sign-concordant resampling
+    assert canonicalize("fa", {}) == canonicalize("rbp", {}) and canonicalize("dfa-nof") == canonicalize("srbp-nof")
+    assert canonicalize("brsf") == ("rbp", {"resample": "sign_concordant"}) == named_form("brsf")
+    assert named_form("rbp", {"resample": "sign_concordant"}) == ("rbp", {"resample": "sign_concordant"})
+    # DRTP is new: its runs are named by it
+    assert canonicalize("drtp") == ("srbp", {"projected": "target"}) and named_form("drtp") == ("drtp", {})
+    with pytest.raises(ValueError, match="means resample='signs'"):
+        build_channel("frsf", resample="zero_mean")
+    with pytest.raises(ValueError, match="projected='target'.*skip topology"):
+        build_channel("rbp", projected="target")
+    with pytest.raises(ValueError, match="projected must be one of"):
+        build_channel("srbp", projected="both")
 
 
 def test_labels_come_from_the_registry():
@@ -109,3 +126,26 @@ def test_declared_coincidences_hold_bp_nof_is_sbp_nof(options):
     runs = [train_config(TrainConfig.from_dict({**QUICK, "algorithm": n, "channel": options}), progress=False)
             for n in ("bp-nof", "sbp-nof")]
     assert runs[0].history.metrics == runs[1].history.metrics
+
+
+def test_lchannel_algorithms_lists_the_registry(capsys):
+    from lchannel.cli import main
+    assert main(["algorithms"]) == 0
+    out = capsys.readouterr().out
+    for name, entry in REGISTRY.items():
+        assert any(line.split()[0] == name and entry.label in line for line in out.splitlines()[2:] if line.strip())
+    assert main(["algorithms", "--name", "dfa"]) == 0  # an alias shows its entry
+    out = capsys.readouterr().out
+    assert out.startswith("srbp: SRBP") and "converter: yes (mode 'dfa'" in out
+    assert main(["algorithms", "--name", "wm"]) == 0
+    assert "explicit engine: no: weight mirroring" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="--name: algorithm must be one of"):
+        main(["algorithms", "--name", "nope"])
+
+
+def test_a_run_accepts_every_alias_and_says_why_a_converter_only_name_is_refused():
+    assert TrainConfig(algorithm="fa").key() == TrainConfig(algorithm="rbp").key()
+    assert TrainConfig(algorithm="dfa-nof").named() == ("srbp-nof", {})
+    with pytest.raises(ValueError, match=r"algorithm: 'kp' is not accepted \(KP runs only in lchannel.torch.convert: "
+                                         r"Kolen-Pollack decays"):
+        TrainConfig(algorithm="kp").validate()

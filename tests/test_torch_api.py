@@ -35,7 +35,7 @@ def grads(model, x=X, y=Y):
 
 
 @pytest.mark.parametrize("call,match", [
-    (lambda m: lct.convert(m, "fa"), r"algorithm must be one of \['bp', 'rbp'"),
+    (lambda m: lct.convert(m, "feedback-alignment"), r"algorithm must be one of \['bp', 'rbp'"),
     (lambda m: lct.convert(m, "sbp"), "'sbp' is not available for a module graph: skipped BP"),
     (lambda m: lct.convert(m, "cascade-nof"), "'cascade-nof' is not available.*cascading"),
     (lambda m: lct.convert(m, "top"), "requires_grad_"),
@@ -46,15 +46,15 @@ def grads(model, x=X, y=Y):
     (lambda m: lct.convert(m, "rbp", quantise_bits=3), r"unknown option\(s\) \['quantise_bits'\]; accepted"),
     (lambda m: lct.convert(m, "rbp", feedback={"distribution": "cauchy"}), "feedback distribution must be one of"),
     (lambda m: lct.convert(m, "rbp", feedback={"distribution": "sparse", "n": 50}), "exceeds the receiving layer"),
-    (lambda m: lct.convert(m, "bp", feedback="uniform"), "takes no feedback distribution"),
     (lambda m: lct.convert(m, "srbp", example_input=X, feedback={"congruent": True}), "congruent SRBP"),
-    (lambda m: lct.convert(m, "srbp"), "example_input: 'srbp' needs an input batch"),
     (lambda m: lct.convert(m, "srbp", example_input=torch.randn(2, 7)), "example_input: the model failed on it"),
     (lambda m: lct.convert(m, "srbp", example_input=X, source="head"), "source: no module named 'head'"),
     (lambda m: lct.convert(m, "srbp", example_input=X, receivers=["1"]), r"receivers: \['1'\] are not converted"),
-    (lambda m: lct.convert(m, "rbp", example_input=X), "apply only to srbp"),
     (lambda m: lct.convert(m, "arbp"), "adapt_lr: 'arbp' needs the feedback's learning rate"),
-    (lambda m: lct.convert(m, "rbp", adapt_lr=0.1), "adapt_lr applies only"),
+    (lambda m: lct.convert(m, "kp"), "adapt_lr: 'kp' needs the feedback's learning rate"),
+    (lambda m: lct.convert(m, "wm", adapt_lr=0.1, feedback_decay=1.0), r"feedback_decay must be a number in \[0, 1\)"),
+    (lambda m: lct.convert(m, "distinct-rbp"), "neurons of its own"),
+    (lambda m: lct.convert(m, "rbp", projected="target"), "option 'projected'.*drtp"),
     (lambda m: lct.convert(m, "rbp", layers=(nn.LSTM,)), "layers must name layer types among"),
     (lambda m: lct.convert(m, "rbp", layers=(nn.Conv2d,)), r"layers: the model has no \['Conv2d'\]"),
     (lambda m: lct.convert(m, "rbp", exclude=["9"]), r"exclude: no module named \['9'\]"),
@@ -77,9 +77,16 @@ def test_subclassed_layer_and_double_conversion_are_refused():
     class MyLinear(nn.Linear):
         pass
 
-    model = nn.Sequential(MyLinear(3, 4))
-    with pytest.raises(ValueError, match="module '0' is a MyLinear.*exclude"):
+    # every module that cannot be converted is named at once, with the exclude= that skips them
+    model = nn.Sequential(MyLinear(3, 4), nn.Tanh(), MyLinear(4, 4), nn.Linear(4, 2))
+    with pytest.raises(ValueError, match=r"2 module\(s\) cannot be converted: '0': a MyLinear.*'2': a MyLinear.*"
+                                         r"exclude=\['0', '2'\]"):
         lct.convert(model, "rbp")
+    with pytest.warns(UserWarning, match=r"2 module\(s\) with parameters still learn by BP.*0 \(MyLinear\)"):
+        lct.convert(model, "rbp", exclude=["0", "2"])
+    summary = lct.channel_of(model).summary()
+    assert "1 layer(s) learn through the channel" in summary and "  3  FeedbackLinear" in summary
+    assert "2 module(s) with parameters learn by BP" in summary and "  2  MyLinear" in summary
     model = lct.convert(mlp(), "rbp")
     with pytest.raises(ValueError, match="already converted"):
         lct.convert(model, "rbp")

@@ -81,9 +81,9 @@ TRAINS = [
     ("rbp-quantized-3", "rbp", {"quantize_bits": 3}, {}, 0.85),
     ("srbp-quantized-3", "srbp", {"quantize_bits": 3}, {}, 0.85),
     ("srbp-quantized-1", "srbp", {"quantize_bits": 1}, {}, 0.65),  # degrades
-    ("bp-updates-8", "bp", {}, {"update_bits": 8, "update_alpha": 0.25}, 0.85),
-    ("rbp-updates-8", "rbp", {}, {"update_bits": 8, "update_alpha": 0.25}, 0.85),
-    ("srbp-updates-8", "srbp", {}, {"update_bits": 8, "update_alpha": 0.25}, 0.85),
+    ("bp-updates-8", "bp", {}, {"update_bits": 8, "update_alpha": 1.0}, 0.85),  # alpha: the range of I O (the default reading quantizes I O, eta outside)
+    ("rbp-updates-8", "rbp", {}, {"update_bits": 8, "update_alpha": 1.0}, 0.85),
+    ("srbp-updates-8", "srbp", {}, {"update_bits": 8, "update_alpha": 1.0}, 0.85),
     ("bp-lc-dropout", "bp", {"lc_dropout": 0.5}, {}, 0.85),
     ("rbp-lc-dropout", "rbp", {"lc_dropout": 0.5}, {}, 0.85),
     ("srbp-lc-dropout", "srbp", {"lc_dropout": 0.5}, {}, 0.85),

@@ -18,6 +18,7 @@ from .channels import algorithm_names, label
 from .config import Param, TrainConfig
 from .experiments import cli as experiments_cli
 from .params import Interval, IntList, Type
+from . import algorithms_cli
 from .theory import cli as theory_cli
 
 FIGURE1 = ["bp", "sbp", "rbp", "srbp", "bp-nof", "sbp-nof", "rbp-nof", "srbp-nof", "top"]
@@ -527,6 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_options(p, default_seeds=5)
     p.set_defaults(func=cmd_compare, parser=p)
 
+    algorithms_cli.register(sub)  # the algorithm registry
     theory_cli.register(sub)  # theory vector-field / trajectory
     experiments_cli.register(sub)  # run, report, experiments
     return parser

@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .activations import ACTIVATIONS
-from .channels import algorithm_names, build_channel, label, named_form, split_name
+from .channels import algorithm_names, build_channel, engine_refusal, is_engine_name, label, named_form, split_name
 from .data import DATASETS, REGISTRY, dataset_entry
 from .init import INITS
 from .outputs import OUTPUTS
 from .quantize import BELOW, DEFAULT_READING, LEGACY_READING, LR_PLACES, REDUCTIONS, UPDATE_ALPHA, Reading
-from .params import Device, Interval, IntList, Options, Type, check
+from .params import Device, Interval, IntList, Names, Options, Type, check
 from .train import BATCH_ORDERS
 
 SEED_RANGE = Interval(int, 0, 2 ** 63 - 1)  # torch generators and SQLite integers are 64-bit signed
@@ -134,8 +134,8 @@ class TrainConfig:
     dropout: float = param(0.0, Interval(float, 0, 1, closed="left"), group="network", cli="--dropout",
                            help="forward-channel dropout probability")
     # -- learning channel -------------------------------------------------------------
-    algorithm: str = param("bp", Options(tuple(algorithm_names())), group="learning channel",
-                           help="learning channel (see the README's table)")
+    algorithm: str = param("bp", Names(is_engine_name, algorithm_names, engine_refusal), group="learning channel",
+                           help="learning channel (`lchannel algorithms` lists them, aliases included)")
     channel: dict = param(None, Type(dict, "a table of channel options"), group="learning channel", factory=dict,
                           help="channel options (feedback, derivative, transforms, ...; docs/channels.md)")
     # -- optimisation -----------------------------------------------------------------

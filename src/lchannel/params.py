@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 
 def is_int(x: Any) -> bool:
@@ -83,6 +83,22 @@ class Options(Constraint):
 
     def describe(self):
         return f"one of {list(self.values)}"
+
+
+@dataclass(frozen=True)
+class Names(Constraint):
+    """One of a set of names read when checked (a registry that can grow, e.g. by plugins);
+    ``listed()`` gives the names an error message shows."""
+
+    accepted: Callable[[str], bool]
+    listed: Callable[[], list]
+    why: Callable[[Any], str | None] | None = None  # why a known name is refused here
+
+    def accepts(self, value):
+        return isinstance(value, str) and self.accepted(value)
+
+    def describe(self):
+        return f"one of {self.listed()}"
 
 
 @dataclass(frozen=True)
@@ -157,7 +173,9 @@ def check(name: str, value: Any, constraints: Sequence[Constraint | None]) -> No
                 return
         elif c.accepts(value):
             return
-    raise ValueError(f"{name}: {value!r} is not accepted; expected {describe(constraints)}")
+    why = next((c.why(value) for c in constraints if isinstance(c, Names) and c.why is not None), None)
+    raise ValueError(f"{name}: {value!r} is not accepted" + (f" ({why})" if why else "")
+                     + f"; expected {describe(constraints)}")
 
 
 def describe(constraints: Sequence[Constraint | None]) -> str:

@@ -2,7 +2,8 @@
 
 Every random thing in lchannel draws from an explicit ``torch.Generator``.  A run's
 seed is split into independent *streams* (forward initialisation, feedback matrices,
-channel noise, forward dropout, data order, training augmentation) so that, for example, BP and RBP started
+channel noise, forward dropout, data order, training augmentation, and the converter's
+per-pass feedback redraws (brSF) and weight-mirror noise) so that, for example, BP and RBP started
 from the same seed get identical forward weights, and adding a random feedback matrix
 never shifts the forward initialisation.
 """
@@ -13,7 +14,7 @@ import hashlib
 
 import torch
 
-STREAMS = ("init", "feedback", "channel", "dropout", "data", "augment")
+STREAMS = ("init", "feedback", "channel", "dropout", "data", "augment", "resample", "mirror")
 
 
 def derive_seed(seed: int, stream: str) -> int:

@@ -11,7 +11,9 @@ algorithm (p2-figure11) can be told apart; its style key is the name with
 :data:`STDP_SUFFIX` (``asrbp+stdp``).  Lines that are levels of one setting rather than
 algorithms (quantization bits, dropout, sparsity n) take colours from one sequential
 colormap, by the level's position on its axis (:func:`line_styles`), so a level has the
-same colour in every panel.
+same colour in every panel.  An algorithm's colour and marker are its registry entry's
+(:data:`lchannel.channels.REGISTRY`); an entry without them (a plugin's) gets ones
+derived from its name.
 
 This module does not import matplotlib until a colormap is asked for.
 """
@@ -20,27 +22,37 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .channels import algorithm_names, label, named_form, split_name
+import hashlib
 
-# tab10 colours; BP, SBP, RBP, SRBP keep the order (blue, orange, green, red) of the
-# earliest comparison plots.
-ALGORITHM_COLORS: dict[str, str] = {
-    "bp": "#1f77b4",       # blue
-    "sbp": "#ff7f0e",      # orange
-    "rbp": "#2ca02c",      # green
-    "srbp": "#d62728",     # red
-    "arbp": "#bcbd22",     # olive
-    "asrbp": "#9467bd",    # purple
-    "top": "#7f7f7f",      # grey
-    "mixed": "#8c564b",    # brown
-    "cascade": "#e377c2",  # pink
-    "distinct-rbp": "#17becf",   # cyan (paper 2, Figure 8)
-    "distinct-srbp": "#393b79",  # dark blue
-}
-ALGORITHM_MARKERS: dict[str, str] = {
-    "bp": "o", "sbp": "s", "rbp": "^", "srbp": "v", "arbp": "D", "asrbp": "P",
-    "top": "X", "mixed": "*", "cascade": "h", "distinct-rbp": "<", "distinct-srbp": ">",
-}
+from .channels import REGISTRY, algorithm_names, label, named_form, resolve
+
+# Looks for an entry that brings none (a plugin's): a colour and a marker derived from its
+# name, stable across runs and machines.
+FALLBACK_COLORS = ("#8dd3c7", "#bebada", "#fb8072", "#80b1d3", "#fdb462", "#b3de69", "#fccde5", "#bc80bd",
+                   "#ccebc5", "#ffed6f")
+FALLBACK_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "h", "<", ">", "p")
+
+
+def _fallback(name: str, choices: tuple) -> str:
+    return choices[int(hashlib.sha256(name.encode()).hexdigest(), 16) % len(choices)]
+
+
+def algorithm_color(name: str) -> str:
+    """The colour of a registered algorithm (its registry entry's, else one derived from its name)."""
+    entry = resolve(name)[0]
+    return entry.color or _fallback(entry.name, FALLBACK_COLORS)
+
+
+def algorithm_marker(name: str) -> str:
+    """The marker of a registered algorithm (its registry entry's, else one derived from its name)."""
+    entry = resolve(name)[0]
+    return entry.marker or _fallback(entry.name, FALLBACK_MARKERS)
+
+
+# The registry's looks as tables (tab10 colours; BP, SBP, RBP, SRBP keep the order blue,
+# orange, green, red of the earliest comparison plots); views, kept for importers.
+ALGORITHM_COLORS: dict[str, str] = {n: algorithm_color(n) for n in REGISTRY}
+ALGORITHM_MARKERS: dict[str, str] = {n: algorithm_marker(n) for n in REGISTRY}
 NOF_LINESTYLE = "--"
 # Adaptive channels under the STDP-like rule (paper 2, section 3.6): the algorithm's colour,
 # a dash-dot line and a marker no other algorithm uses.
@@ -90,7 +102,7 @@ def split_key(key: str) -> tuple[str, dict]:
 
 def key_base(key: str) -> str:
     """The registered algorithm of a style key (``asrbp+stdp`` -> ``asrbp``, ``rbp-nof`` -> ``rbp``)."""
-    return split_name(split_key(key)[0])[0]
+    return resolve(split_key(key)[0])[0].name
 
 
 def key_label(key: str) -> str:
@@ -102,13 +114,14 @@ def algorithm_style(name: str) -> LineStyle:
     """The look of algorithm ``name`` (e.g. ``srbp``, ``rbp-nof``), or of a style key
     (:func:`algorithm_key`, e.g. ``asrbp+stdp``)."""
     name, opts = split_key(name)
-    base, nof = split_name(name)
+    entry, nof = resolve(name)
+    color = algorithm_color(entry.name)
     if opts.get("rule") == "stdp":
-        return LineStyle(ALGORITHM_COLORS[base], STDP_LINESTYLE, STDP_MARKERS[base], not nof)
-    return LineStyle(ALGORITHM_COLORS[base], NOF_LINESTYLE if nof else "-", ALGORITHM_MARKERS[base], not nof)
+        return LineStyle(color, STDP_LINESTYLE, STDP_MARKERS[entry.name], not nof)
+    return LineStyle(color, NOF_LINESTYLE if nof else "-", algorithm_marker(entry.name), not nof)
 
 
-_BY_LABEL = {label(n): n for n in algorithm_names()}
+_BY_LABEL = {label(n): n for n in algorithm_names() + [n for n, a in REGISTRY.items() if a.cls is None]}
 _BY_LABEL.update({label(n, {"rule": "stdp"}): n + STDP_SUFFIX for n in STDP_MARKERS})
 
 

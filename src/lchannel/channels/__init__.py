@@ -29,15 +29,21 @@ from .base import DERIVATIVES, LearningChannel
 from .distinct import DistinctChannel, DistinctRandomBackprop, DistinctSkippedRandomBackprop
 from .feedback import DISTRIBUTIONS, FeedbackInit
 from .registry import (
+    ALIASES,
     NOF_SUFFIX,
     REGISTRY,
     TRANSFORM_OPTIONS,
     Algorithm,
     algorithm_names,
     build_channel,
+    converter_names,
+    engine_refusal,
+    is_engine_name,
     canonicalize,
     named_form,
     label,
+    register,
+    resolve,
     split_name,
     transforms_from_options,
 )
@@ -58,17 +64,17 @@ from .transforms import (
 # Views of the registry (one entry per name: lchannel.channels.registry.REGISTRY) kept for
 # the modules that read them: name -> (class, fixed keyword arguments), name -> defaults,
 # name -> label.
-ALGORITHMS: dict[str, tuple[type, dict]] = {n: (a.cls, a.fixed) for n, a in REGISTRY.items()}
+ALGORITHMS: dict[str, tuple[type, dict]] = {n: (a.cls, a.fixed) for n, a in REGISTRY.items() if a.cls is not None}
 DEFAULT_OPTIONS: dict[str, dict] = {n: a.defaults for n, a in REGISTRY.items() if a.defaults}
 LABELS: dict[str, str] = {n: a.label for n, a in REGISTRY.items()}
 
 
 __all__ = [
-    "ALGORITHMS", "Adaptive", "ChannelActivation", "DistinctChannel", "DistinctRandomBackprop",
+    "ALGORITHMS", "ALIASES", "Adaptive", "ChannelActivation", "DistinctChannel", "DistinctRandomBackprop",
     "DistinctSkippedRandomBackprop", "Adjoint", "Algorithm", "Averaged", "Backprop", "FeedbackSource", "Fixed",
     "PerSynapseFeedback", "RandomMap", "Resampled", "Route", "Chain", "ChannelDropout", "DEFAULT_OPTIONS", "DERIVATIVES",
     "DISTRIBUTIONS", "FeedbackInit", "LearningChannel", "MagnitudeOnly", "Quantize", "RESAMPLE",
     "RandomBackprop", "RandomFeedback", "SignOnly", "SignalTransform", "SkippedBackprop",
     "SkippedRandomBackprop", "SynapseSignal", "TOPOLOGIES", "TopLayerOnly", "LABELS", "REGISTRY",
-    "algorithm_names", "build_channel", "canonicalize", "label", "named_form", "mixed_topology", "quantize", "split_name", "topology_sources",
+    "algorithm_names", "build_channel", "canonicalize", "converter_names", "engine_refusal", "is_engine_name", "register", "resolve", "label", "named_form", "mixed_topology", "quantize", "split_name", "topology_sources",
 ]

@@ -182,7 +182,10 @@ class RandomFeedback(LearningChannel):
         (1 = the equal rates of paper 2, Theorem 7; paper 1 used 0.1 for ARBP, Figure 2).
     resample: None, ``"zero_mean"`` or ``"sign_concordant"``: redraw the matrices from
         ``feedback`` before every minibatch (section 4.2 items 1-2); sign-concordant draws
-        take the signs of the current forward weights (congruence, see :mod:`.feedback`).
+        take the signs of the current forward weights (congruence, see :mod:`.feedback`);
+        ``"signs"``: keep the magnitudes drawn once, with the current forward signs (frSF).
+    projected: ``"error"`` (default) or ``"target"``: what a skip channel sends to the
+        hidden layers, the output error (SRBP) or the target (DRTP, Frenkel et al. 2021).
     feedback_samples: K >= 1 independent sets of matrices; the signal of every layer is
         the mean of the K channels' signals (section 6.1).
     per_synapse: a different random feedback weight for every synapse (section 4.2 item 7).
@@ -202,7 +205,7 @@ class RandomFeedback(LearningChannel):
                  adaptive: bool = False, adapt_rate: float = 1.0, skip_layers=None, transforms=None,
                  resample: str | None = None, feedback_samples: int = 1, per_synapse: bool = False,
                  rule: str = "hebbian", stdp_form: str = "output", stdp_scale: float = 0.1,
-                 adapt_derivative: bool = False):
+                 adapt_derivative: bool = False, projected: str = "error"):
         super().__init__(derivative, transforms)
         if skip_layers is not None:
             if topology not in ("chain", "mixed", None):
@@ -220,7 +223,7 @@ class RandomFeedback(LearningChannel):
         # The feedback options as a chain of pieces (sources.py), each refusing what it
         # cannot be combined with.
         self.source: FeedbackSource = compose(feedback, resample, feedback_samples, per_synapse, adaptive,
-                                              adapt_rate, rule, stdp_form, stdp_scale, adapt_derivative)
+                                              adapt_rate, rule, stdp_form, stdp_scale, adapt_derivative, projected)
         self._adapt_rate = float(adapt_rate)
         self.topology = topology
         self.skip_layers = None if skip_layers is None else sorted({int(h) for h in skip_layers})

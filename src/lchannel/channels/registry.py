@@ -28,6 +28,8 @@ from .algorithms import (
 )
 from .base import LearningChannel
 from .feedback import FeedbackInit
+from .sources import SIGN_RESAMPLES
+from ..plugins import load_plugins
 from ..quantize import SIGNAL_ALPHA
 from .distinct import DistinctRandomBackprop, DistinctSkippedRandomBackprop
 from .transforms import Chain, ChannelActivation, ChannelDropout, MagnitudeOnly, Quantize, SignalTransform, SignOnly
@@ -37,40 +39,147 @@ NOF_SUFFIX = "-nof"
 
 @dataclass(frozen=True)
 class Algorithm:
-    """One registered algorithm name.
+    """One registered algorithm name: everything the toolkit knows about it, in one place.
 
-    cls: the channel class; fixed: keyword arguments the name means (they cannot be
-    overridden); defaults: default options (an option given overrides them); label: the
-    papers' name; example: options that make a valid channel for the common checks;
-    canonical: the name whose class and fixed arguments this one is a spelling of (None:
-    itself).
+    cls: the explicit engine's channel class, or None where the algorithm exists only in
+    the converter (``engine_refusal`` says why); fixed: keyword arguments the name means
+    (they cannot be overridden); defaults: default options (an option given overrides
+    them); label: the papers' (or the literature's) name; example: options that make a
+    valid channel for the common checks; canonical: the name whose class and fixed
+    arguments this one is a spelling of (None: itself); names_runs: whether a run of the
+    canonical class with these fixed arguments is *named* by this entry (its cache key,
+    label and plot style; ``arbp``), or keeps the canonical name (``brsf`` is RBP
+    resampled sign-concordantly, the name runs had before the entry existed).
+
+    aliases: other names users know it by (``fa`` for ``rbp``), accepted wherever the
+    name is; color, marker: its look in every figure (:mod:`lchannel.style`; None: one
+    derived from the name); converter: the mode of :mod:`lchannel.torch.modes` serving it
+    in ``lchannel.torch.convert``, or None (``converter_refusal`` says why); summary: one
+    line for ``lchannel algorithms``, source its reference; error_driven: every signal
+    is built from the output error, so paper 1's Facts 2-3 hold (flipping the error flips
+    every update; no error, no update); DRTP's hidden signal is built from the target.
     """
 
     name: str
-    cls: type
+    cls: type | None
     label: str
     fixed: dict = field(default_factory=dict)
     defaults: dict = field(default_factory=dict)
     example: dict = field(default_factory=dict)
     canonical: str | None = None
+    names_runs: bool = True
+    aliases: tuple[str, ...] = ()
+    color: str | None = None
+    marker: str | None = None
+    converter: str | None = None
+    converter_refusal: str | None = None
+    engine_refusal: str | None = None
+    summary: str = ""
+    source: str = ""
+    error_driven: bool = True
 
 
+_NO_CHAIN = "a module graph has no numbered chain of layers"
 REGISTRY: dict[str, Algorithm] = {a.name: a for a in (
-    Algorithm("bp", Backprop, "BP"),
-    Algorithm("sbp", SkippedBackprop, "SBP"),
-    Algorithm("rbp", RandomBackprop, "RBP"),
-    Algorithm("srbp", SkippedRandomBackprop, "SRBP"),
+    Algorithm("bp", Backprop, "BP", color="#1f77b4", marker="o", converter="bp", aliases=("backprop",),
+              summary="backpropagation: the error through the transposed forward weights", source="paper 1, eq. 3-5"),
+    Algorithm("sbp", SkippedBackprop, "SBP", color="#ff7f0e", marker="s",
+              converter_refusal="skipped BP sends the error through the product of the transposed forward maps "
+                                "between the output and each layer; a module graph (batch norm, residual additions, "
+                                "pooling) has no such matrix",
+              summary="skipped BP: the output error through the product of transposed forward maps",
+              source="paper 1, section 3"),
+    Algorithm("rbp", RandomBackprop, "RBP", color="#2ca02c", marker="^", converter="fa", aliases=("fa",),
+              summary="random backpropagation (feedback alignment): a fixed random matrix in place of each W^T",
+              source="paper 1, eq. 6-8; Lillicrap et al. 2016"),
+    Algorithm("srbp", SkippedRandomBackprop, "SRBP", color="#d62728", marker="v", converter="dfa", aliases=("dfa",),
+              summary="skipped RBP (direct feedback alignment): the output error through a fixed random matrix "
+                      "straight to every layer", source="paper 1, eq. 9; paper 2, eq. 11; Nokland 2016"),
     # Paper 1, Figure 2: "For the ARBP algorithm, the learning rate was reduced by a factor
     # of 0.1" (of the feedback).
-    Algorithm("arbp", RandomBackprop, "ARBP", {"adaptive": True}, {"adapt_rate": 0.1}, canonical="rbp"),
-    Algorithm("asrbp", SkippedRandomBackprop, "ASRBP", {"adaptive": True}, canonical="srbp"),
-    Algorithm("top", TopLayerOnly, "Top layer only"),
-    Algorithm("mixed", RandomFeedback, "Mixed RBP/SRBP", example={"skip_layers": [1]}),  # or a topology
-    Algorithm("cascade", RandomFeedback, "Cascade", {"topology": "cascade"}),
+    Algorithm("arbp", RandomBackprop, "ARBP", {"adaptive": True}, {"adapt_rate": 0.1}, canonical="rbp",
+              color="#bcbd22", marker="D", converter="afa",
+              summary="adaptive RBP: the feedback learns by the forward weights' Hebbian rule",
+              source="paper 1, section 3; paper 2, section 3.4"),
+    Algorithm("asrbp", SkippedRandomBackprop, "ASRBP", {"adaptive": True}, canonical="srbp",
+              color="#9467bd", marker="P", converter="adfa",
+              summary="adaptive SRBP: the direct feedback learns by the Hebbian rule", source="paper 2, section 3.4"),
+    Algorithm("top", TopLayerOnly, "Top layer only", color="#7f7f7f", marker="X",
+              converter_refusal="top-layer-only needs no converter: freeze the other layers with requires_grad_(False)",
+              summary="only the top layer learns", source="paper 1, section 4"),
+    Algorithm("mixed", RandomFeedback, "Mixed RBP/SRBP", example={"skip_layers": [1]},  # or a topology
+              color="#8c564b", marker="*",
+              converter_refusal=f"the mixed RBP/SRBP channel numbers hidden layers of a chain; {_NO_CHAIN}: use srbp "
+                                f"with receivers=[...] to choose which layers receive the output error",
+              summary="RBP on some layers, SRBP on others (or any topology)", source="paper 1, section 4.2"),
+    Algorithm("cascade", RandomFeedback, "Cascade", {"topology": "cascade"}, color="#e377c2", marker="h",
+              converter_refusal=f"cascading needs a feedback matrix between every pair of layers of a chain; {_NO_CHAIN}",
+              summary="every layer sends to every layer below", source="paper 1, section 4.2"),
     # Paper 2, Figures 4-6 and 8: a learning channel with neurons of its own.
-    Algorithm("distinct-rbp", DistinctRandomBackprop, "Distinct RBP", example={"lc_width": 3}),
-    Algorithm("distinct-srbp", DistinctSkippedRandomBackprop, "Distinct SRBP", example={"lc_width": 3}),
+    Algorithm("distinct-rbp", DistinctRandomBackprop, "Distinct RBP", example={"lc_width": 3},
+              color="#17becf", marker="<",
+              converter_refusal="a Distinct channel has neurons of its own between the layers of a chain; "
+                                f"{_NO_CHAIN}",
+              summary="RBP through a learning channel with neurons of its own", source="paper 2, Figures 4-6"),
+    Algorithm("distinct-srbp", DistinctSkippedRandomBackprop, "Distinct SRBP", example={"lc_width": 3},
+              color="#393b79", marker=">",
+              converter_refusal="a Distinct channel has neurons of its own between the layers of a chain; "
+                                f"{_NO_CHAIN}",
+              summary="SRBP through a learning channel with neurons of its own", source="paper 2, Figures 4-6"),
+    # The literature's relatives (issue 27): sign symmetry, Kolen-Pollack, weight mirror, DRTP.
+    Algorithm("usf", RandomBackprop, "uSF", {"resample": "sign_concordant", "feedback": {"distribution": "sign"}},
+              canonical="rbp", names_runs=False, color="#aec7e8", marker="1", converter="usf",
+              summary="uniform sign-concordant feedback: B = sign(W) (the converter scales it by Glorot's std, "
+                      "as biotorch does)", source="Liao, Leibo & Poggio 2016; paper 1, section 4.2 item 2"),
+    Algorithm("frsf", RandomBackprop, "frSF", {"resample": "signs"}, canonical="rbp", names_runs=False,
+              color="#98df8a", marker="2", converter="frsf",
+              summary="fixed random-magnitude sign-concordant feedback: B = |R| * sign(W), R drawn once",
+              source="Liao, Leibo & Poggio 2016 (biotorch's frSF)"),
+    Algorithm("brsf", RandomBackprop, "brSF", {"resample": "sign_concordant"}, canonical="rbp", names_runs=False,
+              color="#ff9896", marker="3", converter="brsf",
+              summary="batchwise random-magnitude sign-concordant feedback: B = |R| * sign(W), R redrawn every "
+                      "minibatch", source="Liao, Leibo & Poggio 2016; paper 1, section 4.2 item 2"),
+    Algorithm("kp", None, "KP", color="#c5b0d5", marker="4", converter="kp",
+              engine_refusal="Kolen-Pollack decays the forward weights with the feedback, and the explicit "
+                             "engine's SGD has no weight decay; its ARBP at adapt_rate=1 is KP with no decay",
+              summary="Kolen-Pollack: the feedback receives W's update and both decay, so B -> W",
+              source="Kolen & Pollack 1994; Akrout et al. 2019"),
+    Algorithm("wm", None, "WM", color="#c49c94", marker="8", converter="wm",
+              engine_refusal="weight mirroring drives every layer with noise between updates, a pass the explicit "
+                             "engine's training loop does not have",
+              summary="weight mirror: the feedback learns W from the layer's response to white noise",
+              source="Akrout et al. 2019"),
+    Algorithm("drtp", SkippedRandomBackprop, "DRTP", {"projected": "target"}, canonical="srbp",
+              color="#f7b6d2", marker="d", converter="drtp", error_driven=False,
+              summary="direct random target projection: a fixed random image of the target, not the error, to "
+                      "every hidden layer", source="Frenkel, Lefebvre & Bol 2021"),
 )}
+
+# Every other name of an entry (``fa`` -> ``rbp``).
+ALIASES: dict[str, str] = {alias: a.name for a in REGISTRY.values() for alias in a.aliases}
+
+
+def register(entry: Algorithm, replace: bool = False) -> Algorithm:
+    """Add an algorithm to the registry (a plugin's, ``docs/extending.md``): its name and
+    aliases become accepted everywhere (``build_channel``, ``TrainConfig``, specs, the CLI,
+    labels, plot styles; the converter when ``entry.converter`` names a mode of
+    :data:`lchannel.torch.modes.MODES`).  A name or alias already taken is refused unless
+    ``replace``."""
+    if not isinstance(entry, Algorithm):
+        raise ValueError(f"register: an Algorithm entry is needed, got {type(entry).__name__}")
+    names = [entry.name, *entry.aliases]
+    bad = [n for n in names if not isinstance(n, str) or not n or n.endswith(NOF_SUFFIX)]
+    if bad:
+        raise ValueError(f"register: names {bad} are not accepted (a non-empty string not ending in {NOF_SUFFIX!r})")
+    taken = sorted(n for n in names if n in REGISTRY or n in ALIASES)
+    if taken and not replace:
+        raise ValueError(f"register: {taken} already registered; pass replace=True to replace")
+    if entry.cls is None and not entry.engine_refusal:
+        raise ValueError(f"register: {entry.name!r} has no engine class; say why in engine_refusal")
+    REGISTRY[entry.name] = entry
+    for alias in entry.aliases:
+        ALIASES[alias] = entry.name
+    return entry
 
 
 # Names that compute the same learning channel as another name by construction, with
@@ -105,27 +214,68 @@ def coincidence_reason(names) -> str:
 
 
 def algorithm_names() -> list[str]:
-    """Every accepted algorithm name, including the ``-nof`` (no f') variants."""
-    names = list(REGISTRY)
+    """Every algorithm name the explicit engine accepts, including the ``-nof`` (no f')
+    variants (not the aliases, nor the converter-only entries)."""
+    names = [n for n, a in REGISTRY.items() if a.cls is not None]
     return names + [n + NOF_SUFFIX for n in names if n != "top"]
 
 
-def split_name(name: str) -> tuple[str, bool]:
-    """``(registered name, no-f')`` of an algorithm name; ValueError for an unknown one."""
+def is_engine_name(name: str) -> bool:
+    """Whether the explicit engine runs ``name`` (a name, an alias, a ``-nof`` form)."""
+    try:
+        return resolve(name)[0].cls is not None
+    except ValueError:
+        return False
+
+
+def engine_refusal(name) -> str | None:
+    """Why the explicit engine refuses a name the registry knows (None otherwise)."""
+    try:
+        entry = resolve(name)[0]
+    except ValueError:
+        return None
+    return None if entry.cls is not None else f"{entry.label} runs only in lchannel.torch.convert: " \
+                                               f"{entry.engine_refusal}"
+
+
+def converter_names() -> list[str]:
+    """Every algorithm name ``lchannel.torch.convert`` accepts (aliases included; the
+    ``-nof`` forms of these too, except where a form is refused)."""
+    names = [n for n, a in REGISTRY.items() if a.converter is not None]
+    return names + [alias for alias, n in ALIASES.items() if REGISTRY[n].converter is not None]
+
+
+def resolve(name: str) -> tuple[Algorithm, bool]:
+    """``(registry entry, no-f')`` of any accepted spelling: a name, an alias, either with
+    the ``-nof`` suffix; ValueError naming every accepted name for an unknown one."""
     nof = isinstance(name, str) and name.endswith(NOF_SUFFIX)
     base = name[: -len(NOF_SUFFIX)] if nof else name
-    if base not in REGISTRY or (nof and base == "top"):
-        raise ValueError(f"algorithm must be one of {algorithm_names()}, got {name!r}")
-    return base, nof
+    base = ALIASES.get(base, base) if isinstance(base, str) else base
+    if isinstance(base, str) and base not in REGISTRY and load_plugins():
+        return resolve(name)  # a plugin registered since: look again
+    if not isinstance(base, str) or base not in REGISTRY or (nof and base == "top"):
+        raise ValueError(f"algorithm must be one of {algorithm_names()} (or an alias: {sorted(ALIASES)}), "
+                         f"got {name!r}")
+    return REGISTRY[base], nof
+
+
+def split_name(name: str) -> tuple[str, bool]:
+    """``(registered name, no-f')`` of an algorithm name or alias that the explicit engine
+    runs; ValueError for an unknown one, or one that only the converter serves (why)."""
+    entry, nof = resolve(name)
+    if entry.cls is None:
+        raise ValueError(f"algorithm {name!r} ({entry.label}) is not available in the explicit engine: "
+                         f"{entry.engine_refusal}; it is available in lchannel.torch.convert")
+    return entry.name, nof
 
 
 def label(name: str, options: dict | None = None) -> str:
     """The papers' label for an algorithm name, e.g. ``rbp-nof`` -> ``RBP (no f')``; with
     ``options``, ``derivative="none"`` also reads as no f'."""
-    base, nof = split_name(name)
+    entry, nof = resolve(name)
     nof = nof or (options or {}).get("derivative") == "none"
     stdp = (options or {}).get("rule") == "stdp"  # ARBP/ASRBP under the STDP-like rule (paper 2 sec. 3.6)
-    return REGISTRY[base].label + (" (STDP)" if stdp else "") + (" (no f')" if nof else "")
+    return entry.label + (" (STDP)" if stdp else "") + (" (no f')" if nof else "")
 
 
 def class_defaults(cls: type) -> dict:
@@ -230,7 +380,7 @@ def named_form(algorithm: str, options: dict | None = None) -> tuple[str, dict]:
     name, opts = canonicalize(algorithm, options)
     opts = dict(opts)
     for entry in REGISTRY.values():
-        if entry.canonical == name and all(opts.get(k) == v for k, v in entry.fixed.items()):
+        if entry.canonical == name and entry.names_runs and all(opts.get(k) == v for k, v in entry.fixed.items()):
             implicit = class_defaults(REGISTRY[name].cls)
             for k in entry.fixed:
                 opts.pop(k)
@@ -288,7 +438,7 @@ def canonicalize(algorithm: str, options: dict | None = None) -> tuple[str, dict
         fb = FeedbackInit.from_options(opts["feedback"]).to_dict()
         plain = FeedbackInit().to_dict()
         opts["feedback"] = {k: v for k, v in fb.items() if v != plain[k]}
-        if opts.get("resample") == "sign_concordant":
+        if opts.get("resample") in SIGN_RESAMPLES:
             opts["feedback"].pop("congruent", None)  # sign-concordant draws are congruent anyway
         if not opts["feedback"]:
             opts.pop("feedback")

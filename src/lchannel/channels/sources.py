@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import torch
+
 from ..activations import get_activation
 from ..architecture import route_fan_in
 from ..plasticity import HEBBIAN, KernelRule
@@ -39,7 +41,10 @@ from .feedback import FeedbackInit
 from .synapse import SynapseSignal
 from .transforms import SignalTransform
 
-RESAMPLE = ("zero_mean", "sign_concordant")
+RESAMPLE = ("zero_mean", "sign_concordant", "signs")
+# The modes whose matrices take the signs of the current forward weights (congruent draws).
+SIGN_RESAMPLES = ("sign_concordant", "signs")
+PROJECTED = ("error", "target")
 
 
 class FeedbackSource:
@@ -206,7 +211,9 @@ class Averaged(FeedbackSource):
 class Resampled(FeedbackSource):
     """New matrices before every minibatch from the continuing "feedback" stream:
     ``zero_mean`` draws (section 4.2 item 1, fails like top-layer-only) or
-    ``sign_concordant`` ones with the signs of the current forward weights (item 2)."""
+    ``sign_concordant`` ones with the signs of the current forward weights (item 2; Liao
+    et al.'s brSF); or ``signs``: the magnitudes drawn once are kept and take the signs of
+    the current forward weights before every minibatch, C = |C_0| ⊙ sign(M) (frSF)."""
 
     def __init__(self, inner: FeedbackSource, mode: str):
         if mode not in RESAMPLE:
@@ -222,6 +229,9 @@ class Resampled(FeedbackSource):
         else:
             # Sign-concordant draws take the forward signs: the root draws congruent ones.
             inner.find(Fixed)._feedback = dataclasses.replace(feedback, congruent=True)
+        if mode == "signs" and getattr(feedback, "members", None) is not None:
+            raise ValueError("resample='signs' keeps one set of magnitudes per member; it cannot take per-member "
+                             "feedback distributions")
         super().__init__(inner)
         self.mode = mode
 
@@ -229,7 +239,11 @@ class Resampled(FeedbackSource):
         self.inner.on_batch_start(channel)
         for sample in channel.samples:
             for (h, k), C in sample.items():
-                C.copy_(channel.draw_pair(h, k))  # into the buffer: routes and .to() see it
+                if self.mode == "signs":
+                    ref = channel.congruence_reference(h, k).to(C.device)
+                    C.copy_(C.abs() * torch.where(ref >= 0, 1.0, -1.0).to(C.dtype))
+                else:
+                    C.copy_(channel.draw_pair(h, k))  # into the buffer: routes and .to() see it
 
     def state_dict(self, channel):
         return {**self.inner.state_dict(channel), "feedback_rng": channel._streams.state()}
@@ -447,11 +461,40 @@ RULE_NAMES = ("hebbian", "stdp")
 STDP_SCALE = 0.1
 
 
+class TargetProjection(FeedbackSource):
+    """DRTP (Frenkel, Lefebvre & Bol 2021): every hidden layer receives a fixed random image
+    of the *target*, in the place of SRBP's image of the error.  Their rule gives layer h
+    the gradient estimate T·B_h; as a descent signal (the engine's I, ΔW = η I Oᵀ) that is
+    I^h = f'(S^h) ⊙ C^{h,L}(−T).  The output layer still learns from e = T − O, so T = e + O
+    (the engine's output pairs all have e = T − O, eq. 5).  Skip topology only: every
+    hidden layer hears from the output layer."""
+
+    def check_channel(self, channel):
+        self.inner.check_channel(channel)
+        if channel.topology != "skip" or channel.skip_layers is not None:
+            raise ValueError("projected='target' (DRTP) sends the target straight to every hidden layer: it needs the "
+                             "skip topology (srbp or drtp)")
+
+    def signals(self, channel, record, e):
+        I = self.inner.signals(channel, record, -(e + record.output))
+        I[record.L] = e
+        return I
+
+    def describe(self):
+        return f"{self.inner.describe()}, projected='target'"
+
+
 def compose(feedback=None, resample: str | None = None, feedback_samples: int = 1,
             per_synapse: bool = False, adaptive: bool = False, adapt_rate: float = 1.0,
             rule: str = "hebbian", stdp_form: str = "output", stdp_scale: float = STDP_SCALE,
-            adapt_derivative: bool = False) -> FeedbackSource:
+            adapt_derivative: bool = False, projected: str = "error") -> FeedbackSource:
     """The chain of pieces that :class:`~lchannel.channels.RandomFeedback`'s options name."""
+    if projected not in PROJECTED:
+        raise ValueError(f"projected must be one of {PROJECTED} (what the skip channel sends down: the error, or the "
+                         f"target as in DRTP), got {projected!r}")
+    if projected == "target" and (adaptive or per_synapse):
+        raise ValueError("projected='target' (DRTP) is defined for fixed per-neuron feedback: it cannot be adaptive "
+                         "or per_synapse")
     if not isinstance(adaptive, bool) or not isinstance(per_synapse, bool):
         raise ValueError("adaptive and per_synapse must be true or false")
     if rule not in RULE_NAMES:
@@ -482,6 +525,8 @@ def compose(feedback=None, resample: str | None = None, feedback_samples: int = 
         source = Adaptive(source, adapt_rate, derivative=adapt_derivative)
     elif not isinstance(adapt_rate, (int, float)) or isinstance(adapt_rate, bool) or not adapt_rate >= 0:
         raise ValueError(f"adapt_rate must be a number >= 0, got {adapt_rate!r}")
+    if projected == "target":
+        source = TargetProjection(source)
     return source
 
 

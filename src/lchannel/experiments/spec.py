@@ -56,12 +56,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..channels import ALGORITHMS, TRANSFORM_OPTIONS, split_name
+from ..channels import REGISTRY, TRANSFORM_OPTIONS, split_name
+from ..plugins import use as use_plugins
 from ..channels.feedback import FeedbackInit
 from ..config import TrainConfig
 from ..train import METRICS
 
-TOP_KEYS = ("name", "description", "source", "base", "axes", "patch", "report", "alignment")
+TOP_KEYS = ("name", "description", "source", "plugins", "base", "axes", "patch", "report", "alignment")
 AXIS_KEYS = ("name", "title", "levels")
 LEVEL_KEYS = ("label", "value", "set", "only")
 PATCH_KEYS = ("where", "set")
@@ -325,6 +326,13 @@ def parse_spec(data: Any, default_name: str = "spec", path: str | None = None) -
     _need(isinstance(description, str) and description.strip(), f"{where}: description", description, "a non-empty string")
     source = data.get("source", "")
     _need(isinstance(source, str), f"{where}: source", source, "a string")
+    plugins = data.get("plugins", [])
+    _need(isinstance(plugins, list) and all(isinstance(p, str) and p.strip() for p in plugins), f"{where}: plugins",
+          plugins, "a list of module names (each imported first: algorithms from outside lchannel, docs/extending.md)")
+    try:
+        use_plugins(plugins)  # before the cells are checked: they may name the plugins' algorithms
+    except ValueError as err:
+        raise SpecError(f"{where}: {err}") from None
 
     # [base]
     base = data.get("base")
@@ -550,7 +558,7 @@ def channel_option_names() -> list[str]:
     """Every option name some learning channel accepts (constructor keywords of the
     algorithm classes, plus the transform shortcuts)."""
     names: set[str] = set(TRANSFORM_OPTIONS)
-    for cls, _fixed in ALGORITHMS.values():
+    for cls in {entry.cls for entry in REGISTRY.values() if entry.cls is not None}:
         for klass in cls.__mro__:
             init = klass.__dict__.get("__init__")
             if init is None:
@@ -564,7 +572,7 @@ def channel_option_names() -> list[str]:
 
 def _accepted_by(algorithm: str) -> list[str]:
     base, _ = split_name(algorithm)
-    cls, _fixed = ALGORITHMS[base]
+    cls = REGISTRY[base].cls
     init = cls.__init__
     names = {p.name for p in inspect.signature(init).parameters.values()
              if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}

@@ -9,15 +9,25 @@ eq. 13); the learning channel decides how the output error reaches it:
 name       signal reaching the chosen layers                                    a.k.a.
 =========  ===================================================================  ==============
 bp         through Wᵀ (autograd's own, eq. 3-5)                                  backprop
-rbp        through a fixed random B of W's shape instead of W (eq. 6-8)          FA
+rbp        through a fixed random B of W's shape instead of W (eq. 6-8)          fa
 arbp       rbp, and B learns: ΔB = −adapt_lr ∂loss/∂W (ΔC = η (O^h)ᵀ I^{h+1})    adaptive FA
-srbp       the output error, through a fixed random map C_p, straight to the     DFA
+kp         arbp with a decay: B ← (1 − λ)B − adapt_lr ∂loss/∂W                   Kolen-Pollack
+wm         B ← (1 − λ)B + adapt_lr ξᵀ(ξWᵀ)/n before every pass (noise ξ)         weight mirror
+usf        B = s·sign(W), s Glorot's std (biotorch's scaling)                   sign symmetry
+frsf       B = |R|⊙sign(W), R fixed                                             sign symmetry
+brsf       B = |R|⊙sign(W), R redrawn every pass                                sign symmetry
+srbp       the output error, through a fixed random map C_p, straight to the     dfa
            input of every chosen layer; nothing travels through Wᵀ (paper 2
            eq. 11); the local derivative f' is applied on the way down
 asrbp      srbp, and C_p learns: ΔC_p = η (O^p)ᵀ e                                adaptive DFA
-*-nof      no f': bp/rbp/arbp skip the derivative of every activation module;
-           srbp delivers the error to each chosen layer's *output* instead
+drtp       srbp with the *target* y* in place of the error (set_targets)        DRTP
+*-nof      no f': the rbp-like forms skip the derivative of every activation
+           module; srbp/drtp deliver the signal to each chosen layer's *output*
 =========  ===================================================================  ==============
+
+The names, their aliases and which engine class each corresponds to are entries of the
+one algorithm registry (:data:`lchannel.channels.REGISTRY`, ``lchannel algorithms``);
+each converter algorithm is a class of :mod:`lchannel.torch.modes`.
 
 Everything between the chosen layers (batch norm, residual additions, pooling, reshapes,
 activations) passes signals as autograd defines it.  Feedback weights are buffers of the
@@ -31,33 +41,34 @@ signal each layer sends down (RBP) or receives (SRBP).
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Iterable
 
 import torch
 from torch import nn
 
-from ..channels import FeedbackInit, SignalTransform, transforms_from_options
+from ..channels import NOF_SUFFIX, REGISTRY, FeedbackInit, SignalTransform, converter_names, resolve, \
+    transforms_from_options
 from ..channels.transforms import Chain
 from ..rng import generator
-from . import native
+from . import modes, native
 from .functions import SkipSource, StraightThrough
 from .layers import CONVERTED, ChannelLayer
 
-BASES = ("bp", "rbp", "arbp", "srbp", "asrbp")
-ALGORITHMS = BASES + ("bp-nof", "rbp-nof", "arbp-nof", "srbp-nof")
+def _accepted() -> tuple[str, ...]:
+    names = converter_names()
+    return tuple(names + [n + NOF_SUFFIX for n in names if n + NOF_SUFFIX not in NOF_REFUSED])
 
-# Names of the explicit engine's channels that a module graph cannot serve, and why.
-REFUSED = {
-    "sbp": "skipped BP sends the error through the product of the transposed forward maps between the output "
-           "and each layer; a module graph (batch norm, residual additions, pooling) has no such matrix",
-    "top": "top-layer-only needs no converter: freeze the other layers with requires_grad_(False)",
-    "mixed": "the mixed RBP/SRBP channel numbers hidden layers of a chain, which a module graph does not have; "
-             "use srbp with receivers=[...] to choose which layers receive the output error",
-    "cascade": "cascading needs a feedback matrix between every pair of layers of a chain; a module graph has no "
-               "such chain",
+
+# The '-nof' forms a module graph cannot serve, and why.
+NOF_REFUSED = {
     "asrbp-nof": "the adaptive rule ΔC = η (O^h)ᵀ e needs the activity O^h of the neurons receiving the error; "
                  "without f' the error arrives at a layer's pre-activation, which has no such activity",
 }
+# Every name convert() accepts (registry entries with a converter mode, their aliases and
+# '-nof' forms) and every registry name it refuses, with why.
+ALGORITHMS = _accepted()
+REFUSED = {**{n: a.converter_refusal for n, a in REGISTRY.items() if a.converter is None}, **NOF_REFUSED}
 REFUSED_OPTIONS = {
     "per_synapse": "a random feedback weight per synapse (paper 1 section 4.2 item 7) is defined for dense "
                    "layers of the explicit engine; a convolution shares its synapses across positions",
@@ -66,7 +77,8 @@ REFUSED_OPTIONS = {
     "topology": "a module graph has no numbered chain of layers; choose rbp or srbp (and receivers)",
     "skip_layers": "a module graph has no numbered chain of layers; use srbp with receivers=[...]",
     "derivative": "the derivative policy is part of the name: use the '-nof' forms (rbp-nof, srbp-nof, ...)",
-    "adaptive": "adaptivity is part of the name: use arbp or asrbp (with adapt_lr)",
+    "adaptive": "adaptivity is part of the name: use arbp, asrbp, kp or wm (with adapt_lr)",
+    "projected": "what the direct channel sends is part of the name: srbp (the error) or drtp (the target)",
     "adapt_rate": "give the feedback's own learning rate as adapt_lr (the engine's η·adapt_rate)",
 }
 
@@ -107,13 +119,13 @@ class ModuleChannel:
     measuring_bp = _PassMode()  # alignment(): the same model, learning through true BP
     capture = _PassMode()  # alignment(): signals reaching each chosen layer
 
-    def __init__(self, name, feedback, seed, transform, adapt_lr, reduction):
+    def __init__(self, name, mode, feedback, seed, transform, reduction):
         self.name = name
-        base = name.removesuffix("-nof")
-        self.nof = name.endswith("-nof")
-        self.adaptive = base in ("arbp", "asrbp")
-        self.base = base[1:] if self.adaptive else base  # bp | rbp | srbp
-        self.adapt_lr = adapt_lr
+        self.mode = mode  # a lchannel.torch.modes.Mode: how the feedback is made and learns
+        self.nof = name.endswith(NOF_SUFFIX)
+        self.base = mode.family  # bp | rbp | srbp: the route the error takes
+        self.adaptive = mode.adaptive
+        self.adapt_lr = mode.adapt_lr
         self.feedback = feedback
         self.seed = seed
         self.transform = transform
@@ -124,30 +136,59 @@ class ModuleChannel:
         self.layers: list[tuple[str, ChannelLayer]] = []
         self.points: list = []  # (layer, tensor) receiving points recorded in this forward pass
         self.probing, self.measuring_bp, self.capture = None, False, None
+        self.lazy = None  # SRBP without example_input: (receivers,) until the first pass draws the maps
+        self.targets = None  # DRTP: the targets of the coming backward pass (set_targets)
         self._generators: dict = {}
         self._checked: list = []  # the shapes of the last pass whose points were checked
         self.native = None  # set by convert() once the options are checked
 
     def wants_native(self) -> bool:
-        """The compiled nodes serve plain RBP and SRBP: no transforms, no adaptation."""
-        return self.base in ("rbp", "srbp") and not self.adaptive and self.transform is None
+        """The compiled nodes serve plain RBP (FA) and SRBP (DFA): no transforms, no adaptation."""
+        return self.mode.compiled and self.transform is None
 
     def compiled(self):
         """The compiled nodes if they serve this pass (eager mode, see
         :func:`lchannel.torch.native.usable`), else None: use the Python functions."""
         return self.native if self.native is not None and native.usable() else None
 
+    def take_targets(self, g: torch.Tensor) -> torch.Tensor:
+        """DRTP: the targets set for this backward pass as rows like ``g`` (B, N_out), then
+        forgotten, so that a step never reuses an earlier step's targets."""
+        T, self.targets = self.targets, None
+        if T is None:
+            raise ValueError(f"{self.name}: no targets for this backward pass; call "
+                             f"lchannel.torch.set_targets(model, y) after the forward pass and before backward()")
+        if T.dim() == 1:
+            if T.dtype.is_floating_point:
+                raise ValueError("set_targets: a 1-d target must hold class indices (an integer tensor)")
+            T = torch.nn.functional.one_hot(T.long(), g.shape[1])
+        T = T.reshape(T.shape[0], -1).to(g.dtype).to(g.device)
+        if T.shape != g.shape:
+            raise ValueError(f"set_targets: targets of shape {tuple(T.shape)} for an output of {tuple(g.shape)} "
+                             f"values per batch (one row per example, one value per output)")
+        return T
+
     def describe(self) -> str:
         opts = [f"seed={self.seed}"]
         if self.base != "bp":
             opts.append(f"feedback={self.feedback}")
-        if self.adaptive:
-            opts.append(f"adapt_lr={self.adapt_lr}")
+        if self.mode.describe():
+            opts.append(self.mode.describe())
         if self.transform is not None:
             opts.append(f"transforms={self.transform!r}")
         return f"{self.name}({', '.join(opts)}; {len(self.layers)} layers)"
 
     __repr__ = describe
+
+    def summary(self) -> str:
+        """Which layers learn through the channel and which modules with parameters still
+        learn by BP (layer types the converter does not convert, or excluded ones)."""
+        lines = [f"{self.name}: {len(self.layers)} layer(s) learn through the channel"]
+        lines += [f"  {n or '(model)'}  {type(m).__name__}" for n, m in self.layers]
+        left = getattr(self, "left_on_bp", [])
+        lines.append(f"{len(left)} module(s) with parameters learn by BP" + (":" if left else ""))
+        lines += [f"  {n}  {t}" for n, t in left]
+        return "\n".join(lines)
 
     # -- signal transforms -----------------------------------------------------------
     def transform_signal(self, J: torch.Tensor) -> torch.Tensor:
@@ -162,15 +203,19 @@ class ModuleChannel:
         return self.transform((J * scale).unsqueeze(0), 0, gens)[0] / scale
 
     def _generator(self, device) -> torch.Generator:
-        # The "channel" stream of the seed, one generator per device (dropout masks).
-        key = str(device)
+        return self.stream(device, "channel")  # dropout masks
+
+    def stream(self, device, name: str) -> torch.Generator:
+        """The seed's continuing stream ``name`` (lchannel.rng), one generator per device."""
+        key = (name, str(device))
         if key not in self._generators:
-            self._generators[key] = generator(self.seed, "channel", device)
+            self._generators[key] = generator(self.seed, name, device)
         return self._generators[key]
 
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_generators"], state["points"], state["_capture"], state["_checked"] = {}, [], None, []
+        state["targets"] = None
         state["native"] = None  # a compiled module does not pickle; found again on load
         return state
 
@@ -182,11 +227,17 @@ class ModuleChannel:
     def start_pass(self, module, inputs):
         """Forward pre-hook of the model: a new pass records its own receiving points."""
         self.points = []
+        if self.lazy is not None:
+            self.probing = []  # SRBP's maps are not drawn yet: record every point
 
     def source_hook(self, module, inputs, output):
         """Forward hook of the error's source (the model output by default): links every
         receiving point recorded in this pass to it, so that its backward can deliver the
         output error there (SRBP)."""
+        if self.lazy is not None:
+            if not torch.is_grad_enabled():
+                return None  # nothing learns in this pass; the maps wait for one that does
+            self._draw_lazily(output)
         points, self.points = self.points, []
         if self.measuring_bp or self.probing is not None or not points or not torch.is_grad_enabled():
             return None
@@ -203,6 +254,14 @@ class ModuleChannel:
             return nodes.skip_source(output, [t for _, t in points], feedbacks)
         lr = self.adapt_lr if self.adaptive else None
         return SkipSource.apply(self, feedbacks, lr, output, *[t for _, t in points])
+
+    def _draw_lazily(self, output) -> None:
+        """SRBP converted without ``example_input``: the first pass that learns finds the
+        receiving points and draws their maps (as PyTorch's lazy modules find their shapes)."""
+        (receivers,) = self.lazy
+        recorded, self.probing, self.lazy = self.probing or [], None, None
+        _draw_points(self, recorded, output, self.feedback, generator(self.seed, "feedback"), receivers)
+        self.points = [(layer, t) for layer, t in recorded if "skip_feedback" in layer._buffers and t.requires_grad]
 
     def _check_points(self, points, output) -> None:
         n_out = _per_example(output)
@@ -242,12 +301,15 @@ def channel_of(model: nn.Module) -> ModuleChannel:
 def _check_name(name) -> str:
     if not isinstance(name, str):
         raise ValueError(f"algorithm must be a string, one of {list(ALGORITHMS)}, got {name!r}")
-    if name in REFUSED or name.removesuffix("-nof") in REFUSED:
-        raise ValueError(f"algorithm {name!r} is not available for a module graph: "
-                         f"{REFUSED.get(name) or REFUSED[name.removesuffix('-nof')]}")
-    if name not in ALGORITHMS:
-        raise ValueError(f"algorithm must be one of {list(ALGORITHMS)}, got {name!r}")
-    return name
+    if name in REFUSED:
+        raise ValueError(f"algorithm {name!r} is not available for a module graph: {REFUSED[name]}")
+    try:
+        entry, nof = resolve(name)
+    except ValueError:
+        raise ValueError(f"algorithm must be one of {list(ALGORITHMS)}, got {name!r}") from None
+    if entry.converter is None:
+        raise ValueError(f"algorithm {name!r} is not available for a module graph: {entry.converter_refusal}")
+    return entry.name + (NOF_SUFFIX if nof else "")
 
 
 def _transform(transforms, options: dict) -> SignalTransform | None:
@@ -278,34 +340,48 @@ def _excluded(name: str, exclude: set[str]) -> bool:
 def convert(model: nn.Module, algorithm: str = "rbp", *, feedback: FeedbackInit | dict | str | None = None,
             seed: int = 0, layers: Iterable[type] = (nn.Linear, nn.Conv2d), exclude: Iterable[str] = (),
             example_input=None, source: str | None = None, receivers: Iterable[str] | None = None,
-            adapt_lr: float | None = None, transforms=None, reduction: str = "mean", **options) -> nn.Module:
+            adapt_lr: float | None = None, feedback_decay: float = 0.0, transforms=None, reduction: str = "mean",
+            warn: bool = True, **options) -> nn.Module:
     """Make ``model`` learn through the learning channel ``algorithm``; returns ``model``
     (converted in place).
 
-    algorithm: one of :data:`ALGORITHMS` (table in the module docstring); the engine's
-        ``sbp``, ``top``, ``mixed``, ``cascade`` are refused with the reason.
+    Every algorithm takes the same arguments; an argument an algorithm does not use is
+    ignored (``feedback`` under bp, ``example_input`` under rbp), so switching algorithm
+    changes one word.
+
+    algorithm: one of :data:`ALGORITHMS` (table in the module docstring; aliases ``fa``,
+        ``dfa``); the engine's ``sbp``, ``top``, ``mixed``, ``cascade`` and the Distinct
+        channels are refused with the reason (:data:`REFUSED`).
     feedback: the distribution of the random feedback (:class:`FeedbackInit`, a dict of
         its fields or a name: normal, uniform, sign, sparse with n, non-zero mean, scale,
         congruent).  A conv kernel is drawn as the (C_in/groups·k…) × C_out matrix of
         its patch map; congruent RBP feedback takes the signs of W.
     seed: the feedback is drawn from ``lchannel.rng.generator(seed, "feedback")`` layer by
-        layer in ``named_modules()`` order; channel dropout uses the "channel" stream.
+        layer in ``named_modules()`` order; channel dropout uses the "channel" stream,
+        brSF's redraws the "resample" stream, the weight mirror's noise the "mirror" stream.
     layers: the layer types to convert, among nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d.
     exclude: module names (as in ``named_modules()``) whose layers, and those under them,
         keep plain backprop.
-    example_input: an input batch (srbp/asrbp only, required): one forward pass in eval
-        mode finds the receiving points and their shapes, so the feedback maps exist as
-        buffers before training (and can be loaded from a ``state_dict``).
-    source: the module whose output is the error's source (srbp; default: the model).
-    receivers: names of the chosen layers that receive the output error (srbp; default:
-        all that can).
-    adapt_lr: the feedback's own learning rate η_c (arbp/asrbp, required), the engine's
-        η·adapt_rate; adaptation happens during ``backward()``.
+    example_input: an input batch for the direct forms (srbp, asrbp, drtp): one forward
+        pass in eval mode finds the receiving points and their shapes, so the feedback maps
+        exist as buffers before training (and can be loaded from a ``state_dict``).
+        Without it the first forward pass with gradients on finds them (as PyTorch's lazy
+        modules do); load a ``state_dict`` after that pass.
+    source: the module whose output is the error's source (direct forms; default: the model).
+    receivers: names of the chosen layers that receive the output error (direct forms;
+        default: all that can).
+    adapt_lr: the feedback's own learning rate η_c (arbp, asrbp, kp, wm: required), the
+        engine's η·adapt_rate; adaptation happens during ``backward()`` (wm: before
+        every training pass).
+    feedback_decay: λ of kp and wm, the feedback's decay per step (default 0).
     transforms: signal transforms (Quantize, ChannelDropout, SignOnly, ...), or the
         engine's shortcuts ``quantize_bits``, ``quantize_alpha``, ``lc_dropout``,
         ``sign_only``, ``magnitude_only``.
     reduction: how the loss reduces over the batch, ``"mean"`` (PyTorch's default) or
-        ``"sum"``: scale-dependent transforms (Quantize) need the papers' signal scale.
+        ``"sum"``: scale-dependent transforms (Quantize) and DRTP need the loss's scale.
+    warn: warn when modules with parameters stay on BP (layer types that are not
+        converted: LSTM, Embedding, attention's packed projections, ...);
+        :meth:`ModuleChannel.summary` lists them either way.
     """
     # -- validate everything before touching the model ---------------------------------
     name = _check_name(algorithm)
@@ -327,33 +403,46 @@ def convert(model: nn.Module, algorithm: str = "rbp", *, feedback: FeedbackInit 
         raise ValueError(f"seed must be an integer, got {seed!r}")
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
-    ch = ModuleChannel(name, None, seed, transform, None, reduction)
-    if ch.base == "bp" and feedback is not None:
-        raise ValueError(f"feedback: {name!r} sends signals through W itself; it takes no feedback distribution")
-    fb = FeedbackInit.from_options(feedback)
-    if ch.base == "srbp" and fb.congruent:
-        raise ValueError("feedback congruent: congruent SRBP feedback takes the signs of the product of the forward "
-                         "maps between a layer and the output, which a module graph does not have as a matrix")
-    ch.feedback = fb
-    if ch.adaptive:
+    entry = resolve(name)[0]
+    kind = modes.MODES[entry.converter]
+    if "adapt_lr" in kind().needs:
         if isinstance(adapt_lr, bool) or not isinstance(adapt_lr, (int, float)) or not adapt_lr > 0 \
                 or not math.isfinite(adapt_lr):
             raise ValueError(f"adapt_lr: {name!r} needs the feedback's learning rate, a number > 0 "
                              f"(the engine's η·adapt_rate), got {adapt_lr!r}")
-        ch.adapt_lr = float(adapt_lr)
-    elif adapt_lr is not None:
-        raise ValueError(f"adapt_lr applies only to arbp, arbp-nof and asrbp, not {name!r}")
-    chosen = [(n, m) for n, m in model.named_modules() if isinstance(m, layers) and not _excluded(n, exclude)]
-    for n, m in chosen:
-        if type(m) not in CONVERTED:
-            raise ValueError(f"layers: module {n!r} is a {type(m).__name__}, a subclass with its own behaviour; "
-                             f"exclude it (exclude=[{n!r}]) or use a plain {[t.__name__ for t in layers]}")
+        adapt_lr = float(adapt_lr)
+    else:
+        adapt_lr = None
+    if isinstance(feedback_decay, bool) or not isinstance(feedback_decay, (int, float)) \
+            or not 0 <= feedback_decay < 1:
+        raise ValueError(f"feedback_decay must be a number in [0, 1), got {feedback_decay!r}")
+    ch = ModuleChannel(name, kind(adapt_lr=adapt_lr, feedback_decay=float(feedback_decay)), None, seed, transform,
+                       reduction)
+    fb = FeedbackInit.from_options(feedback if ch.base != "bp" else None)
+    if ch.base == "srbp" and fb.congruent:
+        raise ValueError("feedback congruent: congruent SRBP feedback takes the signs of the product of the forward "
+                         "maps between a layer and the output, which a module graph does not have as a matrix")
+    ch.feedback = fb
+    # nn.MultiheadAttention reads its out_proj's weight itself (F.multi_head_attention_forward)
+    # and never calls out_proj: its projections stay on BP and are reported as such.
+    attention = {n for n, m in model.named_modules() if isinstance(m, nn.MultiheadAttention)}
+    chosen, refused = [], []
+    for n, m in model.named_modules():
+        if isinstance(m, layers) and not _excluded(n, exclude) and not _excluded(n, attention):
+            if type(m) in CONVERTED:
+                chosen.append((n, m))
+            else:
+                refused.append(f"{n!r}: a {type(m).__name__}, a subclass of {_base_type(m, layers).__name__} "
+                               f"with its own behaviour")
+    if refused:
+        skip = sorted({r.split(":")[0].strip("'") for r in refused})
+        raise ValueError(f"layers: {len(refused)} module(s) cannot be converted: " + "; ".join(refused)
+                         + f". Skip them with exclude={skip!r} (they then learn by BP), or use plain "
+                           f"{[t.__name__ for t in layers]}")
     if not chosen:
         raise ValueError(f"layers: the model has no {[t.__name__ for t in layers]} outside exclude={sorted(exclude)}")
+    _check_sequence_first(model, ch, exclude)
     if ch.base == "srbp":
-        if example_input is None:
-            raise ValueError(f"example_input: {name!r} needs an input batch to find where the output error is "
-                             f"received and the shapes of the feedback maps")
         if source is not None and source not in names:
             raise ValueError(f"source: no module named {source!r} in the model")
         if receivers is not None:
@@ -361,8 +450,6 @@ def convert(model: nn.Module, algorithm: str = "rbp", *, feedback: FeedbackInit 
             bad = sorted(set(receivers) - {n for n, _ in chosen})
             if bad:
                 raise ValueError(f"receivers: {bad} are not converted layers; choose among {[n for n, _ in chosen]}")
-    elif source is not None or receivers is not None or example_input is not None:
-        raise ValueError(f"source, receivers and example_input apply only to srbp/asrbp, not {name!r}")
 
     ch.native = native.nodes() if ch.wants_native() else None  # may build it once (~20 s)
 
@@ -376,9 +463,13 @@ def convert(model: nn.Module, algorithm: str = "rbp", *, feedback: FeedbackInit 
     try:
         if ch.base == "rbp":
             for _, m in chosen:
-                m.register_buffer("feedback", _draw_kernel(fb, m.weight, g))
+                ch.mode.draw(m, fb, g)
         elif ch.base == "srbp":
-            _draw_skip_maps(model, ch, fb, g, example_input, source, receivers)
+            if example_input is not None:
+                points, out = _probe(model, ch, example_input, source)
+                _draw_points(ch, points, out, fb, g, receivers)
+            else:
+                ch.lazy = (receivers,)  # a tuple: receivers=None (all that can) is a value
     except BaseException:
         _undo(model, ch)
         raise
@@ -391,7 +482,59 @@ def convert(model: nn.Module, algorithm: str = "rbp", *, feedback: FeedbackInit 
                 if getattr(m, "inplace", False):
                     m.inplace = False  # an in-place f would overwrite the input whose f' is skipped
                 model._lc_hooks.append(m.register_forward_hook(ch.straight_through_hook))
+    ch.left_on_bp = _left_on_bp(model, ch)
+    if warn and ch.left_on_bp:
+        warnings.warn(f"lchannel.torch.convert: {len(ch.left_on_bp)} module(s) with parameters still learn by BP "
+                      f"under {name!r}: {', '.join(f'{n} ({t})' for n, t in ch.left_on_bp)}; "
+                      f"channel_of(model).summary() lists the converted layers", stacklevel=2)
     return model
+
+
+def set_targets(model: nn.Module, targets: torch.Tensor) -> None:
+    """DRTP: the targets of the coming ``backward()`` (one-hot rows, or class indices),
+    set after the forward pass; they are used by one backward pass and then forgotten."""
+    ch = channel_of(model)
+    if not isinstance(ch.mode, modes.TargetProjection):
+        raise ValueError(f"set_targets: the model learns by {ch.name!r}, which takes no targets (drtp does)")
+    if not isinstance(targets, torch.Tensor):
+        raise ValueError(f"set_targets: targets must be a tensor, got {type(targets).__name__}")
+    ch.targets = targets.detach()
+
+
+def _base_type(m, layers):
+    return next(t for t in layers if isinstance(m, t))
+
+
+def _left_on_bp(model, ch) -> list[tuple[str, str]]:
+    """Modules that own parameters directly and are not converted (they learn by BP)."""
+    converted = {id(m) for _, m in ch.layers}
+    out = []
+    for n, m in model.named_modules():
+        if id(m) in converted or isinstance(m, _NORMS):
+            continue
+        if any(True for _ in m.parameters(recurse=False)):
+            out.append((n or "(model)", type(m).__name__))
+    return out
+
+
+# Normalisation layers' affine parameters learn from the signal that reaches them, through
+# whatever channel delivered it: they are not a route of the error, so not "left on BP".
+_NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
+
+
+def _check_sequence_first(model, ch, exclude) -> None:
+    """Refuse, before training, a direct form on a model with sequence-first attention or
+    recurrent modules: the error's source is batch-first (one row per example), their
+    outputs are not, so a receiving point's rows would not be examples."""
+    if ch.base != "srbp":
+        return
+    bad = [n for n, m in model.named_modules() if not _excluded(n, exclude)
+           and isinstance(m, (nn.MultiheadAttention, nn.RNNBase)) and not m.batch_first]
+    if bad:
+        raise ValueError(f"{ch.name}: modules {bad} are sequence-first (batch_first=False): the direct channel "
+                         f"sends each example's error to a row of the receiving tensor, and in their outputs rows are "
+                         f"time steps; build them with "
+                         f"batch_first=True, or exclude them (exclude={bad!r})")
 
 
 def _undo(model, ch) -> None:
@@ -402,18 +545,6 @@ def _undo(model, ch) -> None:
             m._buffers.pop(key, None)
         m.__dict__.pop("lc_channel", None)
     model.__dict__.pop("_lc_channel", None)
-
-
-@torch.no_grad()
-def _draw_kernel(fb: FeedbackInit, W: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """A random stand-in for W (RBP): drawn as the matrix C (fan_in × out) that carries the
-    layer's output signal back to its inputs, the engine's C^{h} of shape (N_h, N_{h+1}),
-    and laid out as W: B = Cᵀ.  Congruent feedback takes the signs of Wᵀ (section 3)."""
-    M = W.detach().reshape(W.shape[0], -1)  # (out, fan_in): a conv kernel as its patch map
-    fb.check(M.shape[1])
-    C = fb.draw((M.shape[1], M.shape[0]), M.shape[1], M.shape[0], g, chained=True, dtype=W.dtype,
-                sign_like=M.t() if fb.congruent else None)
-    return C.t().reshape(W.shape).to(W.device).contiguous()
 
 
 @torch.no_grad()
@@ -443,12 +574,11 @@ def _probe(model, ch, example_input, source):
     return points, out
 
 
-def _draw_skip_maps(model, ch, fb, g, example_input, source, receivers) -> None:
+def _draw_points(ch, points, out, fb, g, receivers) -> None:
     """SRBP: one random map C_p (values per example at the point × outputs) per chosen layer
     that can receive the error (a point that needs a gradient, is not the output itself or
     the output layer's own output, and is not already some other layer's point), drawn in
-    recording order."""
-    points, out = _probe(model, ch, example_input, source)
+    recording order; ``points`` are the ``(layer, tensor)`` of one pass, ``out`` its output."""
     calls: dict = {}
     taken: set[int] = set()
     for layer, t in points:

@@ -35,14 +35,15 @@ def _weight_grads(ctx, g, x):
 
 class FeedbackLinearFn(Function):
     """``y = x Wᵀ + b``; backward: ``∂x = g B`` (B = W for BP, random for RBP, then the
-    signal transforms), ``∂W = gᵀ x``, ``∂b = Σ g``.  With ``adapt_lr`` (ARBP) the
-    feedback then learns by ΔB = −adapt_lr·∂W, i.e. ΔC = η_c (O^h)ᵀ I^{h+1} (paper 1
-    section 3; paper 2, Theorem 7: the feedback follows the forward weights' update)."""
+    signal transforms), ``∂W = gᵀ x``, ``∂b = Σ g``.  With ``adapt`` (a function of B and
+    ∂W, :meth:`lchannel.torch.modes.Mode.adapter`) the feedback then learns: ARBP's
+    ΔB = −η_c·∂W, i.e. ΔC = η_c (O^h)ᵀ I^{h+1} (paper 1 section 3; paper 2, Theorem 7: the
+    feedback follows the forward weights' update), KP's decayed form."""
 
     @staticmethod
-    def forward(ctx, x, W, b, B, channel, adapt_lr):
+    def forward(ctx, x, W, b, B, channel, adapt):
         ctx.save_for_backward(x, B)
-        ctx.channel, ctx.adapt = channel, adapt_lr
+        ctx.channel, ctx.adapt = channel, adapt
         return torch.nn.functional.linear(x, W, b)
 
     @staticmethod
@@ -53,7 +54,7 @@ class FeedbackLinearFn(Function):
             gx = ctx.channel.transform_signal(g.matmul(B))
         gW, gb = _weight_grads(ctx, g, x)
         if ctx.adapt:
-            B.add_(gW, alpha=-ctx.adapt)
+            ctx.adapt(B, gW)
         return gx, gW if ctx.needs_input_grad[1] else None, gb, None, None, None
 
 
@@ -61,12 +62,12 @@ class FeedbackConvFn(Function):
     """An N-d convolution (any stride, padding, dilation, groups); backward: ``∂x`` is the
     transposed convolution with the kernel B (W for BP, random for RBP), ``∂W`` the usual
     correlation of input and output gradient, which does not depend on the kernel: one
-    ``convolution_backward`` call gives both.  ARBP adapts B as in FeedbackLinearFn."""
+    ``convolution_backward`` call gives both.  ARBP and KP adapt B as in FeedbackLinearFn."""
 
     @staticmethod
-    def forward(ctx, x, W, b, B, channel, adapt_lr, stride, padding, dilation, groups):
+    def forward(ctx, x, W, b, B, channel, adapt, stride, padding, dilation, groups):
         ctx.save_for_backward(x, B)
-        ctx.channel, ctx.adapt = channel, adapt_lr
+        ctx.channel, ctx.adapt = channel, adapt
         ctx.conf = (stride, padding, dilation, groups, None if b is None else [b.shape[0]])
         conv = (None, torch.nn.functional.conv1d, torch.nn.functional.conv2d, torch.nn.functional.conv3d)[x.dim() - 2]
         return conv(x, W, b, stride, padding, dilation, groups)
@@ -83,7 +84,7 @@ class FeedbackConvFn(Function):
         if need_x:
             gx = ctx.channel.transform_signal(gx)
         if ctx.adapt:
-            K.add_(gW, alpha=-ctx.adapt)
+            ctx.adapt(K, gW)
         return (gx, gW if ctx.needs_input_grad[1] else None, gb,
                 None, None, None, None, None, None, None)
 
@@ -110,8 +111,10 @@ class SkipSource(Function):
         transform = ctx.channel.transform is not None
         # Bottom-up recording order reversed: the learning channel's order, top layer first
         # (the order the engine draws channel-dropout masks in).
+        # DFA sends ∂loss/∂output; DRTP the targets in the loss's scale (modes.py).
+        sent = ctx.channel.mode.source_signal(gL, ctx.channel)
         for i in reversed(range(len(out))):
-            J = gL.mm(ctx.feedbacks[i].t())
+            J = sent.mm(ctx.feedbacks[i].t())
             if len(ctx.shapes[i]) != 2:
                 J = J.view(ctx.shapes[i])
             out[i] = ctx.channel.transform_signal(J) if transform else J

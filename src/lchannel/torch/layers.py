@@ -23,18 +23,21 @@ class ChannelLayer:
 
     lc_channel = None  # the model's ModuleChannel, set by convert()
 
-    def _route(self):
-        """The matrix the input-gradient travels through, or None (SRBP: nothing travels)."""
+    def _route(self, x):
+        """The matrix the input-gradient travels through, or None (SRBP: nothing travels).
+        An input that needs no gradient (the first layer, fed with data) sends nothing, and
+        the channel's matrix is not made for it (a weight mirror does not step for it)."""
         ch = self.lc_channel
-        if ch.measuring_bp or ch.base == "bp":
+        if ch.measuring_bp or ch.base == "bp" or not x.requires_grad:
             return self.weight
         if ch.base == "srbp":
             return None
-        return self.feedback
+        return ch.mode.matrix(self, ch, x)
 
-    def _adapt_lr(self):
+    def _adapter(self):
+        """The feedback's learning in backward (ARBP, KP), or None."""
         ch = self.lc_channel
-        return ch.adapt_lr if (ch.base == "rbp" and not ch.measuring_bp) else None
+        return ch.mode.adapter() if (ch.base == "rbp" and not ch.measuring_bp) else None
 
     def _record(self, t: torch.Tensor) -> None:
         ch = self.lc_channel
@@ -55,7 +58,7 @@ class ChannelLayer:
             return y
         if ch.point_at == "input":
             self._record(x)
-        route = self._route()
+        route = self._route(x)
         if route is None:
             # SRBP: the input is cut from the graph, so autograd computes the local weight
             # update and no product through Wᵀ; the layer below hears from SkipSource.
@@ -65,7 +68,7 @@ class ChannelLayer:
             # transforms: autograd's own backward is the channel's.
             y = self._native(x)
         else:
-            y = self._apply_channel(x, route, self._adapt_lr())
+            y = self._apply_channel(x, route, self._adapter())
         if ch.capture is not None and y.requires_grad:
             y.register_hook(lambda g, layer=self: ch.capture.setdefault(layer, []).append(g))
         if ch.point_at == "output":
@@ -78,17 +81,17 @@ class FeedbackLinear(ChannelLayer, nn.Linear):
 
     _native = nn.Linear.forward
 
-    def _apply_channel(self, x, B, adapt_lr):
+    def _apply_channel(self, x, B, adapt):
         nodes = self.lc_channel.compiled()
         if nodes is not None:  # plain RBP: the compiled node
             return nodes.feedback_linear(x, self.weight, self.bias, B)
-        return FeedbackLinearFn.apply(x, self.weight, self.bias, B, self.lc_channel, adapt_lr)
+        return FeedbackLinearFn.apply(x, self.weight, self.bias, B, self.lc_channel, adapt)
 
 
 class _FeedbackConv(ChannelLayer):
-    def _apply_channel(self, x, B, adapt_lr):
+    def _apply_channel(self, x, B, adapt):
         if x.dim() == self.weight.dim() - 1:  # an unbatched input: a batch of one
-            return self._apply_channel(x.unsqueeze(0), B, adapt_lr).squeeze(0)
+            return self._apply_channel(x.unsqueeze(0), B, adapt).squeeze(0)
         padding = self.padding
         if self.padding_mode != "zeros" or isinstance(padding, str):
             # Non-zero padding modes and 'same' padding: pad explicitly (autograd carries
@@ -101,7 +104,7 @@ class _FeedbackConv(ChannelLayer):
         nodes = self.lc_channel.compiled()
         if nodes is not None:  # plain RBP: the compiled node
             return nodes.feedback_conv(x, self.weight, self.bias, B, *conf)
-        return FeedbackConvFn.apply(x, self.weight, self.bias, B, self.lc_channel, adapt_lr, *conf)
+        return FeedbackConvFn.apply(x, self.weight, self.bias, B, self.lc_channel, adapt, *conf)
 
 
 class FeedbackConv1d(_FeedbackConv, nn.Conv1d):
