@@ -102,7 +102,7 @@ def test_same_updates_as_the_engine(name, engine_opts, opts):
     net, ch, rec, I, dW, db = engine(name, X, T, **engine_opts)
     model = mirror(net)
     kw = {"example_input": X} if "srbp" in name else {}
-    lct.convert(model, name, **kw, **opts)
+    lct.convert(model, name, scaling="distribution", **kw, **opts)  # the engine's draws
     copy_engine_feedback(model, ch, name)
     before = {h: engine_feedback(ch, h, h + 1 if "rbp" in name and "srbp" not in name else L).clone()
               for h in range(1, L)} if name.startswith("a") else None

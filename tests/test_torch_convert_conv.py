@@ -78,7 +78,7 @@ def test_converted_conv_net_has_the_engines_updates(name, arch, opts):
     d = one_step_updates(net, ch, X, T, lr=1.0)  # ΔW^1..ΔW^L, then Δb^1..Δb^L
     images = X.view(-1, *SHAPE)
     kw = {"example_input": images[:2]} if "srbp" in name else {}
-    lct.convert(model, name, **kw, **opts)
+    lct.convert(model, name, scaling="distribution", **kw, **opts)  # the engine's draws
     copy_feedback(net, ch, model, name)
     model.zero_grad()
     nn.functional.cross_entropy(model(images), y).backward()

@@ -102,7 +102,7 @@ def test_aliases_are_the_same_algorithm(alias, name, kw):
 
 
 def test_usf_sends_the_signal_through_glorot_scaled_signs_of_w():
-    model = lct.convert(mlp(), "usf", feedback={"scale": 2.0})
+    model = lct.convert(mlp(), "usf", feedback={"scale": 2.0}, scaling="distribution")  # biotorch's s
     Ls = linears(model)
     s = [2.0 * math.sqrt(2.0 / (m.in_features + m.out_features)) for m in Ls]
     close(autograd_grads(model), by_hand(model, [s[i] * sign(m.weight.detach()) for i, m in enumerate(Ls)]))
@@ -110,7 +110,7 @@ def test_usf_sends_the_signal_through_glorot_scaled_signs_of_w():
 
 def test_frsf_keeps_random_magnitudes_and_follows_the_current_signs():
     model = lct.convert(mlp(), "frsf", seed=3)
-    rbp = lct.convert(mlp(), "rbp", seed=3)
+    rbp = lct.convert(mlp(), "rbp", seed=3)  # both at the default scaling, "match"
     Ls = linears(model)
     for m, r in zip(Ls, linears(rbp)):
         assert torch.equal(m.feedback, r.feedback.abs())  # the same draw, its magnitudes
@@ -120,7 +120,7 @@ def test_frsf_keeps_random_magnitudes_and_follows_the_current_signs():
 
 
 def test_brsf_redraws_the_magnitudes_every_pass_from_the_resample_stream():
-    model = lct.convert(mlp(), "brsf", seed=4)
+    model = lct.convert(mlp(), "brsf", seed=4, scaling="distribution")
     Ls = linears(model)
     got = autograd_grads(model)
     g = generator(4, "resample")

@@ -3,7 +3,8 @@
 Every random thing in lchannel draws from an explicit ``torch.Generator``.  A run's
 seed is split into independent *streams* (forward initialisation, feedback matrices,
 channel noise, forward dropout, data order, training augmentation, and the converter's
-per-pass feedback redraws (brSF) and weight-mirror noise) so that, for example, BP and RBP started
+per-pass feedback redraws (brSF), weight-mirror noise and the probe that calibrates direct
+feedback) so that, for example, BP and RBP started
 from the same seed get identical forward weights, and adding a random feedback matrix
 never shifts the forward initialisation.
 """
@@ -14,7 +15,7 @@ import hashlib
 
 import torch
 
-STREAMS = ("init", "feedback", "channel", "dropout", "data", "augment", "resample", "mirror")
+STREAMS = ("init", "feedback", "channel", "dropout", "data", "augment", "resample", "mirror", "calibrate")
 
 
 def derive_seed(seed: int, stream: str) -> int:

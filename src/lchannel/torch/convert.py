@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from contextlib import contextmanager
 from typing import Iterable
 
 import torch
@@ -138,6 +139,8 @@ class ModuleChannel:
         self.probing, self.measuring_bp, self.capture = None, False, None
         self.lazy = None  # SRBP without example_input: (receivers,) until the first pass draws the maps
         self.targets = None  # DRTP: the targets of the coming backward pass (set_targets)
+        self.source_name = None  # the module whose output is the error's source (None: the model)
+        self.calibrate_pending = False  # scaling "match" of the direct maps: at the first learning pass
         self._generators: dict = {}
         self._checked: list = []  # the shapes of the last pass whose points were checked
         self.native = None  # set by convert() once the options are checked
@@ -216,6 +219,7 @@ class ModuleChannel:
         state = dict(self.__dict__)
         state["_generators"], state["points"], state["_capture"], state["_checked"] = {}, [], None, []
         state["targets"] = None
+        state.pop("_first", None)
         state["native"] = None  # a compiled module does not pickle; found again on load
         return state
 
@@ -229,15 +233,28 @@ class ModuleChannel:
         self.points = []
         if self.lazy is not None:
             self.probing = []  # SRBP's maps are not drawn yet: record every point
+        if self.calibrate_pending:
+            self._first = (module, inputs)  # the batch to calibrate the maps on ("match")
+
+    def state_loaded(self, *args, **kwargs):
+        """Load-state-dict pre-hook of the model: loaded feedback is kept as it is."""
+        self.calibrate_pending = False
 
     def source_hook(self, module, inputs, output):
         """Forward hook of the error's source (the model output by default): links every
         receiving point recorded in this pass to it, so that its backward can deliver the
         output error there (SRBP)."""
-        if self.lazy is not None:
-            if not torch.is_grad_enabled():
+        if self.lazy is not None or self.calibrate_pending:
+            if not torch.is_grad_enabled() or self.measuring_bp:
                 return None  # nothing learns in this pass; the maps wait for one that does
-            self._draw_lazily(output)
+            if self.lazy is not None:
+                self._draw_lazily(output)
+            if self.calibrate_pending:
+                self.calibrate_pending = False
+                model, inputs = self.__dict__.pop("_first")
+                kept = self.points  # this pass's points (the nested pass records its own)
+                _calibrate(model, self, inputs, self.source_name)
+                self.points = kept
         points, self.points = self.points, []
         if self.measuring_bp or self.probing is not None or not points or not torch.is_grad_enabled():
             return None
@@ -340,8 +357,8 @@ def _excluded(name: str, exclude: set[str]) -> bool:
 def convert(model: nn.Module, algorithm: str = "rbp", *, feedback: FeedbackInit | dict | str | None = None,
             seed: int = 0, layers: Iterable[type] = (nn.Linear, nn.Conv2d), exclude: Iterable[str] = (),
             example_input=None, source: str | None = None, receivers: Iterable[str] | None = None,
-            adapt_lr: float | None = None, feedback_decay: float = 0.0, transforms=None, reduction: str = "mean",
-            warn: bool = True, **options) -> nn.Module:
+            adapt_lr: float | None = None, feedback_decay: float = 0.0, scaling: str = "match", transforms=None,
+            reduction: str = "mean", warn: bool = True, **options) -> nn.Module:
     """Make ``model`` learn through the learning channel ``algorithm``; returns ``model``
     (converted in place).
 
@@ -374,6 +391,15 @@ def convert(model: nn.Module, algorithm: str = "rbp", *, feedback: FeedbackInit 
         engine's η·adapt_rate; adaptation happens during ``backward()`` (wm: before
         every training pass).
     feedback_decay: λ of kp and wm, the feedback's decay per step (default 0).
+    scaling: the size of the random feedback.  ``"match"`` (default): each B as large as
+        its W (‖B‖_F = ‖W‖_F), each direct map C_p calibrated on the first batch (the
+        ``example_input``, else the first learning pass) so that it delivers a signal as
+        large as BP's at its point; the signals then neither grow nor vanish with depth.
+        ``"fan_in"``: the RMS of PyTorch's default initialisation, 1/sqrt(3·fan_in)
+        (biotorch's default; a direct map counts the outputs as its fan-in).
+        ``"distribution"``: as ``feedback`` draws it (the papers' Glorot scale: RBP's
+        signal then grows about (std of B / std of W) per layer, e.g. 2.3x per 32-channel
+        3x3 conv with PyTorch's default init).
     transforms: signal transforms (Quantize, ChannelDropout, SignOnly, ...), or the
         engine's shortcuts ``quantize_bits``, ``quantize_alpha``, ``lc_dropout``,
         ``sign_only``, ``magnitude_only``.
@@ -416,8 +442,11 @@ def convert(model: nn.Module, algorithm: str = "rbp", *, feedback: FeedbackInit 
     if isinstance(feedback_decay, bool) or not isinstance(feedback_decay, (int, float)) \
             or not 0 <= feedback_decay < 1:
         raise ValueError(f"feedback_decay must be a number in [0, 1), got {feedback_decay!r}")
-    ch = ModuleChannel(name, kind(adapt_lr=adapt_lr, feedback_decay=float(feedback_decay)), None, seed, transform,
-                       reduction)
+    if scaling not in modes.SCALINGS:
+        raise ValueError(f"scaling must be one of {list(modes.SCALINGS)}, got {scaling!r}")
+    ch = ModuleChannel(name, kind(adapt_lr=adapt_lr, feedback_decay=float(feedback_decay), scaling=scaling), None,
+                       seed, transform, reduction)
+    ch.source_name = source
     fb = FeedbackInit.from_options(feedback if ch.base != "bp" else None)
     if ch.base == "srbp" and fb.congruent:
         raise ValueError("feedback congruent: congruent SRBP feedback takes the signs of the product of the forward "
@@ -470,10 +499,14 @@ def convert(model: nn.Module, algorithm: str = "rbp", *, feedback: FeedbackInit 
                 _draw_points(ch, points, out, fb, g, receivers)
             else:
                 ch.lazy = (receivers,)  # a tuple: receivers=None (all that can) is a value
+            # "match": calibrated on the first learning pass's batch (a real batch, not the
+            # two examples of example_input); a state_dict loaded before it cancels it.
+            ch.calibrate_pending = scaling == "match"
     except BaseException:
         _undo(model, ch)
         raise
-    model._lc_hooks = [model.register_forward_pre_hook(ch.start_pass)]
+    model._lc_hooks = [model.register_forward_pre_hook(ch.start_pass),
+                       model._register_load_state_dict_pre_hook(ch.state_loaded)]
     if ch.base == "srbp":
         model._lc_hooks.append(names[source or ""].register_forward_hook(ch.source_hook))
     if ch.nof and ch.base != "srbp":
@@ -574,6 +607,65 @@ def _probe(model, ch, example_input, source):
     return points, out
 
 
+@contextmanager
+def _state_kept(model):
+    """Run a pass that must not change training: every buffer (batch-norm statistics,
+    feedback) is swapped for a copy during the pass and the original put back untouched
+    (the pass may run inside another whose backward still needs them), and the random
+    state and the modules' train/eval modes are restored."""
+    swapped = [(m, k, b) for m in model.modules() for k, b in m._buffers.items() if b is not None]
+    for m, k, b in swapped:
+        m._buffers[k] = b.clone()
+    modes = {m: m.training for m in model.modules()}
+    cpu = torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    try:
+        yield
+    finally:
+        for m, k, b in swapped:
+            m._buffers[k] = b
+        for m, t in modes.items():
+            m.train(t)
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+
+
+def _calibrate(model, ch, args, source) -> None:
+    """``scaling="match"`` for the direct forms: scale each C_p so that, on the batch
+    ``args`` (the first learning pass's), the signal it delivers for a random output
+    gradient r (r C_pᵀ) has the norm BP's gradient at the same point has (r through the
+    model's own Jacobian), in the model's mode.  Then the direct signals are as large as
+    BP's at every depth, whatever the layers in between do (batch norm, residual
+    additions).  Nothing of the pass remains (:func:`_state_kept`)."""
+    src = dict(model.named_modules())[source or ""]
+    seen = {}
+    handle = src.register_forward_hook(lambda m, i, o: seen.setdefault("out", o))
+    with _state_kept(model):
+        ch.measuring_bp, ch.probing = True, []  # the full BP graph; every point recorded
+        try:
+            with torch.enable_grad():
+                model(*args)
+        finally:
+            handle.remove()
+            points, ch.probing, ch.measuring_bp = ch.probing, None, False
+        out = seen["out"]
+        pairs = [(layer, t) for layer, t in points if "skip_feedback" in layer._buffers and t.requires_grad]
+        if not pairs:
+            return
+        r = torch.randn(out.shape, generator=generator(ch.seed, "calibrate"), dtype=out.dtype).to(out.device)
+        grads = torch.autograd.grad(out, [t for _, t in pairs], r, allow_unused=True)
+    r2 = r.reshape(r.shape[0], -1)
+    with torch.no_grad():
+        for (layer, _), gp in zip(pairs, grads):
+            C = layer.skip_feedback  # the original buffer again
+            if gp is None:
+                continue
+            sent, wanted = (r2 @ C.t()).norm(), gp.norm()
+            # tensor ops only (no host sync; meta tensors have no values)
+            C.mul_(torch.where((sent > 0) & (wanted > 0), wanted / sent.clamp_min(1e-30), torch.ones_like(sent)))
+
+
 def _draw_points(ch, points, out, fb, g, receivers) -> None:
     """SRBP: one random map C_p (values per example at the point × outputs) per chosen layer
     that can receive the error (a point that needs a gradient, is not the output itself or
@@ -600,6 +692,8 @@ def _draw_points(ch, points, out, fb, g, receivers) -> None:
         fb.check(_per_example(t))
         n_in = _per_example(t)
         C = fb.draw((n_in, n_out), n_in, n_out, g, chained=False, dtype=layer.weight.dtype)
+        if ch.mode.scaling == "fan_in":  # C_p as a layer fed by the n_out outputs: RMS 1/sqrt(3·n_out)
+            C.mul_(1.0 / math.sqrt(3.0 * n_out) / C.pow(2).mean().sqrt().clamp_min(1e-30))
         # Stored column-major: the backward product g Cᵀ then reads Cᵀ as a contiguous
         # matrix, which MKL multiplies ~20% faster at these sizes (same values, same shape).
         layer.register_buffer("skip_feedback", C.to(layer.weight.device).t().contiguous().t())

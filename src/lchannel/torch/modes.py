@@ -46,14 +46,17 @@ class Mode:
     compiled = False
     adaptive = False
 
-    def __init__(self, adapt_lr: float | None = None, feedback_decay: float = 0.0):
+    def __init__(self, adapt_lr: float | None = None, feedback_decay: float = 0.0, scaling: str = "match"):
+        if scaling not in SCALINGS:
+            raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}")
         self.adapt_lr = adapt_lr
         self.feedback_decay = feedback_decay
+        self.scaling = scaling
 
     # -- rbp family -----------------------------------------------------------------------
     def draw(self, layer, fb, g: torch.Generator) -> None:
-        """Register the layer's ``feedback`` buffer (rbp family)."""
-        layer.register_buffer("feedback", draw_like(fb, layer.weight, g))
+        """Register the layer's ``feedback`` buffer (rbp family), at the mode's scaling."""
+        layer.register_buffer("feedback", rescale(draw_like(fb, layer.weight, g), layer.weight, self.scaling))
 
     def matrix(self, layer, channel, x: torch.Tensor) -> torch.Tensor:
         """The matrix the signal to the layer's input ``x`` travels through in this pass."""
@@ -155,11 +158,12 @@ def _padding(layer):
 
 class SignSymmetry(FeedbackAlignment):
     """Sign-concordant feedback (Liao, Leibo & Poggio 2016), B = M ⊙ sign(W) at every
-    pass (a zero weight counts as positive): ``form="usf"``, M = s, the standard
-    deviation of the feedback distribution for the layer (Glorot's sqrt(2/(fan_in +
-    fan_out)) times ``scale``, as biotorch scales it); ``"frsf"``, M = |R| with R drawn
-    once; ``"brsf"``, M = |R| with R drawn again before every training pass (the engine's
-    ``resample="sign_concordant"``)."""
+    pass (a zero weight counts as positive): ``form="usf"``, M = s, one number per layer
+    (with ``scaling="distribution"`` Glorot's sqrt(2/(fan_in + fan_out)) times the
+    feedback's ``scale``, as biotorch scales it; with "match" the RMS of W at conversion);
+    ``"frsf"``, M = |R| with R drawn once; ``"brsf"``, M = |R| with R drawn again before
+    every training pass (the engine's ``resample="sign_concordant"``), each draw at the
+    mode's scaling."""
 
     compiled = False
     FORMS = ("usf", "frsf", "brsf")
@@ -171,10 +175,12 @@ class SignSymmetry(FeedbackAlignment):
         self.form = form
 
     def draw(self, layer, fb, g):
+        W = layer.weight
         if self.form == "usf":
-            fan_in, fan_out = nn.init._calculate_fan_in_and_fan_out(layer.weight)
-            layer.register_buffer("feedback", torch.full((), math.sqrt(2.0 / (fan_in + fan_out)) * fb.scale,
-                                                         dtype=layer.weight.dtype, device=layer.weight.device))
+            # s·sign(W): "distribution" is biotorch's Glorot std, the others as rescale()
+            fan_in, fan_out = nn.init._calculate_fan_in_and_fan_out(W)
+            s = torch.full(W.shape, math.sqrt(2.0 / (fan_in + fan_out)) * fb.scale, dtype=W.dtype, device=W.device)
+            layer.register_buffer("feedback", rescale(s, W, self.scaling).flatten()[:1].reshape(()).clone())
         else:
             super().draw(layer, fb, g)
             layer.feedback.abs_()
@@ -184,7 +190,8 @@ class SignSymmetry(FeedbackAlignment):
         sign = torch.where(W >= 0, 1.0, -1.0).to(W.dtype)
         if self.form == "brsf":
             with torch.no_grad():
-                layer.feedback.copy_(draw_like(channel.feedback, W, channel.stream(W.device, "resample")).abs_())
+                R = draw_like(channel.feedback, W, channel.stream(W.device, "resample")).abs_()
+                layer.feedback.copy_(rescale(R, W, self.scaling))
         return layer.feedback * sign
 
 
@@ -215,6 +222,25 @@ class TargetProjection(Mode):
     def source_signal(self, g, channel):
         T = channel.take_targets(g)
         return T / g.shape[0] if channel.reduction == "mean" else T
+
+
+SCALINGS = ("match", "fan_in", "distribution")
+
+
+def rescale(B: torch.Tensor, W: torch.Tensor, scaling: str) -> torch.Tensor:
+    """A stand-in B for W at the scale ``scaling`` asks (in place; returns B):
+    ``"match"``, ‖B‖_F = ‖W‖_F, so the signal a layer sends down has the size BP's would
+    and does not grow or shrink geometrically with depth; ``"fan_in"``, the RMS of
+    PyTorch's default initialisation of the layer, 1/sqrt(3·fan_in) (biotorch's
+    "kaiming"); ``"distribution"``, as drawn (the feedback distribution's own scale: the
+    papers' Glorot std for ``normal``)."""
+    if scaling == "distribution":
+        return B
+    rms = B.pow(2).mean().sqrt()
+    if not rms > 0:
+        return B  # nothing to scale (a sparse draw with n = 0)
+    target = W.detach().pow(2).mean().sqrt() if scaling == "match" else 1.0 / math.sqrt(3.0 * W[0].numel())
+    return B.mul_(target / rms)
 
 
 def draw_like(fb, W: torch.Tensor, g: torch.Generator) -> torch.Tensor:
