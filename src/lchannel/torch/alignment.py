@@ -21,7 +21,7 @@ import math
 import torch
 
 from ..alignment import angle
-from .convert import channel_of
+from .channel import channel_of
 
 
 def _angle(a: torch.Tensor, b: torch.Tensor) -> float:

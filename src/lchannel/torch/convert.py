@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from contextlib import contextmanager
 from typing import Iterable
 
 import torch
@@ -52,9 +51,11 @@ from ..channels import NOF_SUFFIX, REGISTRY, FeedbackInit, SignalTransform, conv
     transforms_from_options
 from ..channels.transforms import Chain
 from ..rng import generator
-from . import modes, native
-from .functions import SkipSource, StraightThrough
-from .layers import CONVERTED, ChannelLayer
+from . import native
+from .modes import MODES, SCALINGS, TargetProjection
+from .channel import ModuleChannel, channel_of
+from .direct import draw_points, probe
+from .layers import CONVERTED
 
 def _accepted() -> tuple[str, ...]:
     names = converter_names()
@@ -87,232 +88,6 @@ REFUSED_OPTIONS = {
 ACTIVATIONS = (nn.Tanh, nn.Sigmoid, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU,
                nn.SiLU, nn.Mish, nn.Softplus, nn.Hardtanh, nn.Hardsigmoid, nn.Hardswish, nn.Softsign,
                nn.LogSigmoid, nn.Tanhshrink)
-
-
-class _PassMode:
-    """A channel attribute that changes how a pass runs (probing, alignment's BP pass,
-    signal capture): setting it recomputes ``channel.lean``, the one flag the converted
-    layers read on SRBP's hot path."""
-
-    def __set_name__(self, owner, name):
-        self.key = "_" + name
-
-    def __get__(self, ch, owner=None):
-        return self if ch is None else ch.__dict__[self.key]
-
-    def __set__(self, ch, value):
-        ch.__dict__[self.key] = value
-        d = ch.__dict__
-        ch.lean = (ch.base == "srbp" and not d.get("_measuring_bp") and d.get("_probing") is None
-                   and d.get("_capture") is None)
-
-
-class ModuleChannel:
-    """The learning channel of a converted model: its options and per-pass state.
-
-    Shared by every converted layer (``layer.lc_channel``) and reachable as
-    ``lchannel.torch.channel_of(model)``.  ``native`` is the module of compiled autograd
-    nodes in use (:mod:`lchannel.torch.native`), or None for the Python autograd
-    functions; set it to None to compare the two.
-    """
-
-    probing = _PassMode()  # SRBP's probe pass in convert(): receiving points found here
-    measuring_bp = _PassMode()  # alignment(): the same model, learning through true BP
-    capture = _PassMode()  # alignment(): signals reaching each chosen layer
-
-    def __init__(self, name, mode, feedback, seed, transform, reduction):
-        self.name = name
-        self.mode = mode  # a lchannel.torch.modes.Mode: how the feedback is made and learns
-        self.nof = name.endswith(NOF_SUFFIX)
-        self.base = mode.family  # bp | rbp | srbp: the route the error takes
-        self.adaptive = mode.adaptive
-        self.adapt_lr = mode.adapt_lr
-        self.feedback = feedback
-        self.seed = seed
-        self.transform = transform
-        self.reduction = reduction
-        # SRBP receives at each chosen layer's input (f' of the layer below applies on the
-        # way down, paper 2 eq. 11), or at its output without f'.
-        self.point_at = None if self.base != "srbp" else ("output" if self.nof else "input")
-        self.layers: list[tuple[str, ChannelLayer]] = []
-        self.points: list = []  # (layer, tensor) receiving points recorded in this forward pass
-        self.probing, self.measuring_bp, self.capture = None, False, None
-        self.lazy = None  # SRBP without example_input: (receivers,) until the first pass draws the maps
-        self.targets = None  # DRTP: the targets of the coming backward pass (set_targets)
-        self.source_name = None  # the module whose output is the error's source (None: the model)
-        self.calibrate_pending = False  # scaling "match" of the direct maps: at the first learning pass
-        self._generators: dict = {}
-        self._checked: list = []  # the shapes of the last pass whose points were checked
-        self.native = None  # set by convert() once the options are checked
-
-    def wants_native(self) -> bool:
-        """The compiled nodes serve plain RBP (FA) and SRBP (DFA): no transforms, no adaptation."""
-        return self.mode.compiled and self.transform is None
-
-    def compiled(self):
-        """The compiled nodes if they serve this pass (eager mode, see
-        :func:`lchannel.torch.native.usable`), else None: use the Python functions."""
-        return self.native if self.native is not None and native.usable() else None
-
-    def take_targets(self, g: torch.Tensor) -> torch.Tensor:
-        """DRTP: the targets set for this backward pass as rows like ``g`` (B, N_out), then
-        forgotten, so that a step never reuses an earlier step's targets."""
-        T, self.targets = self.targets, None
-        if T is None:
-            raise ValueError(f"{self.name}: no targets for this backward pass; call "
-                             f"lchannel.torch.set_targets(model, y) after the forward pass and before backward()")
-        if T.dim() == 1:
-            if T.dtype.is_floating_point:
-                raise ValueError("set_targets: a 1-d target must hold class indices (an integer tensor)")
-            T = torch.nn.functional.one_hot(T.long(), g.shape[1])
-        T = T.reshape(T.shape[0], -1).to(g.dtype).to(g.device)
-        if T.shape != g.shape:
-            raise ValueError(f"set_targets: targets of shape {tuple(T.shape)} for an output of {tuple(g.shape)} "
-                             f"values per batch (one row per example, one value per output)")
-        return T
-
-    def describe(self) -> str:
-        opts = [f"seed={self.seed}"]
-        if self.base != "bp":
-            opts.append(f"feedback={self.feedback}")
-        if self.mode.describe():
-            opts.append(self.mode.describe())
-        if self.transform is not None:
-            opts.append(f"transforms={self.transform!r}")
-        return f"{self.name}({', '.join(opts)}; {len(self.layers)} layers)"
-
-    __repr__ = describe
-
-    def summary(self) -> str:
-        """Which layers learn through the channel and which modules with parameters still
-        learn by BP (layer types the converter does not convert, or excluded ones)."""
-        lines = [f"{self.name}: {len(self.layers)} layer(s) learn through the channel"]
-        lines += [f"  {n or '(model)'}  {type(m).__name__}" for n, m in self.layers]
-        left = getattr(self, "left_on_bp", [])
-        lines.append(f"{len(left)} module(s) with parameters learn by BP" + (":" if left else ""))
-        lines += [f"  {n}  {t}" for n, t in left]
-        return "\n".join(lines)
-
-    # -- signal transforms -----------------------------------------------------------
-    def transform_signal(self, J: torch.Tensor) -> torch.Tensor:
-        """Apply the transforms to a signal in autograd's scale.  Autograd carries
-        ``−J/B`` for a mean-reduced loss (``−J`` for a summed one), where J is the papers'
-        signal (built on e = T − O); scale-dependent transforms such as Quantize (eq. 19)
-        must see J itself, so the signal is mapped to J and back."""
-        if self.transform is None or self.measuring_bp:
-            return J
-        scale = -(J.shape[0] if self.reduction == "mean" else 1)
-        gens = [self._generator(J.device)] if self.transform.needs_rng else None
-        return self.transform((J * scale).unsqueeze(0), 0, gens)[0] / scale
-
-    def _generator(self, device) -> torch.Generator:
-        return self.stream(device, "channel")  # dropout masks
-
-    def stream(self, device, name: str) -> torch.Generator:
-        """The seed's continuing stream ``name`` (lchannel.rng), one generator per device."""
-        key = (name, str(device))
-        if key not in self._generators:
-            self._generators[key] = generator(self.seed, name, device)
-        return self._generators[key]
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["_generators"], state["points"], state["_capture"], state["_checked"] = {}, [], None, []
-        state["targets"] = None
-        state.pop("_first", None)
-        state["native"] = None  # a compiled module does not pickle; found again on load
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self.native = native.nodes() if self.wants_native() else None
-
-    # -- hooks on the model ----------------------------------------------------------
-    def start_pass(self, module, inputs):
-        """Forward pre-hook of the model: a new pass records its own receiving points."""
-        self.points = []
-        if self.lazy is not None:
-            self.probing = []  # SRBP's maps are not drawn yet: record every point
-        if self.calibrate_pending:
-            self._first = (module, inputs)  # the batch to calibrate the maps on ("match")
-
-    def state_loaded(self, *args, **kwargs):
-        """Load-state-dict pre-hook of the model: loaded feedback is kept as it is."""
-        self.calibrate_pending = False
-
-    def source_hook(self, module, inputs, output):
-        """Forward hook of the error's source (the model output by default): links every
-        receiving point recorded in this pass to it, so that its backward can deliver the
-        output error there (SRBP)."""
-        if self.lazy is not None or self.calibrate_pending:
-            if not torch.is_grad_enabled() or self.measuring_bp:
-                return None  # nothing learns in this pass; the maps wait for one that does
-            if self.lazy is not None:
-                self._draw_lazily(output)
-            if self.calibrate_pending:
-                self.calibrate_pending = False
-                model, inputs = self.__dict__.pop("_first")
-                kept = self.points  # this pass's points (the nested pass records its own)
-                _calibrate(model, self, inputs, self.source_name)
-                self.points = kept
-        points, self.points = self.points, []
-        if self.measuring_bp or self.probing is not None or not points or not torch.is_grad_enabled():
-            return None
-        if not isinstance(output, torch.Tensor):
-            raise ValueError(f"source: the error's source must return a tensor, got {type(output).__name__}; "
-                             f"name a submodule that does with convert(..., source='name')")
-        key = [output.shape] + [(layer, t.shape) for layer, t in points]
-        if key != self._checked:
-            self._check_points(points, output)
-            self._checked = key
-        feedbacks = [layer._buffers["skip_feedback"] for layer, _ in points]
-        nodes = self.compiled()
-        if nodes is not None:
-            return nodes.skip_source(output, [t for _, t in points], feedbacks)
-        lr = self.adapt_lr if self.adaptive else None
-        return SkipSource.apply(self, feedbacks, lr, output, *[t for _, t in points])
-
-    def _draw_lazily(self, output) -> None:
-        """SRBP converted without ``example_input``: the first pass that learns finds the
-        receiving points and draws their maps (as PyTorch's lazy modules find their shapes)."""
-        (receivers,) = self.lazy
-        recorded, self.probing, self.lazy = self.probing or [], None, None
-        _draw_points(self, recorded, output, self.feedback, generator(self.seed, "feedback"), receivers)
-        self.points = [(layer, t) for layer, t in recorded if "skip_feedback" in layer._buffers and t.requires_grad]
-
-    def _check_points(self, points, output) -> None:
-        n_out = _per_example(output)
-        for layer, t in points:
-            C = layer.skip_feedback
-            if C.shape[0] != _per_example(t) or C.shape[1] != n_out:
-                raise ValueError(
-                    f"srbp: layer {_name_of(self, layer)!r} receives {_per_example(t)} values per example from "
-                    f"{n_out} outputs, but its feedback was drawn for {C.shape[0]} from {C.shape[1]} (from "
-                    f"example_input): the SRBP feedback is tied to the input size the model was converted with")
-
-    def straight_through_hook(self, module, inputs, output):
-        """Forward hook of an activation module for the '-nof' forms: keep f(x), drop f'."""
-        x = inputs[0]
-        if self.measuring_bp or not torch.is_grad_enabled() or not x.requires_grad:
-            return None
-        return StraightThrough.apply(x, output.detach())
-
-
-def _per_example(t: torch.Tensor) -> int:
-    """Values per example of a batch-first tensor (t[0].numel() without making a view)."""
-    return t.numel() // t.shape[0] if t.shape[0] else math.prod(t.shape[1:])
-
-
-def _name_of(ch: ModuleChannel, layer) -> str:
-    return next((n for n, m in ch.layers if m is layer), "?")
-
-
-def channel_of(model: nn.Module) -> ModuleChannel:
-    """The learning channel of a converted model (ValueError if it was not converted)."""
-    ch = getattr(model, "_lc_channel", None)
-    if ch is None:
-        raise ValueError("model: not converted; call lchannel.torch.convert(model, ...) first")
-    return ch
 
 
 def _check_name(name) -> str:
@@ -392,9 +167,10 @@ def convert(model: nn.Module, algorithm: str = "rbp", *, feedback: FeedbackInit 
         every training pass).
     feedback_decay: λ of kp and wm, the feedback's decay per step (default 0).
     scaling: the size of the random feedback.  ``"match"`` (default): each B as large as
-        its W (‖B‖_F = ‖W‖_F), each direct map C_p calibrated on the first batch (the
-        ``example_input``, else the first learning pass) so that it delivers a signal as
-        large as BP's at its point; the signals then neither grow nor vanish with depth.
+        its W (‖B‖_F = ‖W‖_F), each direct map C_p calibrated on the first learning
+        pass's batch so that it delivers a signal as large as BP's at its point (a
+        ``state_dict`` loaded before that pass is kept as saved); the signals then neither
+        grow nor vanish with depth.
         ``"fan_in"``: the RMS of PyTorch's default initialisation, 1/sqrt(3·fan_in)
         (biotorch's default; a direct map counts the outputs as its fan-in).
         ``"distribution"``: as ``feedback`` draws it (the papers' Glorot scale: RBP's
@@ -430,7 +206,7 @@ def convert(model: nn.Module, algorithm: str = "rbp", *, feedback: FeedbackInit 
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
     entry = resolve(name)[0]
-    kind = modes.MODES[entry.converter]
+    kind = MODES[entry.converter]
     if "adapt_lr" in kind().needs:
         if isinstance(adapt_lr, bool) or not isinstance(adapt_lr, (int, float)) or not adapt_lr > 0 \
                 or not math.isfinite(adapt_lr):
@@ -442,8 +218,8 @@ def convert(model: nn.Module, algorithm: str = "rbp", *, feedback: FeedbackInit 
     if isinstance(feedback_decay, bool) or not isinstance(feedback_decay, (int, float)) \
             or not 0 <= feedback_decay < 1:
         raise ValueError(f"feedback_decay must be a number in [0, 1), got {feedback_decay!r}")
-    if scaling not in modes.SCALINGS:
-        raise ValueError(f"scaling must be one of {list(modes.SCALINGS)}, got {scaling!r}")
+    if scaling not in SCALINGS:
+        raise ValueError(f"scaling must be one of {list(SCALINGS)}, got {scaling!r}")
     ch = ModuleChannel(name, kind(adapt_lr=adapt_lr, feedback_decay=float(feedback_decay), scaling=scaling), None,
                        seed, transform, reduction)
     ch.source_name = source
@@ -495,8 +271,8 @@ def convert(model: nn.Module, algorithm: str = "rbp", *, feedback: FeedbackInit 
                 ch.mode.draw(m, fb, g)
         elif ch.base == "srbp":
             if example_input is not None:
-                points, out = _probe(model, ch, example_input, source)
-                _draw_points(ch, points, out, fb, g, receivers)
+                points, out = probe(model, ch, example_input, source)
+                draw_points(ch, points, out, fb, g, receivers)
             else:
                 ch.lazy = (receivers,)  # a tuple: receivers=None (all that can) is a value
             # "match": calibrated on the first learning pass's batch (a real batch, not the
@@ -527,7 +303,7 @@ def set_targets(model: nn.Module, targets: torch.Tensor) -> None:
     """DRTP: the targets of the coming ``backward()`` (one-hot rows, or class indices),
     set after the forward pass; they are used by one backward pass and then forgotten."""
     ch = channel_of(model)
-    if not isinstance(ch.mode, modes.TargetProjection):
+    if not isinstance(ch.mode, TargetProjection):
         raise ValueError(f"set_targets: the model learns by {ch.name!r}, which takes no targets (drtp does)")
     if not isinstance(targets, torch.Tensor):
         raise ValueError(f"set_targets: targets must be a tensor, got {type(targets).__name__}")
@@ -580,123 +356,3 @@ def _undo(model, ch) -> None:
     model.__dict__.pop("_lc_channel", None)
 
 
-@torch.no_grad()
-def _probe(model, ch, example_input, source):
-    """One forward pass in eval mode with gradients on: where the receiving points are."""
-    modes = {m: m.training for m in model.modules()}
-    src = dict(model.named_modules())[source or ""]
-    seen = {}
-    handle = src.register_forward_hook(lambda m, i, o: seen.setdefault("out", o))
-    ch.probing = []
-    model.eval()
-    try:
-        with torch.enable_grad():
-            args = example_input if isinstance(example_input, tuple) else (example_input,)
-            model(*args)
-    except Exception as err:
-        raise ValueError(f"example_input: the model failed on it ({type(err).__name__}: {err})") from err
-    finally:
-        handle.remove()
-        for m, t in modes.items():
-            m.train(t)
-        points, ch.probing = ch.probing, None
-    out = seen.get("out")
-    if not isinstance(out, torch.Tensor):
-        raise ValueError(f"source: the error's source must return a tensor, got {type(out).__name__}; "
-                         f"name a submodule that does with convert(..., source='name')")
-    return points, out
-
-
-@contextmanager
-def _state_kept(model):
-    """Run a pass that must not change training: every buffer (batch-norm statistics,
-    feedback) is swapped for a copy during the pass and the original put back untouched
-    (the pass may run inside another whose backward still needs them), and the random
-    state and the modules' train/eval modes are restored."""
-    swapped = [(m, k, b) for m in model.modules() for k, b in m._buffers.items() if b is not None]
-    for m, k, b in swapped:
-        m._buffers[k] = b.clone()
-    modes = {m: m.training for m in model.modules()}
-    cpu = torch.get_rng_state()
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-    try:
-        yield
-    finally:
-        for m, k, b in swapped:
-            m._buffers[k] = b
-        for m, t in modes.items():
-            m.train(t)
-        torch.set_rng_state(cpu)
-        if cuda is not None:
-            torch.cuda.set_rng_state_all(cuda)
-
-
-def _calibrate(model, ch, args, source) -> None:
-    """``scaling="match"`` for the direct forms: scale each C_p so that, on the batch
-    ``args`` (the first learning pass's), the signal it delivers for a random output
-    gradient r (r C_pᵀ) has the norm BP's gradient at the same point has (r through the
-    model's own Jacobian), in the model's mode.  Then the direct signals are as large as
-    BP's at every depth, whatever the layers in between do (batch norm, residual
-    additions).  Nothing of the pass remains (:func:`_state_kept`)."""
-    src = dict(model.named_modules())[source or ""]
-    seen = {}
-    handle = src.register_forward_hook(lambda m, i, o: seen.setdefault("out", o))
-    with _state_kept(model):
-        ch.measuring_bp, ch.probing = True, []  # the full BP graph; every point recorded
-        try:
-            with torch.enable_grad():
-                model(*args)
-        finally:
-            handle.remove()
-            points, ch.probing, ch.measuring_bp = ch.probing, None, False
-        out = seen["out"]
-        pairs = [(layer, t) for layer, t in points if "skip_feedback" in layer._buffers and t.requires_grad]
-        if not pairs:
-            return
-        r = torch.randn(out.shape, generator=generator(ch.seed, "calibrate"), dtype=out.dtype).to(out.device)
-        grads = torch.autograd.grad(out, [t for _, t in pairs], r, allow_unused=True)
-    r2 = r.reshape(r.shape[0], -1)
-    with torch.no_grad():
-        for (layer, _), gp in zip(pairs, grads):
-            C = layer.skip_feedback  # the original buffer again
-            if gp is None:
-                continue
-            sent, wanted = (r2 @ C.t()).norm(), gp.norm()
-            # tensor ops only (no host sync; meta tensors have no values)
-            C.mul_(torch.where((sent > 0) & (wanted > 0), wanted / sent.clamp_min(1e-30), torch.ones_like(sent)))
-
-
-def _draw_points(ch, points, out, fb, g, receivers) -> None:
-    """SRBP: one random map C_p (values per example at the point × outputs) per chosen layer
-    that can receive the error (a point that needs a gradient, is not the output itself or
-    the output layer's own output, and is not already some other layer's point), drawn in
-    recording order; ``points`` are the ``(layer, tensor)`` of one pass, ``out`` its output."""
-    calls: dict = {}
-    taken: set[int] = set()
-    for layer, t in points:
-        calls[layer] = calls.get(layer, 0) + 1
-    shared = [n for n, m in ch.layers if calls.get(m, 0) > 1]
-    if shared:
-        raise ValueError(f"srbp: layers {shared} run more than once per forward pass; SRBP needs one receiving "
-                         f"point per layer: exclude them")
-    wanted = None if receivers is None else {m for n, m in ch.layers if n in receivers}
-    n_out = _per_example(out)
-    if ch.point_at == "output" and points:
-        # The last layer to run is the output layer: the true error reaches it, through
-        # whatever follows it (e.g. a LogSoftmax module), so it is never a receiver.
-        points = points[:-1]
-    for layer, t in points:
-        if not t.requires_grad or t is out or id(t) in taken or (wanted is not None and layer not in wanted):
-            continue
-        taken.add(id(t))
-        fb.check(_per_example(t))
-        n_in = _per_example(t)
-        C = fb.draw((n_in, n_out), n_in, n_out, g, chained=False, dtype=layer.weight.dtype)
-        if ch.mode.scaling == "fan_in":  # C_p as a layer fed by the n_out outputs: RMS 1/sqrt(3·n_out)
-            C.mul_(1.0 / math.sqrt(3.0 * n_out) / C.pow(2).mean().sqrt().clamp_min(1e-30))
-        # Stored column-major: the backward product g Cᵀ then reads Cᵀ as a contiguous
-        # matrix, which MKL multiplies ~20% faster at these sizes (same values, same shape).
-        layer.register_buffer("skip_feedback", C.to(layer.weight.device).t().contiguous().t())
-    if not taken:
-        raise ValueError("srbp: no chosen layer can receive the output error (no point needing a gradient "
-                         "below the output); check layers, exclude and receivers")

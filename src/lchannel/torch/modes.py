@@ -143,17 +143,13 @@ class WeightMirror(FeedbackAlignment):
             else:
                 shape = x.shape[1:] if x.dim() == W.dim() else x.shape
                 xi = torch.randn((batch, *shape), generator=g, dtype=W.dtype, device=W.device)
-                y = layer._conv_forward(xi, W, None)
-                corr = torch.ops.aten.convolution_backward(
-                    y, xi, W, None, layer.stride, _padding(layer), layer.dilation, False,
-                    [0] * len(layer.stride), layer.groups, [False, True, False])[1]
+                with torch.enable_grad():  # the noise-response correlation is the kernel gradient
+                    Wg = W.clone().requires_grad_(True)  # of <y, conv(xi, W)>, any padding mode
+                    y = layer._conv_forward(xi, Wg, None)
+                    corr = torch.autograd.grad(y, Wg, y.detach())[0]
                 corr = corr / (batch * math.prod(y.shape[2:]))
             B.mul_(1.0 - self.feedback_decay).add_(corr, alpha=self.adapt_lr)
         return B
-
-
-def _padding(layer):
-    return layer.padding if not isinstance(layer.padding, str) else [0] * len(layer.stride)
 
 
 class SignSymmetry(FeedbackAlignment):
