@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from .activations import Activation
+from .standins import TORCH_ACTIVATIONS, draw_feedback
 from .outputs import OutputActivation, OutputLoss
 
 
@@ -190,27 +191,11 @@ class Dense(nn.Module):
         return f"members={E}, in={n_in}, out={n_out}, activation={act}"
 
 
-TORCH_ACTIVATIONS = {
-    "identity": nn.Identity, "logistic": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU,
-    "softmax": lambda: nn.Softmax(dim=-1),
-}
-
-
-def draw_feedback(feedback, shape: tuple[int, ...], fan_in: int, fan_out: int, generators, chained: bool,
-                  dtype, device, sign_like: torch.Tensor | None = None,
-                  synapses: int | None = None) -> torch.Tensor:
-    """One feedback draw of ``shape`` per member, stacked ``(E, *shape)`` on ``device``.
-
-    Drawing member by member from each member's own generator keeps member e of a
-    population equal to a single run with its seed."""
-    member = getattr(feedback, "member", None)  # a per-member list (channels.feedback.MemberFeedback)
-    if member is not None and len(feedback.members) != len(generators):
-        raise ValueError(f"feedback: {len(feedback.members)} per-member distributions for {len(generators)} members")
-    mats = [(feedback if member is None else member(e)).draw(
-                shape, fan_in, fan_out, g, chained, dtype, None if sign_like is None else sign_like[e], synapses)
-            for e, g in enumerate(generators)]
-    return torch.stack(mats).to(device)
-
-
-# The convolutional blocks (a module of their own; they reuse draw_feedback above).
-from .convblocks import Conv2d, Flatten, MaxPool2d  # noqa: E402,F401
+def __getattr__(name):
+    # The convolutional blocks live in convblocks.py; ``from lchannel.blocks import Conv2d``
+    # still works, resolved on first use so that neither module imports the other at
+    # import time (PEP 562).
+    if name in ("Conv2d", "Flatten", "MaxPool2d"):
+        from . import convblocks
+        return getattr(convblocks, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .activations import Activation
-from .blocks import TORCH_ACTIVATIONS, draw_feedback
+from .standins import TORCH_ACTIVATIONS, draw_feedback
 
 _conv_backward = torch.ops.aten.convolution_backward
 _pool_backward = torch.ops.aten.max_pool2d_with_indices_backward

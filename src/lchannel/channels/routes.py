@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from ..blocks import draw_feedback
+from ..standins import draw_feedback
 
 
 class Route:
