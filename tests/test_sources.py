@@ -5,7 +5,8 @@ import inspect
 import pytest
 
 from lchannel.channels import FeedbackInit, RandomBackprop, RandomFeedback, SkippedRandomBackprop, build_channel
-from lchannel.channels.sources import Adaptive, Averaged, Fixed, PerSynapseFeedback, Resampled, compose
+from lchannel.channels.compose import compose
+from lchannel.channels.sources import Adaptive, Averaged, Fixed, PerSynapseFeedback, Resampled
 
 
 def test_options_compose_into_a_chain_of_pieces():

@@ -57,10 +57,10 @@ from .sources import (
     PerSynapseFeedback,
     Resampled,
     _is_int,
-    compose,
     pack,
     unpack,
 )
+from .compose import compose
 
 
 class Backprop(LearningChannel):
