@@ -33,7 +33,7 @@ class _PassMode:
     def __set__(self, ch, value):
         ch.__dict__[self.key] = value
         d = ch.__dict__
-        ch.lean = (ch.base == "srbp" and not d.get("_measuring_bp") and d.get("_probing") is None
+        ch.lean = (ch.mode.direct and not d.get("_measuring_bp") and d.get("_probing") is None
                    and d.get("_capture") is None)
 
 
@@ -63,7 +63,7 @@ class ModuleChannel:
         self.reduction = reduction
         # SRBP receives at each chosen layer's input (f' of the layer below applies on the
         # way down, paper 2 eq. 11), or at its output without f'.
-        self.point_at = None if self.base != "srbp" else ("output" if self.nof else "input")
+        self.point_at = None if not self.mode.direct else ("output" if self.nof else "input")
         self.layers: list[tuple[str, ChannelLayer]] = []
         self.points: list = []  # (layer, tensor) receiving points recorded in this forward pass
         self.probing, self.measuring_bp, self.capture = None, False, None
@@ -103,7 +103,7 @@ class ModuleChannel:
 
     def describe(self) -> str:
         opts = [f"seed={self.seed}"]
-        if self.base != "bp":
+        if not self.mode.through_weight:
             opts.append(f"feedback={self.feedback}")
         if self.mode.describe():
             opts.append(self.mode.describe())

@@ -223,8 +223,8 @@ def convert(model: nn.Module, algorithm: str = "rbp", *, feedback: FeedbackInit 
     ch = ModuleChannel(name, kind(adapt_lr=adapt_lr, feedback_decay=float(feedback_decay), scaling=scaling), None,
                        seed, transform, reduction)
     ch.source_name = source
-    fb = FeedbackInit.from_options(feedback if ch.base != "bp" else None)
-    if ch.base == "srbp" and fb.congruent:
+    fb = FeedbackInit.from_options(feedback if not ch.mode.through_weight else None)
+    if ch.mode.direct and fb.congruent:
         raise ValueError("feedback congruent: congruent SRBP feedback takes the signs of the product of the forward "
                          "maps between a layer and the output, which a module graph does not have as a matrix")
     ch.feedback = fb
@@ -247,7 +247,7 @@ def convert(model: nn.Module, algorithm: str = "rbp", *, feedback: FeedbackInit 
     if not chosen:
         raise ValueError(f"layers: the model has no {[t.__name__ for t in layers]} outside exclude={sorted(exclude)}")
     _check_sequence_first(model, ch, exclude)
-    if ch.base == "srbp":
+    if ch.mode.direct:
         if source is not None and source not in names:
             raise ValueError(f"source: no module named {source!r} in the model")
         if receivers is not None:
@@ -266,10 +266,10 @@ def convert(model: nn.Module, algorithm: str = "rbp", *, feedback: FeedbackInit 
     model._lc_channel = ch
     g = generator(seed, "feedback")
     try:
-        if ch.base == "rbp":
+        if ch.mode.through_standin:
             for _, m in chosen:
                 ch.mode.draw(m, fb, g)
-        elif ch.base == "srbp":
+        elif ch.mode.direct:
             if example_input is not None:
                 points, out = probe(model, ch, example_input, source)
                 draw_points(ch, points, out, fb, g, receivers)
@@ -283,9 +283,9 @@ def convert(model: nn.Module, algorithm: str = "rbp", *, feedback: FeedbackInit 
         raise
     model._lc_hooks = [model.register_forward_pre_hook(ch.start_pass),
                        model._register_load_state_dict_pre_hook(ch.state_loaded)]
-    if ch.base == "srbp":
+    if ch.mode.direct:
         model._lc_hooks.append(names[source or ""].register_forward_hook(ch.source_hook))
-    if ch.nof and ch.base != "srbp":
+    if ch.nof and not ch.mode.direct:
         for n, m in model.named_modules():
             if isinstance(m, ACTIVATIONS) and not _excluded(n, exclude):
                 if getattr(m, "inplace", False):
@@ -335,7 +335,7 @@ def _check_sequence_first(model, ch, exclude) -> None:
     """Refuse, before training, a direct form on a model with sequence-first attention or
     recurrent modules: the error's source is batch-first (one row per example), their
     outputs are not, so a receiving point's rows would not be examples."""
-    if ch.base != "srbp":
+    if not ch.mode.direct:
         return
     bad = [n for n, m in model.named_modules() if not _excluded(n, exclude)
            and isinstance(m, (nn.MultiheadAttention, nn.RNNBase)) and not m.batch_first]

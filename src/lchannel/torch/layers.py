@@ -28,16 +28,16 @@ class ChannelLayer:
         An input that needs no gradient (the first layer, fed with data) sends nothing, and
         the channel's matrix is not made for it (a weight mirror does not step for it)."""
         ch = self.lc_channel
-        if ch.measuring_bp or ch.base == "bp" or not x.requires_grad:
+        if ch.measuring_bp or ch.mode.through_weight or not x.requires_grad:
             return self.weight
-        if ch.base == "srbp":
+        if ch.mode.direct:
             return None
         return ch.mode.matrix(self, ch, x)
 
     def _adapter(self):
         """The feedback's learning in backward (ARBP, KP), or None."""
         ch = self.lc_channel
-        return ch.mode.adapter() if (ch.base == "rbp" and not ch.measuring_bp) else None
+        return ch.mode.adapter() if (ch.mode.through_standin and not ch.measuring_bp) else None
 
     def _record(self, t: torch.Tensor) -> None:
         ch = self.lc_channel

@@ -10,8 +10,10 @@ Every mode belongs to one of three *families*, the route the error takes:
   λ on B, ΔB = −η_c ∂loss/∂W − λB; with the same decay on W, B − W → 0),
   :class:`WeightMirror` (WM, Akrout et al. 2019: before every training pass
   B ← (1 − λ)B + η_c ξᵀ(ξWᵀ)/n with white noise ξ, so that E[ΔB] ∝ W),
-  :class:`SignSymmetry` (Liao, Leibo & Poggio 2016, in biotorch's three forms: uSF
-  B = s·sign(W), frSF B = |R|⊙sign(W) with R fixed, brSF with R redrawn every pass);
+  :class:`SignSymmetry` (Liao, Leibo & Poggio 2016) in biotorch's three forms,
+  :class:`UniformSignFeedback` (uSF, B = s·sign(W)), :class:`FixedRandomSignFeedback`
+  (frSF, B = |R|⊙sign(W) with R fixed) and :class:`BatchRandomSignFeedback` (brSF, R
+  redrawn every pass);
 - ``srbp``: no signal travels through any W; the error's source sends a random image
   of a vector straight to every chosen layer (paper 2, eq. 11): :class:`DirectFeedback`
   (SRBP, DFA: the output error, ∂loss/∂output·Cᵀ; ASRBP when the maps learn) and
@@ -41,6 +43,12 @@ class Mode:
     C++ nodes may serve it (plain FA and DFA only)."""
 
     family = "bp"
+    # The family as flags the converter reads (no string branches): the signal travels
+    # through W itself (bp), through a stand-in B of W's shape (rbp), or straight from
+    # the error's source to every receiving point (srbp).
+    through_weight = True
+    through_standin = False
+    direct = False
     needs: tuple[str, ...] = ()
     uses: tuple[str, ...] = ()
     compiled = False
@@ -89,6 +97,7 @@ class FeedbackAlignment(Mode):
     """RBP (FA): a fixed random B of W's shape instead of W (paper 1, eq. 6-8)."""
 
     family = "rbp"
+    through_weight, through_standin = False, True
     compiled = True
 
 
@@ -154,41 +163,50 @@ class WeightMirror(FeedbackAlignment):
 
 class SignSymmetry(FeedbackAlignment):
     """Sign-concordant feedback (Liao, Leibo & Poggio 2016), B = M ⊙ sign(W) at every
-    pass (a zero weight counts as positive): ``form="usf"``, M = s, one number per layer
-    (with ``scaling="distribution"`` Glorot's sqrt(2/(fan_in + fan_out)) times the
-    feedback's ``scale``, as biotorch scales it; with "match" the RMS of W at conversion);
-    ``"frsf"``, M = |R| with R drawn once; ``"brsf"``, M = |R| with R drawn again before
-    every training pass (the engine's ``resample="sign_concordant"``), each draw at the
+    pass (a zero weight counts as positive); the subclasses say what M is, each at the
     mode's scaling."""
 
     compiled = False
-    FORMS = ("usf", "frsf", "brsf")
 
-    def __init__(self, form: str, **kw):
-        super().__init__(**kw)
-        if form not in self.FORMS:
-            raise ValueError(f"sign-symmetry form must be one of {self.FORMS}, got {form!r}")
-        self.form = form
-
-    def draw(self, layer, fb, g):
-        W = layer.weight
-        if self.form == "usf":
-            # s·sign(W): "distribution" is biotorch's Glorot std, the others as rescale()
-            fan_in, fan_out = nn.init._calculate_fan_in_and_fan_out(W)
-            s = torch.full(W.shape, math.sqrt(2.0 / (fan_in + fan_out)) * fb.scale, dtype=W.dtype, device=W.device)
-            layer.register_buffer("feedback", rescale(s, W, self.scaling).flatten()[:1].reshape(()).clone())
-        else:
-            super().draw(layer, fb, g)
-            layer.feedback.abs_()
+    def magnitudes(self, layer, channel) -> torch.Tensor:
+        """M for this pass (the ``feedback`` buffer by default)."""
+        return layer.feedback
 
     def matrix(self, layer, channel, x):
         W = layer.weight.detach()
-        sign = torch.where(W >= 0, 1.0, -1.0).to(W.dtype)
-        if self.form == "brsf":
-            with torch.no_grad():
-                R = draw_like(channel.feedback, W, channel.stream(W.device, "resample")).abs_()
-                layer.feedback.copy_(rescale(R, W, self.scaling))
-        return layer.feedback * sign
+        return self.magnitudes(layer, channel) * torch.where(W >= 0, 1.0, -1.0).to(W.dtype)
+
+
+class UniformSignFeedback(SignSymmetry):
+    """uSF: M = s, one number per layer: with ``scaling="distribution"`` Glorot's
+    sqrt(2/(fan_in + fan_out)) times the feedback's ``scale`` (biotorch's), with "match"
+    the RMS of W at conversion, with "fan_in" PyTorch's init RMS."""
+
+    def draw(self, layer, fb, g):
+        W = layer.weight
+        fan_in, fan_out = nn.init._calculate_fan_in_and_fan_out(W)
+        s = torch.full(W.shape, math.sqrt(2.0 / (fan_in + fan_out)) * fb.scale, dtype=W.dtype, device=W.device)
+        layer.register_buffer("feedback", rescale(s, W, self.scaling).flatten()[:1].reshape(()).clone())
+
+
+class FixedRandomSignFeedback(SignSymmetry):
+    """frSF: M = |R|, R drawn once from the feedback distribution."""
+
+    def draw(self, layer, fb, g):
+        super().draw(layer, fb, g)
+        layer.feedback.abs_()
+
+
+class BatchRandomSignFeedback(FixedRandomSignFeedback):
+    """brSF: M = |R_t|, R_t drawn again before every training pass from the "resample"
+    stream (the engine's ``resample="sign_concordant"``)."""
+
+    def magnitudes(self, layer, channel):
+        W = layer.weight.detach()
+        with torch.no_grad():
+            R = draw_like(channel.feedback, W, channel.stream(W.device, "resample")).abs_()
+            layer.feedback.copy_(rescale(R, W, self.scaling))
+        return layer.feedback
 
 
 class DirectFeedback(Mode):
@@ -196,6 +214,7 @@ class DirectFeedback(Mode):
     (paper 2, eq. 11); ASRBP (``adaptive``): C_p learns, ΔC_p = η_c (O^p)ᵀ e."""
 
     family = "srbp"
+    through_weight, direct = False, True
     compiled = True
 
     def __init__(self, adaptive: bool = False, **kw):
@@ -213,6 +232,7 @@ class TargetProjection(Mode):
     :func:`lchannel.torch.set_targets` (one-hot rows or class indices) before ``backward``."""
 
     family = "srbp"
+    through_weight, direct = False, True
     needs = ("targets",)
 
     def source_signal(self, g, channel):
@@ -220,7 +240,13 @@ class TargetProjection(Mode):
         return T / g.shape[0] if channel.reduction == "mean" else T
 
 
-SCALINGS = ("match", "fan_in", "distribution")
+# The RMS a stand-in for W is scaled to (None: as drawn), by ``scaling``.
+TARGET_RMS = {
+    "match": lambda W: W.detach().pow(2).mean().sqrt(),  # ‖B‖_F = ‖W‖_F
+    "fan_in": lambda W: 1.0 / math.sqrt(3.0 * W[0].numel()),  # PyTorch's default init of the layer
+    "distribution": lambda W: None,  # the feedback distribution's own scale (the papers')
+}
+SCALINGS = tuple(TARGET_RMS)
 
 
 def rescale(B: torch.Tensor, W: torch.Tensor, scaling: str) -> torch.Tensor:
@@ -230,12 +256,10 @@ def rescale(B: torch.Tensor, W: torch.Tensor, scaling: str) -> torch.Tensor:
     PyTorch's default initialisation of the layer, 1/sqrt(3·fan_in) (biotorch's
     "kaiming"); ``"distribution"``, as drawn (the feedback distribution's own scale: the
     papers' Glorot std for ``normal``)."""
-    if scaling == "distribution":
-        return B
+    target = TARGET_RMS[scaling](W)
     rms = B.pow(2).mean().sqrt()
-    if not rms > 0:
-        return B  # nothing to scale (a sparse draw with n = 0)
-    target = W.detach().pow(2).mean().sqrt() if scaling == "match" else 1.0 / math.sqrt(3.0 * W[0].numel())
+    if target is None or not rms > 0:
+        return B  # as drawn, or nothing to scale (a sparse draw with n = 0)
     return B.mul_(target / rms)
 
 
@@ -257,9 +281,9 @@ MODES = {
     "afa": lambda **kw: Adaptive(**kw),
     "kp": lambda **kw: KolenPollack(**kw),
     "wm": lambda **kw: WeightMirror(**kw),
-    "usf": lambda **kw: SignSymmetry("usf", **kw),
-    "frsf": lambda **kw: SignSymmetry("frsf", **kw),
-    "brsf": lambda **kw: SignSymmetry("brsf", **kw),
+    "usf": lambda **kw: UniformSignFeedback(**kw),
+    "frsf": lambda **kw: FixedRandomSignFeedback(**kw),
+    "brsf": lambda **kw: BatchRandomSignFeedback(**kw),
     "dfa": lambda **kw: DirectFeedback(**kw),
     "adfa": lambda **kw: DirectFeedback(adaptive=True, **kw),
     "drtp": lambda **kw: TargetProjection(**kw),
