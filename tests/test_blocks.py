@@ -109,3 +109,20 @@ def test_member_exports_to_a_plain_sequential_with_the_same_outputs(hidden, outp
     # E = 1 against E = 3: other batched kernels, so float32 rounding (docs/experiments.md)
     assert single.E == 1
     torch.testing.assert_close(single.predict(X)[0], net.predict(X)[1], rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", ["identity", "logistic", "tanh", "relu"])
+def test_one_activation_object_holds_every_form_of_its_transfer_function(name):
+    # issue 28: the fused kernels, the torch module and the derivative come from one object
+    from lchannel.activations import get_activation
+    from lchannel.standins import TORCH_ACTIVATIONS
+
+    f = get_activation(name)
+    g = torch.Generator().manual_seed(0)
+    S, J = torch.randn(4, 7, generator=g, dtype=torch.float64), torch.randn(4, 7, generator=g, dtype=torch.float64)
+    O = f(S)
+    torch.testing.assert_close(f.fused(S), O)
+    torch.testing.assert_close(f.fused_(S.clone()), O)
+    torch.testing.assert_close(f.torch_module()(S), O)
+    assert TORCH_ACTIVATIONS[name] is f.torch_module
+    torch.testing.assert_close(f.fused_times_derivative(J, O), f.times_derivative(J, S, O))

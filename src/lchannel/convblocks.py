@@ -159,10 +159,10 @@ class Conv2d(nn.Module):
         X, groups = _conv_input(O_prev, E)
         S = F.conv2d(X, W.reshape(E * W.shape[1], *W.shape[2:]), b.reshape(-1), self.stride, self.padding, 1,
                      groups)
-        if not keep_S:
-            op = _IN_PLACE.get(self.activation.name)
-            if op is not None and not S.requires_grad:
-                return None, members(op(S), E), None
+        if not keep_S and not S.requires_grad:
+            O = self.activation.fused_(S)
+            if O is not None:
+                return None, members(O, E), None
         return members(S, E), members(transfer(self.activation, S), E), None
 
     def pre_activation(self, Z: torch.Tensor) -> torch.Tensor:
@@ -276,34 +276,16 @@ class Conv2d(nn.Module):
                 f"padding={self.padding}, activation={self.activation.name}")
 
 
-# The transfer functions of conv layers as single fused kernels: on feature maps this size
-# torch.tanh (one pass) beats the dense engine's 2σ(2S) − 1 (three passes), and the
-# derivative's product is one *_backward kernel instead of two passes (measured on the
-# paper's 128×64×32×32 maps: tanh 70 vs 107 ms, tanh' ⊙ J 47 vs 91 ms, one thread).
-_FORWARD = {"tanh": torch.tanh, "logistic": torch.sigmoid, "relu": torch.relu, "identity": lambda S: S}
-
-
-FUSED = frozenset(_FORWARD)  # the transfer functions with fused kernels (f' from O alone)
-_IN_PLACE = {"tanh": torch.tanh_, "logistic": torch.sigmoid_, "relu": torch.relu_, "identity": lambda S: S}
-
-
 def transfer(f: Activation, S: torch.Tensor) -> torch.Tensor:
-    """``f(S)`` in one fused kernel (a named activation) or by ``f`` itself."""
-    op = _FORWARD.get(f.name)
-    return f(S) if op is None or S.requires_grad else op(S)
+    """``f(S)`` in one kernel where ``f`` has one (:meth:`Activation.fused`), by ``f`` itself
+    when autograd is recording."""
+    return f(S) if S.requires_grad else f.fused(S)
 
 
 def times_derivative(f: Activation, J: torch.Tensor, S: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
-    """``J ⊙ f'(S)`` given ``A = f(S)``, one fused kernel for the named activations."""
-    name = f.name
-    if name == "tanh":
-        return torch.ops.aten.tanh_backward(J, A)  # J ⊙ (1 − A²)
-    if name == "logistic":
-        return torch.ops.aten.sigmoid_backward(J, A)  # J ⊙ A(1 − A)
-    if name == "relu":
-        return torch.ops.aten.threshold_backward(J, A, 0)  # J where S > 0 (A > 0 iff S > 0)
-    if name == "identity":
-        return J
+    """``J ⊙ f'(S)`` given ``A = f(S)``, one kernel for the activations that have one."""
+    if f.fused_derivative:
+        return f.fused_times_derivative(J, A)
     return f.times_derivative(J, S if f.uses_S else None, A)
 
 

@@ -26,7 +26,7 @@ from . import init as _init
 from .activations import get_activation
 from .architecture import BlockSpec, LayerSizes, conv_layer_sizes
 from .blocks import Dense
-from .convblocks import FUSED, Conv2d, Flatten, MaxPool2d, grouped, members, times_derivative
+from .convblocks import Conv2d, Flatten, MaxPool2d, grouped, members, times_derivative
 from .nets import Network, Record
 from .outputs import OutputActivation, get_output
 from .rng import MemberStreams
@@ -59,7 +59,7 @@ class ConvRecord(Record):
             return J * d
         f = self.activations[h]
         if J.dim() > 3:  # a conv layer: one fused kernel (see convblocks.times_derivative)
-            S = None if f.name in FUSED or not f.uses_S else self.pre_activation(h)
+            S = None if f.fused_derivative or not f.uses_S else self.pre_activation(h)
             return times_derivative(f, J, S, self.A[h])
         return f.times_derivative(J, self.pre_activation(h) if f.uses_S else None, self.A[h])
 

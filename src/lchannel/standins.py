@@ -10,11 +10,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .activations import ACTIVATIONS
 
-TORCH_ACTIVATIONS = {
-    "identity": nn.Identity, "logistic": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU,
-    "softmax": lambda: nn.Softmax(dim=-1),
-}
+
+# The torch module of every transfer function, from its Activation object, and of the
+# softmax output (an output activation, not a hidden one).
+TORCH_ACTIVATIONS = {**{name: cls.torch_module for name, cls in ACTIVATIONS.items()},
+                     "softmax": lambda: nn.Softmax(dim=-1)}
 
 
 def draw_feedback(feedback, shape: tuple[int, ...], fan_in: int, fan_out: int, generators, chained: bool,

@@ -53,28 +53,10 @@ from __future__ import annotations
 
 import math
 
-import torch
-
 from ..plasticity import STDP_RULE, Phases
 from .sources import Adaptive
 
 STDP_FORMS = ("output", "target")
-
-
-def activity_change(f, x, O, y):
-    """f(x + y) − f(x) for a transfer function f with O = f(x), through identities that
-    avoid the cancellation of the plain difference when y is small: tanh(x + y) − tanh(x)
-    = tanh(y)(1 − O²)/(1 + O tanh(y)); σ(x + y) − σ(x) = O(1 − O)(e^y − 1)/(1 + O(e^y − 1))."""
-    name = getattr(f, "name", None)
-    if name == "identity":
-        return y
-    if name == "tanh":
-        t = torch.tanh(y)
-        return t * (1 - O * O) / (1 + O * t)
-    if name == "logistic":
-        m = torch.expm1(y)
-        return O * (1 - O) * m / (1 + O * m)
-    return f(x + y) - O
 
 
 class STDPPhases(Adaptive):
@@ -116,7 +98,7 @@ class STDPPhases(Adaptive):
         The change is carried as such: the route is linear, so layer h receives
         ε·C·O^k(1) in phase 1 and that plus ε·C·ΔO^k in phase 2, and ΔO^h =
         f(x + y) − f(x) is computed without subtracting two nearly equal activities
-        (:func:`activity_change`)."""
+        (:meth:`lchannel.activations.Activation.change`)."""
         L = record.L
         first = {L: record.output}  # phase 1: the output fed back (eq. 16)
         change = {L: e}  # phase 2 − phase 1 at the output: T − O (eq. 17), for every output pair
@@ -138,7 +120,7 @@ class STDPPhases(Adaptive):
             f = record.activations[h]
             x = record.S[h].add(d1, alpha=eps)  # the input of phase 1
             first[h] = f(x)
-            change[h] = activity_change(f, x, first[h], dd.mul_(eps))
+            change[h] = f.change(x, first[h], dd.mul_(eps))
             hops[h] = 1 + max(hops[k] for k in ks)
             phases[h] = Phases(first[h], first[h] + change[h], eps ** hops[h], delta=change[h])
             I[h] = phases[h].change()
