@@ -42,6 +42,9 @@ def stack(depth, classes=10):
 
 
 class BasicBlock(nn.Module):
+    """torchvision's BasicBlock, written the same way (in-place add and ReLU); also the
+    block of tests/test_torch_resnet.py."""
+
     def __init__(self, cin, cout, stride):
         super().__init__()
         self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
@@ -56,7 +59,9 @@ class BasicBlock(nn.Module):
     def forward(self, x):
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
-        return self.relu(self.bn2(self.conv2(out)) + identity)
+        out = self.bn2(self.conv2(out))
+        out += identity
+        return self.relu(out)
 
 
 def resnet18(classes=10):

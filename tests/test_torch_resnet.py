@@ -1,6 +1,9 @@
 """A ResNet (batch norm, residual additions, in-place ReLU, a strided 1x1 shortcut) learns
 CIFAR-10 through RBP and SRBP with Adam; its feedback survives a state_dict round trip."""
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -8,29 +11,10 @@ from torch import nn
 import lchannel.torch as lct
 from lchannel.data import as_images, load_cifar10
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from deep_feedback import BasicBlock as Block  # noqa: E402  (torchvision's block, one definition)
+
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-class Block(nn.Module):
-    """torchvision's BasicBlock, written the same way (in-place add and ReLU)."""
-
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.relu = nn.ReLU(inplace=True)
-        self.down = None
-        if stride != 1 or cin != cout:
-            self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        identity = x if self.down is None else self.down(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        out += identity
-        return self.relu(out)
 
 
 def resnet(width=8):
