@@ -17,7 +17,7 @@ DB = ROOT / "docs" / "results" / "lchannel.db"
 PAGE = ROOT / "docs" / "results" / "paper2.md"
 
 
-@pytest.mark.parametrize("spec", ["p2-figure7", "p2-figure8", "p2-figure10", "p2-figure11"])
+@pytest.mark.parametrize("spec", ["p2-figure7", "p2-figure8", "p2-figure9", "p2-figure10", "p2-figure11"])
 def test_paper2_page_quotes_the_store(spec, tmp_path):
     if not DB.is_file():
         pytest.skip("the committed results store is not in this checkout")
