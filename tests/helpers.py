@@ -49,3 +49,17 @@ def example_options(name) -> dict:
 def updates_for(name, X, T, sizes=(5, 7, 6, 4), hidden="tanh", output="softmax", **opts):
     net = small_net(sizes, hidden, output)
     return one_step_updates(net, build_channel(name, **{**example_options(name), **opts}), X, T)
+
+
+def store_copy(db, dest):
+    """A copy of the results store ``db`` at ``dest`` (opening a store may write to it:
+    WAL, migrations), with whatever a running sweep still holds in its write-ahead log."""
+    import sqlite3
+
+    src, dst = sqlite3.connect(f"file:{db}?mode=ro", uri=True), sqlite3.connect(dest)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+    return dest

@@ -4,13 +4,14 @@ on it as "train / test" (%, two decimals), computed here from the store."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from lchannel.experiments import Overrides, ResultsStore, load_spec
 from lchannel.experiments.report import collect
+
+from helpers import store_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 DB = ROOT / "docs" / "results" / "lchannel.db"
@@ -22,14 +23,7 @@ def test_paper2_page_quotes_the_store(spec, tmp_path):
     if not DB.is_file():
         pytest.skip("the committed results store is not in this checkout")
     page = PAGE.read_text()
-    copy = tmp_path / "lchannel.db"  # a copy: opening a store may write to it (WAL, migrations)
-    src = sqlite3.connect(f"file:{DB}?mode=ro", uri=True)
-    dst = sqlite3.connect(copy)
-    try:
-        src.backup(dst)  # with what a running sweep has in its write-ahead log
-    finally:
-        src.close()
-        dst.close()
+    copy = store_copy(DB, tmp_path / "lchannel.db")
     store = ResultsStore(copy)
     try:
         results = collect(load_spec(spec), store, Overrides(seeds=(0,)))

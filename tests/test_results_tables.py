@@ -4,11 +4,12 @@ paper 1 page quotes it."""
 from __future__ import annotations
 
 import csv
-import sqlite3
 import sys
 from pathlib import Path
 
 import pytest
+
+from helpers import store_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 DB = ROOT / "docs" / "results" / "lchannel.db"
@@ -22,13 +23,7 @@ def test_table1_tsv_is_the_store_and_the_page_quotes_it(tmp_path):
         pytest.skip("the committed results store is not in this checkout")
     from table1_tsv import rows
 
-    copy = tmp_path / "lchannel.db"  # opening a store may write to it
-    src, dst = sqlite3.connect(f"file:{DB}?mode=ro", uri=True), sqlite3.connect(copy)
-    try:
-        src.backup(dst)
-    finally:
-        src.close()
-        dst.close()
+    copy = store_copy(DB, tmp_path / "lchannel.db")
     with TSV.open() as f:
         table = list(csv.reader(f, delimiter="\t"))
     assert table[0] == ["variant", "algorithm", "mean", "sd", "seeds", "epochs"]

@@ -184,9 +184,11 @@ class UniformSignFeedback(SignSymmetry):
 
     def draw(self, layer, fb, g):
         W = layer.weight
-        fan_in, fan_out = nn.init._calculate_fan_in_and_fan_out(W)
-        s = torch.full(W.shape, math.sqrt(2.0 / (fan_in + fan_out)) * fb.scale, dtype=W.dtype, device=W.device)
-        layer.register_buffer("feedback", rescale(s, W, self.scaling).flatten()[:1].reshape(()).clone())
+        s = TARGET_RMS[self.scaling](W)  # the RMS of s·sign(W) is s itself
+        if s is None:  # "distribution": biotorch's Glorot std times the feedback's scale
+            fan_in, fan_out = nn.init._calculate_fan_in_and_fan_out(W)
+            s = math.sqrt(2.0 / (fan_in + fan_out)) * fb.scale
+        layer.register_buffer("feedback", torch.as_tensor(s, dtype=W.dtype).to(W.device).detach().clone())
 
 
 class FixedRandomSignFeedback(SignSymmetry):
