@@ -126,6 +126,22 @@ def test_spec_grid_only_and_patches(tmp_path):
         s.cells(Overrides(epochs=0))
 
 
+def test_dataset_override_is_a_recorded_reduced_protocol():
+    """--dataset higgs16k runs the HIGGS figures on the shipped subset: another config
+    hash, recorded and marked shortened; a name outside the registry or a data set the
+    architecture does not fit is refused before any work."""
+    spec = load_spec("p2-figure13")
+    full, sub = spec.cells()[0], spec.cells(Overrides(dataset="higgs16k"))[0]
+    assert full.config.dataset == "higgs" and sub.config.dataset == "higgs16k"
+    assert sub.overrides == {"dataset": "higgs16k"} and sub.shortened and not full.shortened
+    assert sub.key != full.key and sub.config.replace(dataset="higgs").key() == full.key
+    assert Overrides(dataset="higgs16k").to_dict() == {"dataset": "higgs16k"}
+    with pytest.raises(SpecError, match=r"--dataset: 'higs' is not accepted; expected one of \['cifar10'"):
+        spec.cells(Overrides(dataset="higs"))
+    with pytest.raises(SpecError, match="do not fit cell .*mnist needs 784 inputs"):
+        spec.cells(Overrides(dataset="mnist"))
+
+
 def test_yaml_specs_are_read_too(tmp_path):
     pytest.importorskip("yaml")
     p = tmp_path / "y.yaml"

@@ -55,10 +55,14 @@ def _add_overrides(p: argparse.ArgumentParser, what: str) -> None:
     g.add_argument("--epochs", type=int, default=None, help="train this many epochs instead of the spec's")
     g.add_argument("--seeds", type=_int_list, default=None, help="comma-separated seeds instead of the spec's, e.g. 0,1")
     g.add_argument("--subset", type=int, default=None, help="use only the first N training examples")
+    g.add_argument("--dataset", default=None, metavar="NAME",
+                   help="train on this data set instead of the spec's, e.g. higgs16k (the shipped HIGGS subset) "
+                        "for the HIGGS figures without the 2.6 GB file")
 
 
 def _overrides(args) -> Overrides:
-    return Overrides(args.epochs, tuple(args.seeds) if args.seeds is not None else None, args.subset).validate()
+    return Overrides(args.epochs, tuple(args.seeds) if args.seeds is not None else None, args.subset,
+                     args.dataset).validate()
 
 
 def register(sub: argparse._SubParsersAction) -> None:

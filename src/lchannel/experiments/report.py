@@ -34,7 +34,7 @@ from ..tables import NO_SD, fmt_sd, mean_sd
 from ..style import algorithm_key, key_base, key_label, line_styles, styles_for_labels
 from ..divergence import divergence_summary, divergence_text
 from ..train import History
-from .spec import Cell, Overrides, Spec, describe_protocol
+from .spec import SHORTENING, Cell, Overrides, Spec, describe_protocol
 from .store import FINISHED, METRIC_COLUMNS, ResultsStore, RunRow
 
 METRIC_TITLES = {"test_acc": "test accuracy (%)", "train_acc": "training accuracy (%)",
@@ -70,7 +70,7 @@ class CellResult:
 
     @property
     def shortened(self) -> bool:
-        return bool({"epochs", "subset"} & set(self.overrides))
+        return bool(SHORTENING & set(self.overrides))
 
     @property
     def epochs(self) -> int:
@@ -139,7 +139,7 @@ def collect(spec: Spec, store: ResultsStore, overrides: Overrides | None = None,
             where: dict | None = None) -> list[CellResult]:
     """The stored results of every cell of ``spec`` (see module doc for which runs);
     ``where`` keeps only some cells (``{axis: [labels]}``)."""
-    exact = overrides is not None and any(v is not None for v in (overrides.epochs, overrides.seeds, overrides.subset))
+    exact = overrides is not None and bool(overrides.to_dict())
     cells = spec.cells(overrides if exact else None, where)
     out = []
     for cell in cells:

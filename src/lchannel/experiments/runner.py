@@ -790,6 +790,8 @@ def run_sweep(spec: Spec, db: str | os.PathLike = DEFAULT_DB, *, executor: str =
             if ex is not None:
                 ex.close()
             raise
+        if inline:  # this process trains with the threads it has ($OMP_NUM_THREADS or torch's default)
+            threads = torch.get_num_threads()
         if ex is None:
             ex = InlineExecutor() if inline else PoolExecutor(workers, threads)
         else:

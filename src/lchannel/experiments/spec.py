@@ -60,6 +60,7 @@ from ..channels import REGISTRY, TRANSFORM_OPTIONS, split_name
 from ..plugins import use as use_plugins
 from ..channels.feedback import FeedbackInit
 from ..config import TrainConfig
+from ..data import REGISTRY as DATASETS
 from ..train import METRICS
 
 TOP_KEYS = ("name", "description", "source", "plugins", "base", "axes", "patch", "report", "alignment")
@@ -133,13 +134,22 @@ class AlignmentOptions:
     every: int = 1
 
 
+# The overrides that change the protocol (a run under them is "shortened": reports mark it
+# and never mix it with the spec's own runs); other seeds keep the protocol.
+SHORTENING = frozenset({"epochs", "subset", "dataset"})
+
+
 @dataclass(frozen=True)
 class Overrides:
-    """Quick-look overrides of the spec's protocol; recorded with every run they touch."""
+    """Quick-look overrides of the spec's protocol; recorded with every run they touch.
+
+    ``dataset`` trains on another data set with the same inputs and outputs, e.g. the
+    shipped 16k-row HIGGS subset (``higgs16k``) where the spec names the full HIGGS."""
 
     epochs: int | None = None
     seeds: tuple[int, ...] | None = None
     subset: int | None = None
+    dataset: str | None = None
 
     def apply(self, cfg: TrainConfig) -> tuple[TrainConfig, dict]:
         """The overridden config and the overrides that changed it (the record)."""
@@ -150,6 +160,8 @@ class Overrides:
             changes["subset"] = self.subset
         if self.seeds is not None and list(self.seeds) != list(cfg.seeds):
             changes["seeds"] = list(self.seeds)
+        if self.dataset is not None and self.dataset != cfg.dataset:
+            changes["dataset"] = self.dataset
         return (cfg.replace(**changes) if changes else cfg), changes
 
     def validate(self) -> Overrides:
@@ -157,6 +169,8 @@ class Overrides:
             raise SpecError(f"--epochs: {self.epochs!r} is not accepted; expected an integer >= 1")
         if self.subset is not None and not (_is_int(self.subset) and self.subset >= 1):
             raise SpecError(f"--subset: {self.subset!r} is not accepted; expected an integer >= 1")
+        if self.dataset is not None and self.dataset not in DATASETS:
+            raise SpecError(f"--dataset: {self.dataset!r} is not accepted; expected one of {sorted(DATASETS)}")
         if self.seeds is not None:
             s = list(self.seeds)
             seeds = TrainConfig.params()["seeds"][1].constraints[0]  # the same constraint as TrainConfig.seeds
@@ -168,7 +182,8 @@ class Overrides:
 
     def to_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in
-                (("epochs", self.epochs), ("seeds", self.seeds), ("subset", self.subset)) if v is not None}
+                (("epochs", self.epochs), ("seeds", self.seeds), ("subset", self.subset),
+                 ("dataset", self.dataset)) if v is not None}
 
 
 @dataclass
@@ -196,7 +211,7 @@ class Cell:
 
     @property
     def shortened(self) -> bool:
-        return bool({"epochs", "subset"} & set(self.overrides))
+        return bool(SHORTENING & set(self.overrides))
 
 
 @dataclass
@@ -238,7 +253,10 @@ class Spec:
                 if _matches(p.where, labels):
                     _merge(d, p.set)
             cfg = _config(d, f"{self._where()}cell {_fmt_labels(labels)}")
-            cfg, changed = overrides.apply(cfg)
+            try:
+                cfg, changed = overrides.apply(cfg)
+            except ValueError as err:  # e.g. --dataset with other inputs than the spec's architecture
+                raise SpecError(f"the overrides {overrides.to_dict()} do not fit cell {_fmt_labels(labels)}: {err}") from None
             values = {a.name: lv.value for a, lv in zip(self.axes, combo)}
             out.append(Cell(labels, values, cfg, changed, len(out)))
         return out
