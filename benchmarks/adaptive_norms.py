@@ -163,8 +163,8 @@ def first_nonfinite(rec, e, I, net, channel):
 
 
 def run(label, cfg, args, data):
-    from lchannel.rng import generator
-    from lchannel.run import build_trainer
+    from lchannel.engine.rng import generator
+    from lchannel.run.single import build_trainer
     train, test = data
     tr = build_trainer(cfg, progress=False)
     net, channel, opt = tr.net, tr.channel, tr.opt
@@ -339,7 +339,7 @@ def save_png(runs, path):
 def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    from lchannel.run import load_data
+    from lchannel.run.single import load_data
     runs, data = [], {}
     for label, cfg in configs(args):
         key = (cfg.dataset, cfg.subset, cfg.data_dir)

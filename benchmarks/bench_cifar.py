@@ -17,7 +17,7 @@ shared and noisy, so each contender's time is its **minimum** over rounds; ratio
 against the baseline's minimum.  At E = 4 the ratio is per member (time / 4).
 
 lchannel keeps conv feature maps channels-last (what the CPU's oneDNN kernels compute in;
-see ``lchannel.convblocks``).  The targets are against the plain baseline above, the
+see ``lchannel.engine.blocks.conv``).  The targets are against the plain baseline above, the
 model as users write it; for a fair reading the table also shows the same autograd
 model converted to channels-last (``model.to(memory_format=torch.channels_last)`` and
 channels-last inputs), ``autograd-cl``, measured in the same rounds.
@@ -37,9 +37,9 @@ from torch import nn
 from lchannel.channels import build_channel
 from lchannel.data import CIFAR10_ARCHITECTURE, RandomTranslateFlip
 from lchannel.data.base import Dataset, one_hot
-from lchannel.nets import Network
-from lchannel.plasticity import SGD
-from lchannel.train import Trainer
+from lchannel.engine.nets import Network
+from lchannel.engine.plasticity import SGD
+from lchannel.engine.train import Trainer
 
 SHAPE = (3, 32, 32)
 BATCH = 128

@@ -27,9 +27,9 @@ from torch import nn
 from lchannel.channels import build_channel
 from lchannel.data import load_mnist
 from lchannel.data.base import Dataset
-from lchannel.nets import Network
-from lchannel.plasticity import SGD
-from lchannel.train import Trainer
+from lchannel.engine.nets import Network
+from lchannel.engine.plasticity import SGD
+from lchannel.engine.train import Trainer
 
 SIZES = [784, 100, 100, 100, 100, 10]
 BATCH = 100

@@ -3,7 +3,7 @@
 Three populations of the same shape train side by side on the same MNIST minibatches
 (paper 1's A[784,100,100,100,100,10], tanh, softmax, minibatch 100, lr 0.1, no decay,
 RBP): plain SGD, SGD with eq. 19 on every example's update summed by the factored method
-(``lchannel.quantize.outer_sum_factored``, the default), and the same with the
+(``lchannel.engine.quantize.outer_sum_factored``, the default), and the same with the
 per-example reference loop (``--loop-every``: timed on every k-th minibatch only, it is
 slow).  Contenders alternate within each round, so drift of the machine's speed hits them
 alike; the printed ratios are of the minimum step time over all rounds (interference only
@@ -24,9 +24,9 @@ import time
 
 import torch
 
-import lchannel.plasticity as plasticity
+import lchannel.engine.plasticity as plasticity
 from lchannel import SGD, Network, build_channel
-from lchannel.experiments.runner import tune_malloc
+from lchannel.experiments.worker import tune_malloc
 
 
 def load(data_dir):

@@ -30,7 +30,7 @@ def worker(args, threads, start, out):
     import torch
 
     from lchannel import SGD, Network, build_channel
-    from lchannel.experiments.runner import tune_malloc
+    from lchannel.experiments.worker import tune_malloc
 
     torch.set_num_threads(threads)
     tune_malloc()

@@ -8,7 +8,7 @@ per-member rate path), each with ``--seeds`` seeds, on paper 1's MNIST net
 A[784,100,100,100,100,10], minibatch 100, random MNIST-shaped data.  ``per cell`` trains
 one population per cell (E = seeds), one after the other, as the runner does with
 ``--no-pack-variants``; ``packed`` trains all cells' members as one population
-(E = cells x seeds, :func:`lchannel.packing.build_packed_trainer`'s engine path).
+(E = cells x seeds, :func:`lchannel.population.packing.build_packed_trainer`'s engine path).
 Both run ``--steps`` steps per round, alternating over ``--rounds`` rounds in this one
 process; the best round of each is printed with the ratio, per-cell time / packed time
 (> 1: packing is faster).

@@ -3,8 +3,8 @@
 import torch
 
 from lchannel.channels import REGISTRY, build_channel, split_name
-from lchannel.nets import Network
-from lchannel.plasticity import SGD
+from lchannel.engine.nets import Network
+from lchannel.engine.plasticity import SGD
 
 
 def small_net(sizes=(5, 7, 6, 4), hidden="tanh", output="softmax", seeds=(0, 1)):

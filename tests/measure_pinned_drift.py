@@ -39,7 +39,7 @@ def child(nudge: bool) -> None:
     import numpy as np
     import torch
 
-    from lchannel.plasticity import SGD
+    from lchannel.engine.plasticity import SGD
     import test_pinned_metrics as pm
 
     if nudge:

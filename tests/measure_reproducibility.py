@@ -16,7 +16,7 @@ import tempfile
 import torch
 
 from lchannel.experiments import Overrides, load_spec
-from lchannel.run import build_trainer, load_data
+from lchannel.run.single import build_trainer, load_data
 
 
 def train(cfg, threads):

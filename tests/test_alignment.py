@@ -5,13 +5,13 @@ import math
 import pytest
 import torch
 
-from lchannel.alignment import AlignmentProbe, alignment_angles, angle
+from lchannel.report.alignment import AlignmentProbe, alignment_angles, angle
 from lchannel.channels import build_channel
-from lchannel.config import TrainConfig
-from lchannel.nets import Network
-from lchannel.plasticity import SGD
-from lchannel.quantize import LEGACY_READING
-from lchannel.run import build_trainer, load_data
+from lchannel.run.config import TrainConfig
+from lchannel.engine.nets import Network
+from lchannel.engine.plasticity import SGD
+from lchannel.engine.quantize import LEGACY_READING
+from lchannel.run.single import build_trainer, load_data
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -136,7 +136,7 @@ def test_per_synapse_feedback_has_an_update_angle_but_no_neuron_signal():
                       channel={"per_synapse": True}, epochs=1)
     t = build_trainer(cfg, progress=False)
     _, test = load_data(cfg)
-    from lchannel.alignment import alignment_angles
+    from lchannel.report.alignment import alignment_angles
     out = alignment_angles(t.net, t.channel, test.X[:100], test.T[:100])
     assert torch.isnan(out[("signal", 1)]).all()
     upd = out[("update", 1)]

@@ -6,9 +6,9 @@ import torch
 from lchannel.channels import build_channel
 from lchannel.data import make_synthetic
 from lchannel.data.base import Dataset
-from lchannel.nets import Network
-from lchannel.plasticity import SGD
-from lchannel.train import Trainer
+from lchannel.engine.nets import Network
+from lchannel.engine.plasticity import SGD
+from lchannel.engine.train import Trainer
 
 
 def test_a_channel_bound_to_one_network_refuses_a_second():

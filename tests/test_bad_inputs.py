@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from lchannel.cli import main
-from lchannel.config import TrainConfig
+from lchannel.run.config import TrainConfig
 from lchannel.data import mnist as mnist_module
 from lchannel.data import resolve_data_dir
 

@@ -5,11 +5,11 @@ import pytest
 import torch
 from torch import nn
 
-from lchannel.activations import get_activation
-from lchannel.blocks import Dense
+from lchannel.engine.activations import get_activation
+from lchannel.engine.blocks import Dense
 from lchannel.channels import FeedbackInit
-from lchannel.nets import Network
-from lchannel.outputs import get_output
+from lchannel.engine.nets import Network
+from lchannel.engine.outputs import get_output
 
 pytestmark = pytest.mark.kernels  # also run under other kernels (.ci/run)
 
@@ -82,7 +82,7 @@ def test_network_is_a_module_with_frozen_parameters_and_standard_state_dict():
 
 def test_network_moves_to_float64_and_keeps_training():
     from lchannel.channels import build_channel
-    from lchannel.plasticity import SGD
+    from lchannel.engine.plasticity import SGD
 
     net = Network([5, 7, 3], seeds=[0]).to(torch.float64)
     assert net.dtype == torch.float64 and all(w.dtype == torch.float64 for w in net.weights + net.biases)
@@ -114,8 +114,8 @@ def test_member_exports_to_a_plain_sequential_with_the_same_outputs(hidden, outp
 @pytest.mark.parametrize("name", ["identity", "logistic", "tanh", "relu"])
 def test_one_activation_object_holds_every_form_of_its_transfer_function(name):
     # issue 28: the fused kernels, the torch module and the derivative come from one object
-    from lchannel.activations import get_activation
-    from lchannel.standins import TORCH_ACTIVATIONS
+    from lchannel.engine.activations import get_activation
+    from lchannel.engine.blocks.standins import TORCH_ACTIVATIONS
 
     f = get_activation(name)
     g = torch.Generator().manual_seed(0)

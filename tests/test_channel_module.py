@@ -7,9 +7,9 @@ import torch
 from lchannel.channels import build_channel
 from lchannel.channels.base import LearningChannel
 from lchannel.data.base import Dataset
-from lchannel.nets import Network
-from lchannel.plasticity import SGD
-from lchannel.train import Trainer
+from lchannel.engine.nets import Network
+from lchannel.engine.plasticity import SGD
+from lchannel.engine.train import Trainer
 
 from helpers import batch, small_net
 

@@ -9,10 +9,10 @@ import torch.nn.functional as F
 
 from lchannel import SGD, Network, Trainer
 from lchannel.channels import build_channel
-from lchannel.config import TrainConfig
+from lchannel.run.config import TrainConfig
 from lchannel.data import REGISTRY, RandomTranslateFlip, load_dataset
 from lchannel.data.base import Dataset, one_hot
-from lchannel.rng import generator
+from lchannel.engine.rng import generator
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -123,7 +123,7 @@ def test_checkpoint_resume_gives_identical_numbers(tmp_path, E, order):
 
 
 def test_config_and_run_folder_resume_with_augmentation(tmp_path):
-    from lchannel.run import train_config
+    from lchannel.run.single import train_config
 
     cfg = TrainConfig(dataset="cifar10", architecture=[3072, 8, 10], batch_size=64, epochs=2,
                       lr=0.01, decay=1e-5, momentum=0.9, augment=True)

@@ -4,7 +4,7 @@ protocol) and the conv architecture on the config and the command line."""
 import pytest
 
 from lchannel.cli import main
-from lchannel.config import TrainConfig
+from lchannel.run.config import TrainConfig
 from lchannel.data import CIFAR10_ARCHITECTURE
 from lchannel.experiments import load_spec
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from lchannel.config import TrainConfig
+from lchannel.run.config import TrainConfig
 from lchannel.data import load_cifar10
-from lchannel.run import build_trainer
+from lchannel.run.single import build_trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from lchannel.accounting import channel_cost, eq14_W, eq15_W_prime
+from lchannel.report.accounting import channel_cost, eq14_W, eq15_W_prime
 from lchannel.cli import main
 
 
@@ -50,7 +50,7 @@ def test_one_seed_has_no_sample_sd_and_coinciding_channels_are_named(tmp_path, c
     """n = 1: no "± 0.00" (a single run has no sample sd) but "± —" and a note saying so,
     in the printed tables and comparison.txt; BP (no f') and SBP (no f'), identical by
     construction, are named in comparison.txt and in the figure's caption."""
-    from lchannel import plots
+    from lchannel.report import plots
 
     quick = ["--dataset", "synthetic", "--k", "0", "--n-train", "300", "--arch", "2,8,8,1", "--num-seeds", "1",
              "--quiet"]
@@ -93,8 +93,8 @@ def test_compare_says_roughly_how_long_before_training(tmp_path, capsys, monkeyp
     import os
 
     from lchannel.cli import FIGURE1, estimate_line
-    from lchannel.config import TrainConfig
-    from lchannel.experiments import runner
+    from lchannel.run.config import TrainConfig
+    from lchannel.experiments import planning as runner
 
     monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     out = tmp_path / "cmp"

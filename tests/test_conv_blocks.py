@@ -5,11 +5,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lchannel.activations import get_activation
-from lchannel.architecture import conv_layer_sizes, is_conv_architecture, parse_blocks
-from lchannel.blocks import Conv2d, Dense, MaxPool2d  # noqa: F401  (Dense: the old import still works)
-from lchannel.nets import Network
-from lchannel.quantize import LEGACY_READING, Quantizer, quantize, quantize_
+from lchannel.engine.activations import get_activation
+from lchannel.engine.architecture import conv_layer_sizes, is_conv_architecture, parse_blocks
+from lchannel.engine.blocks import Conv2d, Dense, MaxPool2d  # noqa: F401
+from lchannel.engine.nets import Network
+from lchannel.engine.quantize import LEGACY_READING, Quantizer, quantize, quantize_
 
 pytestmark = pytest.mark.kernels  # also run under other kernels (.ci/run)
 

@@ -6,12 +6,12 @@ accounting and alignment."""
 import pytest
 import torch
 
-from lchannel.alignment import alignment_angles
+from lchannel.report.alignment import alignment_angles
 from lchannel.channels import algorithm_names, build_channel, resolve
 from lchannel.data.base import Dataset
-from lchannel.nets import Network
-from lchannel.plasticity import SGD
-from lchannel.train import Trainer
+from lchannel.engine.nets import Network
+from lchannel.engine.plasticity import SGD
+from lchannel.engine.train import Trainer
 
 from helpers import example_options, one_step_updates
 
@@ -246,7 +246,7 @@ def test_trainer_lifts_bp_rbp_srbp_above_chance_on_a_toy_image_task():
 
 
 def test_channel_cost_stop_member_and_state_on_conv_nets():
-    from lchannel.accounting import channel_cost
+    from lchannel.report.accounting import channel_cost
     sizes = Network("conv16k3-conv32k3-dense10", input_shape=(8, 6, 6)).sizes
     cost = channel_cost(sizes, "srbp")
     assert cost.channel_mults == 10 * (16 * 36 + 32 * 36) == cost.W_prime

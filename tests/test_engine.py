@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lchannel.channels import RandomBackprop, SkippedRandomBackprop, algorithm_names, build_channel, resolve
-from lchannel.nets import Network
+from lchannel.engine.nets import Network
 
 from helpers import batch, example_options, one_step_updates, small_net, updates_for
 
@@ -50,7 +50,7 @@ def test_forward_record_follows_eq2(output):
 
 def test_tanh_through_sigmoid_matches_torch_tanh():
     S = torch.linspace(-20, 20, 2001)
-    from lchannel.activations import Tanh
+    from lchannel.engine.activations import Tanh
     torch.testing.assert_close(Tanh()(S), torch.tanh(S), rtol=0, atol=3e-7)
 
 
@@ -58,7 +58,7 @@ def test_rbp_with_feedback_equal_to_forward_transpose_is_bp():
     X, T = batch(SIZES)
     net_bp, net_rbp = small_net(SIZES), small_net(SIZES)
     bp, rbp = build_channel("bp").bind(net_bp), RandomBackprop().bind(net_rbp)
-    from lchannel.plasticity import SGD
+    from lchannel.engine.plasticity import SGD
     opt_bp, opt_rbp = SGD(lr=0.5).bind(net_bp), SGD(lr=0.5).bind(net_rbp)
     for step in range(5):  # several steps: C must track W^T as W changes
         for (h, k), C in rbp.C.items():

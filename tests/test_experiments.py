@@ -7,7 +7,7 @@ import pytest
 
 from lchannel.cli import main
 from lchannel.experiments import Overrides, SpecError, load_spec, parse_spec, shipped_specs
-from lchannel.quantize import DEFAULT_READING, Reading
+from lchannel.engine.quantize import DEFAULT_READING, Reading
 
 BASE = dict(dataset="synthetic", synthetic_k=0, n_train=200, n_test=100, architecture=[2, 8, 1], epochs=2,
             seeds=[0, 1], lr=0.5, batch_size=10)

@@ -14,7 +14,7 @@ import pytest
 
 from lchannel.cli import main
 from lchannel.experiments import Overrides, ResultsStore, load_spec, run_sweep, train_population, write_report
-from lchannel.experiments.runner import checkpoint_dir
+from lchannel.experiments.checkpoints import checkpoint_dir
 from lchannel.experiments.store import StoreError
 
 TINY = """
@@ -264,7 +264,7 @@ def test_overrides_are_recorded_and_reported_as_shortened(reference, tmp_path):
 
 def test_a_failing_population_is_recorded_and_the_sweep_goes_on(reference, tmp_path, monkeypatch):
     spec, _, _ = reference
-    from lchannel.experiments import runner
+    from lchannel.experiments import worker as runner
     real = runner.train_population
 
     def flaky(task, progress=None):
@@ -321,8 +321,8 @@ DIVERGING = textwrap.dedent("""
 
 
 def test_why_a_run_diverged_is_stored_and_shown_in_the_run_table_report_and_progress(tmp_path, capsys):
-    from lchannel.run import train_config
-    from lchannel.divergence import divergence_text
+    from lchannel.run.single import train_config
+    from lchannel.engine.divergence import divergence_text
 
     p = tmp_path / "div.toml"
     p.write_text(DIVERGING)
@@ -534,8 +534,8 @@ def test_the_untrained_network_is_stored_and_curves_start_at_epoch_0(reference):
 # -- leases: several runners on one database ---------------------------------------------
 def _count_trainings(monkeypatch, delay=0.0):
     """Wrap the runner's train_population: returns the list of (config hash, seed) trained."""
-    from lchannel.config import TrainConfig
-    from lchannel.experiments import runner
+    from lchannel.run.config import TrainConfig
+    from lchannel.experiments import worker as runner
     real = runner.train_population
     trained = []
 
@@ -632,7 +632,8 @@ def test_two_lchannel_run_processes_on_one_database_do_not_duplicate_work(tmp_pa
 def test_a_live_lease_is_skipped_and_an_expired_one_is_taken_over_from_its_checkpoint(reference, tmp_path,
                                                                                     monkeypatch):
     spec, ref_db, _ = reference
-    from lchannel.experiments.runner import Population, checkpoint_path
+    from lchannel.experiments.checkpoints import checkpoint_path
+    from lchannel.experiments.planning import Population
     db = tmp_path / "lease.db"
     cells = spec.cells()
     with ResultsStore(db) as store:
@@ -656,7 +657,7 @@ def test_a_live_lease_is_skipped_and_an_expired_one_is_taken_over_from_its_check
 
     interrupt_after(task, 2)
     time.sleep(0.1)  # its lease expires
-    from lchannel.experiments import runner
+    from lchannel.experiments import worker as runner
     real = runner.train_population
     epochs_run = {}
 
@@ -716,7 +717,8 @@ def test_a_one_seed_report_shows_no_sample_sd_and_names_coinciding_channels(tmp_
     """One seed: a cell reads "97.84 (—) [1 × 2 ep]", never "(0.00)"; report.csv leaves the
     sd empty and keeps n = 1; the accuracy figure (Figure 1 style) zooms on the final
     epochs and names BP (no f') and SBP (no f') as coinciding by construction."""
-    from lchannel.experiments.report import collect, report_figures
+    from lchannel.experiments.figures import report_figures
+    from lchannel.experiments.results import collect
 
     p = tmp_path / "one.toml"
     p.write_text(textwrap.dedent('''

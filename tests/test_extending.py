@@ -41,7 +41,7 @@ def test_the_documented_route_algorithm_and_rule_work():
     for h in (1, 2):
         assert torch.equal(signals[0][h], 0.5 * signals[1][h])
     # The toy rule: ΔW = η sign(I) Oᵀ / B.
-    from lchannel.plasticity import SGD
+    from lchannel.engine.plasticity import SGD
     net = small_net(SIZES)
     ch = build_channel("bp").bind(net)
     rec = net.forward(X)

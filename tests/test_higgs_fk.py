@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from lchannel.config import TrainConfig
+from lchannel.run.config import TrainConfig
 from lchannel.data import DataError, f_k, higgs
 from lchannel.data.synthetic import FkStream, grid
-from lchannel.iterations import EarlyStopping
-from lchannel.metrics import roc_auc
-from lchannel.run import build_trainer, fit_options, load_data, train_config
+from lchannel.engine.iterations import EarlyStopping
+from lchannel.engine.metrics import roc_auc
+from lchannel.run.single import build_trainer, fit_options, load_data, train_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

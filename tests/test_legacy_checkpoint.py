@@ -14,9 +14,9 @@ import torch
 
 from lchannel.channels import build_channel
 from lchannel.data import make_synthetic
-from lchannel.nets import Network
-from lchannel.plasticity import SGD
-from lchannel.train import Trainer
+from lchannel.engine.nets import Network
+from lchannel.engine.plasticity import SGD
+from lchannel.engine.train import Trainer
 
 pytestmark = pytest.mark.kernels  # also run under other kernels (.ci/run)
 

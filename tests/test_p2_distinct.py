@@ -7,14 +7,14 @@ import argparse
 import pytest
 import torch
 
-from lchannel.alignment import alignment_angles
+from lchannel.report.alignment import alignment_angles
 from lchannel.channels import DistinctChannel, build_channel, canonicalize
 from lchannel.cli import build_parser, config_from_args
-from lchannel.config import TrainConfig
+from lchannel.run.config import TrainConfig
 from lchannel.experiments import load_spec
-from lchannel.nets import Network
-from lchannel.plasticity import HEBBIAN, SGD
-from lchannel.run import train_config
+from lchannel.engine.nets import Network
+from lchannel.engine.plasticity import HEBBIAN, SGD
+from lchannel.run.single import train_config
 
 from helpers import batch, one_step_updates
 
@@ -245,7 +245,7 @@ def test_alignment_angles_of_distinct_channels():
 
 
 def test_distinct_accounting_counts_channel_and_lateral_weights():
-    from lchannel.accounting import channel_cost
+    from lchannel.report.accounting import channel_cost
 
     sizes = [784, 100, 100, 100, 100, 10]
     assert channel_cost(sizes, "distinct-srbp", {"lc_width": 10}).channel_mults == 4 * (10 * 10 + 100 * 10)

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from lchannel.alignment import alignment_angles
+from lchannel.report.alignment import alignment_angles
 from lchannel.channels import build_channel, canonicalize, label, named_form
 from lchannel.cli import build_parser, config_from_args
-from lchannel.config import TrainConfig
-from lchannel.nets import Network
-from lchannel.plasticity import HEBBIAN, SGD, STDP_RULE, Phases, get_rule
-from lchannel.run import train_config
+from lchannel.run.config import TrainConfig
+from lchannel.engine.nets import Network
+from lchannel.engine.plasticity import HEBBIAN, SGD, STDP_RULE, Phases, get_rule
+from lchannel.run.single import train_config
 from lchannel.theory.discrete import STDPNetwork
 
 from helpers import batch
@@ -271,7 +271,7 @@ def test_stdp_training_learns_and_a_population_member_equals_its_single_run(algo
 def test_the_activity_change_is_computed_without_cancellation(name):
     # f(x + y) − f(x) in float32 against float64, for y ~ 1e-4: the identities keep ~1e-6
     # relative error where the plain float32 difference loses about three digits.
-    from lchannel.activations import get_activation
+    from lchannel.engine.activations import get_activation
 
     f = get_activation(name)
     g = torch.Generator().manual_seed(0)
@@ -372,7 +372,7 @@ def test_p2_figure11_asrbp_cells_make_the_hand_computed_hebbian_and_stdp_updates
     import dataclasses
 
     from lchannel.experiments import load_spec
-    from lchannel.run import build_trainer
+    from lchannel.run.single import build_trainer
 
     cells = {c.labels["algorithm"]: c.config for c in load_spec("p2-figure11").cells()}
     hebb, stdp = cells["ASRBP (Hebbian)"], cells["ASRBP (STDP)"]

@@ -10,11 +10,11 @@ import torch
 
 from lchannel.channels import build_channel
 from lchannel.channels.feedback import FeedbackInit, MemberFeedback
-from lchannel.config import TrainConfig
-from lchannel.nets import Network
-from lchannel.packing import build_packed_trainer, pack_key
-from lchannel.plasticity import SGD
-from lchannel.run import build_trainer, load_data
+from lchannel.run.config import TrainConfig
+from lchannel.engine.nets import Network
+from lchannel.population.packing import build_packed_trainer, pack_key
+from lchannel.engine.plasticity import SGD
+from lchannel.run.single import build_trainer, load_data
 
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.kernels]
 
@@ -234,7 +234,7 @@ def stored(db):
 
 def test_the_runner_packs_cells_across_variants_and_stores_each_member_as_its_own_run(tmp_path):
     from lchannel.experiments import load_spec, run_sweep
-    from lchannel.experiments.runner import pack
+    from lchannel.experiments.planning import pack
     from lchannel.experiments.store import run_id
     p = tmp_path / "packtiny.toml"
     p.write_text(SPEC)
@@ -268,7 +268,7 @@ def test_the_runner_packs_cells_across_variants_and_stores_each_member_as_its_ow
 
 def test_a_population_across_variants_resumes_from_its_checkpoint_bit_for_bit(tmp_path):
     from lchannel.experiments import load_spec, train_population
-    from lchannel.experiments.runner import pack
+    from lchannel.experiments.planning import pack
     from lchannel.experiments.store import run_id
     p = tmp_path / "packtiny.toml"
     p.write_text(SPEC)

@@ -39,8 +39,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lchannel.config import TrainConfig
-from lchannel.run import build_trainer, fit_options, load_data
+from lchannel.run.config import TrainConfig
+from lchannel.run.single import build_trainer, fit_options, load_data
 
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.kernels]
 
@@ -130,7 +130,7 @@ def test_a_one_ulp_change_to_the_rule_is_caught(name, data_dir, monkeypatch):
     (``top`` moves least, 7e-9 relative)."""
     import numpy as np
 
-    from lchannel.plasticity import SGD
+    from lchannel.engine.plasticity import SGD
     lr_now = SGD.lr_now
     monkeypatch.setattr(SGD, "lr_now", lambda self: float(np.nextafter(np.float32(lr_now(self)), np.float32(1))))
     with pytest.raises(AssertionError):

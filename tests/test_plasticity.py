@@ -4,8 +4,8 @@ one optimizer for both, and the same defaults as the CLI and TrainConfig."""
 import torch
 
 from lchannel.channels import build_channel
-from lchannel.config import TrainConfig
-from lchannel.plasticity import HEBBIAN, SGD, Hebbian
+from lchannel.run.config import TrainConfig
+from lchannel.engine.plasticity import HEBBIAN, SGD, Hebbian
 
 from helpers import batch, small_net
 

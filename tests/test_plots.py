@@ -10,12 +10,13 @@ import pytest
 from matplotlib.colors import to_rgba
 
 from lchannel.channels import ALGORITHMS, REGISTRY
-from lchannel.config import TrainConfig
+from lchannel.run.config import TrainConfig
 from lchannel.experiments import ResultsStore, load_spec, run_sweep
-from lchannel.experiments.report import collect, level_text, report_figures
-from lchannel.plots import accuracy_figure, coinciding_runs, describe_runs, plot_accuracy, zoom_range, zoom_start
-from lchannel.style import ALGORITHM_COLORS, ALGORITHM_MARKERS, algorithm_key, algorithm_style, styles_for_labels
-from lchannel.train import METRICS, History
+from lchannel.experiments.figures import level_text, report_figures
+from lchannel.experiments.results import collect
+from lchannel.report.plots import accuracy_figure, coinciding_runs, describe_runs, plot_accuracy, zoom_range, zoom_start
+from lchannel.report.style import ALGORITHM_COLORS, ALGORITHM_MARKERS, algorithm_key, algorithm_style, styles_for_labels
+from lchannel.engine.train import METRICS, History
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -208,7 +209,7 @@ def test_a_no_f_variant_keeps_its_base_colour_with_a_dashed_line():
 def test_an_entry_without_a_look_gets_one_derived_from_its_name(monkeypatch):
     from dataclasses import replace
     from lchannel.channels import REGISTRY as reg
-    from lchannel.style import FALLBACK_COLORS, FALLBACK_MARKERS
+    from lchannel.report.style import FALLBACK_COLORS, FALLBACK_MARKERS
 
     monkeypatch.setitem(reg, "myrule", replace(reg["rbp"], name="myrule", label="My rule", color=None, marker=None,
                                                aliases=()))
@@ -339,7 +340,7 @@ def test_alignment_rows_use_readable_angle_labels(figures):
 # ------------------------------------------------------------------------------ STDP looks (issue 25)
 def test_the_hebbian_and_stdp_forms_of_an_adaptive_channel_look_different():
     from lchannel.channels import algorithm_names
-    from lchannel.style import STDP_LINESTYLE, key_base, key_label
+    from lchannel.report.style import STDP_LINESTYLE, key_base, key_label
 
     for name in ("arbp", "asrbp"):
         hebb_key, stdp_key = algorithm_key(name, {}), algorithm_key(name, {"rule": "stdp"})

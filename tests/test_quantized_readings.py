@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from lchannel import SGD, Network
-from lchannel.config import TrainConfig
-from lchannel.quantize import BELOW, DEFAULT_READING, LEGACY_READING, LR_PLACES, REDUCTIONS, Quantizer, Reading, quantize
+from lchannel.run.config import TrainConfig
+from lchannel.engine.quantize import BELOW, DEFAULT_READING, LEGACY_READING, LR_PLACES, REDUCTIONS, Quantizer, Reading, quantize
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -62,7 +62,7 @@ def batch(seed=0):
 @pytest.mark.parametrize("reading", READINGS, ids=lambda r: f"{r.lr}-{r.below}-{r.reduce}")
 @pytest.mark.parametrize("method", ["factored", "loop"])
 def test_each_reading_is_its_hand_computed_update(reading, bits, method, monkeypatch):
-    import lchannel.plasticity as plasticity
+    import lchannel.engine.plasticity as plasticity
     monkeypatch.setattr(plasticity, "QUANTIZED_UPDATE_METHOD", method)
     I, O = batch(bits)
     lr = 0.3
@@ -136,7 +136,7 @@ def test_the_cli_takes_the_reading(tmp_path, capsys):
 
 
 def test_member_quantizer_keeps_the_reading():
-    from lchannel.quantize import MemberQuantizer
+    from lchannel.engine.quantize import MemberQuantizer
     I, O = batch(3)
     r = Reading("outside", "zero", "sum")
     mq = MemberQuantizer(ALPHA, [3, 1], reading=r)

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from lchannel import SGD, Network, build_channel
-import lchannel.plasticity as plasticity
-from lchannel.quantize import Quantizer, level_thresholds, outer_sum_factored, quantize
+import lchannel.engine.plasticity as plasticity
+from lchannel.engine.quantize import Quantizer, level_thresholds, outer_sum_factored, quantize
 
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.kernels]
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from lchannel.channels import REGISTRY, algorithm_names, build_channel, canonicalize, label, named_form
-from lchannel.config import TrainConfig
-from lchannel.run import train_config
+from lchannel.run.config import TrainConfig
+from lchannel.run.single import train_config
 
 from helpers import batch, small_net
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lchannel.experiments import Overrides, ResultsStore, load_spec
-from lchannel.experiments.report import collect
+from lchannel.experiments.results import collect
 
 from helpers import store_copy
 

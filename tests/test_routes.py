@@ -4,7 +4,7 @@ import torch
 
 from lchannel.channels import build_channel
 from lchannel.channels.routes import Adjoint, RandomMap
-from lchannel.rng import MemberStreams
+from lchannel.engine.rng import MemberStreams
 
 from helpers import small_net
 

@@ -24,7 +24,7 @@ from torch import nn
 
 import lchannel.torch as lct
 from lchannel.channels import REGISTRY, build_channel, converter_names
-from lchannel.rng import generator
+from lchannel.engine.rng import generator
 from lchannel.torch.modes import draw_like
 from lchannel.channels.feedback import FeedbackInit
 

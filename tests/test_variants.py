@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from lchannel.accounting import channel_cost, eq14_W, eq15_W_prime
+from lchannel.report.accounting import channel_cost, eq14_W, eq15_W_prime
 from lchannel.channels import (
     ChannelDropout,
     FeedbackInit,
@@ -20,10 +20,10 @@ from lchannel.channels import (
     build_channel,
     quantize,
 )
-from lchannel.config import TrainConfig
-from lchannel.nets import Network
-from lchannel.plasticity import SGD
-from lchannel.quantize import LEGACY_READING
+from lchannel.run.config import TrainConfig
+from lchannel.engine.nets import Network
+from lchannel.engine.plasticity import SGD
+from lchannel.engine.quantize import LEGACY_READING
 
 from helpers import batch, one_step_updates, small_net
 

@@ -18,13 +18,13 @@ import pytest
 import torch
 
 from lchannel.channels import build_channel
-from lchannel.config import TrainConfig
+from lchannel.run.config import TrainConfig
 from lchannel.data import make_synthetic
 from lchannel.data.base import Dataset
-from lchannel.nets import Network
-from lchannel.plasticity import SGD
-from lchannel.run import train_config
-from lchannel.train import Trainer
+from lchannel.engine.nets import Network
+from lchannel.engine.plasticity import SGD
+from lchannel.run.single import train_config
+from lchannel.engine.train import Trainer
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

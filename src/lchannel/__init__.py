@@ -15,9 +15,9 @@ from .channels import (
     build_channel,
 )
 from .data import load_dataset, load_mnist, make_synthetic
-from .nets import Network, Record
-from .plasticity import SGD
-from .train import History, Trainer
+from .engine.nets import Network, Record
+from .engine.plasticity import SGD
+from .engine.train import History, Trainer
 
 __version__ = "0.1.0"
 

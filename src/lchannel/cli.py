@@ -13,12 +13,12 @@ import re
 import sys
 from pathlib import Path
 
-from .cliutil import finite_float, int_list, int_list_or_empty, key_value
+from .run.cliutil import finite_float, int_list, int_list_or_empty, key_value
 from .channels import algorithm_names, label
-from .config import Param, TrainConfig
+from .run.config import Param, TrainConfig
 from .experiments import cli as experiments_cli
-from .params import Interval, IntList, Type
-from . import algorithms_cli
+from .run.params import Interval, IntList, Type
+from .run import algorithms_cli
 from .theory import cli as theory_cli
 
 FIGURE1 = ["bp", "sbp", "rbp", "srbp", "bp-nof", "sbp-nof", "rbp-nof", "srbp-nof", "top"]
@@ -145,7 +145,7 @@ def _default_text(name: str, p: Param) -> str:
 
 def add_run_options(parser: argparse.ArgumentParser, default_seeds: int) -> None:
     """Options shared by ``train`` and ``compare``, generated from TrainConfig's field
-    declarations (:func:`lchannel.config.param`), plus the channel flags.  Options left out
+    declarations (:func:`lchannel.run.single.config.param`), plus the channel flags.  Options left out
     stay out of the namespace (argparse.SUPPRESS), so the config knows what was given."""
     groups: dict[str, argparse._ArgumentGroup] = {}
 
@@ -346,7 +346,7 @@ def _fail(parser: argparse.ArgumentParser, err: Exception) -> None:
 
 def _load_data_or_fail(parser, cfg):
     from .data import DataError
-    from .run import load_data
+    from .run.single import load_data
 
     try:
         return load_data(cfg)
@@ -355,11 +355,11 @@ def _load_data_or_fail(parser, cfg):
 
 
 def _open_folder(parser, out: Path, cfg: TrainConfig, restart: bool):
-    """Check ``out`` before any work (:func:`lchannel.run.open_run_folder`) and return what
+    """Check ``out`` before any work (:func:`lchannel.run.single.single.open_run_folder`) and return what
     ``train_config(opened=...)`` should take.  With ``--restart`` a complaint about the run
     the folder holds does not matter: ``train_config`` discards that run itself (only once
     the data has loaded, so a failed start never costs the old run)."""
-    from .run import CHECK_FOLDER, RunFolderError, open_run_folder
+    from .run.single import CHECK_FOLDER, RunFolderError, open_run_folder
 
     try:
         state = open_run_folder(out, cfg)
@@ -372,7 +372,7 @@ def _open_folder(parser, out: Path, cfg: TrainConfig, restart: bool):
 
 def _train(parser, cfg: TrainConfig, out: Path, data, args, opened):
     """train_config with the command line's options; a folder problem is a usage error."""
-    from .run import RunFolderError, train_config
+    from .run.single import RunFolderError, train_config
 
     try:
         return train_config(cfg, out, progress=not args.quiet, data=data, restart=args.restart, desc=cfg.label,
@@ -387,9 +387,9 @@ def _say_complete(out: Path, epochs: int) -> None:
 
 
 def cmd_train(args, parser) -> int:
-    from .accounting import channel_cost
-    from .run import RESULT_HEADER, divergence_notes, format_table, result_row, run_id
-    from .tables import single_run_note
+    from .report.accounting import channel_cost
+    from .run.single import RESULT_HEADER, divergence_notes, format_table, result_row, run_id
+    from .run.tables import single_run_note
 
     try:
         cfg = config_from_args(args, args.algorithm)
@@ -424,7 +424,7 @@ def _duration(seconds: float) -> str:
 
 def estimate_line(cfgs: list[TrainConfig], test_examples: int, opened: list | None = None) -> str | None:
     """One line saying roughly how long training ``cfgs`` one after another takes
-    (:func:`lchannel.experiments.runner.estimate_seconds`: constants measured on a 2-core
+    (:func:`lchannel.experiments.planning.estimate_seconds`: constants measured on a 2-core
     CPU, scaled by examples, epochs, seeds and multiply-adds); runs resumed from a
     checkpoint (``opened``: what :func:`_open_folder` returned) count their epochs left.
     None when nothing is left to train."""
@@ -432,14 +432,14 @@ def estimate_line(cfgs: list[TrainConfig], test_examples: int, opened: list | No
 
     import torch
 
-    from .experiments import runner
+    from .experiments import planning
 
     done = [s["epoch"] if isinstance(s, dict) else 0 for s in (opened or [None] * len(cfgs))]
     threads = torch.get_num_threads()
-    seconds = sum(runner.estimate_seconds(c, test_examples, d, threads) for c, d in zip(cfgs, done))
+    seconds = sum(planning.estimate_seconds(c, test_examples, d, threads) for c, d in zip(cfgs, done))
     if seconds <= 0:
         return None
-    seconds += runner.SECONDS_AT_START
+    seconds += planning.SECONDS_AT_START
     c0 = cfgs[0]
     n, seeds = len(cfgs), len(c0.seeds)
     what = f"{n} channel{'s' if n != 1 else ''} x {c0.epochs} epochs x {seeds} seed{'s' if seeds != 1 else ''}"
@@ -448,10 +448,10 @@ def estimate_line(cfgs: list[TrainConfig], test_examples: int, opened: list | No
     if any(done):
         left = sum(max(0, c.epochs - d) for c, d in zip(cfgs, done))
         what += f" ({left} of {sum(c.epochs for c in cfgs)} channel-epochs left)"
-    madds = runner.forward_multiply_adds(c0)
-    scaled = "" if madds == runner.REFERENCE_MULTIPLY_ADDS else f", scaled to {madds:,} multiply-adds per example"
-    two = f", {runner.TWO_THREAD_SPEEDUP:g}x less on {threads} threads" if threads >= 2 else ""
-    basis = (f"estimate: {runner.SECONDS_PER_TRAINED_EXAMPLE * 1e6:.1f} µs per training example, epoch and seed "
+    madds = planning.forward_multiply_adds(c0)
+    scaled = "" if madds == planning.REFERENCE_MULTIPLY_ADDS else f", scaled to {madds:,} multiply-adds per example"
+    two = f", {planning.TWO_THREAD_SPEEDUP:g}x less on {threads} threads" if threads >= 2 else ""
+    basis = (f"estimate: {planning.SECONDS_PER_TRAINED_EXAMPLE * 1e6:.1f} µs per training example, epoch and seed "
              f"on one thread for A[784,100,100,100,100,10]{scaled}{two}")
     cores = os.cpu_count() or 1
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
@@ -466,9 +466,9 @@ def estimate_line(cfgs: list[TrainConfig], test_examples: int, opened: list | No
 
 
 def cmd_compare(args, parser) -> int:
-    from .plots import coincidence_note, coincident_lines, coinciding_runs, describe_runs, plot_accuracy
-    from .run import RESULT_HEADER, divergence_notes, format_table, result_row, run_id
-    from .tables import single_run_note
+    from .report.plots import coincidence_note, coincident_lines, coinciding_runs, describe_runs, plot_accuracy
+    from .run.single import RESULT_HEADER, divergence_notes, format_table, result_row, run_id
+    from .run.tables import single_run_note
 
     algorithms = [a.strip() for a in args.algorithms.split(",")] if args.algorithms else FIGURE1
     bad = [a for a in algorithms if a not in algorithm_names()]

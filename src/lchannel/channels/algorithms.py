@@ -43,11 +43,11 @@ import inspect
 
 import torch
 
-from ..architecture import route_fan_in, route_multiplications
-from ..rng import MemberStreams
+from ..engine.architecture import route_fan_in, route_multiplications
+from ..engine.rng import MemberStreams
 from .base import BufferMap, LearningChannel
 from .feedback import FeedbackInit
-from .routes import Adjoint, RandomMap, draw_route
+from .routes import Adjoint, draw_route, feedback_route
 from .sources import (
     RESAMPLE,
     Adaptive,
@@ -315,15 +315,10 @@ class RandomFeedback(LearningChannel):
         self.samples = []
         self.synapse_C = {}
         self.source.draw(self)
-        # A route reads its matrix from the channel's buffers by name at send time.
-        # A block network names the route of each edge (a random kernel into a conv block).
-        make = getattr(net, "feedback_route", None)
-        if make is None:
-            self._sample_routes = [{key: RandomMap(buffers=self._buffers, name=sample._names[key])
-                                    for key in sample} for sample in self.samples]
-        else:
-            self._sample_routes = [{key: make(*key, self._buffers, sample._names[key]) for key in sample}
-                                   for sample in self.samples]
+        # A route reads its matrix from the channel's buffers by name at send time (a random
+        # kernel into a conv block, a random matrix elsewhere).
+        self._sample_routes = [{key: feedback_route(net, *key, self._buffers, sample._names[key]) for key in sample}
+                               for sample in self.samples]
         self.use_sample(0)
 
     def _feedback_buffer(self, name: str, C: torch.Tensor) -> str:

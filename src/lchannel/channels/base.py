@@ -31,8 +31,8 @@ import torch
 from torch import nn
 from torch.nn.modules.module import _IncompatibleKeys
 
-from ..architecture import route_multiplications
-from ..rng import MemberStreams
+from ..engine.architecture import route_multiplications
+from ..engine.rng import MemberStreams
 from .routes import Route
 from .transforms import Chain, SignalTransform
 
@@ -79,7 +79,7 @@ class LearningChannel(nn.Module):
     are the standard ones (plus the channel's random streams as ``_extra_state``).  The
     bound network is a plain reference, not a submodule; moving the network
     (``net.to(...)``) moves the channels bound to it.  :meth:`checkpoint_state` is the
-    dictionary a :class:`~lchannel.train.Trainer` checkpoint holds.
+    dictionary a :class:`~lchannel.engine.train.Trainer` checkpoint holds.
     """
 
     name = "channel"
@@ -141,8 +141,8 @@ class LearningChannel(nn.Module):
 
     def adapt(self, record, signals, lr: float) -> None:
         """Apply :meth:`plasticity_terms` at learning rate ``lr`` (what the optimizer's
-        step does with them; for use outside a :class:`~lchannel.train.Trainer`)."""
-        from ..plasticity import apply_term  # plasticity imports channels: import at call time
+        step does with them; for use outside a :class:`~lchannel.engine.train.Trainer`)."""
+        from ..engine.plasticity import apply_term  # plasticity imports channels: import at call time
 
         for P, rule, post, pre, rate in self.plasticity_terms(record, signals):
             apply_term(rule, P, post, pre, lr, rate)
@@ -214,7 +214,7 @@ class LearningChannel(nn.Module):
 
     # -- state ---------------------------------------------------------------------
     def checkpoint_state(self) -> dict:
-        """The channel's state as a :class:`~lchannel.train.Trainer` checkpoint holds it
+        """The channel's state as a :class:`~lchannel.engine.train.Trainer` checkpoint holds it
         (``{"rng": ..., "C": {"h,k": C}, ...}``; the format of earlier checkpoints)."""
         return self.stream_state()
 

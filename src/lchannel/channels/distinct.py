@@ -36,7 +36,7 @@ channel, postsynaptic activity from the opposite one):
     ΔD^{h,k} = η · adapt_rate · (g'(U^h) ⊙ P^h)ᵀ L^k / B     (``adaptive=True``)
 
 applied by the optimizer with the very rule object of the forward weights
-(:data:`~lchannel.plasticity.HEBBIAN`: post ⊗ pre).  Without forward maps a channel
+(:data:`~lchannel.engine.plasticity.HEBBIAN`: post ⊗ pre).  Without forward maps a channel
 neuron has no postsynaptic term from the forward channel, so adaptation is refused.
 
 Equivalences (tested): with identity lateral and forward maps, linear channel neurons,
@@ -59,9 +59,9 @@ import math
 
 import torch
 
-from ..activations import ACTIVATIONS, get_activation
-from ..plasticity import HEBBIAN
-from ..rng import MemberStreams
+from ..engine.activations import ACTIVATIONS, get_activation
+from ..engine.plasticity import HEBBIAN
+from ..engine.rng import MemberStreams
 from .algorithms import topology_sources
 from .base import LearningChannel
 

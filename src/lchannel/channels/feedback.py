@@ -36,7 +36,7 @@ from dataclasses import dataclass, asdict
 
 import torch
 
-from ..init import glorot_std
+from ..engine.init import glorot_std
 
 DISTRIBUTIONS = ("normal", "uniform", "sign", "sparse")
 SPARSE_SCALES = ("auto", "none", "sqrt")

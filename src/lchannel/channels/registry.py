@@ -30,7 +30,7 @@ from .base import LearningChannel
 from .feedback import FeedbackInit
 from .sources import SIGN_RESAMPLES
 from ..plugins import load_plugins
-from ..quantize import SIGNAL_ALPHA
+from ..engine.quantize import SIGNAL_ALPHA
 from .distinct import DistinctRandomBackprop, DistinctSkippedRandomBackprop
 from .transforms import Chain, ChannelActivation, ChannelDropout, MagnitudeOnly, Quantize, SignalTransform, SignOnly
 
@@ -52,7 +52,7 @@ class Algorithm:
     resampled sign-concordantly, the name runs had before the entry existed).
 
     aliases: other names users know it by (``fa`` for ``rbp``), accepted wherever the
-    name is; color, marker: its look in every figure (:mod:`lchannel.style`; None: one
+    name is; color, marker: its look in every figure (:mod:`lchannel.report.style`; None: one
     derived from the name); converter: the mode of :mod:`lchannel.torch.modes` serving it
     in ``lchannel.torch.convert``, or None (``converter_refusal`` says why); summary: one
     line for ``lchannel algorithms``, source its reference; error_driven: every signal
@@ -185,7 +185,7 @@ def register(entry: Algorithm, replace: bool = False) -> Algorithm:
 # Names that compute the same learning channel as another name by construction, with
 # why: name -> (the name it coincides with, reason).  Their canonical forms stay apart
 # (stored results keep their keys); figures and tables say that the two coincide
-# (:func:`lchannel.plots.coinciding_runs`).  SBP differs from BP only in where f' is
+# (:func:`lchannel.report.plots.coinciding_runs`).  SBP differs from BP only in where f' is
 # applied (``local``: at the receiving layer only, SkippedBackprop); with
 # ``derivative="none"`` both run the same propagation (channels.base: I^h = G^h = J^h),
 # so BP's signal (W^{h+1})ᵀ I^{h+1} unrolls to SBP's skipped product

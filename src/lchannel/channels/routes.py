@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import torch
 
-from ..standins import draw_feedback
+from ..engine.blocks import Conv2d
+from ..engine.blocks.standins import draw_feedback
 
 
 class Route:
@@ -101,3 +102,12 @@ def draw_route(net, h: int, k: int, feedback, generators, sign_like: torch.Tenso
     n_h, n_k = net.sizes[h], net.sizes[k]
     return draw_feedback(feedback, (n_h, n_k), n_h, n_k, generators, chained, net.dtype, net.device,
                          sign_like, synapses)
+
+
+def feedback_route(net, h: int, k: int, buffers: dict, name: str) -> RandomMap:
+    """The route of a random channel's matrix ``buffers[name]`` on edge h ← k: a random
+    kernel through block k's transposed convolution when block k is a conv (chained),
+    else a random matrix (eq. 6-8; a skip edge is always a dense map)."""
+    if k == h + 1 and isinstance(net.block(k), Conv2d):
+        return RandomKernel(net.block(k), buffers=buffers, name=name)
+    return RandomMap(buffers=buffers, name=name)

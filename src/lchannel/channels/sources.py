@@ -12,9 +12,9 @@ with, with the reason:
 - :class:`Resampled`: new matrices before every minibatch, zero-mean or with the signs of
   the current forward weights (section 4.2 items 1-2);
 - :class:`PerSynapseFeedback`: a different random feedback weight for every synapse
-  (section 4.2 item 7); its signals carry the :class:`~lchannel.plasticity.PerSynapse` rule;
+  (section 4.2 item 7); its signals carry the :class:`~lchannel.engine.plasticity.PerSynapse` rule;
 - :class:`Adaptive`: the matrices learn under a rule, by default the forward weights' own
-  :data:`~lchannel.plasticity.HEBBIAN` (ARBP/ASRBP, section 3; paper 2 eq. 124),
+  :data:`~lchannel.engine.plasticity.HEBBIAN` (ARBP/ASRBP, section 3; paper 2 eq. 124),
   optionally modulated by the channel neuron's derivative (``adapt_derivative``);
   :class:`~lchannel.channels.stdp.STDPPhases` under the STDP-like rule (``rule="stdp"``,
   paper 2 section 3.6), which also makes the signals from two feedback phases.
@@ -34,9 +34,9 @@ import dataclasses
 
 import torch
 
-from ..activations import get_activation
-from ..architecture import route_fan_in
-from ..plasticity import HEBBIAN, KernelRule
+from ..engine.activations import get_activation
+from ..engine.architecture import route_fan_in
+from ..engine.plasticity import HEBBIAN, KernelRule
 from .feedback import FeedbackInit
 from .synapse import SynapseSignal
 from .transforms import SignalTransform
@@ -391,7 +391,7 @@ class Adaptive(FeedbackSource):
         self._tap: SlopeTap | None = None
 
     def set_member_rates(self, rates) -> None:
-        """One adaptation rate per member (populations across variants, lchannel.packing):
+        """One adaptation rate per member (populations across variants, lchannel.population.packing):
         the optimizer applies each contiguous run of members with one rate on its slice,
         the arithmetic of a population whose members all have that rate."""
         rates = [float(r) for r in rates]

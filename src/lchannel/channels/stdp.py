@@ -1,7 +1,7 @@
 """The STDP-like learning channel of paper 2, section 3.6 (eq. 13-19; eq. 32 for the O-form).
 
 Every weight learns from the *change* of its postsynaptic activity between two phases,
-times its presynaptic activity (eq. 13-14, :class:`~lchannel.plasticity.STDP`).  After
+times its presynaptic activity (eq. 13-14, :class:`~lchannel.engine.plasticity.STDP`).  After
 the forward pass (t = 0, eq. 15) the channel feeds activity back into the forward
 neurons themselves (a Conjoined, linear channel: the feedback is added to the neuron's
 input, paper 2 section 2.4's "the backpropagated message is included in the total
@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import math
 
-from ..plasticity import STDP_RULE, Phases
+from ..engine.plasticity import STDP_RULE, Phases
 from .sources import Adaptive
 
 STDP_FORMS = ("output", "target")
@@ -98,7 +98,7 @@ class STDPPhases(Adaptive):
         The change is carried as such: the route is linear, so layer h receives
         ε·C·O^k(1) in phase 1 and that plus ε·C·ΔO^k in phase 2, and ΔO^h =
         f(x + y) − f(x) is computed without subtracting two nearly equal activities
-        (:meth:`lchannel.activations.Activation.change`)."""
+        (:meth:`lchannel.engine.activations.Activation.change`)."""
         L = record.L
         first = {L: record.output}  # phase 1: the output fed back (eq. 16)
         change = {L: e}  # phase 2 − phase 1 at the output: T − O (eq. 17), for every output pair

@@ -9,7 +9,7 @@ weight to every synapse instead:
 (for SRBP, G^L = T − O: ΔW^h_ij = η f'_i Σ_m c^h_{imj} (T − O)_m O^{h-1}_j), and the bias,
 the weight of a unit clamped to one, gets its own ``c^{h,k}_{im,bias}``.  This is not a
 per-neuron signal, so it cannot travel as ``I^h``; a :class:`SynapseSignal` stands in the
-signal list at layer h and carries its rule, :class:`lchannel.plasticity.PerSynapse`,
+signal list at layer h and carries its rule, :class:`lchannel.engine.plasticity.PerSynapse`,
 which the optimizer applies to it (``SGD.rule_for``).
 """
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import torch
 
-from ..plasticity import PER_SYNAPSE, quantizer
-from ..quantize import DEFAULT_READING, UPDATE_ALPHA, Reading
+from ..engine.plasticity import PER_SYNAPSE, quantizer
+from ..engine.quantize import DEFAULT_READING, UPDATE_ALPHA, Reading
 
 
 class SynapseSignal:
@@ -53,7 +53,7 @@ class SynapseSignal:
                   update_alpha: float = UPDATE_ALPHA,
                   reading: Reading = DEFAULT_READING) -> tuple[torch.Tensor, torch.Tensor]:
         """(ΔW^h, Δb^h)/η for presynaptic activity ``O`` ``(E, B, N_{h-1})`` under
-        :class:`~lchannel.plasticity.PerSynapse`, quantized per example with eq. 19 in
+        :class:`~lchannel.engine.plasticity.PerSynapse`, quantized per example with eq. 19 in
         ``reading`` of section 5.2 when ``update_bits`` is set."""
         per_example = None if update_bits is None else quantizer(update_alpha, update_bits, reading)
         return self.rule.direction(self, O, None, per_example, lr)

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import torch
 
-from ..activations import ACTIVATIONS, get_activation
-from ..rng import dropout_mask
-from ..quantize import SIGNAL_ALPHA, quantize, quantize_  # noqa: F401  (eq. 19, re-exported here)
+from ..engine.activations import ACTIVATIONS, get_activation
+from ..engine.rng import dropout_mask
+from ..engine.quantize import SIGNAL_ALPHA, quantize, quantize_  # noqa: F401  (eq. 19, re-exported here)
 
 
 class SignalTransform:

@@ -44,7 +44,7 @@ class DatasetEntry:
     description: str
     n_inputs: int
     n_outputs: int
-    architecture: tuple[int, ...] | str  # layer sizes, or a conv architecture string (lchannel.nets)
+    architecture: tuple[int, ...] | str  # layer sizes, or a conv architecture string (lchannel.engine.nets)
     output: str
     load: Callable[..., tuple[Dataset, Dataset]]
     train_size: Callable[[dict], int]
@@ -58,7 +58,7 @@ class DatasetEntry:
     # sets); None: always n_inputs.
     inputs_for: Callable[[dict], int] | None = None
     # stream(options): fresh minibatches for iteration-based training (the f_k points);
-    # None: the training set is sampled with replacement (lchannel.iterations).
+    # None: the training set is sampled with replacement (lchannel.engine.iterations).
     stream: Callable[[dict], object] | None = None
     # snapshot(net): arrays to keep of a trained population, each (E, ...) (the f_k
     # predictions over the square, for Figure 12); None: nothing.

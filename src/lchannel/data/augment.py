@@ -13,7 +13,7 @@ p=0.5."  The paper's group trained with Keras; this follows Keras's ``ImageDataG
 
 :class:`RandomTranslateFlip` does this for a whole minibatch at once on the tensors' own
 device (one ``gather``; no torchvision).  Its random numbers come from an explicit
-``torch.Generator`` (the run's ``augment`` stream, :mod:`lchannel.rng`) that lives on the
+``torch.Generator`` (the run's ``augment`` stream, :mod:`lchannel.engine.rng`) that lives on the
 CPU, so the same seed gives the same images on every device and the generator's state is
 saved with the run's checkpoint: a resumed run draws exactly the images an uninterrupted
 one would.

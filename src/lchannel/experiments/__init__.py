@@ -10,8 +10,11 @@ packs seeds into populations, an SQLite results store, and reports.
 See docs/experiments.md for the spec format, the store's schema and resume semantics.
 """
 
-from .report import CellResult, collect, write_report
-from .runner import DEFAULT_DB, Population, pack, run_sweep, train_population
+from .report import write_report
+from .results import CellResult, collect
+from .planning import Population, pack
+from .runner import DEFAULT_DB, run_sweep
+from .worker import train_population
 from .spec import Cell, Overrides, Spec, SpecError, load_spec, parse_spec, shipped_specs
 from .store import ResultsStore
 

@@ -17,12 +17,14 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..cliutil import DefaultsHelpFormatter, PathError, finite_float, writable_dir
-from ..cliutil import int_list as _int_list
+from ..run.cliutil import DefaultsHelpFormatter, PathError, finite_float, writable_dir
+from ..run.cliutil import int_list as _int_list
 from ..data import DataError
-from ..tables import pm, single_run_note, text_table
-from .runner import DEFAULT_DB, DEFAULT_LEASE_TTL, EXECUTORS, require_ray, run_sweep
-from .spec import Overrides, SpecError, load_spec, shared_settings, shipped_specs
+from ..run.tables import pm, single_run_note, text_table
+from .executors import require_ray
+from .runner import DEFAULT_DB, DEFAULT_LEASE_TTL, EXECUTORS, run_sweep
+from .settings import shared_settings
+from .spec import Overrides, SpecError, load_spec, shipped_specs
 from .store import ResultsStore, StoreError
 
 DEVICES = "auto, cpu, cuda or cuda:N"
@@ -228,7 +230,7 @@ def _dry_run(spec, cells, args) -> int:
             for c, d in zip(cells, differing)]
     print(text_table(rows, ["cell", "settings of this cell", "config hash", "seeds", "epochs", "protocol"],
                      numbers_right=False))
-    from .runner import pack
+    from .planning import pack
     from .store import run_id
     ids = {run_id(c.key, s) for c in cells for s in c.config.seeds}
     variants = not getattr(args, "no_pack_variants", False)  # `experiments show` has no such flag
@@ -239,8 +241,8 @@ def _dry_run(spec, cells, args) -> int:
 
 
 def _print_summary(spec, args, overrides, where) -> None:
-    from ..divergence import divergence_summary, divergence_text
-    from .report import collect
+    from ..engine.divergence import divergence_summary, divergence_text
+    from .results import collect
     with ResultsStore(args.db) as store:
         results = collect(spec, store, overrides, where)
         rows, diverged = [], []

@@ -1,11 +1,16 @@
 """The sweep runner: a spec's grid -> runs -> populations -> executors -> the results store.
 
+Its pieces, one module each: :mod:`.planning` (populations, the cost model),
+:mod:`.checkpoints`, :mod:`.worker` (what trains one population), :mod:`.executors`
+(inline, process pool, Ray); this module is the sweep itself (:func:`run_sweep`) and the
+leases' heartbeat.
+
 1. **Plan.**  The spec's cells (with ``--epochs/--seeds/--subset`` overrides) are
    registered in the store; each (cell config, seed) is a run with a pending row.
 2. **Pack.**  Pending runs whose configs differ only in the seed (same
    :meth:`TrainConfig.key`) become one population: one :class:`Trainer` with one member
    per seed, trained in one batched pass (member e equals the single run with seed e up
-   to float rounding).  Cells whose configs differ only in :data:`lchannel.packing.PACKABLE`
+   to float rounding).  Cells whose configs differ only in :data:`lchannel.population.packing.PACKABLE`
    fields (learning rate, feedback distribution, dropout p, adaptation rate, quantization bits) share
    one population across variants; each member is stored under its own cell's run id.
    When there are fewer populations than workers, the largest are split.
@@ -35,18 +40,21 @@ import sqlite3
 import sys
 import threading
 import time
-import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ..cliutil import writable_dir, writable_file
-from ..config import TrainConfig
-from ..divergence import divergence_summary, divergence_text
-from ..train import History
+from ..run.cliutil import writable_dir, writable_file
+from ..run.config import TrainConfig
+from ..engine.divergence import divergence_summary, divergence_text
+from ..engine.train import History
+from .checkpoints import checkpoint_dir, checkpoint_path, members_file, remove_checkpoint, remove_finished_checkpoints
+from .executors import InlineExecutor, PoolExecutor, RayExecutor
+from .planning import Population, cap_members, pack, split_for_workers
 from .spec import Cell, Overrides, Spec, SpecError
 from .store import FINISHED, ResultsStore, owner_id, run_id
+from .worker import population_data, task_members
 
 EXECUTORS = ("local", "ray")
 DEFAULT_DB = "results/lchannel.db"
@@ -54,581 +62,6 @@ DEFAULT_DB = "results/lchannel.db"
 # busy machine (or a slow network file system) never lets a live runner's lease lapse,
 # short enough that a dead runner's work is taken over within minutes.
 DEFAULT_LEASE_TTL = 300.0
-
-
-# ------------------------------------------------------------------------------ planning
-@dataclass
-class Population:
-    """Runs trained together as one population: the seeds of one cell (``config``), or,
-    packed across variants, the seeds of several cells whose configs differ only in
-    :data:`lchannel.packing.PACKABLE` fields (``parts``: ``(cell key, config with that
-    cell's seeds)`` in member order; :func:`lchannel.packing.build_packed_trainer`)."""
-
-    config: TrainConfig  # seeds = the members (the first part's config when packed across variants)
-    labels: list[str] = field(default_factory=list)  # the cells (titles) that use it
-    parts: list[tuple[str, TrainConfig]] | None = None
-
-    @property
-    def key(self) -> str:
-        if not self.parts or len(self.parts) == 1:
-            return self.parts[0][0] if self.parts else self.config.key()
-        import hashlib
-        text = json.dumps([[k, c.seeds] for k, c in self.parts])
-        return "v" + hashlib.sha256(text.encode()).hexdigest()[:15]
-
-    @property
-    def members(self) -> list[tuple[str, int]]:
-        """``(cell key, seed)`` of every member, in member order."""
-        if self.parts:
-            return [(k, s) for k, c in self.parts for s in c.seeds]
-        return [(self.config.key(), s) for s in self.config.seeds]
-
-    @property
-    def seeds(self) -> list[int]:
-        return [s for _, s in self.members]
-
-    @property
-    def title(self) -> str:
-        if not self.labels:
-            return self.key
-        return " + ".join(self.labels) if self.parts else self.labels[0]
-
-    def sub(self, members: list[tuple[str, int]]) -> "Population":
-        """The population of ``members`` (a subset of this one's, in its order)."""
-        if not self.parts:
-            return Population(self.config.replace(seeds=[s for _, s in members]), self.labels)
-        configs = dict((k, c) for k, c in self.parts)
-        parts: list[tuple[str, TrainConfig]] = []
-        for k, s in members:
-            if parts and parts[-1][0] == k:
-                parts[-1] = (k, parts[-1][1].replace(seeds=[*parts[-1][1].seeds, s]))
-            else:
-                parts.append((k, configs[k].replace(seeds=[s])))
-        if len(parts) == 1:
-            return Population(parts[0][1], self.labels)
-        return Population(parts[0][1], self.labels, parts)
-
-    def cost(self) -> float:
-        """A rough relative cost, to start the longest populations first (:func:`work`)."""
-        return work(self.config, members=len(self.members))
-
-
-# -------------------------------------------------------------------------- cost model
-# Measured (issue 25) with one torch thread (OMP_NUM_THREADS=1) on the 2-core AMD EPYC VM,
-# torch 2.13, CPU seconds (time.process_time, /usr/bin/time), while other jobs ran:
-# `lchannel compare --epochs 1`, the same resumed to `--epochs 2`, and `--epochs 5` (151
-# CPU-s for 9 channels x 5 seeds x 5 epochs), on paper 1's MNIST net
-# A[784,100,100,100,100,10] (REFERENCE_MULTIPLY_ADDS per example forward).  One training
-# example costs 8.3 us per epoch and member (its minibatch step: forward, learning
-# channel, update); one evaluated example 4.6 us (the test set every epoch, both sets
-# before training); on top of that ~60 us per layer and minibatch step do not grow with the
-# network (per-call overhead, measured on A[2,8,1] and A[2,100,100,100,1] with batch 10).
-REFERENCE_MULTIPLY_ADDS = 784 * 100 + 3 * 100 * 100 + 100 * 10
-SECONDS_PER_TRAINED_EXAMPLE = 8.3e-6
-SECONDS_PER_EVALUATED_EXAMPLE = 4.6e-6
-SECONDS_PER_LAYER_STEP = 60e-6
-SECONDS_AT_START = 5.0  # imports, data in memory, run folders
-# A minibatch step with quantized per-example weight updates (update_bits) costs 3.0-3.3x
-# a plain one for five MNIST members (benchmarks/bench_quantized.py).
-QUANTIZED_UPDATE_FACTOR = 3.3
-# Two torch threads on a quiet 2-core CPU run an MNIST step 1.35x faster than one
-# (docs/performance.md, "Sweeps": 3.0 against 4.0 ms); on a busy one they are slower.
-TWO_THREAD_SPEEDUP = 1.35
-
-
-def forward_multiply_adds(cfg: TrainConfig) -> int:
-    """Multiply-adds of one example's forward pass through the weighted layers: the dense
-    weight count, or for a conv net each conv block's outputs x fan-in."""
-    sizes = cfg.sizes
-    blocks = getattr(sizes, "weighted", None)
-    if blocks is not None:
-        return sum(b.multiplications for b in blocks)
-    return sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
-
-
-def examples_per_epoch(cfg: TrainConfig) -> int:
-    """Training examples per epoch (``epoch_iterations`` minibatches, or the training set)."""
-    return cfg.epoch_iterations * cfg.batch_size if cfg.epoch_iterations else cfg.train_size
-
-
-def work(cfg: TrainConfig, members: int | None = None, epochs: float | None = None) -> float:
-    """Training work of a run in example-multiply-adds: epochs x members x examples per
-    epoch x forward multiply-adds (quantized updates: x QUANTIZED_UPDATE_FACTOR).  The
-    runner's relative cost of a population and the main term of :func:`estimate_seconds`."""
-    members = len(cfg.seeds) if members is None else members
-    epochs = cfg.epochs if epochs is None else epochs
-    factor = QUANTIZED_UPDATE_FACTOR if cfg.update_bits is not None else 1.0
-    return epochs * members * examples_per_epoch(cfg) * forward_multiply_adds(cfg) * factor
-
-
-def estimate_seconds(cfg: TrainConfig, test_examples: int, epochs_done: int = 0, threads: int = 1) -> float:
-    """A rough estimate of the seconds a quiet CPU takes to train ``cfg`` (all its seeds,
-    one population) from epoch ``epochs_done`` to ``cfg.epochs`` with ``threads`` torch
-    threads, with the evaluation of ``test_examples`` every epoch (and of both sets before
-    the first), from the measured constants above scaled by the network's multiply-adds.
-    Start-up not included (SECONDS_AT_START, once per command).  An estimate: another CPU,
-    or other jobs on this one, change it."""
-    epochs = max(0, cfg.epochs - epochs_done)
-    if epochs == 0:
-        return 0.0
-    members = len(cfg.seeds)
-    scale = forward_multiply_adds(cfg) / REFERENCE_MULTIPLY_ADDS
-    train = SECONDS_PER_TRAINED_EXAMPLE * work(cfg, members, epochs) / REFERENCE_MULTIPLY_ADDS
-    evaluated = test_examples * epochs + (cfg.train_size + test_examples if epochs_done == 0 else 0)
-    if cfg.train_metrics == "full":
-        evaluated += cfg.train_size * epochs
-    steps = math.ceil(examples_per_epoch(cfg) / cfg.batch_size) * epochs
-    seconds = (train + SECONDS_PER_EVALUATED_EXAMPLE * evaluated * members * scale
-               + SECONDS_PER_LAYER_STEP * steps * (len(cfg.sizes) - 1))
-    return seconds / TWO_THREAD_SPEEDUP if threads >= 2 else seconds
-
-
-def pack(cells: list[Cell], pending: set[str], packed: bool = True, variants: bool = True) -> list[Population]:
-    """Populations for the ``pending`` run ids of ``cells``: one per config hash (all its
-    pending seeds), or one per run with ``packed=False``.  With ``variants`` (and
-    ``packed``), the populations of cells whose configs share a
-    :func:`lchannel.packing.pack_key` (they differ only in the learning rate or the
-    feedback distribution) become one population across variants."""
-    from ..packing import pack_key
-
-    by_key: dict[str, Population] = {}
-    seeds: dict[str, list[int]] = {}
-    for cell in cells:
-        h = cell.key
-        for s in cell.config.seeds:
-            if run_id(h, s) not in pending:
-                continue
-            if h not in by_key:
-                by_key[h] = Population(cell.config, [cell.title])
-                seeds[h] = []
-            elif cell.title not in by_key[h].labels:
-                by_key[h].labels.append(cell.title)
-            if s not in seeds[h]:
-                seeds[h].append(s)
-    out = []
-    for h, pop in by_key.items():
-        ss = sorted(seeds[h])
-        if packed:
-            out.append(Population(pop.config.replace(seeds=ss), pop.labels))
-        else:
-            out.extend(Population(pop.config.replace(seeds=[s]), pop.labels) for s in ss)
-    if not (packed and variants):
-        return out
-    groups: dict[str, list[Population]] = {}
-    for p in out:
-        groups.setdefault(pack_key(p.config), []).append(p)
-    merged = []
-    for group in groups.values():
-        if len(group) == 1:
-            merged.append(group[0])
-            continue
-        parts = [(p.key, p.config) for p in group]
-        merged.append(Population(group[0].config, [t for p in group for t in p.labels], parts))
-    return merged
-
-
-def cap_members(pops: list[Population], max_members: int | None) -> list[Population]:
-    """Split populations into chunks of at most ``max_members`` members (memory limits)."""
-    if not max_members:
-        return list(pops)
-    out = []
-    for p in pops:
-        m = p.members
-        for i in range(0, len(m), max_members):
-            out.append(p.sub(m[i:i + max_members]))
-    return out
-
-
-def split_for_workers(pops: list[Population], workers: int) -> list[Population]:
-    """Split the largest populations in halves until every worker has one (or none can
-    be split): packing must not leave cores idle."""
-    pops = list(pops)
-    while len(pops) < workers:
-        big = max(range(len(pops)), key=lambda i: (len(pops[i].members), pops[i].cost()), default=None)
-        if big is None or len(pops[big].members) < 2:
-            break
-        p = pops.pop(big)
-        m = p.members
-        half = len(m) // 2
-        pops[big:big] = [p.sub(m[:half]), p.sub(m[half:])]
-    return pops
-
-
-def checkpoint_dir(db: str | os.PathLike) -> Path:
-    """Where populations checkpoint: ``results/lchannel.db`` -> ``results/lchannel.checkpoints``."""
-    p = Path(db)
-    return p.with_name(p.stem + ".checkpoints")
-
-
-def checkpoint_path(root: Path, pop: Population) -> Path:
-    seeds = "-".join(str(s) for s in pop.seeds)
-    if len(seeds) > 60:
-        import hashlib
-        seeds = hashlib.sha256(seeds.encode()).hexdigest()[:16]
-    return root / f"{pop.key}-s{seeds}.pt"
-
-
-def _members_file(ckpt: Path) -> Path:
-    """The run ids a checkpoint holds, written beside it before its population trains."""
-    return ckpt.with_suffix(".members.json")
-
-
-def _remove_checkpoint(ckpt: Path) -> None:
-    for stale in [ckpt, _members_file(ckpt), *ckpt.parent.glob(f"{ckpt.stem}.*.tmp")]:  # tmp: writers killed mid-save
-        stale.unlink(missing_ok=True)
-
-
-def remove_finished_checkpoints(root: Path, store: ResultsStore) -> int:
-    """Delete the checkpoints whose runs are all finished in ``store``: a runner killed
-    between storing a population's results and deleting its checkpoint leaves one behind,
-    and a later sweep may pack those runs differently (another name), so it is found by
-    the run ids written beside it.  Returns how many were removed."""
-    removed = 0
-    for f in sorted(root.glob("*.members.json")) if root.is_dir() else []:
-        try:
-            ids = json.loads(f.read_text())
-        except (OSError, ValueError):
-            continue
-        status = store.status(ids)
-        if ids and all(status.get(r) in FINISHED for r in ids):
-            _remove_checkpoint(f.with_name(f.name.removesuffix(".members.json") + ".pt"))
-            removed += 1
-    return removed
-
-
-# ------------------------------------------------------------------------------ the worker
-def tune_malloc() -> bool:
-    """Keep freed memory in this process instead of returning it to the kernel (glibc).
-
-    Training allocates and frees the same large temporaries at every step (quantized
-    per-example updates hold E·B·N_h·N_{h-1} floats: 157 MB for five MNIST members).
-    glibc serves blocks over 32 MB with mmap and unmaps them on free, so every step
-    page-faults them in again: on the 2-core CPU this was two thirds of the time of a
-    quantized-update step (1.49 s -> 0.43 s with this tuning).  Called in worker
-    processes only; Linux/glibc only, a no-op elsewhere.  Returns whether it applied.
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        import ctypes
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_top_pad, m_mmap_max = -1, -2, -4
-        return bool(libc.mallopt(m_mmap_max, 0) and libc.mallopt(m_trim_threshold, 2 ** 31 - 1)
-                    and libc.mallopt(m_top_pad, 256 * 2 ** 20))
-    except (OSError, AttributeError):
-        return False
-
-
-_DATA: dict = {}
-_WORKER: dict = {"progress": None, "parent": None, "threads": None}
-
-
-def _data(cfg: TrainConfig):
-    """Training and test data for ``cfg``, cached per process (workers serve many runs)."""
-    from ..run import load_data
-    key = cfg.data_key()
-    if key not in _DATA:
-        if len(_DATA) > 4:
-            _DATA.clear()
-        _DATA[key] = load_data(cfg)
-    return _DATA[key]
-
-
-def train_population(task: dict, progress=None) -> dict:
-    """Train one population described by ``task`` and return its results (plain data).
-
-    ``task``: ``config`` (TrainConfig dict, seeds = members), ``checkpoint`` (path or
-    None), ``alignment`` ({enabled, probe, every}), ``id``; a population across variants
-    also has ``parts`` ([{key, config}], members part by part) and ``key``.  ``progress(id, epoch,
-    epochs, test_acc)`` is called after every epoch, with a fifth argument after an epoch in
-    which members diverged: ``[(seed, cause)]`` of those members (``History.divergence``).
-    Resumes from the checkpoint when it holds the same config and seeds.
-    """
-    from ..alignment import AlignmentProbe
-    from ..data import REGISTRY
-    from ..run import build_trainer, fit_options
-
-    if task.get("threads"):
-        torch.set_num_threads(int(task["threads"]))
-    if task.get("tune_malloc"):
-        tune_malloc()
-    cfg = TrainConfig.from_dict(task["config"])
-    parts = [TrainConfig.from_dict(p["config"]) for p in task.get("parts") or []]
-    train, test = _data(cfg)
-    if parts:
-        from ..packing import build_packed_trainer
-        trainer = build_packed_trainer(parts)
-        ident = task["key"]  # the checkpoint's identity: the cells and their seeds
-        members = [s for c in parts for s in c.seeds]
-    else:
-        trainer = build_trainer(cfg, progress=False)
-        ident, members = cfg.key(), cfg.seeds
-    ckpt = Path(task["checkpoint"]) if task.get("checkpoint") else None
-    align_opts = task.get("alignment") or {}
-    rows: list = []  # (epoch, layer, metric, [value per member])
-    elapsed = cpu = 0.0
-    if ckpt is not None and ckpt.exists():
-        try:
-            state = torch.load(ckpt, weights_only=False, map_location=cfg.device)
-        except Exception:  # a damaged checkpoint only costs the time it saved
-            state = None
-        if state and state.get("config_hash") == ident and state.get("seeds") == members:
-            trainer.load_state_dict(state["trainer"])
-            rows = list(state.get("alignment", []))
-            elapsed = float(state.get("elapsed", 0.0))
-            cpu = float(state.get("cpu", 0.0))
-    start_epoch = trainer.epoch  # epochs trained before (a checkpoint), not counted in the throughput
-    probe = AlignmentProbe(test, align_opts.get("probe", 1000)) if align_opts.get("enabled") else None
-    every = int(align_opts.get("every", 1))
-
-    def measure(epoch: int) -> None:
-        rows.extend((epoch, h, m, v) for h, m, v in probe(trainer))
-
-    if probe is not None and trainer.epoch == 0 and not rows:
-        measure(0)
-    t0, c0 = time.perf_counter(), time.process_time()
-    parent = _WORKER.get("parent")
-
-    def on_epoch(t) -> None:
-        if probe is not None and (t.epoch % every == 0 or t.epoch == cfg.epochs):
-            measure(t.epoch)
-        if ckpt is not None:
-            state = {"config_hash": ident, "seeds": members, "trainer": t.state_dict(), "alignment": rows,
-                     "elapsed": elapsed + time.perf_counter() - t0, "cpu": cpu + time.process_time() - c0}
-            ckpt.parent.mkdir(parents=True, exist_ok=True)
-            tmp = ckpt.with_suffix(f".{os.getpid()}.tmp")  # per process: never two writers on one file
-            torch.save(state, tmp)
-            os.replace(tmp, ckpt)
-        if progress is not None:
-            live = [a for a, d in zip(t.history.final("test_acc"), t.history.diverged_at) if d is None]
-            newly = [(s, c) for e, s, c in t.history.diverged() if t.history.diverged_at[e] == t.epoch]
-            progress(task["id"], t.epoch, cfg.epochs, sum(live) / len(live) if live else math.nan,
-                     *([newly] if newly else []))
-        if parent is not None and os.getppid() != parent:
-            os._exit(3)  # the runner died: stop; the checkpoint lets the next run resume
-
-    trainer.fit(train, test, epochs=cfg.epochs, on_epoch=on_epoch, **fit_options(cfg, train))
-    h = trainer.history
-    snapshot = REGISTRY[cfg.dataset].snapshot
-    arrays = {k: v.numpy() for k, v in snapshot(trainer.net).items()} if snapshot is not None else {}
-    out = {"id": task["id"], "seeds": members, "history": h.to_dict(), "alignment": rows, "arrays": arrays,
-           "seconds": elapsed + time.perf_counter() - t0, "cpu_seconds": cpu + time.process_time() - c0,
-           "member_epochs": len(members) * (trainer.epoch - start_epoch)}
-    if parts:
-        out["keys"] = [p["key"] for p, c in zip(task["parts"], parts) for _ in c.seeds]  # each member's cell
-    return out
-
-
-def train_population_safe(task: dict, progress=None) -> dict:
-    """:func:`train_population`, with an exception turned into ``{"error": traceback}``."""
-    try:
-        return train_population(task, progress)
-    except Exception:
-        return {"id": task["id"], "seeds": task_seeds(task), "error": traceback.format_exc()}
-
-
-def task_members(task: dict) -> list[tuple[str, int]]:
-    """``(cell key, seed)`` of every member of a task, in member order."""
-    if task.get("parts"):
-        return [(p["key"], s) for p in task["parts"] for s in p["config"]["seeds"]]
-    return [(task["key"], s) for s in task["config"]["seeds"]]
-
-
-def task_seeds(task: dict) -> list[int]:
-    return [p for part in task["parts"] for p in part["config"]["seeds"]] if task.get("parts") \
-        else task["config"]["seeds"]
-
-
-# ------------------------------------------------------------------------------ executors
-def _next_task(todo: list[dict], claim) -> dict | None:
-    """The next task of ``todo`` that ``claim`` lets this runner train (it may narrow
-    the task to the seeds it could lease), or None when ``todo`` runs out."""
-    while todo:
-        task = todo.pop(0)
-        task = claim(task) if claim is not None else task
-        if task is not None:
-            return task
-    return None
-
-
-class InlineExecutor:
-    """Runs populations one after the other in this process."""
-
-    name = "inline"
-
-    def __init__(self, threads: int | None = None):
-        self.threads = threads
-
-    def imap(self, tasks: list[dict], progress=None, claim=None):
-        todo = list(tasks)
-        while (task := _next_task(todo, claim)) is not None:
-            yield task, train_population_safe(task, progress)
-
-    def close(self) -> None:
-        pass
-
-
-def _pool_init(queue, threads: int, parent: int) -> None:
-    torch.set_num_threads(threads)
-    tune_malloc()
-    _WORKER["progress"] = queue
-    _WORKER["parent"] = parent
-    _WORKER["threads"] = threads
-
-
-def _pool_task(task: dict) -> dict:
-    q = _WORKER.get("progress")
-
-    def progress(*event):
-        try:
-            q.put_nowait(event)
-        except Exception:
-            pass
-
-    return train_population_safe(task, progress if q is not None else None)
-
-
-class PoolExecutor:
-    """A local process pool (``spawn``): at most ``workers`` populations in flight, each
-    worker with ``threads`` torch threads."""
-
-    name = "local"
-
-    def __init__(self, workers: int, threads: int):
-        import multiprocessing as mp
-        self.workers = workers
-        self.threads = threads
-        self.ctx = mp.get_context("spawn")
-        self.queue = self.ctx.Queue()
-        self.pool = None
-
-    def _new_pool(self):
-        from concurrent.futures import ProcessPoolExecutor
-        return ProcessPoolExecutor(self.workers, mp_context=self.ctx, initializer=_pool_init,
-                                   initargs=(self.queue, self.threads, os.getpid()))
-
-    def _drain(self, progress) -> None:
-        import queue as _q
-        while True:
-            try:
-                event = self.queue.get_nowait()
-            except (_q.Empty, OSError, ValueError):
-                return
-            if progress is not None:
-                progress(*event)
-
-    def imap(self, tasks: list[dict], progress=None, claim=None):
-        from concurrent.futures import FIRST_COMPLETED, wait
-        from concurrent.futures.process import BrokenProcessPool
-        todo = list(tasks)
-        running: dict = {}
-        self.pool = self._new_pool()
-        while todo or running:
-            while len(running) < self.workers and (task := _next_task(todo, claim)) is not None:
-                running[self.pool.submit(_pool_task, task)] = task
-            if not running:
-                break
-            done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
-            self._drain(progress)
-            broken = False
-            for fut in done:
-                task = running.pop(fut)
-                try:
-                    res = fut.result()
-                except BrokenProcessPool:
-                    broken = True
-                    res = {"id": task["id"], "seeds": task_seeds(task),
-                           "error": "a worker process died (killed, or out of memory)"}
-                except Exception:
-                    res = {"id": task["id"], "seeds": task_seeds(task), "error": traceback.format_exc()}
-                yield task, res
-            if broken:
-                self.pool.shutdown(wait=False, cancel_futures=True)
-                for fut, task in list(running.items()):  # every in-flight future is lost too
-                    running.pop(fut)
-                    yield task, {"id": task["id"], "seeds": task_seeds(task),
-                                 "error": "a worker process died (killed, or out of memory)"}
-                self.pool = self._new_pool()
-        self._drain(progress)
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-            self.pool = None
-
-
-def require_ray():
-    """The ``ray`` module, or a SpecError saying how to install it (checked before any work)."""
-    try:
-        import ray
-    except ImportError:
-        raise SpecError("--executor ray needs Ray: pip install 'lchannel[ray]' (or pip install ray)") from None
-    return ray
-
-
-class RayExecutor:
-    """Ray tasks, one per population, ``threads`` CPUs each (``--executor ray``).
-
-    Uses the Ray instance already initialised in this process, else connects to
-    ``address`` (``auto`` or ``ray://host:port``), else starts a local one.  Workers
-    compute and return results; this process writes the store.  On a cluster every node
-    needs lchannel installed and the data directory at the same path; mid-run
-    checkpoints resume only where the checkpoint folder is on a shared file system.
-    """
-
-    name = "ray"
-
-    def __init__(self, workers: int | None = None, address: str | None = None):
-        self.ray = ray = require_ray()
-        self.started = False
-        if not ray.is_initialized():
-            kwargs = {"include_dashboard": False, "log_to_driver": False}
-            if address:
-                ray.init(address=address, **kwargs)
-            else:
-                ray.init(num_cpus=workers or os.cpu_count() or 1, **kwargs)
-            self.started = True
-        self.configure(workers or self.cpus(), 1)
-
-    def cpus(self) -> int:
-        """CPUs of the Ray cluster."""
-        return max(1, int(self.ray.cluster_resources().get("CPU", 1)))
-
-    def node_cpus(self) -> int:
-        """CPUs of the largest live node (a task cannot span nodes)."""
-        cpus = [n.get("Resources", {}).get("CPU", 0) for n in self.ray.nodes() if n.get("Alive", True)]
-        return max(1, int(max(cpus, default=1)))
-
-    def configure(self, workers: int, threads: int) -> None:
-        """At most ``workers`` populations in flight, ``threads`` CPUs (torch threads) each."""
-        threads = min(threads, self.node_cpus())
-        self.workers = workers
-        self.threads = threads
-        self.remote = self.ray.remote(num_cpus=threads, max_retries=0)(train_population_safe)
-
-    def imap(self, tasks: list[dict], progress=None, claim=None):
-        ray = self.ray
-        limit = self.workers or len(tasks)
-        todo = list(tasks)
-        running: dict = {}
-        while todo or running:
-            while len(running) < limit and (task := _next_task(todo, claim)) is not None:
-                running[self.remote.remote(task)] = task
-            if not running:
-                break
-            done, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
-            for ref in done:
-                task = running.pop(ref)
-                try:
-                    res = ray.get(ref)
-                except Exception:
-                    res = {"id": task["id"], "seeds": task_seeds(task), "error": traceback.format_exc()}
-                yield task, res
-
-    def close(self) -> None:
-        if self.started:
-            self.ray.shutdown()
-            self.started = False
 
 
 def _check_data(pops: list[Population], data_dir: str | None, inline: bool, device: str) -> None:
@@ -643,7 +76,7 @@ def _check_data(pops: list[Population], data_dir: str | None, inline: bool, devi
         cfg = p.config.replace(device=device, data_dir=data_dir if data_dir is not None else p.config.data_dir)
         verify = REGISTRY[cfg.dataset].verify
         if inline:
-            _data(cfg)
+            population_data(cfg)
         elif verify is not None and (cfg.dataset, cfg.data_dir) not in seen:
             seen.add((cfg.dataset, cfg.data_dir))
             verify(cfg.data_dir)
@@ -834,7 +267,7 @@ def run_sweep(spec: Spec, db: str | os.PathLike = DEFAULT_DB, *, executor: str =
             if t is not None and not memory:
                 ck = Path(t["checkpoint"])
                 ck.parent.mkdir(parents=True, exist_ok=True)
-                _members_file(ck).write_text(json.dumps([run_id(k, s) for k, s in task_members(t)]))
+                members_file(ck).write_text(json.dumps([run_id(k, s) for k, s in task_members(t)]))
             return t
 
         def _claim(task: dict) -> dict | None:
@@ -886,7 +319,7 @@ def run_sweep(spec: Spec, db: str | os.PathLike = DEFAULT_DB, *, executor: str =
                 statuses = store.write_population(task["key"], res, inv, device, keys=res.get("keys"))
                 ran += len(seeds)
                 member_epochs += int(res.get("member_epochs", 0))
-                _remove_checkpoint(Path(task["checkpoint"]))
+                remove_checkpoint(Path(task["checkpoint"]))
                 if bar is not None:
                     bar.update(len(seeds))
                     accs = [a for a in res["history"]["metrics"]["test_acc"][-1]] if res["history"]["epochs"] else []

@@ -57,7 +57,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..train import METRICS
+from ..engine.train import METRICS
 
 SCHEMA_VERSION = 2
 FINISHED = ("done", "diverged")
@@ -392,7 +392,7 @@ class ResultsStore:
 
     def write_population(self, config_hash: str, result: dict, invocation: int | None, device: str = "cpu",
                          keys: list[str] | None = None) -> list[str]:
-        """Write a finished population (see :func:`runner.train_population`) atomically:
+        """Write a finished population (see :func:`~lchannel.experiments.worker.train_population`) atomically:
         every member's run row, epoch rows, epoch-0 row and alignment rows, and drop
         their leases.  A run another runner finished meanwhile (its lease had expired)
         keeps the first result; the second only counts in ``attempts``.  Returns the

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..cliutil import DefaultsHelpFormatter, PathError, writable_file
+from ..run.cliutil import DefaultsHelpFormatter, PathError, writable_file
 
 __all__ = ["register", "run", "main", "build_parser"]
 

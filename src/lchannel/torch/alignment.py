@@ -20,7 +20,7 @@ import math
 
 import torch
 
-from ..alignment import angle
+from ..report.alignment import angle
 from .channel import channel_of
 
 

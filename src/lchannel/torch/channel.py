@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..channels import NOF_SUFFIX
-from ..rng import generator
+from ..engine.rng import generator
 from . import native
 from .direct import calibrate, draw_points, per_example
 from .functions import SkipSource, StraightThrough
@@ -139,7 +139,7 @@ class ModuleChannel:
         return self.stream(device, "channel")  # dropout masks
 
     def stream(self, device, name: str) -> torch.Generator:
-        """The seed's continuing stream ``name`` (lchannel.rng), one generator per device."""
+        """The seed's continuing stream ``name`` (lchannel.engine.rng), one generator per device."""
         key = (name, str(device))
         if key not in self._generators:
             self._generators[key] = generator(self.seed, name, device)

@@ -32,7 +32,7 @@ each converter algorithm is a class of :mod:`lchannel.torch.modes`.
 Everything between the chosen layers (batch norm, residual additions, pooling, reshapes,
 activations) passes signals as autograd defines it.  Feedback weights are buffers of the
 layers (saved in ``state_dict``, moved by ``.to()``, never in ``parameters()``), drawn
-from ``lchannel.rng.generator(seed, "feedback")`` with lchannel's distributions
+from ``lchannel.engine.rng.generator(seed, "feedback")`` with lchannel's distributions
 (:class:`~lchannel.channels.FeedbackInit`); signal transforms
 (:mod:`lchannel.channels.transforms`: quantization eq. 19, channel dropout) act on the
 signal each layer sends down (RBP) or receives (SRBP).
@@ -50,7 +50,7 @@ from torch import nn
 from ..channels import NOF_SUFFIX, REGISTRY, FeedbackInit, SignalTransform, converter_names, resolve, \
     transforms_from_options
 from ..channels.transforms import Chain
-from ..rng import generator
+from ..engine.rng import generator
 from . import native
 from .modes import MODES, SCALINGS, TargetProjection
 from .channel import ModuleChannel, channel_of
@@ -148,7 +148,7 @@ def convert(model: nn.Module, algorithm: str = "rbp", *, feedback: FeedbackInit 
         its fields or a name: normal, uniform, sign, sparse with n, non-zero mean, scale,
         congruent).  A conv kernel is drawn as the (C_in/groups·k…) × C_out matrix of
         its patch map; congruent RBP feedback takes the signs of W.
-    seed: the feedback is drawn from ``lchannel.rng.generator(seed, "feedback")`` layer by
+    seed: the feedback is drawn from ``lchannel.engine.rng.generator(seed, "feedback")`` layer by
         layer in ``named_modules()`` order; channel dropout uses the "channel" stream,
         brSF's redraws the "resample" stream, the weight mirror's noise the "mirror" stream.
     layers: the layer types to convert, among nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d.

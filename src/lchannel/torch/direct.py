@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 import torch
 
-from ..rng import generator
+from ..engine.rng import generator
 
 
 def per_example(t: torch.Tensor) -> int:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import hashlib
 
-from .channels import REGISTRY, algorithm_names, label, named_form, resolve
+from ..channels import REGISTRY, algorithm_names, label, named_form, resolve
 
 # Looks for an entry that brings none (a plugin's): a colour and a marker derived from its
 # name, stable across runs and machines.

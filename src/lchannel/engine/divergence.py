@@ -1,6 +1,6 @@
 """Why a member diverged: the first non-finite quantity of the step where it happened.
 
-:class:`~lchannel.train.Trainer` marks a member diverged when its training loss of an
+:class:`~lchannel.engine.train.Trainer` marks a member diverged when its training loss of an
 epoch, or one of its weights at the end of the epoch, is NaN/inf.  Only then does it
 replay that epoch from a copy of the state it kept (:func:`clone_state`) with
 :class:`DivergenceProbe` standing in for its step: every quantity the step computes is

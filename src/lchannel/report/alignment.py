@@ -37,8 +37,8 @@ import math
 
 import torch
 
-from .channels import Backprop
-from .plasticity import SGD
+from ..channels import Backprop
+from ..engine.plasticity import SGD
 
 METRICS = ("signal", "update", "feedback")
 
@@ -67,7 +67,7 @@ def alignment_angles(net, channel, X: torch.Tensor, T: torch.Tensor,
                      optimizer=None) -> dict[tuple[str, int], torch.Tensor]:
     """``{(metric, h): angles per member}`` for every hidden layer h (see module doc).
 
-    ``channel`` must be bound to ``net``; ``optimizer`` (an :class:`~lchannel.plasticity.SGD`)
+    ``channel`` must be bound to ``net``; ``optimizer`` (an :class:`~lchannel.engine.plasticity.SGD`)
     is used for quantized updates and frozen layers when given.
     """
     rec = net.forward(X)
@@ -127,7 +127,7 @@ def alignment_angles(net, channel, X: torch.Tensor, T: torch.Tensor,
 
 class AlignmentProbe:
     """Measures :func:`alignment_angles` on a fixed probe batch (the first ``n`` examples
-    of a data set) for a :class:`~lchannel.train.Trainer`; use it from ``on_epoch``."""
+    of a data set) for a :class:`~lchannel.engine.train.Trainer`; use it from ``on_epoch``."""
 
     def __init__(self, data, n: int = 1000):
         n = min(int(n), len(data))

@@ -22,7 +22,6 @@ from torch import nn
 
 from . import init as _init
 from .activations import Activation, get_activation
-from .architecture import BlockSpec, LayerSizes, conv_layer_sizes, is_conv_architecture, parse_blocks  # noqa: F401
 from .blocks import Dense
 from .outputs import OutputActivation, OutputLoss, get_output
 from .rng import MemberStreams, dropout_mask
@@ -35,7 +34,7 @@ class Record:
     ``O[0]`` is the input (shape ``(B, N_0)`` shared by all members, or ``(E, B, N_0)``);
     ``O[h]`` for h = 1..L has shape ``(E, B, N_h)``.  ``S[h]`` is the pre-activation
     (``S[0]`` is None); internally the forward pass keeps ``Z[h] = prescale·S[h]`` (see
-    :class:`~lchannel.activations.Activation`) and ``S`` is derived on first use.
+    :class:`~lchannel.engine.activations.Activation`) and ``S`` is derived on first use.
     ``fprime(h)`` gives ``f'(S^h)``, computed once on demand.
     """
 
@@ -135,7 +134,7 @@ def parse_architecture(spec: str | Sequence[int]) -> list[int]:
 
 class Network(nn.Module):
     """E fully connected networks ``A[N_0, ..., N_L]`` trained in lockstep: a stack of
-    :class:`~lchannel.blocks.Dense` blocks.
+    :class:`~lchannel.engine.blocks.dense.Dense` blocks.
 
     Parameters
     ----------
@@ -148,7 +147,7 @@ class Network(nn.Module):
     init: ``glorot_normal`` (the papers' scaled normal, default) or ``glorot_uniform``.
     dropout: forward-channel dropout probability on hidden units during training
         (inverted dropout: survivors scaled by 1/(1-p)); 0 disables it.  A list gives one
-        p per member (populations across variants, :mod:`lchannel.packing`).
+        p per member (populations across variants, :mod:`lchannel.population.packing`).
 
     The weights are ``nn.Parameter`` s with ``requires_grad=False`` (the learning
     channel, not autograd, trains them): ``state_dict()``, ``load_state_dict()`` and
@@ -158,15 +157,24 @@ class Network(nn.Module):
     takes the format of earlier checkpoints, ``{"weights": [W^h], "biases": [b^h]}``.
 
     A block architecture string (``"conv64k5-pool3s2-...-dense10"``, see
-    :mod:`lchannel.architecture`) with ``input_shape=(C, H, W)`` builds a convolutional
-    network instead (a :class:`~lchannel.convnet.ConvNetwork`, a subclass).
+    :mod:`lchannel.engine.architecture`) with ``input_shape=(C, H, W)`` builds a convolutional
+    network instead (a :class:`~lchannel.engine.convnet.ConvNetwork`, a subclass).
     ``input_shape`` of a fully connected net may be given as ``(N_0,)``.
     """
 
+    # Subclasses for other architecture strings (ConvNetwork: block strings) register
+    # themselves by defining ``accepts``; ``Network(...)`` builds the one that accepts its
+    # ``sizes``, so this module imports none of them (lchannel.engine imports them all).
+    _kinds: list[type] = []
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "accepts" in cls.__dict__:
+            Network._kinds.append(cls)
+
     def __new__(cls, sizes=None, *args, **kwargs):
-        if cls is Network and is_conv_architecture(sizes):
-            from .convnet import ConvNetwork
-            cls = ConvNetwork
+        if cls is Network:
+            cls = next((kind for kind in Network._kinds if kind.accepts(sizes)), cls)
         return super().__new__(cls)
 
     def __init__(

@@ -43,7 +43,7 @@ class Hebbian:
 
     Forward weights: post = I^h ``(E, B, N_h)``, pre = O^{h-1} ``(E, B, N_{h-1})``, and
     the block computes ΔW^h/η = (1/B) Σ_b I^h_b (O^{h-1}_b)ᵀ (with its bias, the unit
-    clamped to one) in its own layout (:meth:`lchannel.blocks.Dense.weight_update`).
+    clamped to one) in its own layout (:meth:`lchannel.engine.blocks.dense.Dense.weight_update`).
 
     Feedback matrices (ARBP/ASRBP, paper 1 section 3; paper 2 eq. 124): ``C^{h,k}``
     ``(E, N_h, N_k)`` carries the signal of layer k (its presynaptic side in the learning
@@ -241,7 +241,7 @@ def apply_term(rule, P: torch.Tensor, post, pre, lr: float, rate) -> None:
 
 def quantizer(alpha: float, bits: int, reading: Reading = DEFAULT_READING) -> Quantizer:
     """Eq. 19 as an in-place map on each example's update (section 5.2), with the
-    factored minibatch sum of :class:`~lchannel.quantize.Quantizer`."""
+    factored minibatch sum of :class:`~lchannel.engine.quantize.Quantizer`."""
     return Quantizer(alpha, bits, QUANTIZED_UPDATE_METHOD, reading)
 
 
@@ -256,12 +256,12 @@ class SGD:
     frozen: layers (1-based) that never change (paper 1, section 4.2 item 4).
     update_bits, update_alpha: quantize each example's update with eq. 19 (section 5.2;
         the paper uses α = 2⁻⁶); ``update_bits=None`` disables it.
-    update_reading: which reading of section 5.2 (:class:`~lchannel.quantize.Reading`:
+    update_reading: which reading of section 5.2 (:class:`~lchannel.engine.quantize.Reading`:
         η inside or outside eq. 19, a zero level or not, mean or sum over the minibatch).
     rule: the rule of the forward weights (:data:`HEBBIAN`, eq. 13); a signal that
         carries its own ``rule`` (per-synapse feedback) uses that one.
 
-    The defaults are those of the CLI and :class:`~lchannel.config.TrainConfig`
+    The defaults are those of the CLI and :class:`~lchannel.run.single.config.TrainConfig`
     (decay 1e-6, paper 1 section 4.1).
 
     Per-member learning rates (populations across variants): ``lr`` may be a list of one
@@ -358,7 +358,7 @@ class SGD:
     def direction(self, I, O: torch.Tensor, lr: float, h: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(ΔW, Δb)/η for one layer: the minibatch mean of the rule's update for post ``I``
         and pre ``O`` (quantized per example when ``update_bits`` is set), in the layout
-        of layer h's block (:class:`~lchannel.blocks.Dense` when h is None)."""
+        of layer h's block (:class:`~lchannel.engine.blocks.dense.Dense` when h is None)."""
         block = Dense if h is None else self.net.block(h)
         return self.rule_for(I).direction(I, O, block, self._per_example(), lr)
 

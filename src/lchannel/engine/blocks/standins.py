@@ -1,8 +1,8 @@
 """What every weighted block draws or builds beside its own weights: the random stand-in
 for its forward map (RBP's C^h, SRBP's direct maps, drawn member by member so that a
 population member equals a single run with its seed), and the torch module of each
-transfer function (a block's export to plain ``torch.nn``).  Shared by ``blocks.py``,
-``convblocks.py`` and the learning channel's routes, so none of them imports another.
+transfer function (a block's export to plain ``torch.nn``).  Shared by ``dense.py``,
+``conv.py`` and the learning channel's routes, so none of them imports another.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .activations import ACTIVATIONS
+from ..activations import ACTIVATIONS
 
 
 # The torch module of every transfer function, from its Activation object, and of the

@@ -31,15 +31,18 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from .channels.base import LearningChannel
-from .data.base import Dataset
+from ..data.base import Dataset
 from .divergence import DivergenceProbe, ProbeDone, clone_state, divergence_text
 from .nets import Network
 from .plasticity import SGD
 from .rng import MemberStreams, generator
+
+if TYPE_CHECKING:  # the loop takes any learning channel; the engine does not import channels
+    from ..channels.base import LearningChannel
 
 BATCH_ORDERS = ("shared", "per_member")
 METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
@@ -149,11 +152,11 @@ class Trainer:
         papers' Keras convention, no extra cost) or ``full`` (a separate pass over the
         training set after each epoch).
     epoch_iterations: None (an epoch is one pass over the training set) or N: an epoch is
-        N updates on minibatches from a stream (:mod:`lchannel.iterations`; ``fit``'s
+        N updates on minibatches from a stream (:mod:`lchannel.engine.iterations`; ``fit``'s
         ``stream``, else examples of the training set drawn with replacement).
     early_stop: None, or the rise of the validation error rate over one epoch that stops
         a member (paper 2, sec. 4.2: 0.01); the best weights are kept
-        (:class:`lchannel.iterations.EarlyStopping`); ``fit`` then needs ``valid``.
+        (:class:`lchannel.engine.iterations.EarlyStopping`); ``fit`` then needs ``valid``.
     augment: a training-time augmentation ``augment(X, generators) -> X`` applied to every
         training minibatch (e.g. :class:`lchannel.data.RandomTranslateFlip`, paper 1,
         section 4.3), or None.  Its random numbers come from the ``augment`` stream: of
@@ -305,7 +308,7 @@ class Trainer:
 
     def evaluate_auc(self, data: Dataset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(mean loss, accuracy, ROC AUC) of every member on ``data``, for one logistic
-        output unit (:func:`lchannel.metrics.roc_auc`)."""
+        output unit (:func:`lchannel.engine.metrics.roc_auc`)."""
         from .metrics import roc_auc
         O = self.outputs(data)
         out = self.net.output_loss

@@ -3,7 +3,7 @@ shapes, trained as one population.
 
 A population's members normally differ only in the seed.  Members may also differ in
 
-- ``lr``, the initial learning rate η_0 (:class:`~lchannel.plasticity.SGD` with one rate
+- ``lr``, the initial learning rate η_0 (:class:`~lchannel.engine.plasticity.SGD` with one rate
   per member: each group of members with one rate is updated by the single run's fused
   product on its slice, so the arithmetic is that of the single run);
 - ``channel.feedback``, the distribution of the random feedback matrices (Sparse-8/2/1,
@@ -12,15 +12,15 @@ A population's members normally differ only in the seed.  Members may also diffe
   channels (RBP, SRBP and their adaptive, resampled, averaged forms) when members agree
   on ``congruent`` (and, resampled, on zero mean);
 - ``channel.lc_dropout``, the learning-channel dropout probability p (paper 1 section 6.1;
-  :func:`lchannel.rng.dropout_mask` with one p per member), among cells that all have it;
+  :func:`lchannel.engine.rng.dropout_mask` with one p per member), among cells that all have it;
 - ``dropout``, the forward-channel dropout probability p (paper 2, section 4.1.2;
-  :class:`~lchannel.nets.Network` with one p per member), among cells that all have it;
+  :class:`~lchannel.engine.nets.Network` with one p per member), among cells that all have it;
 - ``channel.adapt_rate``, the adaptation rate of ARBP/ASRBP's feedback (Hebbian, not
   derivative-modulated; :meth:`~lchannel.channels.sources.Adaptive.set_member_rates`);
 - ``channel.quantize_bits``, the bits of the quantized error signal (section 5.1, eq. 16-19;
   :meth:`~lchannel.channels.transforms.Quantize.set_member_bits`), among cells that all have it;
 - ``update_bits``, the bits of the quantized per-example updates (section 5.2,
-  :class:`~lchannel.quantize.MemberQuantizer`), among dense cells that all quantize
+  :class:`~lchannel.engine.quantize.MemberQuantizer`), among dense cells that all quantize
   their updates and differ in nothing else;
 
 the others for dense nets with the Hebbian rule on per-neuron signals and no quantized updates
@@ -39,22 +39,22 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-from .config import TrainConfig
-
-#: The fields members of one population may differ in (besides the seed).
-PACKABLE = ("lr", "dropout", "channel.feedback", "channel.lc_dropout", "channel.adapt_rate", "channel.quantize_bits",
-            "update_bits")
+from ..run.config import TrainConfig
+from ..run.single import build_trainer
 
 
 def _channel_class(cfg: TrainConfig):
-    from .channels import build_channel
+    from ..channels import build_channel
     return type(build_channel(cfg.algorithm, **cfg.channel))
 
 
 def variant_packable(cfg: TrainConfig) -> bool:
     """Whether ``cfg``'s runs may share a population with other variants: the exact
-    per-member update (:meth:`~lchannel.plasticity.SGD._step_groups`) serves dense nets,
+    per-member update (:meth:`~lchannel.engine.plasticity.SGD._step_groups`) serves dense nets,
     the Hebbian rule on per-neuron signals and no quantized updates."""
     alg, opts = cfg.named()
     return (not cfg.is_conv and cfg.update_bits is None and opts.get("rule", "hebbian") == "hebbian"
@@ -64,8 +64,8 @@ def variant_packable(cfg: TrainConfig) -> bool:
 def adapt_rate(cfg: TrainConfig) -> float | None:
     """The Hebbian adaptation rate of ``cfg``'s channel (ARBP/ASRBP, not modulated by the
     derivative), or None when it has no such adaptation (then it cannot vary per member)."""
-    from .channels import build_channel
-    from .channels.sources import Adaptive
+    from ..channels import build_channel
+    from ..channels.sources import Adaptive
     source = getattr(build_channel(cfg.algorithm, **cfg.channel), "source", None)
     piece = source.find(Adaptive) if source is not None else None
     if type(piece) is not Adaptive or piece.derivative:  # a subclass (STDP) has its own rule
@@ -75,7 +75,7 @@ def adapt_rate(cfg: TrainConfig) -> float | None:
 
 def feedback_packable(cfg: TrainConfig) -> bool:
     """Whether members of ``cfg``'s population may draw from their own feedback distributions."""
-    from .channels.algorithms import RandomFeedback
+    from ..channels.algorithms import RandomFeedback
     return variant_packable(cfg) and issubclass(_channel_class(cfg), RandomFeedback)
 
 
@@ -107,15 +107,40 @@ def pack_key(cfg: TrainConfig) -> str:
 
 
 def _feedback(cfg: TrainConfig):
-    from .channels.feedback import FeedbackInit
+    from ..channels.feedback import FeedbackInit
     return FeedbackInit.from_options(cfg.named()[1].get("feedback"))
 
 
+@dataclass(frozen=True)
+class PerMember:
+    """One option the members of a population may differ in (the per-member protocol):
+    ``value(cfg)`` reads it from a run's config; :func:`~lchannel.run.single.build_trainer`
+    takes one value per member under ``keyword`` (None: every member has the first
+    config's), and the component that owns the option applies it per member."""
+
+    field: str
+    keyword: str
+    value: Callable[[TrainConfig], Any]
+    always: bool = False  # pass the list even when all members agree
+
+
+#: Every option members of one population may differ in (besides the seed), in this order.
+PER_MEMBER = (
+    PerMember("lr", "lr", lambda c: c.lr, always=True),
+    PerMember("dropout", "dropout", lambda c: c.dropout),
+    PerMember("channel.feedback", "feedback", _feedback),
+    PerMember("channel.lc_dropout", "lc_dropout", lambda c: c.named()[1].get("lc_dropout")),
+    PerMember("channel.adapt_rate", "adapt_rate", lambda c: adapt_rate(c)),
+    PerMember("channel.quantize_bits", "quantize_bits", lambda c: c.named()[1].get("quantize_bits")),
+    PerMember("update_bits", "update_bits", lambda c: c.update_bits),
+)
+PACKABLE = tuple(p.field for p in PER_MEMBER)
+
+
 def build_packed_trainer(parts: list[TrainConfig], progress: bool = False, desc: str = "train"):
-    """One :class:`~lchannel.train.Trainer` for ``parts`` (configs with one :func:`pack_key`),
+    """One :class:`~lchannel.engine.train.Trainer` for ``parts`` (configs with one :func:`pack_key`),
     whose members are every part's seeds in order: part by part, seed by seed.  Seeds may
     repeat across parts (Sparse-8 seed 0 and Sparse-2 seed 0 are two members)."""
-    from .run import build_trainer
     if not parts:
         raise ValueError("build_packed_trainer: no configs")
     keys = {pack_key(c) for c in parts}
@@ -127,21 +152,10 @@ def build_packed_trainer(parts: list[TrainConfig], progress: bool = False, desc:
     base = parts[0]
     seeds = [s for c in parts for s in c.seeds]
 
-    def per_member(value) -> list:  # value(part), evaluated once per part, repeated for its seeds
-        return [v for c in parts for v in [value(c)] * len(c.seeds)]
+    def per_member(option: PerMember) -> list | None:  # value(part) once per part, repeated for its seeds
+        values = [v for c in parts for v in [option.value(c)] * len(c.seeds)]
+        return values if option.always or len(set(values)) > 1 else None
 
-    lrs = per_member(lambda c: c.lr)
-    fbs = per_member(_feedback)
-    drops = per_member(lambda c: c.named()[1].get("lc_dropout"))
-    bits = per_member(lambda c: c.update_bits)
-    qbits = per_member(lambda c: c.named()[1].get("quantize_bits"))
-    fdrops = per_member(lambda c: c.dropout)
-    rates = per_member(adapt_rate)
     # The first part's config with every member's seed (repeats allowed: no validation).
     cfg = dataclasses.replace(base, seeds=seeds)
-    return build_trainer(cfg, progress, desc, lr=lrs, feedback=fbs if len(set(fbs)) > 1 else None,
-                         lc_dropout=drops if len(set(drops)) > 1 else None,
-                         update_bits=bits if len(set(bits)) > 1 else None,
-                         quantize_bits=qbits if len(set(qbits)) > 1 else None,
-                         dropout=fdrops if len(set(fdrops)) > 1 else None,
-                         adapt_rate=rates if len(set(rates)) > 1 else None, validate=False)
+    return build_trainer(cfg, progress, desc, **{o.keyword: per_member(o) for o in PER_MEMBER}, validate=False)

@@ -1,7 +1,7 @@
-"""Convolutional blocks of the forward channel: Conv2d (weighted), MaxPool2d and Flatten
-(weightless), with the member axis E first (paper 1, section 4.3).
+"""The convolutional block of the forward channel, Conv2d (weighted), with the member axis
+E first (paper 1, section 4.3); the weightless ones are :mod:`.pool` and :mod:`.flatten`.
 
-A :class:`Conv2d` knows the same four things as :class:`~lchannel.blocks.Dense`:
+A :class:`Conv2d` knows the same four things as :class:`~lchannel.engine.blocks.dense.Dense`:
 
 ``forward(O_prev)``
     S^h = W^h ⋆ O^{h-1} + b^h (a cross-correlation, as ``torch.nn.functional.conv2d``),
@@ -45,27 +45,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .activations import Activation
+from ..activations import Activation
+from .layout import _CL, grouped, members
 from .standins import TORCH_ACTIVATIONS, draw_feedback
 
 _conv_backward = torch.ops.aten.convolution_backward
-_pool_backward = torch.ops.aten.max_pool2d_with_indices_backward
-
-
-_CL = torch.channels_last
-
-
-def grouped(x: torch.Tensor) -> torch.Tensor:
-    """``(E, B, C, H, W)`` → ``(B, E·C, H, W)`` channels-last, the members as channel groups:
-    a view of a tensor already in that layout (one made by :func:`members`), else one copy."""
-    E, B, C, H, W = x.shape
-    y = x.permute(1, 3, 4, 0, 2).reshape(B, H, W, E * C).permute(0, 3, 1, 2)
-    return y.contiguous(memory_format=_CL)
-
-
-def members(y: torch.Tensor, E: int) -> torch.Tensor:
-    """``(B, E·C, H, W)`` → the view ``(E, B, C, H, W)`` (member e is channel group e)."""
-    return y.unflatten(1, (E, y.shape[1] // E)).transpose(0, 1)
 
 
 def _conv_input(O_prev: torch.Tensor, E: int) -> tuple[torch.Tensor, int]:
@@ -216,7 +200,7 @@ class Conv2d(nn.Module):
         """``(ΔW, Δb)/η``: the minibatch means of the conv weight-gradient for ``I``
         ``(E, B, C_out, H', W')`` and ``O_prev`` ``(E, B, C_in, H, W)`` (eq. 13).
 
-        ``per_example`` (eq. 19's :class:`~lchannel.quantize.Quantizer`) is applied to each
+        ``per_example`` (eq. 19's :class:`~lchannel.engine.quantize.Quantizer`) is applied to each
         example's own update η ΔW_b (or ΔW_b, as its reading says) before the mean or sum
         (section 5.2).  Cost: the per-example weight gradients are
         one grouped convolution (the examples as groups) of the same multiplications as
@@ -287,55 +271,3 @@ def times_derivative(f: Activation, J: torch.Tensor, S: torch.Tensor, A: torch.T
     if f.fused_derivative:
         return f.fused_times_derivative(J, A)
     return f.times_derivative(J, S if f.uses_S else None, A)
-
-
-class MaxPool2d(nn.Module):
-    """K×K max-pooling with stride and padding (weightless).  ``forward`` records the argmax
-    of every window (``aux``); :meth:`adjoint` sends a signal back to those positions only
-    (the route of BP and RBP: un-pooling at the forward argmax), adding the contributions
-    of overlapping windows."""
-
-    def __init__(self, in_shape, kernel: int, stride: int | None = None, padding: int = 0):
-        super().__init__()
-        self.in_shape = tuple(int(s) for s in in_shape)
-        self.kernel = int(kernel)
-        self.stride = int(kernel if stride is None else stride)
-        self.padding = int(padding)
-        C, H, W = self.in_shape
-        k, s, p = self.kernel, self.stride, self.padding
-        self.out_shape = (C, (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1)
-
-    def forward(self, O: torch.Tensor):
-        """``(O_pooled, argmax)`` for ``O`` ``(E, B, C, H, W)``."""
-        P, idx = F.max_pool2d(grouped(O), self.kernel, self.stride, self.padding, return_indices=True)
-        return members(P, O.shape[0]), idx
-
-    def adjoint(self, G: torch.Tensor, O: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        """Un-pool ``G`` ``(E, B, C, H', W')`` at the recorded argmax ``idx`` onto the shape of
-        ``O`` (the pooled input, ``(E, B, C, H, W)``)."""
-        k, s, p = [self.kernel] * 2, [self.stride] * 2, [self.padding] * 2
-        J = _pool_backward(grouped(G), grouped(O), k, s, p, [1, 1], False, idx)
-        return members(J, O.shape[0])
-
-    def to_torch(self, e: int = 0) -> list[nn.Module]:
-        return [nn.MaxPool2d(self.kernel, self.stride, self.padding)]
-
-    def extra_repr(self) -> str:
-        return f"kernel={self.kernel}, stride={self.stride}, padding={self.padding}"
-
-
-class Flatten(nn.Module):
-    """``(E, B, C, H, W)`` → ``(E, B, C·H·W)`` (weightless); its adjoint is the reshape back."""
-
-    def __init__(self, in_shape):
-        super().__init__()
-        self.in_shape = tuple(int(s) for s in in_shape)
-
-    def forward(self, O: torch.Tensor):
-        return O.reshape(O.shape[0], O.shape[1], -1), None
-
-    def adjoint(self, G: torch.Tensor, O: torch.Tensor, aux=None) -> torch.Tensor:
-        return G.reshape(O.shape)
-
-    def to_torch(self, e: int = 0) -> list[nn.Module]:
-        return [nn.Flatten()]

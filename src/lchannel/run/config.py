@@ -5,7 +5,7 @@ channel and its options, optimizer and schedule, epochs, seeds); the same config
 seed give the same numbers.
 
 Every field is declared once, with :func:`param`: its default, the constraints it must
-meet (:mod:`lchannel.params`), its help text, its command-line flag, whether it defines
+meet (:mod:`lchannel.run.single.params`), its help text, its command-line flag, whether it defines
 the run (part of the cache key) and whether it is about the data.  From that one
 declaration come the ``lchannel train``/``compare`` options and their ``--help``
 (:func:`lchannel.cli.add_run_options`), the experiment-spec schema (the accepted keys of
@@ -20,14 +20,14 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .activations import ACTIVATIONS
-from .channels import algorithm_names, build_channel, engine_refusal, is_engine_name, label, named_form, split_name
-from .data import DATASETS, REGISTRY, dataset_entry
-from .init import INITS
-from .outputs import OUTPUTS
-from .quantize import BELOW, DEFAULT_READING, LEGACY_READING, LR_PLACES, REDUCTIONS, UPDATE_ALPHA, Reading
+from ..engine.activations import ACTIVATIONS
+from ..channels import algorithm_names, build_channel, engine_refusal, is_engine_name, label, named_form, split_name
+from ..data import DATASETS, REGISTRY, dataset_entry
+from ..engine.init import INITS
+from ..engine.outputs import OUTPUTS
+from ..engine.quantize import BELOW, DEFAULT_READING, LEGACY_READING, LR_PLACES, REDUCTIONS, UPDATE_ALPHA, Reading
 from .params import Device, Interval, IntList, Names, Options, Type, check
-from .train import BATCH_ORDERS
+from ..engine.train import BATCH_ORDERS
 
 SEED_RANGE = Interval(int, 0, 2 ** 63 - 1)  # torch generators and SQLite integers are 64-bit signed
 TRAIN_METRICS = ("running", "full")
@@ -258,7 +258,7 @@ class TrainConfig:
     # -- resolved defaults ------------------------------------------------------------
     @property
     def update_reading(self) -> Reading:
-        """The reading of section 5.2 the quantized updates follow (:class:`~lchannel.quantize.Reading`)."""
+        """The reading of section 5.2 the quantized updates follow (:class:`~lchannel.engine.quantize.Reading`)."""
         return Reading(self.update_lr, self.update_below, self.update_reduce)
 
     def named(self) -> tuple[str, dict]:
@@ -292,10 +292,10 @@ class TrainConfig:
     @property
     def sizes(self) -> list[int]:
         """Units per layer ``[N_0, ..., N_L]``; for a conv net, the units at each weighted
-        block's output (:func:`lchannel.nets.conv_layer_sizes`)."""
+        block's output (:func:`lchannel.engine.architecture.conv_layer_sizes`)."""
         arch = self.arch
         if isinstance(arch, str):
-            from .nets import conv_layer_sizes
+            from ..engine.architecture import conv_layer_sizes
 
             return conv_layer_sizes(arch, self.input_shape)
         return arch
@@ -360,7 +360,7 @@ class TrainConfig:
             images = [n for n, e in REGISTRY.items() if e.input_shape is not None]
             raise ValueError(f"architecture: a conv architecture needs an image data set ({' or '.join(images)}); "
                              f"{self.dataset} has no image shape: give layer sizes N0,N1,... instead")
-        from .nets import parse_blocks
+        from ..engine.architecture import parse_blocks
 
         try:
             parse_blocks(self.arch, entry.input_shape)

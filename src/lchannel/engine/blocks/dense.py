@@ -6,7 +6,7 @@ knows four things, which is all that the learning channel and the plasticity rul
 ``forward(O_prev) → (Z, O, aux)``
     the layer's part of eq. 2, S^h = W^h O^{h-1} + b^h, O^h = f^h(S^h); ``Z`` is the
     pre-activation as the block keeps it (``prescale · S``, see
-    :class:`~lchannel.activations.Activation`; :meth:`pre_activation` gives S), ``aux``
+    :class:`~lchannel.engine.activations.Activation`; :meth:`pre_activation` gives S), ``aux``
     what learning needs besides (nothing for Dense: None).
 ``adjoint(G)``
     a signal at the block's output carried to its input through (W^h)ᵀ: BP's route
@@ -28,9 +28,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .activations import Activation
+from ..activations import Activation
 from .standins import TORCH_ACTIVATIONS, draw_feedback
-from .outputs import OutputActivation, OutputLoss
+from ..outputs import OutputActivation, OutputLoss
 
 
 class Dense(nn.Module):
@@ -124,7 +124,7 @@ class Dense(nn.Module):
         """``(ΔW, Δb)/η``: the minibatch means ``(1/B) Σ_b I_b O_bᵀ`` and ``(1/B) Σ_b I_b``
         for ``I`` ``(E, B, n_out)`` and ``O_prev`` ``(E, B, n_in)`` (paper 1, eq. 13).
 
-        ``per_example`` (eq. 19's :class:`~lchannel.quantize.Quantizer`) quantizes every
+        ``per_example`` (eq. 19's :class:`~lchannel.engine.quantize.Quantizer`) quantizes every
         example's update (``η I_b O_bᵀ`` and ``η I_b``, or without η, as its reading of
         section 5.2 says) before the mean or sum; its factored sum never forms them all.
         """
@@ -146,7 +146,7 @@ class Dense(nn.Module):
         self._W.add_(dW, alpha=alpha)
         self._b.add_(db, alpha=alpha)
 
-    # Per-member learning rates (populations across variants, lchannel.packing): the same
+    # Per-member learning rates (populations across variants, lchannel.population.packing): the same
     # operations on a slice of the members, so that each group of members with one rate
     # gets the arithmetic of a population of its own.
     def apply_update_members_(self, I: torch.Tensor, O_prev: torch.Tensor, lr: float, members: slice) -> None:
@@ -189,13 +189,3 @@ class Dense(nn.Module):
         E, n_out, n_in = self.weight.shape
         act = self.output.activation if self.output is not None else self.activation.name
         return f"members={E}, in={n_in}, out={n_out}, activation={act}"
-
-
-def __getattr__(name):
-    # The convolutional blocks live in convblocks.py; ``from lchannel.blocks import Conv2d``
-    # still works, resolved on first use so that neither module imports the other at
-    # import time (PEP 562).
-    if name in ("Conv2d", "Flatten", "MaxPool2d"):
-        from . import convblocks
-        return getattr(convblocks, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

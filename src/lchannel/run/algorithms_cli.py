@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from .channels import REGISTRY, resolve
+from ..channels import REGISTRY, resolve
 from .tables import text_table
 
 

@@ -34,12 +34,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .channels import build_channel
+from ..channels import build_channel
 
 
 def eq14_W(sizes: list[int]) -> int:
     """W = Σ N_k N_{k+1}: the number of forward weights (eq. 14).  For a block (conv)
-    network (``sizes`` a :class:`~lchannel.architecture.LayerSizes`) the multiplications
+    network (``sizes`` a :class:`~lchannel.engine.architecture.LayerSizes`) the multiplications
     per example of its forward blocks, Σ_h C_out·H'·W'·C_in·K·K (conv) or N_in·N_out
     (dense): what eq. 14 counts for dense layers, where every weight is used once."""
     blocks = getattr(sizes, "weighted", None)

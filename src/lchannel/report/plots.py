@@ -5,7 +5,7 @@ Conventions (docs/plots.md): one line per run, the mean over its seeds (members)
 ±1 sample-standard-deviation band where at least two seeds are finite; markers on the
 points (at most about a dozen per line), so that a one-epoch run still shows something;
 curves start at epoch 0, the untrained network, when the run recorded it
-(``History.initial``); one look per algorithm (:mod:`lchannel.style`); the legend
+(``History.initial``); one look per algorithm (:mod:`lchannel.report.style`); the legend
 outside the axes, to the right; the title on top and a caption with the options that
 define the comparison (:func:`describe_runs`) at the bottom.  Seeds that diverged (NaN)
 drop out of the mean from the epoch they diverged; a line with no finite value is left
@@ -40,10 +40,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .channels.registry import coincidence_reason, coincident_form  # noqa: E402
-from .config import TrainConfig  # noqa: E402
+from ..channels.registry import coincidence_reason, coincident_form  # noqa: E402
+from ..run.config import TrainConfig  # noqa: E402
 from .style import LineStyle, styles_for_labels  # noqa: E402
-from .train import History  # noqa: E402
+from ..engine.train import History  # noqa: E402
 
 MAX_MARKERS = 12
 BAND_NOTE = "Lines: mean over seeds; bands: ±1 sd."
@@ -341,7 +341,7 @@ def accuracy_figure(curves: dict[str, History], title: str = "", caption: str = 
     over its seeds with a ±1 sd band, as in paper 1, Figures 1-3 and 7-9 ("training
     (upper) and test (lower) accuracy, as a function of training epoch").  Curves start at
     epoch 0 (the untrained network) when ``History.initial`` was recorded.  ``styles``
-    maps a label to its look (default: :func:`lchannel.style.styles_for_labels`);
+    maps a label to its look (default: :func:`lchannel.report.style.styles_for_labels`);
     ``caption`` is printed under the axes (e.g. :func:`describe_runs`).
 
     Readability of lines that end close together: with three or more points per curve

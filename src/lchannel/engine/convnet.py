@@ -2,8 +2,8 @@
 
 ``Network("conv64k5-pool3s2-conv64k5-pool3s2-conv64k5-pool3s2-dense1024-dense10",
 input_shape=(3, 32, 32))`` builds a :class:`ConvNetwork` (see
-:mod:`lchannel.architecture` for the grammar).  Layer h = 1..L is a weighted block
-(:class:`~lchannel.convblocks.Conv2d` or :class:`~lchannel.blocks.Dense`) followed by the
+:mod:`lchannel.engine.architecture` for the grammar).  Layer h = 1..L is a weighted block
+(:class:`~lchannel.engine.blocks.conv.Conv2d` or :class:`~lchannel.engine.blocks.dense.Dense`) followed by the
 weightless blocks that belong to it (its *tail*: max-pooling, flatten):
 
     S^h = W^h ⋆ O^{h-1} + b^h,   A^h = f(S^h),   O^h = tail^h(A^h)
@@ -24,16 +24,15 @@ from torch import nn
 
 from . import init as _init
 from .activations import get_activation
-from .architecture import BlockSpec, LayerSizes, conv_layer_sizes
-from .blocks import Dense
-from .convblocks import Conv2d, Flatten, MaxPool2d, grouped, members, times_derivative
+from .architecture import BlockSpec, LayerSizes, conv_layer_sizes, is_conv_architecture
+from .blocks import Conv2d, Dense, Flatten, MaxPool2d, grouped, members, times_derivative
 from .nets import Network, Record
 from .outputs import OutputActivation, get_output
 from .rng import MemberStreams
 
 
 class ConvRecord(Record):
-    """A :class:`~lchannel.nets.Record` of a block network: ``Z[h]`` (S^h as the block keeps
+    """A :class:`~lchannel.engine.nets.Record` of a block network: ``Z[h]`` (S^h as the block keeps
     it), ``O[h]`` (after the tail: the input of block h+1), ``A[h] = f(S^h)`` (before the
     tail, where f' is taken), and the tail's aux for the signal's way back."""
 
@@ -58,7 +57,7 @@ class ConvRecord(Record):
         if d is not None:
             return J * d
         f = self.activations[h]
-        if J.dim() > 3:  # a conv layer: one fused kernel (see convblocks.times_derivative)
+        if J.dim() > 3:  # a conv layer: one fused kernel (see blocks.conv.times_derivative)
             S = None if f.fused_derivative or not f.uses_S else self.pre_activation(h)
             return times_derivative(f, J, S, self.A[h])
         return f.times_derivative(J, self.pre_activation(h) if f.uses_S else None, self.A[h])
@@ -94,16 +93,18 @@ class ConvRecord(Record):
 
 class ConvNetwork(Network):
     """E block networks (conv, pool, flatten, dense) trained in lockstep; built by
-    :class:`~lchannel.nets.Network` from an architecture string (see
-    :mod:`lchannel.architecture`).
+    :class:`~lchannel.engine.nets.Network` from an architecture string (see
+    :mod:`lchannel.engine.architecture`).
 
-    Parameters as :class:`~lchannel.nets.Network`, plus ``input_shape`` ``(C, H, W)``.
+    Parameters as :class:`~lchannel.engine.nets.Network`, plus ``input_shape`` ``(C, H, W)``.
     ``hidden`` names one transfer function or one per hidden weighted block (conv and
     dense, in order).  Weights are Glorot's scaled normal (paper 1, section 4.3) with
     fan-in C_in·K·K and fan-out C_out·K·K for a conv kernel.  Inputs may be flat rows
     ``(B, C·H·W)`` (as data sets store them) or images ``(B, C, H, W)``, shared by all
     members or with the member axis first.
     """
+
+    accepts = staticmethod(is_conv_architecture)  # Network("conv...-dense10", ...) builds one
 
     def __init__(self, sizes: str, hidden: str | Sequence[str] = "tanh", output="softmax",
                  seeds: Sequence[int] = (0,), init: str = "glorot_normal", dropout: float = 0.0,
@@ -237,15 +238,6 @@ class ConvNetwork(Network):
         return nn.Sequential(*mods)
 
     # -- what the learning channels ask of a block network ---------------------------------
-    def feedback_route(self, h: int, k: int, buffers: dict, name: str):
-        """The route of a random channel's matrix ``buffers[name]`` on edge h ← k: a random
-        kernel through block k's transposed convolution when block k is a conv (chained),
-        else a random matrix (:class:`~lchannel.channels.routes.RandomMap`)."""
-        from .channels.routes import RandomKernel, RandomMap
-        if k == h + 1 and isinstance(self.block(k), Conv2d):
-            return RandomKernel(self.block(k), buffers=buffers, name=name)
-        return RandomMap(buffers=buffers, name=name)
-
     def adjoint_reference(self, k: int) -> torch.Tensor:
         """The forward parameter a random stand-in for block k's adjoint replaces, in the
         stand-in's layout: W^k for a conv kernel, (W^k)ᵀ for a dense block."""

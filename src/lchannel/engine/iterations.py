@@ -26,7 +26,7 @@ import math
 
 import torch
 
-from .data.base import Dataset
+from ..data.base import Dataset
 
 
 class DatasetSampler:

@@ -19,15 +19,15 @@ from pathlib import Path
 
 import torch
 
-from .channels import build_channel
+from ..channels import build_channel
 from .cliutil import writable_dir
 from .config import TrainConfig
-from .data import REGISTRY, Dataset, RandomTranslateFlip, dataset_entry, load_dataset
-from .nets import Network
-from .plasticity import SGD
+from ..data import REGISTRY, Dataset, RandomTranslateFlip, dataset_entry, load_dataset
+from ..engine.nets import Network
+from ..engine.plasticity import SGD
 from .tables import mean_sd, pm, text_table
-from .divergence import divergence_summary, divergence_text
-from .train import History, Trainer
+from ..engine.divergence import divergence_summary, divergence_text
+from ..engine.train import History, Trainer
 
 
 RESUME_EXCLUDE = ("seeds", "data_dir", "device", "epochs")
@@ -121,12 +121,12 @@ def build_trainer(cfg: TrainConfig, progress: bool = True, desc: str = "train", 
     number of bits of the quantized updates per member) and ``quantize_bits`` (of the
     quantized error signal, eq. 16-19), ``dropout`` (one forward-channel dropout p per
     member) and ``adapt_rate`` (one adaptation rate per member) override the config's for populations across variants
-    (:func:`lchannel.packing.build_packed_trainer`, which passes ``validate=False``
+    (:func:`lchannel.population.packing.build_packed_trainer`, which passes ``validate=False``
     because its members' seeds may repeat).  ``dtype``: the network's floating type (its
     weights are drawn in it; float64 for reference runs such as tests/test_pinned_metrics.py)."""
     if validate:
         cfg.validate()
-    # A conv architecture string is built on the data set's image shape (lchannel.nets).
+    # A conv architecture string is built on the data set's image shape (lchannel.engine.nets).
     arch, shape = (cfg.arch, {"input_shape": cfg.input_shape}) if cfg.is_conv else (cfg.sizes, {})
     net = Network(arch, hidden=cfg.hidden, output=cfg.output_pair, seeds=cfg.seeds,
                   init=cfg.init, dropout=cfg.dropout if dropout is None else dropout, device=cfg.device,
@@ -134,7 +134,7 @@ def build_trainer(cfg: TrainConfig, progress: bool = True, desc: str = "train", 
     channel = build_channel(cfg.algorithm, **cfg.channel)
     if feedback is not None:
         channel.set_member_feedback(feedback)
-    from .channels.transforms import ChannelDropout, Chain, Quantize
+    from ..channels.transforms import ChannelDropout, Chain, Quantize
     t = channel.transform
     transforms = t.transforms if isinstance(t, Chain) else [t]
     if lc_dropout is not None:
@@ -143,7 +143,7 @@ def build_trainer(cfg: TrainConfig, progress: bool = True, desc: str = "train", 
             raise ValueError("lc_dropout: per-member probabilities need a channel with learning-channel dropout")
         drops[0].p = ChannelDropout(lc_dropout).p
     if adapt_rate is not None:
-        from .channels.sources import Adaptive
+        from ..channels.sources import Adaptive
         piece = channel.source.find(Adaptive) if hasattr(channel, "source") else None
         if piece is None:
             raise ValueError("adapt_rate: per-member rates need an adaptive channel (arbp, asrbp)")
@@ -244,11 +244,11 @@ def train_config(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, pro
 
 def summarize(history: History, metric: str) -> tuple[float, float, int]:
     """(mean, sample std, n) of the final ``metric`` over members that did not diverge;
-    the sd is NaN for a single member (:func:`lchannel.tables.mean_sd`)."""
+    the sd is NaN for a single member (:func:`lchannel.run.tables.mean_sd`)."""
     return mean_sd(v for v, d in zip(history.final(metric), history.diverged_at) if d is None)
 
 
-# The CLI's result tables (kept under this name for callers of lchannel.run).
+# The CLI's result tables (kept under this name for callers of lchannel.run.single.single).
 format_table = text_table
 
 

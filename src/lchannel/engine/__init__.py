@@ -1,0 +1,19 @@
+"""The engine: the forward channel (networks of blocks), the training loop and plasticity.
+
+- :mod:`.nets` (fully connected populations), :mod:`.convnet` (block networks) and
+  :mod:`.blocks` (one file per block kind), :mod:`.architecture` (the grammar),
+  :mod:`.activations` (one :class:`~.activations.Activation` per transfer function),
+  :mod:`.outputs` (output non-linearity + loss pairs), :mod:`.init`, :mod:`.rng`;
+- :mod:`.plasticity` (rules and the optimizer, eq. 13 and paper 2 eq. 13-19),
+  :mod:`.quantize` (eq. 19);
+- :mod:`.train` (the loop), :mod:`.iterations` (training by iterations),
+  :mod:`.divergence` (why a member diverged), :mod:`.metrics` (AUC).
+
+Nothing here imports the run plumbing (:mod:`lchannel.run`), the reports
+(:mod:`lchannel.report`) or the experiments.
+"""
+
+from .convnet import ConvNetwork  # registers the block networks with Network (see nets.Network._kinds)
+from .nets import Network, Record
+
+__all__ = ["ConvNetwork", "Network", "Record"]

@@ -1,0 +1,47 @@
+"""The max-pooling block (weightless, paper 1 section 4.3): it routes signals back to the
+argmax of every window recorded in the forward pass."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .layout import grouped, members
+
+_pool_backward = torch.ops.aten.max_pool2d_with_indices_backward
+
+
+class MaxPool2d(nn.Module):
+    """K×K max-pooling with stride and padding (weightless).  ``forward`` records the argmax
+    of every window (``aux``); :meth:`adjoint` sends a signal back to those positions only
+    (the route of BP and RBP: un-pooling at the forward argmax), adding the contributions
+    of overlapping windows."""
+
+    def __init__(self, in_shape, kernel: int, stride: int | None = None, padding: int = 0):
+        super().__init__()
+        self.in_shape = tuple(int(s) for s in in_shape)
+        self.kernel = int(kernel)
+        self.stride = int(kernel if stride is None else stride)
+        self.padding = int(padding)
+        C, H, W = self.in_shape
+        k, s, p = self.kernel, self.stride, self.padding
+        self.out_shape = (C, (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1)
+
+    def forward(self, O: torch.Tensor):
+        """``(O_pooled, argmax)`` for ``O`` ``(E, B, C, H, W)``."""
+        P, idx = F.max_pool2d(grouped(O), self.kernel, self.stride, self.padding, return_indices=True)
+        return members(P, O.shape[0]), idx
+
+    def adjoint(self, G: torch.Tensor, O: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Un-pool ``G`` ``(E, B, C, H', W')`` at the recorded argmax ``idx`` onto the shape of
+        ``O`` (the pooled input, ``(E, B, C, H, W)``)."""
+        k, s, p = [self.kernel] * 2, [self.stride] * 2, [self.padding] * 2
+        J = _pool_backward(grouped(G), grouped(O), k, s, p, [1, 1], False, idx)
+        return members(J, O.shape[0])
+
+    def to_torch(self, e: int = 0) -> list[nn.Module]:
+        return [nn.MaxPool2d(self.kernel, self.stride, self.padding)]
+
+    def extra_repr(self) -> str:
+        return f"kernel={self.kernel}, stride={self.stride}, padding={self.padding}"
