@@ -145,7 +145,7 @@ def _default_text(name: str, p: Param) -> str:
 
 def add_run_options(parser: argparse.ArgumentParser, default_seeds: int) -> None:
     """Options shared by ``train`` and ``compare``, generated from TrainConfig's field
-    declarations (:func:`lchannel.run.single.config.param`), plus the channel flags.  Options left out
+    declarations (:func:`lchannel.run.config.param`), plus the channel flags.  Options left out
     stay out of the namespace (argparse.SUPPRESS), so the config knows what was given."""
     groups: dict[str, argparse._ArgumentGroup] = {}
 
@@ -355,7 +355,7 @@ def _load_data_or_fail(parser, cfg):
 
 
 def _open_folder(parser, out: Path, cfg: TrainConfig, restart: bool):
-    """Check ``out`` before any work (:func:`lchannel.run.single.single.open_run_folder`) and return what
+    """Check ``out`` before any work (:func:`lchannel.run.single.open_run_folder`) and return what
     ``train_config(opened=...)`` should take.  With ``--restart`` a complaint about the run
     the folder holds does not matter: ``train_config`` discards that run itself (only once
     the data has loaded, so a failed start never costs the old run)."""

@@ -261,7 +261,7 @@ class SGD:
     rule: the rule of the forward weights (:data:`HEBBIAN`, eq. 13); a signal that
         carries its own ``rule`` (per-synapse feedback) uses that one.
 
-    The defaults are those of the CLI and :class:`~lchannel.run.single.config.TrainConfig`
+    The defaults are those of the CLI and :class:`~lchannel.run.config.TrainConfig`
     (decay 1e-6, paper 1 section 4.1).
 
     Per-member learning rates (populations across variants): ``lr`` may be a list of one

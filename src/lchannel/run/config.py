@@ -5,7 +5,7 @@ channel and its options, optimizer and schedule, epochs, seeds); the same config
 seed give the same numbers.
 
 Every field is declared once, with :func:`param`: its default, the constraints it must
-meet (:mod:`lchannel.run.single.params`), its help text, its command-line flag, whether it defines
+meet (:mod:`lchannel.run.params`), its help text, its command-line flag, whether it defines
 the run (part of the cache key) and whether it is about the data.  From that one
 declaration come the ``lchannel train``/``compare`` options and their ``--help``
 (:func:`lchannel.cli.add_run_options`), the experiment-spec schema (the accepted keys of

@@ -248,7 +248,7 @@ def summarize(history: History, metric: str) -> tuple[float, float, int]:
     return mean_sd(v for v, d in zip(history.final(metric), history.diverged_at) if d is None)
 
 
-# The CLI's result tables (kept under this name for callers of lchannel.run.single.single).
+# The CLI's result tables (kept under this name for callers of lchannel.run.single).
 format_table = text_table
 
 
