@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .run.cliutil import finite_float, int_list, int_list_or_empty, key_value
 from .channels import algorithm_names, label
+from .channels.options import OPTIONS
 from .run.config import Param, TrainConfig
 from .experiments import cli as experiments_cli
 from .run.params import Interval, IntList, Type
@@ -39,62 +40,14 @@ def _widths(text: str):
     return widths[0] if len(widths) == 1 else widths
 
 
-# The learning channel's command-line spellings: flag -> (path in the channel table,
-# value parser (None: a switch), stated default, help).  The values are validated by the
-# channel pieces themselves (lchannel.channels), with messages naming the option.
+# The value parser of each kind of channel option (None: a switch); the options themselves,
+# with their defaults and help, are declared once in lchannel.channels.options.  The values
+# are validated by the channel pieces (lchannel.channels), with messages naming the option.
+_PARSERS = {"switch": None, "str": str, "int": int, "float": finite_float, "int_list": int_list,
+            "widths": _widths, "topology": _topology}
+# flag -> (path in the channel table, value parser, stated default, help)
 CHANNEL_FLAGS: dict[str, tuple[tuple[str, ...], object, str, str]] = {
-    "--derivative": (("derivative",), str, "per algorithm", "all | local | none: where f' multiplies the signal"),
-    "--feedback": (("feedback", "distribution"), str, "normal",
-                   "feedback distribution: normal | uniform | sign | sparse"),
-    "--feedback-mean": (("feedback", "mean"), finite_float, "0", "non-zero mean of normal/uniform feedback"),
-    "--sparse-n": (("feedback", "n"), finite_float, "none",
-                   "Sparse-n: expected non-zeros per source neuron (density n / fan-in)"),
-    "--congruent": (("feedback", "congruent"), None, "off",
-                    "feedback with the signs of the forward weights (section 3, Fact 4)"),
-    "--resample": (("resample",), str, "off",
-                   "zero_mean | sign_concordant: redraw the feedback before every minibatch (section 4.2 items 1-2)"),
-    "--feedback-samples": (("feedback_samples",), int, "1",
-                           "average the signals of K independent feedback channels (section 6.1)"),
-    "--per-synapse": (("per_synapse",), None, "off",
-                      "a different random feedback weight for every synapse (section 4.2 item 7)"),
-    "--topology": (("topology",), _topology, "per algorithm",
-                   "mixed channel: chain | skip | cascade | JSON mapping {h: [k, ...]} of the layers feeding "
-                   "each hidden layer h"),
-    "--skip-layers": (("skip_layers",), int_list, "none",
-                      "mixed channel: hidden layers fed directly by the output error (SRBP), e.g. 1,3"),
-    "--adapt-rate": (("adapt_rate",), finite_float, "0.1 for arbp, 1 for asrbp",
-                     "adaptive channels: learning-rate factor of the feedback"),
-    "--rule": (("rule",), str, "hebbian",
-               "adaptive channels: hebbian | stdp, the STDP-like rule of paper 2 section 3.6 (eq. 13-19)"),
-    "--stdp-form": (("stdp_form",), str, "output",
-                    "rule stdp: the channel's update, output (eq. 32, ΔC = η O ΔO) | target (eq. 19, ΔC = η T ΔO)"),
-    "--stdp-scale": (("stdp_scale",), finite_float, "0.1",
-                     "rule stdp: feedback strength ε during the two phases (feedback weights εC)"),
-    "--adapt-derivative": (("adapt_derivative",), None, "off",
-                           "Hebbian adaptation times the derivative of the channel's own transfer function "
-                           "(needs --lc-activation; paper 2 section 4.1.3)"),
-    "--sign-only": (("sign_only",), None, "off", "send only the sign of the signal (section 4.2 item 5)"),
-    "--magnitude-only": (("magnitude_only",), None, "off",
-                         "send only the magnitude of the signal (section 4.2 item 6)"),
-    "--quantize-bits": (("quantize_bits",), int, "off", "quantize the error signal (eq. 19) to this many bits"),
-    "--quantize-alpha": (("quantize_alpha",), finite_float, "2^-3, the paper's",
-                         "scale α of the error quantizer (needs --quantize-bits)"),
-    "--lc-dropout": (("lc_dropout",), finite_float, "0", "dropout probability inside the learning channel"),
-    "--lc-activation": (("lc_activation",), str, "identity",
-                        "transfer function in the learning channel: identity | tanh | logistic | relu (paper 2, "
-                        "Figure 7 'lc-tanh'; Distinct channels: their neurons' transfer function)"),
-    "--lc-width": (("lc_width",), _widths, "the forward widths",
-                   "Distinct channels: neurons per channel layer, one number or one per hidden layer, e.g. 10 or "
-                   "100,10,10,1 (paper 2, Figure 8)"),
-    "--lc-init": (("lc_init",), str, "glorot_normal",
-                  "Distinct channels: their weights' init, glorot_normal | small (std sqrt(1/(fan_in+fan_out)), "
-                  "paper 2 Figure 14)"),
-    "--lateral": (("lateral",), str, "random",
-                  "Distinct channels: random lateral maps C' (and A') | identity (one-to-one neurons)"),
-    "--forward-maps": (("forward_maps",), None, "off",
-                       "Distinct channels: maps A' from forward to channel neurons (paper 2, Figure 5), needed "
-                       "for adaptive=true"),
-}
+    o.cli_flag: (o.path, _PARSERS[o.kind], o.default, o.help) for o in OPTIONS}
 
 
 def _channel_dest(flag: str) -> str:
