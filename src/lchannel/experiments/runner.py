@@ -173,6 +173,28 @@ def run_sweep(spec: Spec, db: str | os.PathLike = DEFAULT_DB, *, executor: str =
         module doc, step 5); ``owner`` names this runner in the leases (default
         ``host:pid:random``; tests inject their own to play several runners).
     """
+    _check_options(executor, workers, max_members, lease_ttl)
+    overrides = (overrides or Overrides()).validate()
+    device = resolve_device(device)
+    cells = spec.cells(overrides, where)
+    memory = str(db) == ":memory:"
+    ckroot = Path(checkpoints) if checkpoints else checkpoint_dir(db)
+    if not memory:  # before any work: a typo must not cost an epoch of training
+        writable_file(db, "--db", "a results database file")
+        writable_dir(ckroot, "--checkpoints")
+    sweep = _Sweep(spec, db, cells, ckroot, memory, owner or owner_id(), lease_ttl, log)
+    try:
+        sweep.plan(packed, pack_variants, max_members)
+        sweep.start(executor, workers, device, data_dir, ray_address, packed)
+        sweep.make_tasks(command, overrides, executor, alignment, malloc_tuning)
+        sweep.run(progress)
+    finally:
+        sweep.close()
+    return sweep.result()
+
+
+def _check_options(executor, workers, max_members, lease_ttl) -> None:
+    """The runner's own options, checked before anything is read or written."""
     if executor not in EXECUTORS:
         raise SpecError(f"--executor: {executor!r} is not accepted; expected one of {list(EXECUTORS)}")
     if workers is not None and not (isinstance(workers, int) and workers >= 1):
@@ -181,29 +203,45 @@ def run_sweep(spec: Spec, db: str | os.PathLike = DEFAULT_DB, *, executor: str =
         raise SpecError(f"--max-members: {max_members!r} is not accepted; expected an integer >= 1")
     if not (isinstance(lease_ttl, (int, float)) and math.isfinite(lease_ttl) and lease_ttl > 0):
         raise SpecError(f"--lease-ttl: {lease_ttl!r} is not accepted; expected a number of seconds > 0")
-    overrides = (overrides or Overrides()).validate()
-    device = resolve_device(device)
-    cells = spec.cells(overrides, where)
-    memory = str(db) == ":memory:"
-    if not memory:  # before any work: a typo must not cost an epoch of training
-        writable_file(db, "--db", "a results database file")
-    ckroot = Path(checkpoints) if checkpoints else checkpoint_dir(db)
-    if not memory:
-        writable_dir(ckroot, "--checkpoints")
-    owner = owner or owner_id()
-    t_start = time.perf_counter()
-    store = ResultsStore(db)
-    beat = None
-    try:
-        store.register(spec.name, cells)
-        if not memory:
-            remove_finished_checkpoints(ckroot, store)
-        all_ids = sorted({run_id(c.key, s) for c in cells for s in c.config.seeds})
-        status = store.status(all_ids)
-        pending = {r for r in all_ids if status.get(r) not in FINISHED}
-        skipped = len(all_ids) - len(pending)
-        others = store.leased_by_others(sorted(pending), owner)
-        pops = cap_members(pack(cells, pending, packed, pack_variants), max_members)
+
+
+class _Sweep:
+    """One invocation of :func:`run_sweep`, in its phases: plan (which runs are pending,
+    packed into populations), start (the executor, workers and threads), make_tasks, run
+    (claim each population's runs, train, store the results), close."""
+
+    def __init__(self, spec: Spec, db, cells: list[Cell], ckroot: Path, memory: bool, owner: str,
+                 lease_ttl: float, log):
+        self.spec, self.db, self.cells, self.ckroot, self.memory = spec, db, cells, ckroot, memory
+        self.owner, self.lease_ttl, self.log = owner, lease_ttl, log
+        self.t_start = time.perf_counter()
+        self.store = ResultsStore(db)
+        self.beat = self.ex = self.bar = None
+        self.inv = None
+        self.tasks: list[dict] = []
+        self.pops: list[Population] = []
+        self.busy: set[str] = set()
+        self.gone: dict = {}  # population id -> [(seed, cause)] of its members that diverged
+        self.ran = self.failed = self.member_epochs = 0
+        self.workers = self.threads = 0
+
+    # -- plan ---------------------------------------------------------------------------------
+    def plan(self, packed: bool, pack_variants: bool, max_members: int | None) -> None:
+        self.store.register(self.spec.name, self.cells)
+        if not self.memory:
+            remove_finished_checkpoints(self.ckroot, self.store)
+        self.all_ids = sorted({run_id(c.key, s) for c in self.cells for s in c.config.seeds})
+        status = self.store.status(self.all_ids)
+        pending = {r for r in self.all_ids if status.get(r) not in FINISHED}
+        self.skipped = len(self.all_ids) - len(pending)
+        self.others = self.store.leased_by_others(sorted(pending), self.owner)
+        self.pops = cap_members(pack(self.cells, pending, packed, pack_variants), max_members)
+
+    # -- start --------------------------------------------------------------------------------
+    def start(self, executor: str, workers: int | None, device: str, data_dir: str | None,
+              ray_address: str | None, packed: bool) -> None:
+        """Choose workers and threads, check the data, start the executor."""
+        self.executor, self.device, self.data_dir = executor, device, data_dir
         ex = None
         if executor == "ray":
             ex = RayExecutor(workers, ray_address)
@@ -211,137 +249,161 @@ def run_sweep(spec: Spec, db: str | os.PathLike = DEFAULT_DB, *, executor: str =
         else:
             cores = os.cpu_count() or 1
         if workers is None:
-            workers = 1 if device.startswith("cuda") else max(1, min(cores, len(pops)))
+            workers = 1 if device.startswith("cuda") else max(1, min(cores, len(self.pops)))
         threads = max(1, cores // workers)
         if packed:
-            pops = split_for_workers(pops, workers)
-        pops.sort(key=lambda p: -p.cost())
-        inline = executor == "local" and workers == 1
+            self.pops = split_for_workers(self.pops, workers)
+        self.pops.sort(key=lambda p: -p.cost())
+        self.inline = executor == "local" and workers == 1
         try:
-            _check_data(pops, data_dir, inline=inline, device=device)
+            _check_data(self.pops, data_dir, inline=self.inline, device=device)
         except BaseException:
             if ex is not None:
                 ex.close()
             raise
-        if inline:  # this process trains with the threads it has ($OMP_NUM_THREADS or torch's default)
+        if self.inline:  # this process trains with the threads it has ($OMP_NUM_THREADS or torch's default)
             threads = torch.get_num_threads()
         if ex is None:
-            ex = InlineExecutor() if inline else PoolExecutor(workers, threads)
+            ex = InlineExecutor() if self.inline else PoolExecutor(workers, threads)
         else:
             ex.configure(workers, threads)
             threads = ex.threads
-        inv = store.start_invocation(spec.name, command, overrides.to_dict(), executor, workers, device)
-        align = spec.alignment
+        self.ex, self.workers, self.threads = ex, workers, threads
+
+    # -- tasks --------------------------------------------------------------------------------
+    def _placed(self, c: TrainConfig) -> TrainConfig:
+        return c.replace(device=self.device, data_dir=self.data_dir if self.data_dir is not None else c.data_dir)
+
+    def make_tasks(self, command: str, overrides: Overrides, executor: str, alignment: bool | None,
+                   malloc_tuning: bool | None) -> None:
+        self.inv = self.store.start_invocation(self.spec.name, command, overrides.to_dict(), executor,
+                                               self.workers, self.device)
+        align = self.spec.alignment
         use_align = align.enabled if alignment is None else bool(alignment)
-        tasks = []
-        def placed(c: TrainConfig) -> TrainConfig:
-            return c.replace(device=device, data_dir=data_dir if data_dir is not None else c.data_dir)
+        for i, p in enumerate(self.pops):
+            extra = ({"parts": [{"key": k, "config": self._placed(c).to_dict()} for k, c in p.parts]}
+                     if p.parts else {})
+            self.tasks.append({"id": i, "config": self._placed(p.config).to_dict(),
+                               "checkpoint": str(checkpoint_path(self.ckroot, p)), **extra,
+                               "alignment": {"enabled": use_align, "probe": align.probe, "every": align.every},
+                               "threads": None if self.inline else self.threads, "key": p.key, "title": p.title,
+                               "tune_malloc": (not self.inline) if malloc_tuning is None else bool(malloc_tuning)})
 
-        for i, p in enumerate(pops):
-            cfg = placed(p.config)
-            extra = {"parts": [{"key": k, "config": placed(c).to_dict()} for k, c in p.parts]} if p.parts else {}
-            tasks.append({"id": i, "config": cfg.to_dict(), "checkpoint": str(checkpoint_path(ckroot, p)), **extra,
-                          "alignment": {"enabled": use_align, "probe": align.probe, "every": align.every},
-                          "threads": None if inline else threads, "key": p.key, "title": p.title,
-                          "tune_malloc": (not inline) if malloc_tuning is None else bool(malloc_tuning)})
-        n_pending = sum(len(p.members) for p in pops)
+    # -- claims -------------------------------------------------------------------------------
+    def claim(self, task: dict) -> dict | None:
+        """Lease the task's runs; train only the members this runner got (and name them
+        beside the checkpoint, so that a later runner knows what it holds)."""
+        t = self._claim(task)
+        if t is not None and not self.memory:
+            ck = Path(t["checkpoint"])
+            ck.parent.mkdir(parents=True, exist_ok=True)
+            members_file(ck).write_text(json.dumps([run_id(k, s) for k, s in task_members(t)]))
+        return t
+
+    def _claim(self, task: dict) -> dict | None:
+        members = task_members(task)
+        ids = [run_id(k, s) for k, s in members]
+        got, taken = self.store.claim(ids, self.owner, self.lease_ttl, self.inv)
+        self.busy.update(taken)
+        if len(got) == len(ids):
+            return task
+        if not got:
+            return None
+        keep = [m for m, r in zip(members, ids) if r in got]
+        if task.get("parts"):
+            parts = [(p["key"], TrainConfig.from_dict(p["config"])) for p in task["parts"]]
+            pop = Population(parts[0][1], [], parts).sub(keep)
+        else:
+            pop = Population(TrainConfig.from_dict(task["config"])).sub(keep)
+        extra = {"parts": [{"key": k, "config": c.to_dict()} for k, c in pop.parts]} if pop.parts else {}
+        base = {k: v for k, v in task.items() if k != "parts"}
+        return {**base, "config": pop.config.to_dict(), "key": pop.key, **extra,
+                "checkpoint": str(checkpoint_path(self.ckroot, pop))}
+
+    # -- progress -----------------------------------------------------------------------------
+    def _announce(self) -> None:
+        n_pending = sum(len(p.members) for p in self.pops)
+        w, t, n = self.workers, self.threads, len(self.pops)
+        self.log(f"{self.spec.name}: {len(self.cells)} cells, {len(self.all_ids)} runs ({self.skipped} already "
+                 f"finished, {n_pending} to run in {n} population{'s' if n != 1 else ''}), executor {self.executor}, "
+                 f"{w} worker{'s' if w != 1 else ''} x {t} thread{'s' if t != 1 else ''}, {self.device} -> {self.db}")
+        if self.others:
+            self.log(f"{len(self.others)} runs are being trained by another runner; this one leaves them alone "
+                     f"(and takes over any whose runner stops for {self.lease_ttl:g} s)")
+
+    def on_progress(self, pid, epoch, epochs, acc, diverged=()) -> None:
+        """An epoch of population ``pid`` ended: its mean test accuracy and any member that
+        diverged (a line above the bar: seed, epoch and the first non-finite quantity)."""
+        if self.bar is None:
+            return
+        title = self.titles.get(pid, pid)
+        for s, cause in diverged:
+            self.bar.write(f"{title}: seed {s} diverged at {divergence_text(cause)}", file=sys.stderr)
+        self.gone.setdefault(pid, []).extend(diverged)
+        acc_s = "" if acc is None or math.isnan(acc) else f" test {100 * acc:.2f}%"
+        div_s = f", diverged: {divergence_summary(self.gone[pid])}" if self.gone[pid] else ""
+        self.bar.set_postfix_str(f"{title}: epoch {epoch}/{epochs}{acc_s}{div_s}", refresh=True)
+
+    # -- run ----------------------------------------------------------------------------------
+    def run(self, progress: bool) -> None:
         if progress:
-            log(f"{spec.name}: {len(cells)} cells, {len(all_ids)} runs ({skipped} already finished, {n_pending} to run "
-                f"in {len(pops)} population{'s' if len(pops) != 1 else ''}), executor {executor}, {workers} "
-                f"worker{'s' if workers != 1 else ''} x {threads} thread{'s' if threads != 1 else ''}, {device} -> {db}")
-            if others:
-                log(f"{len(others)} runs are being trained by another runner; this one leaves them alone "
-                    f"(and takes over any whose runner stops for {lease_ttl:g} s)")
-        ran = failed = member_epochs = 0
-        bar = None
-        if progress and tasks:
+            self._announce()
+        if progress and self.tasks:
             from tqdm.auto import tqdm
-            bar = tqdm(total=len(all_ids), initial=skipped, desc=spec.name, unit="run", dynamic_ncols=True,
-                       file=sys.stderr)
-        titles = {t["id"]: t["title"] for t in tasks}
-        busy: set[str] = set()
-
-        def claim(task: dict) -> dict | None:
-            """Lease the task's runs; train only the members this runner got."""
-            t = _claim(task)
-            if t is not None and not memory:
-                ck = Path(t["checkpoint"])
-                ck.parent.mkdir(parents=True, exist_ok=True)
-                members_file(ck).write_text(json.dumps([run_id(k, s) for k, s in task_members(t)]))
-            return t
-
-        def _claim(task: dict) -> dict | None:
-            members = task_members(task)
-            ids = [run_id(k, s) for k, s in members]
-            got, taken = store.claim(ids, owner, lease_ttl, inv)
-            busy.update(taken)
-            if len(got) == len(ids):
-                return task
-            if not got:
-                return None
-            keep = [m for m, r in zip(members, ids) if r in got]
-            if task.get("parts"):
-                parts = [(p["key"], TrainConfig.from_dict(p["config"])) for p in task["parts"]]
-                pop = Population(parts[0][1], [], parts).sub(keep)
-            else:
-                pop = Population(TrainConfig.from_dict(task["config"])).sub(keep)
-            extra = {"parts": [{"key": k, "config": c.to_dict()} for k, c in pop.parts]} if pop.parts else {}
-            base = {k: v for k, v in task.items() if k != "parts"}
-            return {**base, "config": pop.config.to_dict(), "key": pop.key, **extra,
-                    "checkpoint": str(checkpoint_path(ckroot, pop))}
-
-        if not memory:
-            beat = Heartbeat(db, owner, lease_ttl)
-
-        gone: dict = {}  # population id -> [(seed, cause)] of its members that diverged
-
-        def on_progress(pid, epoch, epochs, acc, diverged=()):
-            if bar is not None:
-                title = titles.get(pid, pid)
-                for s, cause in diverged:  # a line that stays above the bar
-                    bar.write(f"{title}: seed {s} diverged at {divergence_text(cause)}", file=sys.stderr)
-                gone.setdefault(pid, []).extend(diverged)
-                acc_s = "" if acc is None or math.isnan(acc) else f" test {100 * acc:.2f}%"
-                div_s = f", diverged: {divergence_summary(gone[pid])}" if gone[pid] else ""
-                bar.set_postfix_str(f"{title}: epoch {epoch}/{epochs}{acc_s}{div_s}", refresh=True)
-
+            self.bar = tqdm(total=len(self.all_ids), initial=self.skipped, desc=self.spec.name, unit="run",
+                            dynamic_ncols=True, file=sys.stderr)
+        self.titles = {t["id"]: t["title"] for t in self.tasks}
+        if not self.memory:
+            self.beat = Heartbeat(self.db, self.owner, self.lease_ttl)
         try:
-            for task, res in ex.imap(tasks, on_progress, claim):
-                members = task_members(task)
-                seeds = [s for _, s in members]
-                if "error" in res:
-                    failed += len(seeds)
-                    for key in dict.fromkeys(k for k, _ in members):
-                        store.write_failure(key, [s for k, s in members if k == key], res["error"], inv)
-                    if progress:
-                        log(f"\n{task['title']} (seeds {seeds}) failed:\n{res['error'].rstrip()}")
-                    continue
-                statuses = store.write_population(task["key"], res, inv, device, keys=res.get("keys"))
-                ran += len(seeds)
-                member_epochs += int(res.get("member_epochs", 0))
-                remove_checkpoint(Path(task["checkpoint"]))
-                if bar is not None:
-                    bar.update(len(seeds))
-                    accs = [a for a in res["history"]["metrics"]["test_acc"][-1]] if res["history"]["epochs"] else []
-                    live = [a for a, s in zip(accs, statuses) if s == "done"]
-                    div = divergence_summary((s, c) for _, s, c in History.from_dict(res["history"]).diverged())
-                    note = f" test {100 * sum(live) / len(live):.2f}%" if live else ""
-                    if div:  # which seeds diverged, when, and the first non-finite quantity
-                        note += f"{',' if live else ''} diverged: {div}"
-                    elif not live:
-                        note = " diverged"
-                    bar.set_postfix_str(f"done {task['title']}{note}", refresh=True)
+            for task, res in self.ex.imap(self.tasks, self.on_progress, self.claim):
+                self._store(task, res, progress)
         finally:
-            ex.close()
-            if bar is not None:
-                bar.close()
-        store.finish_invocation(inv)
-    finally:
-        if beat is not None:
-            beat.close()
+            self.ex.close()
+            self.ex = None
+            if self.bar is not None:
+                self.bar.close()
+        self.store.finish_invocation(self.inv)
+
+    def _store(self, task: dict, res: dict, progress: bool) -> None:
+        """Write one finished (or failed) population and drop its checkpoint."""
+        members = task_members(task)
+        seeds = [s for _, s in members]
+        if "error" in res:
+            self.failed += len(seeds)
+            for key in dict.fromkeys(k for k, _ in members):
+                self.store.write_failure(key, [s for k, s in members if k == key], res["error"], self.inv)
+            if progress:
+                self.log(f"\n{task['title']} (seeds {seeds}) failed:\n{res['error'].rstrip()}")
+            return
+        statuses = self.store.write_population(task["key"], res, self.inv, self.device, keys=res.get("keys"))
+        self.ran += len(seeds)
+        self.member_epochs += int(res.get("member_epochs", 0))
+        remove_checkpoint(Path(task["checkpoint"]))
+        if self.bar is not None:
+            self.bar.update(len(seeds))
+            accs = [a for a in res["history"]["metrics"]["test_acc"][-1]] if res["history"]["epochs"] else []
+            live = [a for a, s in zip(accs, statuses) if s == "done"]
+            div = divergence_summary((s, c) for _, s, c in History.from_dict(res["history"]).diverged())
+            note = f" test {100 * sum(live) / len(live):.2f}%" if live else ""
+            if div:  # which seeds diverged, when, and the first non-finite quantity
+                note += f"{',' if live else ''} diverged: {div}"
+            elif not live:
+                note = " diverged"
+            self.bar.set_postfix_str(f"done {task['title']}{note}", refresh=True)
+
+    # -- end ----------------------------------------------------------------------------------
+    def close(self) -> None:
+        if self.ex is not None:  # started, but the run never began (e.g. the store refused the invocation)
+            self.ex.close()
+        if self.beat is not None:
+            self.beat.close()
         try:  # an interrupted runner hands its runs back at once instead of after the TTL
-            store.release(owner)
+            self.store.release(self.owner)
         finally:
-            store.close()
-    return SweepResult(spec, cells, inv, ran, skipped, failed, time.perf_counter() - t_start, len(pops), len(busy),
-                       member_epochs, workers, threads)
+            self.store.close()
+
+    def result(self) -> SweepResult:
+        return SweepResult(self.spec, self.cells, self.inv, self.ran, self.skipped, self.failed,
+                           time.perf_counter() - self.t_start, len(self.pops), len(self.busy), self.member_epochs,
+                           self.workers, self.threads)
