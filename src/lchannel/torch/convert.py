@@ -187,15 +187,9 @@ def convert(model: nn.Module, algorithm: str = "rbp", *, feedback: FeedbackInit 
     """
     # -- validate everything before touching the model ---------------------------------
     name = _check_name(algorithm)
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if getattr(model, "_lc_channel", None) is not None:
-        raise ValueError(f"model: already converted ({model._lc_channel}); convert the original model once")
+    _check_model(model)
     transform = _transform(transforms, options)
-    layers = tuple(layers) if isinstance(layers, (list, tuple)) else (layers,)
-    bad = [t for t in layers if t not in CONVERTED]
-    if not layers or bad:
-        raise ValueError(f"layers must name layer types among {[t.__name__ for t in CONVERTED]}, got {layers!r}")
+    layers = _check_layers(layers)
     exclude = {exclude} if isinstance(exclude, str) else set(exclude)
     names = dict(model.named_modules())
     unknown = sorted(x for x in exclude if x not in names)
@@ -205,8 +199,49 @@ def convert(model: nn.Module, algorithm: str = "rbp", *, feedback: FeedbackInit 
         raise ValueError(f"seed must be an integer, got {seed!r}")
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
-    entry = resolve(name)[0]
-    kind = MODES[entry.converter]
+    ch = ModuleChannel(name, _mode(name, adapt_lr, feedback_decay, scaling), None, seed, transform, reduction)
+    ch.source_name = source
+    fb = FeedbackInit.from_options(feedback if not ch.mode.through_weight else None)
+    if ch.mode.direct and fb.congruent:
+        raise ValueError("feedback congruent: congruent SRBP feedback takes the signs of the product of the forward "
+                         "maps between a layer and the output, which a module graph does not have as a matrix")
+    ch.feedback = fb
+    chosen = _chosen_layers(model, layers, exclude)
+    _check_sequence_first(model, ch, exclude)
+    if ch.mode.direct:
+        receivers = _check_direct(names, chosen, source, receivers)
+    ch.native = native.nodes() if ch.wants_native() else None  # may build it once (~20 s)
+
+    # -- convert ----------------------------------------------------------------------
+    _attach(model, ch, chosen, fb, seed, example_input, source, receivers, scaling)
+    _install_hooks(model, ch, names, source, exclude)
+    ch.left_on_bp = _left_on_bp(model, ch)
+    if warn and ch.left_on_bp:
+        warnings.warn(f"lchannel.torch.convert: {len(ch.left_on_bp)} module(s) with parameters still learn by BP "
+                      f"under {name!r}: {', '.join(f'{n} ({t})' for n, t in ch.left_on_bp)}; "
+                      f"channel_of(model).summary() lists the converted layers", stacklevel=2)
+    return model
+
+
+def _check_model(model) -> None:
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if getattr(model, "_lc_channel", None) is not None:
+        raise ValueError(f"model: already converted ({model._lc_channel}); convert the original model once")
+
+
+def _check_layers(layers) -> tuple:
+    layers = tuple(layers) if isinstance(layers, (list, tuple)) else (layers,)
+    bad = [t for t in layers if t not in CONVERTED]
+    if not layers or bad:
+        raise ValueError(f"layers must name layer types among {[t.__name__ for t in CONVERTED]}, got {layers!r}")
+    return layers
+
+
+def _mode(name: str, adapt_lr, feedback_decay, scaling: str):
+    """The algorithm's mode object (:mod:`.modes`), its options checked: ``adapt_lr`` where
+    the mode adapts its feedback (ignored elsewhere), ``feedback_decay``, ``scaling``."""
+    kind = MODES[resolve(name)[0].converter]
     if "adapt_lr" in kind().needs:
         if isinstance(adapt_lr, bool) or not isinstance(adapt_lr, (int, float)) or not adapt_lr > 0 \
                 or not math.isfinite(adapt_lr):
@@ -220,14 +255,11 @@ def convert(model: nn.Module, algorithm: str = "rbp", *, feedback: FeedbackInit 
         raise ValueError(f"feedback_decay must be a number in [0, 1), got {feedback_decay!r}")
     if scaling not in SCALINGS:
         raise ValueError(f"scaling must be one of {list(SCALINGS)}, got {scaling!r}")
-    ch = ModuleChannel(name, kind(adapt_lr=adapt_lr, feedback_decay=float(feedback_decay), scaling=scaling), None,
-                       seed, transform, reduction)
-    ch.source_name = source
-    fb = FeedbackInit.from_options(feedback if not ch.mode.through_weight else None)
-    if ch.mode.direct and fb.congruent:
-        raise ValueError("feedback congruent: congruent SRBP feedback takes the signs of the product of the forward "
-                         "maps between a layer and the output, which a module graph does not have as a matrix")
-    ch.feedback = fb
+    return kind(adapt_lr=adapt_lr, feedback_decay=float(feedback_decay), scaling=scaling)
+
+
+def _chosen_layers(model: nn.Module, layers: tuple, exclude: set) -> list:
+    """``(name, module)`` of every layer to convert; every refusal named at once."""
     # nn.MultiheadAttention reads its out_proj's weight itself (F.multi_head_attention_forward)
     # and never calls out_proj: its projections stay on BP and are reported as such.
     attention = {n for n, m in model.named_modules() if isinstance(m, nn.MultiheadAttention)}
@@ -246,19 +278,23 @@ def convert(model: nn.Module, algorithm: str = "rbp", *, feedback: FeedbackInit 
                            f"{[t.__name__ for t in layers]}")
     if not chosen:
         raise ValueError(f"layers: the model has no {[t.__name__ for t in layers]} outside exclude={sorted(exclude)}")
-    _check_sequence_first(model, ch, exclude)
-    if ch.mode.direct:
-        if source is not None and source not in names:
-            raise ValueError(f"source: no module named {source!r} in the model")
-        if receivers is not None:
-            receivers = [receivers] if isinstance(receivers, str) else list(receivers)
-            bad = sorted(set(receivers) - {n for n, _ in chosen})
-            if bad:
-                raise ValueError(f"receivers: {bad} are not converted layers; choose among {[n for n, _ in chosen]}")
+    return chosen
 
-    ch.native = native.nodes() if ch.wants_native() else None  # may build it once (~20 s)
 
-    # -- convert ----------------------------------------------------------------------
+def _check_direct(names: dict, chosen: list, source, receivers):
+    """The direct forms' ``source`` and ``receivers``, checked against the model."""
+    if source is not None and source not in names:
+        raise ValueError(f"source: no module named {source!r} in the model")
+    if receivers is not None:
+        receivers = [receivers] if isinstance(receivers, str) else list(receivers)
+        bad = sorted(set(receivers) - {n for n, _ in chosen})
+        if bad:
+            raise ValueError(f"receivers: {bad} are not converted layers; choose among {[n for n, _ in chosen]}")
+    return receivers
+
+
+def _attach(model, ch, chosen, fb, seed, example_input, source, receivers, scaling) -> None:
+    """Swap the chosen layers' classes and draw their feedback (undone on any error)."""
     ch.layers = chosen
     for _, m in chosen:
         m.__class__ = CONVERTED[type(m)]
@@ -281,6 +317,11 @@ def convert(model: nn.Module, algorithm: str = "rbp", *, feedback: FeedbackInit 
     except BaseException:
         _undo(model, ch)
         raise
+
+
+def _install_hooks(model, ch, names: dict, source, exclude: set) -> None:
+    """The model's hooks: each pass starts the channel; a loaded state_dict reaches it; the
+    direct forms read the source's output; the no-f' forms pass activations straight through."""
     model._lc_hooks = [model.register_forward_pre_hook(ch.start_pass),
                        model._register_load_state_dict_pre_hook(ch.state_loaded)]
     if ch.mode.direct:
@@ -291,12 +332,6 @@ def convert(model: nn.Module, algorithm: str = "rbp", *, feedback: FeedbackInit 
                 if getattr(m, "inplace", False):
                     m.inplace = False  # an in-place f would overwrite the input whose f' is skipped
                 model._lc_hooks.append(m.register_forward_hook(ch.straight_through_hook))
-    ch.left_on_bp = _left_on_bp(model, ch)
-    if warn and ch.left_on_bp:
-        warnings.warn(f"lchannel.torch.convert: {len(ch.left_on_bp)} module(s) with parameters still learn by BP "
-                      f"under {name!r}: {', '.join(f'{n} ({t})' for n, t in ch.left_on_bp)}; "
-                      f"channel_of(model).summary() lists the converted layers", stacklevel=2)
-    return model
 
 
 def set_targets(model: nn.Module, targets: torch.Tensor) -> None:
