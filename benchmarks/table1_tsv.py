@@ -17,7 +17,8 @@ import tempfile
 from pathlib import Path
 
 from lchannel.experiments import ResultsStore, load_spec
-from lchannel.experiments.report import collect, write_report
+from lchannel.experiments.report import write_report
+from lchannel.experiments.results import collect
 
 
 def rows(db: str) -> list[list]:

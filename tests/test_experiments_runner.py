@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+import lchannel
+
 from lchannel.cli import main
 from lchannel.experiments import Overrides, ResultsStore, load_spec, run_sweep, train_population, write_report
 from lchannel.experiments.checkpoints import checkpoint_dir
@@ -260,6 +262,24 @@ def test_overrides_are_recorded_and_reported_as_shortened(reference, tmp_path):
     # asked with the same overrides, the report reads exactly those runs
     rep = write_report(spec, db, tmp_path / "rep2", plots=False, overrides=Overrides(epochs=1, subset=100))
     assert "[2 × 1 ep, 1 pending]*" in rep.markdown.read_text()
+
+
+def test_a_report_says_which_commands_made_it_and_its_runs(reference, tmp_path):
+    """Provenance: the page's own command, each training command with the versions, host
+    and device the store recorded, and the training wall time (a population counted once)."""
+    spec, _, _ = reference
+    db = tmp_path / "prov.db"
+    res = run_sweep(spec, db, workers=1, progress=False, overrides=Overrides(epochs=1, seeds=(0, 1), subset=100),
+                    alignment=False, command="lchannel run tiny --epochs 1")
+    rep = write_report(spec, db, tmp_path / "rep", plots=False, command="lchannel report tiny")
+    md = rep.markdown.read_text()
+    assert "Made by: `lchannel report tiny`." in md
+    with sqlite3.connect(db) as c:
+        host, torch_version = c.execute("SELECT host, torch_version FROM invocations").fetchone()
+        seconds = c.execute("SELECT sum(seconds) FROM (SELECT DISTINCT population, seconds FROM runs)").fetchone()[0]
+    assert (f"Runs (10): `lchannel run tiny --epochs 1` — lchannel {lchannel.__version__}, torch {torch_version}, "
+            f"host {host}, cpu.") in md
+    assert f"Compute: {seconds / 3600:.1f} h of training wall time (10 runs in {res.populations} populations)." in md
 
 
 def test_a_failing_population_is_recorded_and_the_sweep_goes_on(reference, tmp_path, monkeypatch):

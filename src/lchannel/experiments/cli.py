@@ -286,7 +286,9 @@ def cmd_report(args, parser) -> int:
         parser.error(f"--db: {err}")
     except PathError as err:
         parser.error(str(err))
-    rep = write_report(spec, args.db, out, overrides, args.metric, plots=not args.no_plots, where=where)
+    command = "lchannel " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else ""
+    rep = write_report(spec, args.db, out, overrides, args.metric, plots=not args.no_plots, where=where,
+                       command=command)
     print(text_table(rep.rows, rep.header))
     print(f"wrote {rep.markdown}, {rep.csv} and {len(rep.pngs)} PNG{'s' if len(rep.pngs) != 1 else ''} in {out}")
     return 0

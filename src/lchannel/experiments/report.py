@@ -146,14 +146,17 @@ class Report:
 
 
 def write_report(spec: Spec, db: str | Path, out_dir: str | Path, overrides: Overrides | None = None,
-                 metric: str | None = None, plots: bool = True, where: dict | None = None) -> Report:
-    """Write ``report.md``, ``report.csv`` and the PNGs of ``spec`` into ``out_dir``."""
+                 metric: str | None = None, plots: bool = True, where: dict | None = None,
+                 command: str = "") -> Report:
+    """Write ``report.md``, ``report.csv`` and the PNGs of ``spec`` into ``out_dir``;
+    ``command`` (the command line that asked for it) is quoted in the page's provenance."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     metric = metric or spec.report.metric
     with ResultsStore(db) as store:
         results = collect(spec, store, overrides, where)
         header, rows = table(spec, results, metric)
+        origin = provenance(results, store, command)
         pngs: list[Path] = []
         figures: list[tuple[str, Path]] = []
         if plots:
@@ -163,7 +166,7 @@ def write_report(spec: Spec, db: str | Path, out_dir: str | Path, overrides: Ove
                 p = save_figure(f.figure, out / f"{f.stem}.png")
                 pngs.append(p)
                 figures.append((f.heading, p))
-    md = _markdown(spec, results, header, rows, metric, db, figures, out)
+    md = _markdown(spec, results, header, rows, metric, db, figures, out, origin)
     (out / "report.md").write_text(md)
     ch, crow = csv_rows(spec, results)
     buf = io.StringIO()
@@ -174,13 +177,35 @@ def write_report(spec: Spec, db: str | Path, out_dir: str | Path, overrides: Ove
     return Report(out / "report.md", out / "report.csv", pngs, results, header, rows)
 
 
-def _markdown(spec, results, header, rows, metric, db, figures, out) -> str:
+def provenance(results: list[CellResult], store: ResultsStore, command: str = "") -> list[str]:
+    """Lines saying where a report's numbers come from: the command that made the page, the
+    commands that trained its runs (each with the lchannel and torch versions, the host and
+    the device the store recorded), and the compute behind them (every population's wall
+    time counted once: its members share it)."""
+    runs = [r for res in results for r in res.finished]
+    invs = store.invocations(r.finished_by for r in runs)
+    lines = [f"Made by: `{command}`.  "] if command else []
+    for i in sorted(invs):
+        v = invs[i]
+        n = sum(r.finished_by == i for r in runs)
+        lines.append(f"Runs ({n}): `{v['command'] or '(API)'}` — lchannel {v['lchannel_version']}, torch "
+                     f"{v['torch_version']}, host {v['host']}, {v['device']}.  ")
+    populations = {(r.finished_by, r.seconds) for r in runs if r.seconds}
+    if populations:
+        hours = sum(sec for _, sec in populations) / 3600
+        lines.append(f"Compute: {hours:.1f} h of training wall time ({len(runs)} runs in {len(populations)} "
+                     f"populations).  ")
+    return lines
+
+
+def _markdown(spec, results, header, rows, metric, db, figures, out, origin=()) -> str:
     base_cfg = spec.cells()[0].config
     lines = [f"# {spec.name}: {spec.description}", ""]
     if spec.source:
         lines.append(f"Source: {spec.source}.  ")
     lines.append(f"Protocol: {describe_protocol(base_cfg)}, seeds {list(base_cfg.seeds)}.  ")
-    lines.append(f"Results: `{db}` ({time.strftime('%Y-%m-%d %H:%M')}).")
+    lines.append(f"Results: `{db}` ({time.strftime('%Y-%m-%d %H:%M')}).  ")
+    lines += list(origin)
     legend = (f"Final {METRIC_TITLES[metric]}: mean (sample standard deviation) over the seeds that finished "
               "without diverging, [seeds × epochs] behind each cell.")
     if any(f"({NO_SD}) [1 ×" in c for r in rows for c in r[1:]):

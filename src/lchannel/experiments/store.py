@@ -365,6 +365,16 @@ class ResultsStore:
                  __version__, torch.__version__))
             return int(cur.lastrowid)
 
+    def invocations(self, ids) -> dict[int, dict]:
+        """The recorded invocations ``ids`` (the ``finished_by`` of runs): command, host,
+        device, lchannel and torch versions, start and end times."""
+        ids = sorted({int(i) for i in ids if i is not None})
+        if not ids:
+            return {}
+        cols = ("id", "command", "host", "device", "lchannel_version", "torch_version", "started_at", "finished_at")
+        q = f"SELECT {', '.join(cols)} FROM invocations WHERE id IN ({', '.join('?' * len(ids))})"
+        return {row[0]: dict(zip(cols, row)) for row in self.conn.execute(q, ids)}
+
     def finish_invocation(self, inv: int) -> None:
         with self.transaction() as c:
             c.execute("UPDATE invocations SET finished_at = ? WHERE id = ?", (time.time(), inv))

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Regenerate every report folder under docs/results/ from the committed store (issue 26):
+# the tables, PNGs and provenance the results pages show.  Nothing here trains; run it
+# after a sweep has added runs (`lchannel run SPEC --db docs/results/lchannel.db`).
+#     bash benchmarks/results_reports.sh
+set -euo pipefail
+DB=docs/results/lchannel.db
+export LCHANNEL_DATA_DIR=${LCHANNEL_DATA_DIR:-../shared/datasets}
+for f in figure3; do                                        # paper 1, at the protocol
+    lchannel report $f --db $DB --out docs/results/$f > /dev/null
+done
+for f in p2-figure7 p2-figure8 p2-figure9 p2-figure10 p2-figure11; do   # paper 2, seed 0
+    lchannel report $f --db $DB --seeds 0 --out docs/results/$f > /dev/null
+done
+for f in p2-figure13 p2-figure14; do                         # HIGGS: the shipped subset
+    lchannel report $f --db $DB --seeds 0 --dataset higgs16k --out docs/results/$f > /dev/null
+done
+python benchmarks/table1_tsv.py --db $DB --out docs/results/table1-mnist.tsv --page docs/results/paper1.md
+echo "reports regenerated under docs/results/"
