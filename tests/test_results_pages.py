@@ -4,6 +4,7 @@ on it as "train / test" (%, two decimals), computed here from the store."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,14 @@ def test_paper2_page_quotes_the_store(spec, tmp_path):
         assert text in page, (spec, res.cell.title, text)
         quoted += 1
     assert quoted == len(results), f"{spec}: {len(results) - quoted} cells not finished in the store"
+
+
+@pytest.mark.parametrize("page", ["paper1.md", "paper2.md"])
+def test_every_figure_a_results_page_shows_exists(page):
+    """Each ``![...](path)`` of a results page names a committed PNG (a figure the page
+    promises and does not have fails here, not in a reader's browser)."""
+    text = (ROOT / "docs" / "results" / page).read_text()
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert links, page
+    missing = [p for p in links if not (ROOT / "docs" / "results" / p).is_file()]
+    assert missing == []
