@@ -53,7 +53,8 @@ from .checkpoints import checkpoint_dir, checkpoint_path, members_file, remove_c
 from .executors import InlineExecutor, PoolExecutor, RayExecutor
 from .planning import Population, cap_members, pack, split_for_workers
 from .spec import Cell, Overrides, Spec, SpecError
-from .store import FINISHED, ResultsStore, owner_id, run_id
+from .owners import owner_id
+from .store import FINISHED, ResultsStore, run_id
 from .worker import population_data, task_members
 
 EXECUTORS = ("local", "ray")
@@ -178,9 +179,10 @@ def run_sweep(spec: Spec, db: str | os.PathLike = DEFAULT_DB, *, executor: str =
     device = resolve_device(device)
     cells = spec.cells(overrides, where)
     memory = str(db) == ":memory:"
-    ckroot = Path(checkpoints) if checkpoints else checkpoint_dir(db)
     if not memory:  # before any work: a typo must not cost an epoch of training
         writable_file(db, "--db", "a results database file")
+    ckroot = Path(checkpoints) if checkpoints else checkpoint_dir(db)
+    if not memory:
         writable_dir(ckroot, "--checkpoints")
     sweep = _Sweep(spec, db, cells, ckroot, memory, owner or owner_id(), lease_ttl, log)
     try:
