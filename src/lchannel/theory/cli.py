@@ -5,6 +5,10 @@ with ``args.func(args)``; ``python -m lchannel.theory ...`` runs the same comman
 
     lchannel theory vector-field --c1 1 --alpha 1 --beta 1 --out field.png
     lchannel theory trajectory --system chain --depth 3 --c 0.8 -0.5 --y0 0.5 -1 0.3 --out chain.png
+    lchannel theory trajectory --system general --sizes 3,4,2 --sigma random --rule arbp --out general.png
+
+Left out, ``--t-max`` is fitted to the system: 1.5 times the time its ODE takes to converge
+(:func:`_horizon`), so that every default converges and its panel shows the dynamics.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ __all__ = ["register", "run", "main", "build_parser"]
 SYSTEMS = ("chain", "adaptive-chain", "expansive", "compressive", "power")
 # issue 14: STDP A[1,1,1] (paper 2 §5.2) and the adaptive chains of any depth (paper 2 §5.3-5.4)
 SYSTEMS += ("stdp-a111", "arbp-chain", "asrbp-chain", "adaptive-power", "a222")
+# issue 3: the matrix form A[N_0,...,N_L] of every rule with a given input covariance (paper 1 §7.7, paper 2 §5.7)
+SYSTEMS += ("general",)
 RULES_FOR = {
     "chain": ("srbp", "rbp", "gd"),
     "adaptive-chain": ("arbp", "asrbp"),
@@ -30,6 +36,16 @@ RULES_FOR = {
     "compressive": ("srbp", "rbp", "arbp", "asrbp", "gd"),
 }
 RULES_FOR.update({"stdp-a111": ("stdp", "stdp-t"), "arbp-chain": ("arbp",), "asrbp-chain": ("asrbp",)})
+RULES_FOR["general"] = ("srbp", "rbp", "arbp", "asrbp", "gd")
+# --depth left out: A[1,1,1] for the plain chains, A[1,1,1,1] (paper 2 Theorems 3, 3') for arbp-/asrbp-chain
+DEFAULT_DEPTH = {"chain": 2, "adaptive-chain": 2, "arbp-chain": 3, "asrbp-chain": 3}
+DEFAULT_WIDTH = 3
+DEFAULT_SIZES = "3,4,2"
+SIZES_FORM = "comma-separated layer sizes N0,N1,...,NL: 3 to 7 integers in 1..10, e.g. 3,4,2"
+# --t-max left out (auto): the ODE is integrated up to AUTO_CAP; if it converges at t_c the horizon is
+# AUTO_FACTOR * t_c rounded up, otherwise AUTO_FALLBACK (a system that never converges: STDP T-form,
+# power without derivative, a closed ARBP orbit)
+AUTO_CAP, AUTO_FACTOR, AUTO_FALLBACK = 500.0, 1.5, 30.0
 DERIVATIVES = {"yes": True, "no": False, "gradient": "gradient"}
 
 
@@ -41,6 +57,26 @@ class OptionError(ValueError):
 # vector-field's axes when not given (theory.plots.DEFAULT_WINDOW): widened to show every
 # trajectory.  Identity tells a range left out from the same range typed.
 DEFAULT_RANGE = (-3.0, 3.0)
+
+
+def _int_or_auto(text: str) -> int | None:
+    """``--depth``: an integer, or ``auto`` (None: the system's default depth)."""
+    if text == "auto":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or auto; got {text!r}") from None
+
+
+def _float_or_auto(text: str) -> float | None:
+    """``--t-max``: a number, or ``auto`` (None: fitted to the convergence time, :func:`_horizon`)."""
+    if text == "auto":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or auto; got {text!r}") from None
 
 
 def _add_theory_arguments(theory: argparse.ArgumentParser) -> None:
@@ -76,18 +112,18 @@ def _add_theory_arguments(theory: argparse.ArgumentParser) -> None:
         "actual network on seeded samples with the same statistics, plot weights and error against time t = eta*steps, and "
         "print the predicted and the reached fixed point.",
     )
-    tr.add_argument("--system", choices=SYSTEMS, default="chain", help="network: chain A[1,...,1], adaptive-chain, expansive A[1,N,1], compressive A[N,1,N], power A[1,1,1] with O=S^mu")
-    tr.add_argument("--rule", default=None, help="chain: srbp|rbp|gd; adaptive-chain: arbp|asrbp; expansive, compressive: srbp|rbp|arbp|asrbp|gd (default srbp, arbp for adaptive-chain)")
-    tr.add_argument("--depth", type=int, default=2, help="chains: number of weight layers L >= 2")
-    tr.add_argument("--width", type=int, default=3, help="expansive/compressive: N >= 1")
-    tr.add_argument("--c", type=float, nargs="+", default=None, help="channel weights (fixed, or initial values when adaptive): L-1 for chains, N for expansive/compressive, 1 for power (default: seeded random)")
-    tr.add_argument("--y0", type=float, nargs="+", default=None, help="initial forward weights: a1..aL (chains), a1..aN b1..bN (expansive/compressive), a1 a2 (power) (default: seeded random)")
+    tr.add_argument("--system", choices=SYSTEMS, default="chain", help="network: chain A[1,...,1], adaptive-chain, expansive A[1,N,1], compressive A[N,1,N], power A[1,1,1] with O=S^mu, general A[N0,...,NL] (--sizes, --sigma)")
+    tr.add_argument("--rule", default=None, help="chain: srbp|rbp|gd; adaptive-chain: arbp|asrbp; expansive, compressive, general: srbp|rbp|arbp|asrbp|gd (default srbp, arbp for adaptive-chain)")
+    tr.add_argument("--depth", type=_int_or_auto, default="auto", help="chains: number of weight layers L, 2..12; auto: 2, and 3 for arbp-chain and asrbp-chain")
+    tr.add_argument("--width", type=int, default=DEFAULT_WIDTH, help="expansive/compressive: N, 1..50")
+    tr.add_argument("--c", type=float, nargs="+", default=None, help="channel weights (fixed, or initial values when adaptive): L-1 for chains, N for expansive/compressive, 1 for power, the entries of C1..C(L-1) row by row for general (default: seeded random)")
+    tr.add_argument("--y0", type=float, nargs="+", default=None, help="initial forward weights: a1..aL (chains), a1..aN b1..bN (expansive/compressive), a1 a2 (power), the entries of A1..AL row by row (general) (default: seeded random)")
     tr.add_argument("--alpha", type=float, default=None, help="alpha = E(IT) for chains and expansive (default 1)")
     tr.add_argument("--beta", type=float, default=None, help="beta = E(I^2) > 0 for chains and expansive (default 1)")
     tr.add_argument("--mu", type=float, default=2.0, help="power: exponent mu > 0")
     tr.add_argument("--derivative", choices=tuple(DERIVATIVES), default="yes", help="power: include f'(S) in the channel (yes, eq. 114), omit it (no, eq. 113) or gradient descent (gradient, eq. 119)")
     tr.add_argument("--teacher", type=float, default=1.0, help="power: targets T = teacher*I + noise on inputs uniform in [0.5, 1.5]")
-    tr.add_argument("--t-max", type=float, default=20.0, help="time horizon")
+    tr.add_argument("--t-max", type=_float_or_auto, default="auto", help=f"time horizon; auto: {AUTO_FACTOR:g} x the time the ODE takes to converge, rounded up, or {AUTO_FALLBACK:g} if it does not converge by t = {AUTO_CAP:g}")
     tr.add_argument("--eta", type=float, default=0.005, help="learning rate of the discrete learning, t = eta*steps")
     tr.add_argument("--batch-size", type=int, default=32, help="minibatch size of the discrete learning")
     tr.add_argument("--no-discrete", action="store_true", help="skip the discrete learning")
@@ -104,6 +140,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     _add_theory_arguments(theory)
     _add_phase_arguments(_command_parser(theory, "trajectory"))  # issue 14
+    _add_general_arguments(_command_parser(theory, "trajectory"))  # issue 3
     theory.set_defaults(func=run, _theory_parser=theory)
     return theory
 
@@ -205,15 +242,22 @@ def _vector_field(args: argparse.Namespace) -> int:
 
     system = LinearChain(alpha, beta, [c1], rule="srbp")
     print(f"A[1,1,1] SRBP (eq. 23): c1 = {c1:g}, alpha = {alpha:g}, beta = {beta:g}; critical hyperbola a1*a2 = {alpha / beta:.6g}")
+    gaps = []
     for s in starts:
         traj = system.integrate(s, t_max)
         try:
-            pred = _fmt(system.names, system.predicted_fixed_point(s))
+            point = system.predicted_fixed_point(s)
+            pred = _fmt(system.names, point)
         except (ArithmeticError, ValueError) as exc:
-            pred = f"none ({exc})"
+            point, pred = None, f"none ({exc})"
         print(f"start {_fmt(system.names, np.array(s))}")
         print(f"  predicted fixed point (cubic, eq. 31): {pred}")
         print(f"  reached fixed point (t = {traj.t[-1]:.4g}, {traj.status}): {_fmt(system.names, traj.final)}")
+        if point is not None:
+            gaps.append(float(np.max(np.abs(traj.final - point))))
+            print(f"  |reached - predicted| = {gaps[-1]:.3e}")
+    if gaps:
+        print(f"largest |reached - predicted| over the {len(gaps)} trajectories: {max(gaps):.3e}")
     points = landmarks(trajectory_points(system, starts, t_max))
     fitted = fit_window(points)
     a1_range = ranges["--a1-range"] or fitted[0]
@@ -243,6 +287,10 @@ def _build(args: argparse.Namespace):
 
     name = args.system
     rng = np.random.default_rng(args.seed)
+    if name != "general":
+        for opt in ("sizes", "sigma"):
+            if getattr(args, opt, None) is not None:
+                raise OptionError(f"--{opt}: only --system general takes it (the layer sizes and input covariance of A[N0,...,NL]); got --system {name}")
     if name in _EXTRA_BUILDERS:  # systems added for issue 14
         return _EXTRA_BUILDERS[name](args, rng)
     if name == "power":
@@ -285,16 +333,18 @@ def _build(args: argparse.Namespace):
     alpha = _finite("--alpha", args.alpha if args.alpha is not None else 1.0)
     beta = _finite("--beta", args.beta if args.beta is not None else 1.0, positive=True)
 
+    depth = args.depth if args.depth is not None else DEFAULT_DEPTH.get(name, 2)
+    width = args.width
     if name in ("chain", "adaptive-chain"):
-        if not 2 <= args.depth <= 12:
-            raise OptionError(f"--depth: must be an integer in 2..12 (number of weight layers); got {args.depth}")
-        n_fwd, n_c = args.depth, args.depth - 1
+        if not 2 <= depth <= 12:
+            raise OptionError(f"--depth: must be an integer in 2..12 (number of weight layers); got {depth}")
+        n_fwd, n_c = depth, depth - 1
         fwd_names = " ".join(f"a{i}" for i in range(1, n_fwd + 1))
     else:
-        if not 1 <= args.width <= 50:
-            raise OptionError(f"--width: must be an integer in 1..50; got {args.width}")
-        n_fwd, n_c = 2 * args.width, args.width
-        fwd_names = f"a1..a{args.width} b1..b{args.width}"
+        if not 1 <= width <= 50:
+            raise OptionError(f"--width: must be an integer in 1..50; got {width}")
+        n_fwd, n_c = 2 * width, width
+        fwd_names = f"a1..a{width} b1..b{width}"
     if rule == "gd":
         if args.c is not None:
             raise OptionError("--c: gradient descent (--rule gd) has no channel weights")
@@ -312,18 +362,18 @@ def _build(args: argparse.Namespace):
     fixed_c = None if adaptive else c
 
     if name in ("chain", "adaptive-chain"):
-        system = LinearChain(alpha, beta, fixed_c, depth=args.depth, rule=rule)
+        system = LinearChain(alpha, beta, fixed_c, depth=depth, rule=rule)
         data = scalar_teacher(alpha, beta, 5000, seed=args.seed)
-        title = f"A[{','.join(['1'] * (args.depth + 1))}] {rule.upper()}"
+        title = f"A[{','.join(['1'] * (depth + 1))}] {rule.upper()}"
     elif name == "expansive":
-        system = ExpansiveNet(alpha, beta, fixed_c, width=args.width, rule=rule)
+        system = ExpansiveNet(alpha, beta, fixed_c, width=width, rule=rule)
         data = scalar_teacher(alpha, beta, 5000, seed=args.seed)
-        title = f"A[1,{args.width},1] {rule.upper()}"
+        title = f"A[1,{width},1] {rule.upper()}"
     else:
-        eye = np.eye(args.width)
+        eye = np.eye(width)
         system = CompressiveNet(eye, eye, fixed_c, rule=rule)
-        data = whitened_autoencoder(5000, args.width, seed=args.seed)
-        title = f"A[{args.width},1,{args.width}] {rule.upper()} autoencoder"
+        data = whitened_autoencoder(5000, width, seed=args.seed)
+        title = f"A[{width},1,{width}] {rule.upper()} autoencoder"
     if c is not None:
         title += (", c(0) = " if adaptive else ", c = ") + "[" + ", ".join(f"{v:.3g}" for v in c) + "]"
     if name != "compressive":
@@ -344,8 +394,10 @@ def _add_phase_arguments(tr: argparse.ArgumentParser) -> None:
 
 def _phase(args: argparse.Namespace) -> int:
     """``trajectory --phase X Y``: several trajectories of one system projected on (X, Y), with start,
-    reached point and predicted point (where the theory gives one), for every system."""
-    t_max = _finite("--t-max", args.t_max, positive=True)
+    reached point and predicted point (where the theory gives one), for every system.  Without
+    ``--t-max`` each trajectory runs until it converges, at most to twice the automatic horizon of
+    the first (:func:`_horizon`)."""
+    t_max = None if args.t_max is None else _finite("--t-max", args.t_max, positive=True)
     out = _check_out(args.out)
     if not 1 <= args.phase_starts <= 50:
         raise OptionError(f"--phase-starts: must be an integer in 1..50; got {args.phase_starts}")
@@ -360,6 +412,8 @@ def _phase(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(args.seed + 1)
     starts = [y0] + [y0 * np.exp(rng.normal(0.0, 0.4, y0.size)) for _ in range(args.phase_starts - 1)]  # signs kept (a1 > 0 stays)
     print(title)
+    if t_max is None:
+        t_max = 2 * _horizon(system, y0, None)
     trajectories, predicted = [], []
     for start in starts:
         traj = system.integrate(start, t_max)
@@ -373,6 +427,8 @@ def _phase(args: argparse.Namespace) -> int:
         print(f"start {_fmt(system.names, start)}")
         print(f"  predicted fixed point: {text}")
         print(f"  reached (t = {traj.t[-1]:.4g}, {traj.status}, |dy/dt| = {system.speed(traj.final):.2e}): {_fmt(system.names, traj.final)}")
+        if pred is not None:
+            print(f"  |reached - predicted| = {np.max(np.abs(traj.final - pred)):.3e}")
     fig = plot_phase(trajectories, *args.phase, predicted=predicted, title=title)
     print(f"wrote {save(fig, out)}")
     return 0
@@ -413,7 +469,8 @@ def _build_stdp(args: argparse.Namespace, rng: np.random.Generator):
 def _build_adaptive_chain(args: argparse.Namespace, rng: np.random.Generator):
     """``--system arbp-chain|asrbp-chain``: the adaptive chain of ``--depth`` layers (paper 2 §5.3-5.4)."""
     rule = _check_rule_option(args)
-    return _build(argparse.Namespace(**{**vars(args), "system": "adaptive-chain", "rule": rule}))
+    depth = args.depth if args.depth is not None else DEFAULT_DEPTH[args.system]
+    return _build(argparse.Namespace(**{**vars(args), "system": "adaptive-chain", "rule": rule, "depth": depth}))
 
 
 def _build_adaptive_power(args: argparse.Namespace, rng: np.random.Generator):
@@ -450,57 +507,261 @@ def _build_a222(args: argparse.Namespace, rng: np.random.Generator):
     return system, np.array(y0), whitened_autoencoder(5000, 2, seed=args.seed), "A[2,2,2], Σ_II = Σ_TI = C1 = I (paper 1 eq. 111, Theorem 10)"
 
 
+# ---------------------------------------------------------------------------- the general system (issue 3)
+def _add_general_arguments(tr: argparse.ArgumentParser) -> None:
+    tr.add_argument("--sizes", default=None, help=f"general: the architecture A[N0,...,NL] as {SIZES_FORM} (default {DEFAULT_SIZES})")
+    tr.add_argument("--sigma", default=None, help="general: the input covariance Sigma_II = E(I I^T): random (seeded, eigenvalues 0.5..2 in a random basis; the default), identity, N0 comma-separated values (a diagonal) or N0*N0 values (a symmetric positive definite matrix, row by row)")
+
+
+def _parse_sizes(text: str) -> tuple[int, ...]:
+    """``--sizes 3,4,2`` as (N_0, ..., N_L)."""
+    try:
+        sizes = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise OptionError(f"--sizes: expected {SIZES_FORM}; got {text!r}") from None
+    if not 3 <= len(sizes) <= 7 or not all(1 <= n <= 10 for n in sizes):
+        raise OptionError(f"--sizes: expected {SIZES_FORM}; got {text!r}")
+    return sizes
+
+
+def _random_covariance(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A seeded Σ_II that is not the identity: eigenvalues 0.5..2 (geometric) in a random orthonormal basis."""
+    q, _ = np.linalg.qr(rng.normal(size=(n, n)))
+    return (q * np.geomspace(0.5, 2.0, n)) @ q.T
+
+
+def _parse_sigma(text: str, n0: int, rng: np.random.Generator) -> np.ndarray:
+    """``--sigma``: Σ_II = E(IIᵀ) (N0 × N0), symmetric positive definite."""
+    forms = f"random, identity, {n0} comma-separated values (a diagonal Sigma_II) or {n0 * n0} (a full Sigma_II, row by row)"
+    if text == "random":
+        return _random_covariance(rng, n0)
+    if text == "identity":
+        return np.eye(n0)
+    try:
+        values = np.array([float(v) for v in text.split(",")])
+    except ValueError:
+        raise OptionError(f"--sigma: expected {forms}; got {text!r}") from None
+    if not np.all(np.isfinite(values)):
+        raise OptionError(f"--sigma: the values must be finite; got {text!r}")
+    if values.size == n0:
+        sigma = np.diag(values)
+    elif values.size == n0 * n0:
+        sigma = values.reshape(n0, n0)
+    else:
+        raise OptionError(f"--sigma: N0 = {n0} here, so expected {forms}; got {values.size} values")
+    if not np.allclose(sigma, sigma.T, rtol=0, atol=1e-12 * max(1.0, np.abs(sigma).max())):
+        raise OptionError(f"--sigma: Sigma_II = E(I I^T) must be symmetric; got {text!r}")
+    smallest = float(np.linalg.eigvalsh(sigma).min())
+    if smallest <= 0:
+        raise OptionError(f"--sigma: Sigma_II = E(I I^T) must be positive definite; its smallest eigenvalue is {smallest:.4g}")
+    return sigma
+
+
+def _random_matrices(rng: np.random.Generator, shapes) -> list[float]:
+    """Seeded entries of matrices of ``shapes`` (row by row), each N(0, 1/columns)."""
+    return [float(v) for r, c in shapes for v in rng.normal(0.0, 1.0 / np.sqrt(c), r * c)]
+
+
+def _shapes_text(shapes, name: str) -> str:
+    """``"A1 4x3, A2 2x4"`` for the error messages of ``--y0`` and ``--c``."""
+    return ", ".join(f"{name}{i} {r}x{c}" for i, (r, c) in enumerate(shapes, 1))
+
+
+def _build_general(args: argparse.Namespace, rng: np.random.Generator):
+    """``--system general``: A[N_0,...,N_L] in matrix form, any rule (paper 1 eq. 81, 84, 87; paper 2 eq. 125-126, 129-130).
+
+    The data are T = WI + noise with a seeded teacher W and inputs of covariance Σ_II
+    (``--sigma``), both exact over the set, so P* = Σ_TIΣ_II⁻¹ = W.
+    """
+    from .base import _cut, channel_shapes
+    from .general import GeneralLinear
+    from .samples import correlated_teacher
+
+    rule = _check_rule_option(args)
+    for opt in ("depth", "alpha", "beta"):
+        if getattr(args, opt) is not None:
+            raise OptionError(f"--{opt}: does not apply to --system general (set --sizes N0,...,NL and --sigma)")
+    sizes = _parse_sizes(args.sizes if args.sizes is not None else DEFAULT_SIZES)
+    sigma = _parse_sigma(args.sigma if args.sigma is not None else "random", sizes[0], rng)
+    teacher = rng.normal(size=(sizes[-1], sizes[0])) / np.sqrt(sizes[0])
+    a_shapes = [(sizes[i], sizes[i - 1]) for i in range(1, len(sizes))]
+    c_shapes = channel_shapes(sizes, rule)
+    y0 = _values_option("--y0", args.y0, _random_matrices(rng, a_shapes), sum(r * c for r, c in a_shapes), f"the entries of {_shapes_text(a_shapes, 'A')}, row by row")
+    if rule == "gd":
+        if args.c is not None:
+            raise OptionError("--c: gradient descent (--rule gd) has no channel matrices")
+        c = []
+    else:
+        c = _values_option("--c", args.c, _random_matrices(rng, c_shapes), sum(r * k for r, k in c_shapes), f"the entries of {_shapes_text(c_shapes, 'C')}, row by row")
+    data = correlated_teacher(5000, teacher, sigma, noise=0.1, seed=args.seed)
+    adaptive = rule in ("arbp", "asrbp")
+    fixed = None if adaptive or rule == "gd" else _cut(np.array(c), c_shapes)[0]
+    system = GeneralLinear(sizes, data.sigma_TI, data.sigma_II, fixed, rule=rule)
+    eig = ", ".join(f"{v:.3g}" for v in np.linalg.eigvalsh(data.sigma_II))
+    title = f"A[{','.join(map(str, sizes))}] {rule.upper()} (matrix form), Σ_II eigenvalues {eig}"
+    return system, np.array(y0 + (c if adaptive else [])), data, title
+
+
 _EXTRA_BUILDERS = {
     "a222": _build_a222,
     "stdp-a111": _build_stdp,
     "arbp-chain": _build_adaptive_chain,
     "asrbp-chain": _build_adaptive_chain,
     "adaptive-power": _build_adaptive_power,
+    "general": _build_general,
 }
+
+
+# ---------------------------------------------------------------------------- trajectory
+def _round_up(x: float) -> float:
+    """The smallest of 1, 1.5, 2, 3, 4, 5, 6, 8 times a power of ten that is >= x."""
+    scale = 10.0 ** math.floor(math.log10(x))
+    return next(m * scale for m in (1, 1.5, 2, 3, 4, 5, 6, 8, 10) if m * scale >= x * (1 - 1e-12))
+
+
+def _horizon(system, y0: np.ndarray, t_max: float | None) -> float:
+    """``--t-max`` or, left out, AUTO_FACTOR times the time the ODE takes to converge (rounded up),
+    so that the panel shows the whole approach and its end; AUTO_FALLBACK when it does not converge."""
+    if t_max is not None:
+        return t_max
+    probe = system.integrate(y0, AUTO_CAP, n_points=2)
+    if probe.status == "converged":
+        horizon = _round_up(max(AUTO_FACTOR * float(probe.t[-1]), 1.0))
+        print(f"t_max = {horizon:g} (auto: {AUTO_FACTOR:g} x the time {probe.t[-1]:.4g} at which the ODE converges)")
+        return horizon
+    print(f"t_max = {AUTO_FALLBACK:g} (auto: the ODE does not converge by t = {probe.t[-1]:.4g}, status {probe.status}; set --t-max to look further)")
+    return AUTO_FALLBACK
+
+
+def _report_prediction(system, y0: np.ndarray):
+    """Print and return the predicted fixed point (None where the theory gives none)."""
+    from .power import NoFixedPointError
+
+    try:
+        predicted = system.predicted_fixed_point(y0)
+    except NoFixedPointError as exc:
+        print(f"predicted fixed point: none ({exc})")
+        return None
+    except (NotImplementedError, ArithmeticError, ValueError) as exc:
+        print(f"predicted fixed point: not available ({exc})")
+        return None
+    print(f"predicted fixed point: {_fmt(system.names, predicted)}")
+    return predicted
+
+
+def _report_product(system, traj) -> np.ndarray | None:
+    """For the matrix form: P at the end against P* = Σ_TIΣ_II⁻¹; for three layers with a fixed channel
+    also paper 1 Theorem 8's C_1P against C_1P* and the monotone matrix V (:meth:`GeneralLinear.lyapunov_matrix`);
+    with a bottleneck, the best rank-r error.  Returns P* (None for other systems)."""
+    from .general import GeneralLinear
+
+    if not isinstance(system, GeneralLinear):
+        return None
+    p_star, p = system.optimal_product(), system.product(traj.final)
+    print(f"product P = A_L...A_1 at the end against P* = Σ_TI Σ_II^-1 (least squares): max |P - P*| = {np.max(np.abs(p - p_star)):.3e}")
+    if system.depth == 2 and system.rule_spec.fixed_channel:
+        c1 = system.C[0]
+        print(f"paper 1 Theorem 8: max |C1 P - C1 P*| = {np.max(np.abs(c1 @ (p - p_star))):.3e}")
+        v = [system.lyapunov_matrix(y) for y in traj.y]
+        rise = max(float(np.linalg.eigvalsh(b - a).max()) for a, b in zip(v, v[1:])) if len(v) > 1 else 0.0
+        print(f"paper 1 Theorem 8: its matrix V never increases; largest eigenvalue of V(t') - V(t) between samples along the ODE: {rise:.1e}")
+    rank = min(system.sizes[1:-1])
+    if rank < np.linalg.matrix_rank(p_star):
+        s = np.linalg.svd(p_star @ _sqrtm(system.sigma_II), compute_uv=False)
+        print(f"a hidden layer of {rank} unit(s) limits the rank of P: the best rank-{rank} map has excess error "
+              f"{0.5 * float(np.sum(s[rank:] ** 2)):.4g} (reduced-rank regression); reached {system.error(traj.final):.4g}")
+    return p_star
+
+
+def _sqrtm(m: np.ndarray) -> np.ndarray:
+    evals, evecs = np.linalg.eigh(m)
+    return (evecs * np.sqrt(np.maximum(evals, 0.0))) @ evecs.T
+
+
+def _report_conserved(traj) -> None:
+    """The largest change of each conserved quantity along the ODE (their constancy is what the theorems use)."""
+    values = traj.conserved()
+    if values:
+        parts = [f"{name}: {float(np.max(np.abs(v - v[0]))):.1e}" for name, v in values.items()]
+        print("conserved quantities, largest change along the ODE: " + "; ".join(parts))
+
+
+def _error_reference(system, traj, predicted) -> float | None:
+    """E(limit) − min E when the limit (predicted, or reached) is not a global minimum, else None."""
+    limit = predicted if predicted is not None else (traj.final if traj.status == "converged" else None)
+    if limit is None:
+        return None
+    excess = float(system.error(limit))
+    if excess <= 1e-9 * max(1.0, float(system.error(traj.y[0]))):
+        return None
+    sizes = getattr(system, "sizes", None)
+    why = f" (a hidden layer of {min(sizes[1:-1])} unit(s) limits the rank of P)" if sizes and min(sizes[1:-1]) < min(sizes[0], sizes[-1]) else ""
+    print(f"E(limit) - min E = {excess:.4g}: the limit is not a global minimum of E{why}; the lower panel shows |E - E(limit)|")
+    return excess
+
+
+def _report_discrete(system, y0: np.ndarray, discrete, args: argparse.Namespace, n_samples: int) -> None:
+    """The end of the discrete learning and its largest distance from the ODE at the same times t = eta*steps."""
+    print(f"discrete minibatch learning (eta = {args.eta:g}, batch {args.batch_size}, {n_samples} samples, t = {discrete.t[-1]:.4g}, {discrete.status}): {_fmt(system.names, discrete.final)}")
+    ode = system.integrate(y0, float(discrete.t[-1]), t_eval=discrete.t, stop_when_converged=False)
+    n = min(len(ode.t), len(discrete.t))
+    gap = np.max(np.abs(ode.y[:n] - discrete.y[:n]), axis=1)
+    if not np.all(np.isfinite(gap)):
+        print("discrete vs ODE: the discrete learning left the finite numbers")
+        return
+    k = int(np.argmax(gap))
+    print(f"discrete vs ODE at the same t = eta*steps: largest |difference| {gap[k]:.3e} (t = {discrete.t[k]:.4g}), at the end {gap[n - 1]:.3e}")
+
+
+def _check_discrete_options(args: argparse.Namespace) -> None:
+    if args.no_discrete:
+        return
+    _finite("--eta", args.eta, positive=True)
+    if not 1 <= args.batch_size <= 100_000:
+        raise OptionError(f"--batch-size: must be an integer in 1..100000; got {args.batch_size}")
+
+
+def _check_steps(t_max: float, eta: float) -> None:
+    if t_max / eta > 2_000_000:
+        raise OptionError(f"--eta: t_max/eta = {t_max / eta:.3g} steps is too many (at most 2e6); raise --eta or lower --t-max")
 
 
 def _trajectory(args: argparse.Namespace) -> int:
     if getattr(args, "phase", None) is not None:  # issue 14: a phase portrait instead of weights against time
         return _phase(args)
-    t_max = _finite("--t-max", args.t_max, positive=True)
+    t_max = None if args.t_max is None else _finite("--t-max", args.t_max, positive=True)
     out = _check_out(args.out)
     _check_seed(args.seed)
-    if not args.no_discrete:
-        eta = _finite("--eta", args.eta, positive=True)
-        if t_max / eta > 2_000_000:
-            raise OptionError(f"--eta: t_max/eta = {t_max / eta:.3g} steps is too many (at most 2e6); raise --eta or lower --t-max")
-        if not 1 <= args.batch_size <= 100_000:
-            raise OptionError(f"--batch-size: must be an integer in 1..100000; got {args.batch_size}")
+    _check_discrete_options(args)
+    if t_max is not None and not args.no_discrete:
+        _check_steps(t_max, args.eta)
     system, y0, data, title = _build(args)
 
     from .discrete import minibatch_learning
     from .plots import plot_summary, save
-    from .power import NoFixedPointError
 
     print(title)
     print(f"initial state: {_fmt(system.names, y0)}")
-    predicted = None
-    try:
-        predicted = system.predicted_fixed_point(y0)
-        print(f"predicted fixed point: {_fmt(system.names, predicted)}")
-    except NoFixedPointError as exc:
-        print(f"predicted fixed point: none ({exc})")
-    except (NotImplementedError, ArithmeticError, ValueError) as exc:
-        print(f"predicted fixed point: not available ({exc})")
-    traj = system.integrate(y0, t_max)
+    predicted = _report_prediction(system, y0)
+    horizon = _horizon(system, y0, t_max)
+    traj = system.integrate(y0, horizon)
     reached = "reached fixed point" if traj.status == "converged" else "state reached (not converged)"
     print(f"{reached} (ODE, t = {traj.t[-1]:.4g}, {traj.status}, |dy/dt| = {system.speed(traj.final):.2e}): {_fmt(system.names, traj.final)}")
     if predicted is not None:
         print(f"|reached - predicted| = {np.max(np.abs(traj.final - predicted)):.3e}")
+    p_star = _report_product(system, traj)
     print(f"excess error E(P) - E(P*) at the end (P* the least-squares map): {system.error(traj.final):.3e}")
-    discrete = None
+    _report_conserved(traj)
+    reference = _error_reference(system, traj, predicted)
+    discrete, traj_plot = None, traj
     if not args.no_discrete:
+        _check_steps(horizon, args.eta)
         # The discrete run covers the whole horizon, so the ODE is drawn over it too.
-        traj_plot = system.integrate(y0, t_max, stop_when_converged=False) if traj.t[-1] < t_max else traj
-        discrete = minibatch_learning(system, y0, data, eta=args.eta, t_max=t_max, batch_size=args.batch_size, seed=args.seed)
-        print(f"discrete minibatch learning (eta = {args.eta:g}, batch {args.batch_size}, {len(data.inputs)} samples, t = {discrete.t[-1]:.4g}, {discrete.status}): {_fmt(system.names, discrete.final)}")
-    else:
-        traj_plot = traj
-    fig = plot_summary(traj_plot, discrete=discrete, predicted=predicted, title=title)
+        if traj.t[-1] < horizon:
+            traj_plot = system.integrate(y0, horizon, stop_when_converged=False)
+        discrete = minibatch_learning(system, y0, data, eta=args.eta, t_max=horizon, batch_size=args.batch_size, seed=args.seed)
+        _report_discrete(system, y0, discrete, args, len(data.inputs))
+    fig = plot_summary(traj_plot, discrete=discrete, predicted=predicted, title=title, reference=reference,
+                       product_target=p_star if args.system == "general" else None)
     print(f"wrote {save(fig, out)}")
     return 0

@@ -112,6 +112,13 @@ class GeneralLinear(MatrixLayout, LearningSystem):
         """Excess error over the least-squares map P* = Σ_TI Σ_II⁻¹."""
         return excess_error(self.product(y), self.sigma_TI, self.sigma_II)
 
+    def predicted_fixed_point(self, y0: Sequence[float]) -> np.ndarray:
+        """Not known in closed form: the papers give the limit of the product, not of the weights."""
+        raise NotImplementedError(
+            "the weights' limit of A[N0,...,NL] has no closed form; the theory gives the limit of the product: "
+            "C1 P -> C1 Sigma_TI Sigma_II^-1 (paper 1 Theorem 8, three layers with a fixed channel), see optimal_product()"
+        )
+
     def optimal_product(self) -> np.ndarray:
         """P* = Σ_TI Σ_II⁻¹: C_1P converges to C_1P* (Theorem 8), hence P → P* if C_1 has full column rank."""
         return self.sigma_TI @ np.linalg.pinv(self.sigma_II)

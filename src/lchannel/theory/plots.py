@@ -21,7 +21,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from .base import Trajectory  # noqa: E402
 from .chain import LinearChain  # noqa: E402
 
-__all__ = ["plot_vector_field", "plot_trajectory", "plot_error", "plot_summary", "plot_phase", "save"]
+__all__ = ["plot_vector_field", "plot_trajectory", "plot_product", "plot_error", "plot_summary", "plot_phase", "save"]
 
 
 def _figure(ax, size=(7.0, 6.0)):
@@ -213,27 +213,80 @@ def plot_trajectory(
     return fig
 
 
-def plot_error(traj: Trajectory, *, discrete: Trajectory | None = None, ax=None):
-    """Excess error E − min E along the trajectory (log scale)."""
+def plot_error(traj: Trajectory, *, discrete: Trajectory | None = None, reference: float | None = None, ax=None):
+    """Excess error E − min E along the trajectory (log scale).
+
+    ``reference``: the excess error of the limit when that limit is not a global minimum
+    (a bottleneck, a trivial fixed point); the panel then shows |E − E(limit)|, which goes
+    to 0 as the trajectory converges, instead of E − min E, which would stay flat.
+    """
     fig, ax = _figure(ax, (7.0, 4.0))
-    err = traj.error()
+
+    def curve(t: Trajectory) -> np.ndarray:
+        err = t.error()
+        return err if reference is None else np.abs(err - reference)
+
+    err = curve(traj)
     # Below ~1e-16 of the initial error only round-off is left: clip there.
     floor = max(float(np.max(err)), 1e-300) * 1e-16
     ax.semilogy(traj.t, np.maximum(err, floor), color="black", lw=1.8, label="ODE")
     if discrete is not None:
-        ax.semilogy(discrete.t, np.maximum(discrete.error(), floor), ":", color="tab:red", lw=2.0, label="minibatch learning")
+        ax.semilogy(discrete.t, np.maximum(curve(discrete), floor), ":", color="tab:red", lw=2.0, label="minibatch learning")
     ax.set_ylim(bottom=floor / 3)
     ax.set_xlabel("t")
-    ax.set_ylabel("E − min E")
+    ax.set_ylabel("E − min E" if reference is None else "|E − E(limit)|")
+    if reference is not None:
+        ax.set_title(f"the limit is not a global minimum: E(limit) − min E = {reference:.4g}", fontsize=9)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return fig
 
 
-def plot_summary(traj: Trajectory, *, discrete: Trajectory | None = None, predicted: Sequence[float] | None = None, title: str = ""):
-    """Two panels: :func:`plot_trajectory` above :func:`plot_error`."""
+def plot_product(traj: Trajectory, *, discrete: Trajectory | None = None, target: np.ndarray | None = None, max_entries: int = 12, ax=None):
+    """The entries of the input-output map P = A_L⋯A_1 against time (ODE solid, minibatch
+    learning dotted) and, dashed, ``target`` (e.g. the least-squares map Σ_TIΣ_II⁻¹ that
+    C_1P approaches by paper 1 Theorem 8)."""
+    fig, ax = _figure(ax, (7.0, 4.5))
+    p = traj.product()
+    shape = np.shape(traj.system.product(traj.y[0]))
+    names = [f"P[{i},{j}]" for i in range(shape[0]) for j in range(shape[1])][:max_entries]
+    disc = discrete.product() if discrete is not None else None
+    flat_target = None if target is None else np.ravel(target)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, name in enumerate(names):
+        col = colors[k % len(colors)]
+        ax.plot(traj.t, p[:, k], color=col, lw=1.8, label=name)
+        if disc is not None:
+            ax.plot(discrete.t, disc[:, k], ":", color=col, lw=2.2)
+        if flat_target is not None:
+            ax.axhline(float(flat_target[k]), color=col, ls="--", lw=0.9, alpha=0.8)
+    ax.set_xlabel("t  (= η · steps for the discrete learning)")
+    ax.set_ylabel(r"entries of P = $A_L \cdots A_1$")
+    extra = [Line2D([], [], color="black", lw=1.8, label="ODE")]
+    if disc is not None:
+        extra.append(Line2D([], [], color="black", ls=":", lw=2.2, label="minibatch learning"))
+    if flat_target is not None:
+        extra.append(Line2D([], [], color="black", ls="--", lw=0.9, label="$P^* = Σ_{TI}Σ_{II}^{-1}$"))
+    ax.legend(handles=ax.get_legend_handles_labels()[0] + extra, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return fig
+
+
+def plot_summary(
+    traj: Trajectory,
+    *,
+    discrete: Trajectory | None = None,
+    predicted: Sequence[float] | None = None,
+    title: str = "",
+    reference: float | None = None,
+    product_target: np.ndarray | None = None,
+):
+    """Two panels: :func:`plot_trajectory` (or, given ``product_target``, :func:`plot_product`)
+    above :func:`plot_error` (``reference`` as there)."""
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(9.0, 8.0), layout="constrained", height_ratios=(3, 2))
-    plot_trajectory(traj, discrete=discrete, predicted=predicted, ax=top)
-    plot_error(traj, discrete=discrete, ax=bottom)
+    if product_target is not None:
+        plot_product(traj, discrete=discrete, target=product_target, ax=top)
+    else:
+        plot_trajectory(traj, discrete=discrete, predicted=predicted, ax=top)
+    plot_error(traj, discrete=discrete, reference=reference, ax=bottom)
     if title:
         fig.suptitle(title)
     return fig

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Dataset", "linear_teacher", "scalar_teacher", "whitened_autoencoder"]
+__all__ = ["Dataset", "correlated_teacher", "linear_teacher", "scalar_teacher", "whitened_autoencoder"]
 
 
 @dataclass(frozen=True)
@@ -99,3 +99,29 @@ def whitened_autoencoder(n_samples: int, width: int, *, seed: int = 0) -> Datase
     evals, evecs = np.linalg.eigh(x.T @ x / n_samples)
     x = x @ evecs @ np.diag(evals**-0.5) @ evecs.T
     return Dataset(inputs=x, targets=x.copy())
+
+
+def correlated_teacher(n_samples: int, weight: np.ndarray, sigma_II: np.ndarray, *, noise: float = 0.1, seed: int = 0) -> Dataset:
+    """Samples T = WI + ε with statistics exactly Σ_II = E(IIᵀ) and Σ_TI = E(TIᵀ) = WΣ_II.
+
+    The inputs are whitened over the set (E(ZZᵀ) = Id exactly) and then coloured,
+    I = Σ_II^{1/2}Z; the noise is made orthogonal to the inputs over the set, so the
+    least-squares map Σ_TIΣ_II⁻¹ is W itself.  The general linear system
+    (paper 1 eq. 81, 84, 87; paper 2 eq. 125-126, 129-130) written from these Σ is then the
+    exact average of the discrete updates on this set.
+    """
+    w = np.atleast_2d(np.asarray(weight, dtype=float))
+    sii = np.atleast_2d(np.asarray(sigma_II, dtype=float))
+    n_in = w.shape[1]
+    if sii.shape != (n_in, n_in):
+        raise ValueError(f"sigma_II must be {n_in} x {n_in} to match the {w.shape[0]} x {n_in} weight; got shape {sii.shape}")
+    evals, evecs = np.linalg.eigh(0.5 * (sii + sii.T))
+    if evals.min() <= 0:
+        raise ValueError(f"sigma_II must be positive definite; its smallest eigenvalue is {evals.min():.3g}")
+    if noise < 0:
+        raise ValueError(f"noise must be >= 0; got {noise}")
+    z = whitened_autoencoder(n_samples, n_in, seed=seed).inputs
+    inputs = z @ (evecs * np.sqrt(evals)) @ evecs.T  # rows: (Σ^{1/2} z)ᵀ
+    eps = np.random.default_rng(seed + 1).normal(size=(n_samples, w.shape[0]))
+    eps -= inputs @ np.linalg.solve(inputs.T @ inputs, inputs.T @ eps)
+    return Dataset(inputs=inputs, targets=inputs @ w.T + noise * eps)
