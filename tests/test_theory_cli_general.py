@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 
 from lchannel.theory import LinearNetwork
-from lchannel.theory import cli as theory_cli
+from lchannel.theory.build import build_system
 
 from test_theory_cli import PNG_MAGIC, _line, _parser, _run, _values
 
 
 def _build(argv):
     """(system, y0, data, title) exactly as ``trajectory`` builds them from ``argv``."""
-    return theory_cli._build(_parser().parse_args(["theory", "trajectory", *argv]))
+    return build_system(_parser().parse_args(["theory", "trajectory", *argv]))
 
 
 def _number(text: str, prefix: str, pattern: str) -> float:
