@@ -663,7 +663,7 @@ def test_a_live_lease_is_skipped_and_an_expired_one_is_taken_over_from_its_check
         assert store.claim(live, "otherhost:1:alive", ttl=600)[0] == live
         assert store.claim(dead, "otherhost:2:gone", ttl=0.05)[0] == dead
         # a runner of this host whose process is gone: free at once, long TTL or not
-        from lchannel.experiments.store import owner_id
+        from lchannel.experiments.owners import owner_id
         gone = subprocess.Popen([sys.executable, "-c", "pass"])
         gone.wait()
         killed = [f"{cells[1].key}-s{s}" for s in cells[1].config.seeds]
