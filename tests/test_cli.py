@@ -88,13 +88,13 @@ def test_channel_cost_eq14_eq15():
 
 def test_compare_says_roughly_how_long_before_training(tmp_path, capsys, monkeypatch):
     """One line before the first epoch: channels x epochs x seeds and an estimate from the
-    measured cost per example, epoch and seed (experiments.runner), scaled by each of them
+    measured cost per example, epoch and seed (experiments.planning), scaled by each of them
     and by the network's multiply-adds; a resumed run counts only the epochs left."""
     import os
 
     from lchannel.cli import FIGURE1, estimate_line
     from lchannel.run.config import TrainConfig
-    from lchannel.experiments import planning as runner
+    from lchannel.experiments import planning
 
     monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     out = tmp_path / "cmp"
@@ -105,7 +105,7 @@ def test_compare_says_roughly_how_long_before_training(tmp_path, capsys, monkeyp
     assert i < next(n for n, line in enumerate(lines) if line.startswith("run ")) and "(estimate: " in lines[i]
     # The main job (README): 9 channels x 5 epochs x 5 seeds on MNIST, ~150 CPU-s measured.
     main_job = [TrainConfig(algorithm=a, epochs=5, seeds=[0, 1, 2, 3, 4]) for a in FIGURE1]
-    total = sum(runner.estimate_seconds(c, 10000) for c in main_job)
+    total = sum(planning.estimate_seconds(c, 10000) for c in main_job)
     assert 120 < total < 180
     monkeypatch.setattr("torch.get_num_threads", lambda: 1)  # OMP_NUM_THREADS=1: the measured figure
     line = estimate_line(main_job, 10000)
@@ -117,18 +117,18 @@ def test_compare_says_roughly_how_long_before_training(tmp_path, capsys, monkeyp
     assert "1.35x less on 2 threads" in estimate_line(main_job, 10000)
     # Scaled by epochs, seeds, subset and the network's size.
     one = TrainConfig(algorithm="bp", epochs=5, seeds=[0])
-    t = runner.estimate_seconds(one, 10000)
-    assert runner.estimate_seconds(one.replace(epochs=50), 10000) == pytest.approx(10 * t, rel=0.1)
-    assert 3 * t < runner.estimate_seconds(one.replace(seeds=[0, 1, 2, 3]), 10000) < 4 * t  # a step's overhead: once
-    assert runner.estimate_seconds(one.replace(subset=6000), 10000) < t / 3
+    t = planning.estimate_seconds(one, 10000)
+    assert planning.estimate_seconds(one.replace(epochs=50), 10000) == pytest.approx(10 * t, rel=0.1)
+    assert 3 * t < planning.estimate_seconds(one.replace(seeds=[0, 1, 2, 3]), 10000) < 4 * t  # a step's overhead: once
+    assert planning.estimate_seconds(one.replace(subset=6000), 10000) < t / 3
     wide = one.replace(architecture=[784, 400, 400, 10])
-    assert runner.forward_multiply_adds(wide) == 784 * 400 + 400 * 400 + 400 * 10
-    assert runner.estimate_seconds(wide, 10000) > 3 * t
+    assert planning.forward_multiply_adds(wide) == 784 * 400 + 400 * 400 + 400 * 10
+    assert planning.estimate_seconds(wide, 10000) > 3 * t
     cifar = TrainConfig(dataset="cifar10", algorithm="srbp", epochs=1, seeds=[0])
-    assert runner.forward_multiply_adds(cifar) > 30e6  # paper 1's conv net: ~39 M per image
+    assert planning.forward_multiply_adds(cifar) > 30e6  # paper 1's conv net: ~39 M per image
     assert "scaled to" in estimate_line([cifar], 10000)
     # Resumed: only the epochs left; nothing left: no line.
-    assert runner.estimate_seconds(one, 10000, epochs_done=4) < t / 4
+    assert planning.estimate_seconds(one, 10000, epochs_done=4) < t / 4
     assert "(5 of 10 channel-epochs left)" in estimate_line([one, one], 10000, [{"epoch": 5}, None])
     assert estimate_line([one], 10000, [{"epoch": 5}]) is None
     # A busy machine: say so, and how to avoid torch's threads waiting on each other.

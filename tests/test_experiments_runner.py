@@ -284,22 +284,22 @@ def test_a_report_says_which_commands_made_it_and_its_runs(reference, tmp_path):
 
 def test_a_failing_population_is_recorded_and_the_sweep_goes_on(reference, tmp_path, monkeypatch):
     spec, _, _ = reference
-    from lchannel.experiments import worker as runner
-    real = runner.train_population
+    from lchannel.experiments import worker
+    real = worker.train_population
 
     def flaky(task, progress=None):
         if task["config"]["algorithm"] == "srbp":
             raise RuntimeError("boom")
         return real(task, progress)
 
-    monkeypatch.setattr(runner, "train_population", flaky)
+    monkeypatch.setattr(worker, "train_population", flaky)
     db = tmp_path / "fail.db"
     res = run_sweep(spec, db, workers=1, progress=False, alignment=False)
     assert (res.ran, res.failed) == (12, 3)
     with sqlite3.connect(db) as c:
         failed = c.execute("SELECT error FROM runs WHERE status = 'failed'").fetchall()
     assert len(failed) == 3 and "RuntimeError: boom" in failed[0][0]
-    monkeypatch.setattr(runner, "train_population", real)
+    monkeypatch.setattr(worker, "train_population", real)
     again = run_sweep(spec, db, workers=1, progress=False, alignment=False)  # failed runs are retried
     assert (again.ran, again.skipped, again.failed) == (3, 12, 0)
 
@@ -555,8 +555,8 @@ def test_the_untrained_network_is_stored_and_curves_start_at_epoch_0(reference):
 def _count_trainings(monkeypatch, delay=0.0):
     """Wrap the runner's train_population: returns the list of (config hash, seed) trained."""
     from lchannel.run.config import TrainConfig
-    from lchannel.experiments import worker as runner
-    real = runner.train_population
+    from lchannel.experiments import worker
+    real = worker.train_population
     trained = []
 
     def counting(task, progress=None):
@@ -565,7 +565,7 @@ def _count_trainings(monkeypatch, delay=0.0):
         time.sleep(delay)  # keep both runners busy at once
         return real(task, progress)
 
-    monkeypatch.setattr(runner, "train_population", counting)
+    monkeypatch.setattr(worker, "train_population", counting)
     return trained
 
 
@@ -677,15 +677,15 @@ def test_a_live_lease_is_skipped_and_an_expired_one_is_taken_over_from_its_check
 
     interrupt_after(task, 2)
     time.sleep(0.1)  # its lease expires
-    from lchannel.experiments import worker as runner
-    real = runner.train_population
+    from lchannel.experiments import worker
+    real = worker.train_population
     epochs_run = {}
 
     def spy(task, progress=None):
         seen = epochs_run.setdefault(task["key"], [])
         return real(task, lambda i, e, n, a: seen.append(e))
 
-    monkeypatch.setattr(runner, "train_population", spy)
+    monkeypatch.setattr(worker, "train_population", spy)
     logs = []
     res = run_sweep(spec, db, workers=1, progress=True, log=logs.append)
     assert (res.ran, res.busy) == (12, 3)  # the live runner's population is left alone
