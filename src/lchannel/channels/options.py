@@ -100,4 +100,3 @@ OPTIONS: tuple[ChannelOption, ...] = (
     _O(("adaptive",), "switch", "off", "Distinct channels: the channel's own weights learn with the forward rule "
        "(paper 2 eq. 12; needs --forward-maps)"),
 )
-OPTION_BY_FLAG = {o.cli_flag: o for o in OPTIONS}

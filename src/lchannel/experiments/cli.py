@@ -47,6 +47,11 @@ def _where(args) -> dict:
     return out
 
 
+def _command_line() -> str:
+    """This process's command line as typed (recorded in the store and quoted in reports)."""
+    return "lchannel " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else ""
+
+
 def _add_where(p: argparse.ArgumentParser) -> None:
     p.add_argument("--where", type=_where_item, action="append", default=[], metavar="AXIS=LABEL",
                    help="only the cells with this label on this axis (repeat for several), e.g. --where variant=Sparse-8")
@@ -192,7 +197,7 @@ def cmd_run(args, parser) -> int:
         parser.error(str(err))
     if args.dry_run:
         return _dry_run(spec, cells, args)
-    command = "lchannel " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else ""
+    command = _command_line()
     try:
         res = run_sweep(spec, args.db, executor=args.executor, workers=args.workers, overrides=overrides,
                         device=device, data_dir=args.data_dir, packed=not args.no_pack,
@@ -286,7 +291,7 @@ def cmd_report(args, parser) -> int:
         parser.error(f"--db: {err}")
     except PathError as err:
         parser.error(str(err))
-    command = "lchannel " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else ""
+    command = _command_line()
     rep = write_report(spec, args.db, out, overrides, args.metric, plots=not args.no_plots, where=where,
                        command=command)
     print(text_table(rep.rows, rep.header))

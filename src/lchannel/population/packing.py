@@ -130,7 +130,7 @@ PER_MEMBER = (
     PerMember("dropout", "dropout", lambda c: c.dropout),
     PerMember("channel.feedback", "feedback", _feedback),
     PerMember("channel.lc_dropout", "lc_dropout", lambda c: c.named()[1].get("lc_dropout")),
-    PerMember("channel.adapt_rate", "adapt_rate", lambda c: adapt_rate(c)),
+    PerMember("channel.adapt_rate", "adapt_rate", adapt_rate),
     PerMember("channel.quantize_bits", "quantize_bits", lambda c: c.named()[1].get("quantize_bits")),
     PerMember("update_bits", "update_bits", lambda c: c.update_bits),
 )

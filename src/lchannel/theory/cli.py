@@ -34,24 +34,21 @@ __all__ = ["register", "run", "main", "build_parser"]
 DEFAULT_RANGE = (-3.0, 3.0)
 
 
-def _int_or_auto(text: str) -> int | None:
-    """``--depth``: an integer, or ``auto`` (None: the system's default depth)."""
-    if text == "auto":
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer or auto; got {text!r}") from None
+def _or_auto(convert, what: str):
+    """An argparse type: ``convert(text)``, or None for ``auto`` (the system's default:
+    ``--depth`` its default depth, ``--t-max`` fitted to the convergence time, :func:`_horizon`)."""
+    def parse(text: str):
+        if text == "auto":
+            return None
+        try:
+            return convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what} or auto; got {text!r}") from None
+    return parse
 
 
-def _float_or_auto(text: str) -> float | None:
-    """``--t-max``: a number, or ``auto`` (None: fitted to the convergence time, :func:`_horizon`)."""
-    if text == "auto":
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or auto; got {text!r}") from None
+_int_or_auto = _or_auto(int, "an integer")
+_float_or_auto = _or_auto(float, "a number")
 
 
 def _add_theory_arguments(theory: argparse.ArgumentParser) -> None:

@@ -201,13 +201,7 @@ def plot_trajectory(
             ax.axhline(float(predicted[traj.names.index(name)]), color=col, ls="--", lw=0.9, alpha=0.8)
     ax.set_xlabel("t  (= η · steps for the discrete learning)")
     ax.set_ylabel("weights")
-    extra = [Line2D([], [], color="black", lw=1.8, label="ODE")]
-    if discrete is not None:
-        extra.append(Line2D([], [], color="black", ls=":", lw=2.2, label="minibatch learning"))
-    if predicted is not None:
-        extra.append(Line2D([], [], color="black", ls="--", lw=0.9, label="predicted fixed point"))
-    # outside the axes: with many weights an inside legend hides curves
-    ax.legend(handles=ax.get_legend_handles_labels()[0] + extra, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    _line_legend(ax, discrete is not None, "predicted fixed point" if predicted is not None else None)
     if len(names) < len(traj.names):
         ax.set_title(f"first {len(names)} of {len(traj.names)} components")
     return fig
@@ -261,12 +255,7 @@ def plot_product(traj: Trajectory, *, discrete: Trajectory | None = None, target
             ax.axhline(float(flat_target[k]), color=col, ls="--", lw=0.9, alpha=0.8)
     ax.set_xlabel("t  (= η · steps for the discrete learning)")
     ax.set_ylabel(r"entries of P = $A_L \cdots A_1$")
-    extra = [Line2D([], [], color="black", lw=1.8, label="ODE")]
-    if disc is not None:
-        extra.append(Line2D([], [], color="black", ls=":", lw=2.2, label="minibatch learning"))
-    if flat_target is not None:
-        extra.append(Line2D([], [], color="black", ls="--", lw=0.9, label="$P^* = Σ_{TI}Σ_{II}^{-1}$"))
-    ax.legend(handles=ax.get_legend_handles_labels()[0] + extra, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    _line_legend(ax, disc is not None, "$P^* = Σ_{TI}Σ_{II}^{-1}$" if flat_target is not None else None)
     return fig
 
 
@@ -352,3 +341,16 @@ def save(fig, path: str | Path, *, dpi: int = 120) -> Path:
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
+
+
+def _line_legend(ax, discrete: bool, target: str | None) -> None:
+    """The weight panel's legend: each curve's colour, then the line styles (ODE solid,
+    minibatch learning dotted, the predicted limit dashed); outside the axes, where with
+    many weights an inside legend would hide curves."""
+    extra = [Line2D([], [], color="black", lw=1.8, label="ODE")]
+    if discrete:
+        extra.append(Line2D([], [], color="black", ls=":", lw=2.2, label="minibatch learning"))
+    if target is not None:
+        extra.append(Line2D([], [], color="black", ls="--", lw=0.9, label=target))
+    ax.legend(handles=ax.get_legend_handles_labels()[0] + extra, fontsize=8, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0), frameon=False)
