@@ -16,7 +16,7 @@ A population's members normally differ only in the seed.  Members may also diffe
 - ``dropout``, the forward-channel dropout probability p (paper 2, section 4.1.2;
   :class:`~lchannel.engine.nets.Network` with one p per member), among cells that all have it;
 - ``channel.adapt_rate``, the adaptation rate of ARBP/ASRBP's feedback (Hebbian, not
-  derivative-modulated; :meth:`~lchannel.channels.sources.Adaptive.set_member_rates`);
+  derivative-modulated; :meth:`~lchannel.channels.adaptive.Adaptive.set_member_rates`);
 - ``channel.quantize_bits``, the bits of the quantized error signal (section 5.1, eq. 16-19;
   :meth:`~lchannel.channels.transforms.Quantize.set_member_bits`), among cells that all have it;
 - ``update_bits``, the bits of the quantized per-example updates (section 5.2,
@@ -65,7 +65,7 @@ def adapt_rate(cfg: TrainConfig) -> float | None:
     """The Hebbian adaptation rate of ``cfg``'s channel (ARBP/ASRBP, not modulated by the
     derivative), or None when it has no such adaptation (then it cannot vary per member)."""
     from ..channels import build_channel
-    from ..channels.sources import Adaptive
+    from ..channels.adaptive import Adaptive
     source = getattr(build_channel(cfg.algorithm, **cfg.channel), "source", None)
     piece = source.find(Adaptive) if source is not None else None
     if type(piece) is not Adaptive or piece.derivative:  # a subclass (STDP) has its own rule

@@ -40,7 +40,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ..channels.registry import coincidence_reason, coincident_form  # noqa: E402
+from ..channels.canonical import coincidence_reason, coincident_form  # noqa: E402
 from ..run.config import TrainConfig  # noqa: E402
 from .style import LineStyle, styles_for_labels  # noqa: E402
 from ..engine.train import History  # noqa: E402
@@ -233,7 +233,7 @@ def _diverged_suffix(hist: History) -> str:
 def coinciding_runs(configs: dict[str, TrainConfig]) -> list[tuple[list[str], str]]:
     """Groups of line labels whose runs compute the same thing by construction, with why:
     their configs are equal once each learning channel is replaced by its coincident form
-    (:func:`lchannel.channels.registry.coincident_form`: the registry's declared
+    (:func:`lchannel.channels.canonical.coincident_form`: the registry's declared
     equivalences, such as BP (no f') = SBP (no f')).  ``configs`` maps a line's label to
     the config it was trained with; groups keep the order of ``configs``."""
     groups: dict[str, list[str]] = {}

@@ -8,7 +8,7 @@ Every field is declared once, with :func:`param`: its default, the constraints i
 meet (:mod:`lchannel.run.params`), its help text, its command-line flag, whether it defines
 the run (part of the cache key) and whether it is about the data.  From that one
 declaration come the ``lchannel train``/``compare`` options and their ``--help``
-(:func:`lchannel.cli.add_run_options`), the experiment-spec schema (the accepted keys of
+(:func:`lchannel.run.options_cli.add_run_options`), the experiment-spec schema (the accepted keys of
 ``[base]`` and ``set``), the validation messages, and the cache keys (:meth:`key`).
 """
 

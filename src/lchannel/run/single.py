@@ -143,7 +143,7 @@ def build_trainer(cfg: TrainConfig, progress: bool = True, desc: str = "train", 
             raise ValueError("lc_dropout: per-member probabilities need a channel with learning-channel dropout")
         drops[0].p = ChannelDropout(lc_dropout).p
     if adapt_rate is not None:
-        from ..channels.sources import Adaptive
+        from ..channels.adaptive import Adaptive
         piece = channel.source.find(Adaptive) if hasattr(channel, "source") else None
         if piece is None:
             raise ValueError("adapt_rate: per-member rates need an adaptive channel (arbp, asrbp)")
