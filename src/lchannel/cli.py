@@ -8,14 +8,33 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import sys
 from pathlib import Path
 
+import torch
+
 from .channels import algorithm_names
+from .data import DataError
+from .experiments import cli as experiments_cli
+from .experiments import planning
+from .report.accounting import channel_cost
+from .run import algorithms_cli
 from .run.config import TrainConfig
 from .run.options_cli import add_run_options, config_from_args
-from .experiments import cli as experiments_cli
-from .run import algorithms_cli
+from .run.single import (
+    CHECK_FOLDER,
+    RESULT_HEADER,
+    RunFolderError,
+    divergence_notes,
+    format_table,
+    load_data,
+    open_run_folder,
+    result_row,
+    run_id,
+    train_config,
+)
+from .run.tables import single_run_note
 from .theory import cli as theory_cli
 
 FIGURE1 = ["bp", "sbp", "rbp", "srbp", "bp-nof", "sbp-nof", "rbp-nof", "srbp-nof", "top"]
@@ -27,9 +46,6 @@ def _fail(parser: argparse.ArgumentParser, err: Exception) -> None:
 
 
 def _load_data_or_fail(parser, cfg):
-    from .data import DataError
-    from .run.single import load_data
-
     try:
         return load_data(cfg)
     except DataError as err:
@@ -41,7 +57,6 @@ def _open_folder(parser, out: Path, cfg: TrainConfig, restart: bool):
     ``train_config(opened=...)`` should take.  With ``--restart`` a complaint about the run
     the folder holds does not matter: ``train_config`` discards that run itself (only once
     the data has loaded, so a failed start never costs the old run)."""
-    from .run.single import CHECK_FOLDER, RunFolderError, open_run_folder
 
     try:
         state = open_run_folder(out, cfg)
@@ -54,7 +69,6 @@ def _open_folder(parser, out: Path, cfg: TrainConfig, restart: bool):
 
 def _train(parser, cfg: TrainConfig, out: Path, data, args, opened):
     """train_config with the command line's options; a folder problem is a usage error."""
-    from .run.single import RunFolderError, train_config
 
     try:
         return train_config(cfg, out, progress=not args.quiet, data=data, restart=args.restart, desc=cfg.label,
@@ -69,10 +83,6 @@ def _say_complete(out: Path, epochs: int) -> None:
 
 
 def cmd_train(args, parser) -> int:
-    from .report.accounting import channel_cost
-    from .run.single import RESULT_HEADER, divergence_notes, format_table, result_row, run_id
-    from .run.tables import single_run_note
-
     try:
         cfg = config_from_args(args, args.algorithm)
         out = Path(args.out or f"runs/train-{cfg.algorithm}-{run_id(cfg)}")
@@ -110,11 +120,8 @@ def estimate_line(cfgs: list[TrainConfig], test_examples: int, opened: list | No
     CPU, scaled by examples, epochs, seeds and multiply-adds); runs resumed from a
     checkpoint (``opened``: what :func:`_open_folder` returned) count their epochs left.
     None when nothing is left to train."""
-    import os
 
-    import torch
 
-    from .experiments import planning
 
     done = [s["epoch"] if isinstance(s, dict) else 0 for s in (opened or [None] * len(cfgs))]
     threads = torch.get_num_threads()
@@ -148,9 +155,14 @@ def estimate_line(cfgs: list[TrainConfig], test_examples: int, opened: list | No
 
 
 def cmd_compare(args, parser) -> int:
-    from .report.plots import coincidence_note, coincident_lines, coinciding_runs, describe_runs, plot_accuracy
-    from .run.single import RESULT_HEADER, divergence_notes, format_table, result_row, run_id
-    from .run.tables import single_run_note
+    # lazy: report.plots loads matplotlib; only figure-drawing calls pay for it
+    from .report.plots import (
+        coincidence_note,
+        coincident_lines,
+        coinciding_runs,
+        describe_runs,
+        plot_accuracy,
+    )
 
     algorithms = [a.strip() for a in args.algorithms.split(",")] if args.algorithms else FIGURE1
     bad = [a for a in algorithms if a not in algorithm_names()]

@@ -45,21 +45,21 @@ import torch
 
 from ..engine.architecture import route_fan_in, route_multiplications
 from ..engine.rng import MemberStreams
-from .base import BufferMap, LearningChannel
-from .feedback import FeedbackInit
-from .routes import draw_route, feedback_route
 from .adaptive import Adaptive
+from .base import BufferMap, LearningChannel
+from .compose import compose
+from .feedback import FeedbackInit, MemberFeedback
+from .routes import draw_route, feedback_route
 from .sources import (
     Averaged,
-    Fixed,
     FeedbackSource,
+    Fixed,
     PerSynapseFeedback,
     Resampled,
     _is_int,
     pack,
     unpack,
 )
-from .compose import compose
 from .topology import TOPOLOGIES, check_block_route, mixed_topology, topology_sources
 
 
@@ -140,7 +140,6 @@ class RandomFeedback(LearningChannel):
         across variants, :class:`~lchannel.channels.feedback.MemberFeedback`)."""
         if self.net is not None:
             raise ValueError("set_member_feedback: call it before the channel is bound to a network")
-        from .feedback import MemberFeedback
         self.source.find(Fixed)._feedback = MemberFeedback(members)
         return self
 

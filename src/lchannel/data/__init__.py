@@ -13,18 +13,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import torch
+
 from .augment import RandomTranslateFlip, channel_statistics, normalize_channels
 from .base import Dataset, one_hot
 from .cifar10 import FILES as CIFAR10_FILES
 from .cifar10 import URL as CIFAR10_URL
 from .cifar10 import as_images, load_cifar10, verify_cifar10
 from .datadir import ENV_VAR, resolve_data_dir
-from .mnist import FILES as MNIST_FILES
-from .mnist import MIRRORS as MNIST_MIRRORS
-from .mnist import DataError, load_mnist, verify_mnist
 from .higgs import N_FEATURES as HIGGS_FEATURES
 from .higgs import URL as HIGGS_URL
 from .higgs import load_higgs, load_higgs16k, verify_higgs, verify_subset
+from .mnist import FILES as MNIST_FILES
+from .mnist import MIRRORS as MNIST_MIRRORS
+from .mnist import DataError, load_mnist, verify_mnist
 from .synthetic import FkStream, f_k, grid, make_synthetic
 
 
@@ -106,7 +108,6 @@ GRID = 256  # resolution of the stored f_k predictions (Figure 12's heat maps)
 
 def _fk_snapshot(net) -> dict:
     """The predicted probability over a 256 x 256 grid of [-1, 1]^2, (E, 256, 256)."""
-    import torch
     with torch.no_grad():
         O = net.forward(grid(GRID, net.dtype).to(net.device)).output  # (E, R², 1)
     return {"grid_probability": O[..., 0].reshape(net.E, GRID, GRID).float().cpu()}

@@ -37,10 +37,13 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
+
 import torch
 
 from .base import Dataset
 from .datadir import ENV_VAR, DataError, data_root
+
 
 URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/00280/HIGGS.csv.gz"
 FILE = "HIGGS.csv.gz"
@@ -104,7 +107,6 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike | None = None, expect
     rows = 0
     bar = None
     if progress:
-        from tqdm.auto import tqdm
         bar = tqdm(total=src.stat().st_size, unit="B", unit_scale=True, desc=f"converting {src.name}")
     try:
         with open(src, "rb") as raw, gzip.GzipFile(fileobj=raw) as gz, open(tmp, "wb") as out:
@@ -179,7 +181,6 @@ def _download(target: Path, timeout: float = 30.0) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".part")
     try:
-        from tqdm.auto import tqdm
         with urllib.request.urlopen(URL, timeout=timeout) as r, open(tmp, "wb") as f:
             total = int(r.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {FILE}") as bar:

@@ -20,14 +20,32 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..engine.activations import ACTIVATIONS
-from ..channels import algorithm_names, build_channel, engine_refusal, is_engine_name, label, named_form, split_name
+from ..channels import (
+    algorithm_names,
+    build_channel,
+    engine_refusal,
+    is_engine_name,
+    label,
+    named_form,
+    split_name,
+)
 from ..data import DATASETS, REGISTRY, dataset_entry
+from ..engine.activations import ACTIVATIONS
+from ..engine.architecture import conv_layer_sizes, parse_blocks
 from ..engine.init import INITS
 from ..engine.outputs import OUTPUTS
-from ..engine.quantize import BELOW, DEFAULT_READING, LEGACY_READING, LR_PLACES, REDUCTIONS, UPDATE_ALPHA, Reading
-from .params import Device, Interval, IntList, Names, Options, Type, check
+from ..engine.quantize import (
+    BELOW,
+    DEFAULT_READING,
+    LEGACY_READING,
+    LR_PLACES,
+    REDUCTIONS,
+    UPDATE_ALPHA,
+    Reading,
+)
 from ..engine.train import BATCH_ORDERS
+from .params import Device, Interval, IntList, Names, Options, Type, check
+
 
 SEED_RANGE = Interval(int, 0, 2 ** 63 - 1)  # torch generators and SQLite integers are 64-bit signed
 TRAIN_METRICS = ("running", "full")
@@ -295,7 +313,6 @@ class TrainConfig:
         block's output (:func:`lchannel.engine.architecture.conv_layer_sizes`)."""
         arch = self.arch
         if isinstance(arch, str):
-            from ..engine.architecture import conv_layer_sizes
 
             return conv_layer_sizes(arch, self.input_shape)
         return arch
@@ -360,7 +377,6 @@ class TrainConfig:
             images = [n for n, e in REGISTRY.items() if e.input_shape is not None]
             raise ValueError(f"architecture: a conv architecture needs an image data set ({' or '.join(images)}); "
                              f"{self.dataset} has no image shape: give layer sizes N0,N1,... instead")
-        from ..engine.architecture import parse_blocks
 
         try:
             parse_blocks(self.arch, entry.input_shape)
