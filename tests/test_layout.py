@@ -10,7 +10,7 @@ import lchannel
 
 ROOT = Path(lchannel.__file__).parent
 # Lowest first; a module may import from its floor and every floor before it.
-FLOORS = [("data",), ("engine",), ("plugins", "channels"), ("run",), ("report",), ("population",),
+FLOORS = [("plugins",), ("data",), ("engine",), ("channels",), ("run",), ("report",), ("population",),
           ("experiments", "torch", "theory"), ("cli", "__init__")]
 FLOOR_OF = {name: i for i, names in enumerate(FLOORS) for name in names}
 

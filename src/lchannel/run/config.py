@@ -29,7 +29,7 @@ from ..channels import (
     named_form,
     split_name,
 )
-from ..data import DATASETS, REGISTRY, dataset_entry
+from ..data import REGISTRY, dataset_entry, dataset_names, is_dataset_name
 from ..engine.activations import ACTIVATIONS
 from ..engine.architecture import conv_layer_sizes, parse_blocks
 from ..engine.init import INITS
@@ -106,7 +106,7 @@ class TrainConfig:
     """Everything a run depends on.  Defaults follow paper 1's MNIST protocol (section 4.1)."""
 
     # -- data -------------------------------------------------------------------------
-    dataset: str = param("mnist", Options(DATASETS), group="data", cli="--dataset", data=True,
+    dataset: str = param("mnist", Names(is_dataset_name, dataset_names), group="data", cli="--dataset", data=True,
                          help="data set: " + "; ".join(f"{n} ({e.description})" for n, e in REGISTRY.items()))
     data_dir: str | None = param(None, None, Type(str, "a folder path"), group="data", cli="--data-dir",
                                  key=False, data=True, default_text="$LCHANNEL_DATA_DIR, else ~/.cache/lchannel",
