@@ -5,7 +5,10 @@ A weighted block (:class:`Dense`, :class:`Conv2d`) knows four things about itsel
 stand-in of that adjoint (:mod:`.standins`, RBP's route) and its ``weight_update`` from
 (I_h, O_{h-1}) (eq. 13).  A weightless block (:class:`MaxPool2d`, :class:`Flatten`) only
 routes signals.  :data:`KINDS` names each kind as the architecture grammar spells it
-(:mod:`lchannel.engine.architecture`: ``conv64k5-pool3s2-flatten-dense10``).
+(:mod:`lchannel.engine.architecture`: ``conv64k5-pool3s2-flatten-dense10``), in the
+order the grammar lists them; each kind's ``grammar`` (a :class:`~..blockspec.Piece`)
+says how its piece is written and what it builds, so a new kind is its file and one
+entry here.
 """
 
 from .conv import Conv2d, times_derivative, transfer
@@ -14,6 +17,6 @@ from .flatten import Flatten
 from .layout import grouped, members
 from .pool import MaxPool2d
 
-KINDS = {"dense": Dense, "conv": Conv2d, "pool": MaxPool2d, "flatten": Flatten}
+KINDS = {"conv": Conv2d, "pool": MaxPool2d, "flatten": Flatten, "dense": Dense}
 
 __all__ = ["Conv2d", "Dense", "Flatten", "KINDS", "MaxPool2d", "grouped", "members", "times_derivative", "transfer"]

@@ -25,12 +25,29 @@ fused into one product with a cached row of ones, and cached transposed views.
 
 from __future__ import annotations
 
+import re
+
 import torch
 from torch import nn
 
 from ..activations import Activation
+from ..blockspec import BlockSpec, Piece
+from .flatten import flatten_spec
 from .standins import TORCH_ACTIVATIONS, draw_feedback
 from ..outputs import OutputActivation, OutputLoss
+
+
+def _piece(where: str, m: re.Match, shape: tuple, specs: list) -> list[BlockSpec]:
+    """``dense<N>``: N fully connected units, after a flatten of an image input (the
+    grammar inserts it by itself)."""
+    N = int(m[1])
+    if N < 1:
+        raise ValueError(f"{where}: a dense piece needs at least 1 unit")
+    head = []
+    if len(shape) == 3:
+        head = [flatten_spec(shape)]
+        shape = head[0].out_shape
+    return [*head, BlockSpec("dense", m[0], shape, (N,), units=N)]
 
 
 class Dense(nn.Module):
@@ -42,6 +59,8 @@ class Dense(nn.Module):
         block; a pair that ``prefers_transposed`` (softmax) is computed down the columns of
         ``(S^L)ᵀ``.
     """
+
+    grammar = Piece("dense", "dense<N>", re.compile(r"dense(\d+)"), _piece)
 
     def __init__(self, weight: torch.Tensor, activation: Activation | None = None,
                  output: OutputLoss | None = None):
