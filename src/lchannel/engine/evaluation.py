@@ -10,6 +10,7 @@ import math
 import torch
 
 from ..data.base import Dataset
+from .metrics import roc_auc
 from .nets import Network
 
 # Evaluation holds at most about this many units of one layer per member at once (2^24
@@ -34,7 +35,6 @@ def outputs(net: Network, data: Dataset, chunk: int = 10000) -> torch.Tensor:
 def evaluate_auc(net: Network, data: Dataset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(mean loss, accuracy, ROC AUC) of every member on ``data``, for one logistic
     output unit (:func:`lchannel.engine.metrics.roc_auc`)."""
-    from .metrics import roc_auc
     O = outputs(net, data)
     out = net.output_loss
     loss = out.loss(O, data.T).sum(-1, dtype=torch.float64) / len(data)

@@ -37,6 +37,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tqdm.auto import tqdm
+
 import torch
 
 from ..data.base import Dataset
@@ -46,6 +48,7 @@ from .divergence import clone_state, divergence_text
 from .divergence_check import mark_divergence
 from .evaluation import EVAL_UNITS  # noqa: F401  (re-exported)
 from .history import METRICS, History  # noqa: F401  (re-exported)
+from .iterations import DatasetSampler, EarlyStopping
 from .nets import Network
 from .plasticity import SGD
 from .rng import MemberStreams, generator
@@ -121,7 +124,6 @@ class Trainer:
         self.epoch_iterations = epoch_iterations
         self.early = None
         if early_stop is not None:
-            from .iterations import EarlyStopping
             self.early = EarlyStopping(early_stop, net.E)
 
     # -- one epoch -----------------------------------------------------------------
@@ -190,7 +192,6 @@ class Trainer:
             self._record_initial(train, test, valid)
         bar = None
         if self.progress and epochs > self.epoch:
-            from tqdm.auto import tqdm
             bar = tqdm(total=epochs, initial=self.epoch, desc=self.desc, unit="epoch", leave=True)
         try:
             while self.epoch < epochs and not self._all_stopped():
@@ -214,7 +215,6 @@ class Trainer:
         if self.early is not None and valid is None:
             raise ValueError("early_stop needs a validation sample: pass valid= to fit")
         if stream is None and self.epoch_iterations is not None:
-            from .iterations import DatasetSampler
             stream = DatasetSampler(train)
         for name, data in (("train", train), ("test", test)):
             if data is not None and data.X.dtype != self.net.dtype:

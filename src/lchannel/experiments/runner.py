@@ -41,20 +41,30 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 import torch
 
-from ..run.cliutil import writable_dir, writable_file
-from ..run.config import TrainConfig
+from ..data import REGISTRY
 from ..engine.divergence import divergence_summary, divergence_text
 from ..engine.train import History
-from .checkpoints import checkpoint_dir, checkpoint_path, members_file, remove_checkpoint, remove_finished_checkpoints
+from ..run.cliutil import writable_dir, writable_file
+from ..run.config import TrainConfig
+from .checkpoints import (
+    checkpoint_dir,
+    checkpoint_path,
+    members_file,
+    remove_checkpoint,
+    remove_finished_checkpoints,
+)
 from .executors import InlineExecutor, PoolExecutor, RayExecutor
 from .heartbeat import Heartbeat
+from .owners import owner_id
 from .planning import Population, cap_members, pack, split_for_workers
 from .spec import Cell, Overrides, Spec, SpecError
-from .owners import owner_id
 from .store import FINISHED, ResultsStore, run_id
 from .worker import population_data, task_members
+
 
 EXECUTORS = ("local", "ray")
 DEFAULT_DB = "results/lchannel.db"
@@ -70,7 +80,6 @@ def _check_data(pops: list[Population], data_dir: str | None, inline: bool, devi
     worker processes the files are verified here (checksums and IDX headers) without
     keeping the arrays (the data set's registry ``verify``): otherwise every worker would
     fail on its own, once per population."""
-    from ..data import REGISTRY
     seen = set()
     for p in pops:
         cfg = p.config.replace(device=device, data_dir=data_dir if data_dir is not None else p.config.data_dir)
@@ -321,7 +330,6 @@ class _Sweep:
         if progress:
             self._announce()
         if progress and self.tasks:
-            from tqdm.auto import tqdm
             self.bar = tqdm(total=len(self.all_ids), initial=self.skipped, desc=self.spec.name, unit="run",
                             dynamic_ncols=True, file=sys.stderr)
         self.titles = {t["id"]: t["title"] for t in self.tasks}

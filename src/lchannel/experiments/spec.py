@@ -56,12 +56,39 @@ from typing import Any
 
 from ..plugins import use as use_plugins
 from .spec_checks import (
-    ALIGNMENT_KEYS, AXIS_KEYS, BASE_FIELDS, BASE_REQUIRED, LAYOUTS, LEVEL_KEYS, PATCH_KEYS, REPORT_KEYS,
-    REPORT_METRICS, SET_FIELDS, SPEC_SUFFIXES, TOP_KEYS, SpecError, as_list, cell_config, check_set,
-    check_values, is_int, labels_exist, need_value, plain, unknown_keys,
+    ALIGNMENT_KEYS,
+    AXIS_KEYS,
+    BASE_FIELDS,
+    BASE_REQUIRED,
+    LAYOUTS,
+    LEVEL_KEYS,
+    PATCH_KEYS,
+    REPORT_KEYS,
+    REPORT_METRICS,
+    SET_FIELDS,
+    SPEC_SUFFIXES,
+    TOP_KEYS,
+    SpecError,
+    as_list,
+    cell_config,
+    check_set,
+    check_values,
+    is_int,
+    labels_exist,
+    need_value,
+    plain,
+    unknown_keys,
 )
 from .spec_model import (  # noqa: F401  (the model, re-exported: specs are read and used through this module)
-    SHORTENING, AlignmentOptions, Axis, Cell, Level, Overrides, Patch, ReportLayout, Spec,
+    SHORTENING,
+    AlignmentOptions,
+    Axis,
+    Cell,
+    Level,
+    Overrides,
+    Patch,
+    ReportLayout,
+    Spec,
 )
 
 
@@ -101,7 +128,7 @@ def load_spec(name_or_path: str | os.PathLike) -> Spec:
     try:
         if path.suffix in (".yaml", ".yml"):
             try:
-                import yaml
+                import yaml  # lazy: PyYAML is optional; only .yaml specs need it
             except ImportError:  # pragma: no cover - PyYAML is optional
                 raise SpecError(f"{path}: reading YAML specs needs PyYAML (pip install pyyaml); or use TOML") from None
             data = yaml.safe_load(raw.decode())

@@ -57,10 +57,13 @@ from pathlib import Path
 
 import numpy as np
 
+import torch
+
 from ..engine.train import METRICS
 from .owners import owner_is_dead
 from .store_open import StoreError, open_database, write_transaction  # noqa: F401  (StoreError re-exported)
 from .store_rows import write_member
+
 
 FINISHED = ("done", "diverged")
 STATUSES = ("pending", "done", "diverged", "failed")
@@ -124,9 +127,9 @@ class ResultsStore:
     # -- writing ---------------------------------------------------------------------
     def start_invocation(self, spec: str, command: str, overrides: dict, executor: str, workers: int,
                          device: str) -> int:
-        import torch
-
+        # lazy: the version lives in the package's top module (lchannel/__init__), above every floor
         from .. import __version__
+
         with self.transaction() as c:
             cur = c.execute(
                 "INSERT INTO invocations (spec, command, overrides, executor, workers, device, host, started_at, "

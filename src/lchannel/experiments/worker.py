@@ -3,6 +3,7 @@ its checkpoint, checkpointing every epoch), and return the results and alignment
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
 import sys
@@ -12,7 +13,11 @@ from pathlib import Path
 
 import torch
 
+from ..data import REGISTRY
+from ..population.packing import build_packed_trainer
+from ..report.alignment import AlignmentProbe
 from ..run.config import TrainConfig
+from ..run.single import build_trainer, fit_options, load_data
 
 
 def tune_malloc() -> bool:
@@ -28,7 +33,6 @@ def tune_malloc() -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        import ctypes
         libc = ctypes.CDLL("libc.so.6")
         m_trim_threshold, m_top_pad, m_mmap_max = -1, -2, -4
         return bool(libc.mallopt(m_mmap_max, 0) and libc.mallopt(m_trim_threshold, 2 ** 31 - 1)
@@ -43,7 +47,6 @@ WORKER: dict = {"progress": None, "parent": None, "threads": None}
 
 def population_data(cfg: TrainConfig):
     """Training and test data for ``cfg``, cached per process (workers serve many runs)."""
-    from ..run.single import load_data
     key = cfg.data_key()
     if key not in _DATA:
         if len(_DATA) > 4:
@@ -62,8 +65,6 @@ def train_population(task: dict, progress=None) -> dict:
     which members diverged: ``[(seed, cause)]`` of those members (``History.divergence``).
     Resumes from the checkpoint when it holds the same config and seeds.
     """
-    from ..report.alignment import AlignmentProbe
-    from ..run.single import fit_options
 
     if task.get("threads"):
         torch.set_num_threads(int(task["threads"]))
@@ -114,10 +115,8 @@ def train_population(task: dict, progress=None) -> dict:
 def _build(task: dict, cfg: TrainConfig, parts: list[TrainConfig]):
     """The trainer, the checkpoint's identity and the members (seeds): one config's
     population, or one across variants (``parts``: the cells and their seeds)."""
-    from ..run.single import build_trainer
 
     if parts:
-        from ..population.packing import build_packed_trainer
         return build_packed_trainer(parts), task["key"], [s for c in parts for s in c.seeds]
     return build_trainer(cfg, progress=False), cfg.key(), cfg.seeds
 
@@ -157,7 +156,6 @@ def _report_epoch(progress, task_id, t, epochs: int) -> None:
 
 def _snapshot(trainer, cfg: TrainConfig) -> dict:
     """The arrays the data set keeps of a trained network (the f_k predictions), as numpy."""
-    from ..data import REGISTRY
 
     snapshot = REGISTRY[cfg.dataset].snapshot
     return {k: v.numpy() for k, v in snapshot(trainer.net).items()} if snapshot is not None else {}
