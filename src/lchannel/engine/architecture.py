@@ -32,13 +32,20 @@ With the paper's net on (3, 32, 32) the defaults give 32 → conv 32 → pool 16
 
 from __future__ import annotations
 
-from .blocks import KINDS
-from .blockspec import BlockSpec, prod
+from . import blocks  # noqa: F401 - imports every block kind, which registers itself in blockspec.KINDS
+from .blockspec import KINDS, BlockSpec, Piece, prod
 
-# Each kind declares its piece in its own file (``grammar``, a blockspec.Piece); the
-# grammar is their union, in the order blocks.KINDS lists them.
-PIECES = {kind: cls.grammar for kind, cls in KINDS.items()}
-GRAMMAR = f"{', '.join(p.syntax for p in PIECES.values())} (joined by '-')"
+
+def pieces() -> dict[str, Piece]:
+    """Each registered kind's declared piece (its ``grammar``), in the order the grammar
+    lists them; read at every call, so a kind registered later (a plugin) is understood."""
+    return {kind: cls.grammar for kind, cls in sorted(KINDS.items(), key=lambda kv: kv[1].grammar.rank)}
+
+
+def grammar() -> str:
+    """The grammar as error messages state it: every kind's syntax, joined by '-'."""
+    return f"{', '.join(p.syntax for p in pieces().values())} (joined by '-')"
+
 
 def is_conv_architecture(arch) -> bool:
     """Whether ``arch`` is a block-network string (``conv64k5-pool3s2-...-dense10``) rather
@@ -49,7 +56,7 @@ def is_conv_architecture(arch) -> bool:
     if not s or s[0].isdigit() or s.startswith("a["):
         return False
     first = s.split("-")[0]
-    return any(first.startswith(k) for k in PIECES)
+    return any(first.startswith(k) for k in KINDS)
 
 
 def parse_blocks(arch: str, input_shape) -> list[BlockSpec]:
@@ -61,15 +68,16 @@ def parse_blocks(arch: str, input_shape) -> list[BlockSpec]:
     before the first dense piece that follows a conv or pool piece; a leading ``flatten``
     flattens the input (the first weighted piece is then dense)."""
     if not isinstance(arch, str) or not is_conv_architecture(arch):
-        raise ValueError(f"architecture must be a block string of {GRAMMAR}, e.g. "
+        raise ValueError(f"architecture must be a block string of {grammar()}, e.g. "
                          f"'conv64k5-pool3s2-dense1024-dense10', got {arch!r}")
     shape = _check_input_shape(input_shape)
     specs: list[BlockSpec] = []
+    declared = pieces()
     for i, piece in enumerate(arch.strip().lower().split("-")):
-        kind, m = next(((p, p.pattern.fullmatch(piece)) for p in PIECES.values() if p.pattern.fullmatch(piece)),
+        kind, m = next(((p, p.pattern.fullmatch(piece)) for p in declared.values() if p.pattern.fullmatch(piece)),
                        (None, None))
         if kind is None:
-            raise ValueError(f"architecture piece {i + 1} {piece!r} of {arch!r} is not one of {GRAMMAR}")
+            raise ValueError(f"architecture piece {i + 1} {piece!r} of {arch!r} is not one of {grammar()}")
         where = f"architecture piece {i + 1} {piece!r}"
         if kind.image_input and len(shape) != 3:
             raise ValueError(f"{where} needs an image input (C, H, W), but its input has shape {shape} "

@@ -30,8 +30,13 @@ class BlockSpec:
     units: int = 0
 
     @property
+    def declared(self) -> "Piece":
+        """The declaration of this piece's kind (its block class's ``grammar``)."""
+        return KINDS[self.kind].grammar
+
+    @property
     def weighted(self) -> bool:
-        return self.kind in ("conv", "dense")
+        return self.declared.weighted
 
     @property
     def n_out(self) -> int:
@@ -42,21 +47,28 @@ class BlockSpec:
         return prod(self.in_shape)
 
     @property
+    def weight_shape(self) -> tuple:
+        """The shape of one member's weight: (C_out, C_in, K, K) (conv), (N_out, N_in) (dense)."""
+        return self.declared.weight_shape(self)
+
+    @property
     def fan_in(self) -> int:
-        """Inputs per unit: C_in·K·K (conv), N_in (dense)."""
-        return self.in_shape[0] * self.kernel * self.kernel if self.kind == "conv" else self.n_in
+        """Inputs per unit: C_in·K·K (conv), N_in (dense, and weightless pieces)."""
+        f = self.declared.fan_in
+        return self.n_in if f is None else f(self)
 
     @property
     def fan_out(self) -> int:
         """Units reached per input: C_out·K·K (conv), N_out (dense) — Glorot's fan-out."""
-        return self.channels * self.kernel * self.kernel if self.kind == "conv" else self.units
+        f = self.declared.fan_out
+        return self.units if f is None else f(self)
 
     @property
     def multiplications(self) -> int:
-        """Multiplications per example of the block's linear map (and of its adjoint)."""
-        if self.kind == "conv":
-            return self.n_out * self.fan_in
-        return self.n_in * self.units if self.kind == "dense" else 0
+        """Multiplications per example of the block's linear map (and of its adjoint); 0
+        for a weightless piece."""
+        f = self.declared.multiplications
+        return 0 if f is None else f(self)
 
 
 @dataclass(frozen=True)
@@ -68,7 +80,10 @@ class Piece:
     the regular expression a lower-cased piece must match in full; image_input: the piece
     needs a ``(C, H, W)`` input; build: ``build(where, match, shape, specs)`` → the
     BlockSpecs the matched piece adds after ``specs`` on an input of ``shape`` (raising
-    ValueError that starts with ``where`` when a shape does not fit).
+    ValueError that starts with ``where`` when a shape does not fit); rank: where the
+    grammar lists the kind (lowest first).  A weighted kind also says its
+    ``weight_shape``, ``fan_in``, ``fan_out`` and ``multiplications`` (functions of its
+    BlockSpec); a weightless one leaves them None.
     """
 
     kind: str
@@ -76,6 +91,32 @@ class Piece:
     pattern: re.Pattern
     build: Callable[[str, re.Match, tuple, list], list]
     image_input: bool = False
+    rank: int = 100
+    weighted: bool = False
+    weight_shape: Callable[[BlockSpec], tuple] | None = None
+    fan_in: Callable[[BlockSpec], int] | None = None
+    fan_out: Callable[[BlockSpec], int] | None = None
+    multiplications: Callable[[BlockSpec], int] | None = None
+
+
+# kind -> its block class (an nn.Module with a ``grammar`` Piece and ``from_spec``), filled
+# by :func:`block_kind` as each kind's file is imported (lchannel.engine.blocks imports every
+# file of its folder, so a new kind is one file there).
+KINDS: dict[str, type] = {}
+
+
+def block_kind(cls: type) -> type:
+    """Class decorator: register a block kind under its ``grammar.kind``."""
+    piece = getattr(cls, "grammar", None)
+    if not isinstance(piece, Piece):
+        raise ValueError(f"block_kind: {cls.__name__} needs a 'grammar' Piece declaring its piece")
+    if piece.weighted and piece.weight_shape is None:
+        raise ValueError(f"block_kind: weighted kind {piece.kind!r} must declare its weight_shape")
+    old = KINDS.get(piece.kind, cls)
+    if (old.__module__, old.__qualname__) != (cls.__module__, cls.__qualname__):  # a reload re-registers
+        raise ValueError(f"block_kind: kind {piece.kind!r} is already {KINDS[piece.kind].__name__}")
+    KINDS[piece.kind] = cls
+    return cls
 
 
 def prod(shape) -> int:

@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..activations import Activation
-from ..blockspec import BlockSpec, Piece, window
+from ..blockspec import BlockSpec, Piece, block_kind, window
 from .layout import _CL, grouped, members
 from .standins import TORCH_ACTIVATIONS, draw_feedback
 
@@ -77,6 +77,7 @@ def _conv_input(O_prev: torch.Tensor, E: int) -> tuple[torch.Tensor, int]:
     return grouped(O_prev), E
 
 
+@block_kind
 class Conv2d(nn.Module):
     """E convolution layers ``S = W ⋆ O_prev + b``, ``O = f(S)`` with W ``(E, C_out, C_in, K, K)``.
 
@@ -87,7 +88,17 @@ class Conv2d(nn.Module):
     """
 
     grammar = Piece("conv", "conv<C>k<K>[s<S>][p<P>]", re.compile(r"conv(\d+)k(\d+)(?:s(\d+))?(?:p(\d+))?"),
-                    _piece, image_input=True)
+                    _piece, image_input=True, rank=0, weighted=True,
+                    weight_shape=lambda s: (s.channels, s.in_shape[0], s.kernel, s.kernel),
+                    fan_in=lambda s: s.in_shape[0] * s.kernel * s.kernel,
+                    fan_out=lambda s: s.channels * s.kernel * s.kernel,
+                    multiplications=lambda s: s.n_out * s.fan_in)
+
+    @classmethod
+    def from_spec(cls, spec: BlockSpec, weight: torch.Tensor, activation: Activation | None = None,
+                  output=None) -> "Conv2d":
+        """The block of a parsed piece with its initial ``weight`` (E, *spec.weight_shape)."""
+        return cls(weight, spec.in_shape, spec.stride, spec.padding, activation)
 
     def __init__(self, weight: torch.Tensor, in_shape, stride: int = 1, padding: int = 0,
                  activation: Activation | None = None):

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from ..activations import Activation
-from ..blockspec import BlockSpec, Piece
+from ..blockspec import BlockSpec, Piece, block_kind
 from .flatten import flatten_spec
 from .standins import TORCH_ACTIVATIONS, draw_feedback
 from ..outputs import OutputActivation, OutputLoss
@@ -50,6 +50,7 @@ def _piece(where: str, m: re.Match, shape: tuple, specs: list) -> list[BlockSpec
     return [*head, BlockSpec("dense", m[0], shape, (N,), units=N)]
 
 
+@block_kind
 class Dense(nn.Module):
     """E fully connected layers ``S = W O_prev + b``, ``O = f(S)`` with W ``(E, out, in)``.
 
@@ -60,7 +61,15 @@ class Dense(nn.Module):
         ``(S^L)ᵀ``.
     """
 
-    grammar = Piece("dense", "dense<N>", re.compile(r"dense(\d+)"), _piece)
+    grammar = Piece("dense", "dense<N>", re.compile(r"dense(\d+)"), _piece, rank=3, weighted=True,
+                    weight_shape=lambda s: (s.units, s.n_in), fan_in=lambda s: s.n_in, fan_out=lambda s: s.units,
+                    multiplications=lambda s: s.n_in * s.units)
+
+    @classmethod
+    def from_spec(cls, spec: BlockSpec, weight: torch.Tensor, activation: Activation | None = None,
+                  output: OutputLoss | None = None) -> "Dense":
+        """The block of a parsed piece with its initial ``weight`` (E, *spec.weight_shape)."""
+        return cls(weight, activation, output)
 
     def __init__(self, weight: torch.Tensor, activation: Activation | None = None,
                  output: OutputLoss | None = None):

@@ -7,7 +7,7 @@ import re
 import torch
 from torch import nn
 
-from ..blockspec import BlockSpec, Piece, prod
+from ..blockspec import BlockSpec, Piece, block_kind, prod
 
 
 def flatten_spec(shape: tuple, piece: str = "flatten") -> BlockSpec:
@@ -22,10 +22,15 @@ def _piece(where: str, m: re.Match, shape: tuple, specs: list) -> list[BlockSpec
     return [flatten_spec(shape, m[0])]
 
 
+@block_kind
 class Flatten(nn.Module):
     """``(E, B, C, H, W)`` → ``(E, B, C·H·W)`` (weightless); its adjoint is the reshape back."""
 
-    grammar = Piece("flatten", "flatten", re.compile(r"flatten"), _piece)
+    grammar = Piece("flatten", "flatten", re.compile(r"flatten"), _piece, rank=2)
+
+    @classmethod
+    def from_spec(cls, spec: BlockSpec) -> "Flatten":
+        return cls(spec.in_shape)
 
     def __init__(self, in_shape):
         super().__init__()

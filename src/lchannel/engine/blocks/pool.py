@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..blockspec import BlockSpec, Piece, window
+from ..blockspec import BlockSpec, Piece, block_kind, window
 from .layout import grouped, members
 
 _pool_backward = torch.ops.aten.max_pool2d_with_indices_backward
@@ -32,6 +32,7 @@ def _piece(where: str, m: re.Match, shape: tuple, specs: list) -> list[BlockSpec
     return [BlockSpec("pool", m[0], shape, out, channels=shape[0], kernel=K, stride=S, padding=P)]
 
 
+@block_kind
 class MaxPool2d(nn.Module):
     """K×K max-pooling with stride and padding (weightless).  ``forward`` records the argmax
     of every window (``aux``); :meth:`adjoint` sends a signal back to those positions only
@@ -39,7 +40,11 @@ class MaxPool2d(nn.Module):
     of overlapping windows."""
 
     grammar = Piece("pool", "pool<K>[s<S>][p<P>]", re.compile(r"pool(\d+)(?:s(\d+))?(?:p(\d+))?"), _piece,
-                    image_input=True)
+                    image_input=True, rank=1)
+
+    @classmethod
+    def from_spec(cls, spec: BlockSpec) -> "MaxPool2d":
+        return cls(spec.in_shape, spec.kernel, spec.stride, spec.padding)
 
     def __init__(self, in_shape, kernel: int, stride: int | None = None, padding: int = 0):
         super().__init__()
