@@ -8,6 +8,20 @@ import math
 
 import numpy as np
 
+from .chain import LinearChain
+from .compressive import CompressiveNet
+from .expansive import ExpansiveNet
+from .general import GeneralLinear
+from .layout import _cut, channel_shapes
+from .power import AdaptivePowerChain, PowerChain
+from .samples import (
+    correlated_teacher,
+    linear_teacher,
+    scalar_teacher,
+    whitened_autoencoder,
+)
+from .stdp import STDPChain
+
 
 SYSTEMS = ("chain", "adaptive-chain", "expansive", "compressive", "power")
 
@@ -94,8 +108,6 @@ def build_system(args: argparse.Namespace):
 def _build_power(args: argparse.Namespace, rng: np.random.Generator):
     """``--system power``: A[1,1,1] with O¹ = (S¹)^μ (paper 1 §7.9, eq. 113-114, 119), its
     statistics E(TI^μ), E(I^2μ), ... taken from seeded samples with positive inputs."""
-    from .power import PowerChain
-    from .samples import linear_teacher
 
     for opt in ("rule", "alpha", "beta"):
         if getattr(args, opt) is not None:
@@ -177,10 +189,6 @@ def _linear_channel(args: argparse.Namespace, rng: np.random.Generator, rule: st
 
 def _linear_system(name: str, rule: str, alpha: float, beta: float, fixed_c, depth: int, width: int, seed: int):
     """(system, samples with its statistics, title before the channel and statistics)."""
-    from .chain import LinearChain
-    from .compressive import CompressiveNet
-    from .expansive import ExpansiveNet
-    from .samples import scalar_teacher, whitened_autoencoder
 
     if name in ("chain", "adaptive-chain"):
         system = LinearChain(alpha, beta, fixed_c, depth=depth, rule=rule)
@@ -210,8 +218,6 @@ def _values_option(option: str, given, default: list[float], count: int, what: s
 
 def _build_stdp(args: argparse.Namespace, rng: np.random.Generator):
     """``--system stdp-a111``: A[1,1,1] under the STDP-like rule (paper 2 eq. 32-33; ``--rule stdp-t``: eq. 19)."""
-    from .samples import scalar_teacher
-    from .stdp import STDPChain
 
     rule = _check_rule_option(args)
     alpha = finite_option("--alpha", args.alpha if args.alpha is not None else 1.0)
@@ -234,8 +240,6 @@ def _build_adaptive_chain(args: argparse.Namespace, rng: np.random.Generator):
 
 def _build_adaptive_power(args: argparse.Namespace, rng: np.random.Generator):
     """``--system adaptive-power``: A[1,1,1] with O¹ = (S¹)^μ and an adaptive channel (paper 2 eq. 132)."""
-    from .power import AdaptivePowerChain
-    from .samples import linear_teacher
 
     for opt in ("rule", "alpha", "beta"):
         if getattr(args, opt) is not None:
@@ -254,8 +258,6 @@ def _build_adaptive_power(args: argparse.Namespace, rng: np.random.Generator):
 
 def _build_a222(args: argparse.Namespace, rng: np.random.Generator):
     """``--system a222``: paper 1 eq. 111, A[2,2,2] with Sigma_II = Sigma_TI = C1 = I (Theorem 10)."""
-    from .general import GeneralLinear
-    from .samples import whitened_autoencoder
 
     for opt in ("rule", "alpha", "beta", "c"):
         if getattr(args, opt) is not None:
@@ -326,9 +328,6 @@ def _build_general(args: argparse.Namespace, rng: np.random.Generator):
     The data are T = WI + noise with a seeded teacher W and inputs of covariance Σ_II
     (``--sigma``), both exact over the set, so P* = Σ_TIΣ_II⁻¹ = W.
     """
-    from .layout import _cut, channel_shapes
-    from .general import GeneralLinear
-    from .samples import correlated_teacher
 
     rule = _check_rule_option(args)
     for opt in ("depth", "alpha", "beta"):

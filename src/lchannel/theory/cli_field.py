@@ -9,6 +9,7 @@ import argparse
 import numpy as np
 
 from .build import OptionError, finite_option
+from .chain import LinearChain
 from .cli_common import check_out, check_seed, fmt
 
 __all__ = ["DEFAULT_RANGE", "vector_field"]
@@ -33,8 +34,7 @@ def vector_field(args: argparse.Namespace) -> int:
     if not 0 <= n_random <= 100:
         raise OptionError(f"--n-random: must be an integer in 0..100; got {n_random}")
     starts = [tuple(finite_option("--start", v) for v in s) for s in (args.start or [])]
-    from .chain import LinearChain
-    from .plots import DEFAULT_WINDOW, plot_vector_field, save
+    from .plots import DEFAULT_WINDOW, plot_vector_field, save  # lazy: theory.plots loads matplotlib
 
     rng = np.random.default_rng(args.seed)
     (x0, x1), (y0, y1) = ranges["--a1-range"] or DEFAULT_WINDOW, ranges["--a2-range"] or DEFAULT_WINDOW
@@ -87,6 +87,7 @@ def _report_starts(system, starts, t_max: float) -> None:
 def _window(system, starts, t_max: float, ranges) -> tuple[tuple[float, float], tuple[float, float]]:
     """The axes: each range given, or fitted to every start, end and predicted fixed point;
     a note when a given range leaves some of them out."""
+    # lazy: theory.plots loads matplotlib
     from .plots import fit_window, landmarks, outside, trajectory_points
 
     points = landmarks(trajectory_points(system, starts, t_max))

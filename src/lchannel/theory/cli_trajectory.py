@@ -13,8 +13,18 @@ import math
 
 import numpy as np
 
-from .build import AUTO_CAP, AUTO_FACTOR, AUTO_FALLBACK, OptionError, build_system, finite_option
+from .build import (
+    AUTO_CAP,
+    AUTO_FACTOR,
+    AUTO_FALLBACK,
+    OptionError,
+    build_system,
+    finite_option,
+)
 from .cli_common import check_out, check_seed, fmt
+from .discrete import minibatch_learning
+from .general import GeneralLinear
+from .power import NoFixedPointError
 
 __all__ = ["trajectory", "phase"]
 
@@ -31,8 +41,7 @@ def trajectory(args: argparse.Namespace) -> int:
         _check_steps(t_max, args.eta)
     system, y0, data, title = build_system(args)
 
-    from .discrete import minibatch_learning
-    from .plots import plot_summary, save
+    from .plots import plot_summary, save  # lazy: theory.plots loads matplotlib
 
     print(title)
     print(f"initial state: {fmt(system.names, y0)}")
@@ -75,7 +84,7 @@ def phase(args: argparse.Namespace) -> int:
     for name in args.phase:
         if name not in system.names:
             raise OptionError(f"--phase: {name!r} is not a component of this system ({', '.join(system.names)})")
-    from .plots import plot_phase, save
+    from .plots import plot_phase, save  # lazy: theory.plots loads matplotlib
 
     rng = np.random.default_rng(args.seed + 1)
     starts = [y0] + [y0 * np.exp(rng.normal(0.0, 0.4, y0.size)) for _ in range(args.phase_starts - 1)]  # signs kept (a1 > 0 stays)
@@ -124,7 +133,6 @@ def _horizon(system, y0: np.ndarray, t_max: float | None) -> float:
 
 def _report_prediction(system, y0: np.ndarray):
     """Print and return the predicted fixed point (None where the theory gives none)."""
-    from .power import NoFixedPointError
 
     try:
         predicted = system.predicted_fixed_point(y0)
@@ -142,7 +150,6 @@ def _report_product(system, traj) -> np.ndarray | None:
     """For the matrix form: P at the end against P* = Σ_TIΣ_II⁻¹; for three layers with a fixed channel
     also paper 1 Theorem 8's C_1P against C_1P* and the monotone matrix V (:meth:`GeneralLinear.lyapunov_matrix`);
     with a bottleneck, the best rank-r error.  Returns P* (None for other systems)."""
-    from .general import GeneralLinear
 
     if not isinstance(system, GeneralLinear):
         return None
