@@ -174,7 +174,9 @@ def test_a_data_set_is_one_file_a_plugin_trains_from_the_cli_and_a_spec(dataset_
     from lchannel.data import REGISTRY as DATASETS
     from lchannel.data import load_dataset
 
-    assert "blobs" not in DATASETS
+    DATASETS.pop("blobs", None)  # as if never loaded in this process, whatever ran before
+    plugins._loaded.discard("blobs_plugin")
+    sys.modules.pop("blobs_plugin", None)
     train, test = load_dataset("blobs")  # imported here, on first use of the name
     assert (len(train), len(test), train.n_inputs) == (80, 40, 2)
     assert main(["train", "--algorithm", "srbp", "--dataset", "blobs", "--epochs", "2", "--batch-size", "10",
