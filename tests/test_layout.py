@@ -11,7 +11,7 @@ import lchannel
 ROOT = Path(lchannel.__file__).parent
 # Lowest first; a module may import from its floor and every floor before it.
 FLOORS = [("plugins",), ("data",), ("engine",), ("channels",), ("run",), ("report",), ("population",),
-          ("experiments", "torch", "theory"), ("cli", "__init__")]
+          ("experiments", "torch", "theory"), ("cli", "compat", "__init__")]
 FLOOR_OF = {name: i for i, names in enumerate(FLOORS) for name in names}
 
 
@@ -121,3 +121,20 @@ def test_function_level_imports_say_why():
             if "# lazy:" not in here and not above.startswith("# lazy:"):
                 unexplained.append(f"{p.relative_to(ROOT)}:{lineno}: {here.strip()}")
     assert not unexplained, "function-level imports without a '# lazy:' reason:\n" + "\n".join(unexplained)
+
+
+def test_the_import_paths_of_before_the_re_layout_still_work():
+    """Issue 28: code importing ``lchannel.nets``, ``lchannel.train``, ``lchannel.run`` ...
+    keeps working, and gets the moved module itself (one class, one isinstance)."""
+    import importlib
+
+    from lchannel.compat import MOVED
+
+    for old, new in MOVED.items():
+        assert importlib.import_module(old) is importlib.import_module(new), old
+    from lchannel.engine.nets import Network
+    from lchannel.nets import Network as OldNetwork
+    from lchannel.run import train_config
+    from lchannel.run.single import train_config as new_train_config
+
+    assert OldNetwork is Network and train_config is new_train_config

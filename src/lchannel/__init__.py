@@ -12,6 +12,10 @@ from .engine.nets import Network, Record
 from .engine.plasticity import SGD
 from .engine.train import History, Trainer
 
+from .compat import install as _install_old_paths
+
+_install_old_paths()  # lchannel.nets, lchannel.train, ... (the paths before the re-layout) keep working
+
 __version__ = "0.1.0"
 
 __all__ = [
