@@ -262,6 +262,25 @@ class ReportFigure:
     figure: object
 
 
+def _collect_lines(members: list[CellResult], line_axes) -> tuple[dict, dict, dict, list, dict]:
+    """Per line label of a group: its history (finished runs), alignment angles, algorithm
+    and config; and the labels without finished runs."""
+    histories, aligns, algorithms, unfinished, configs = {}, {}, {}, [], {}
+    for res in members:
+        lab = _line_label(res, line_axes)
+        algorithms[lab] = _algorithm(res)
+        h = res.history()
+        if h is not None and h.epochs:
+            histories[lab] = h
+            configs[lab] = _run_config(res)
+        else:
+            unfinished.append(lab)
+        a = res.alignment()
+        if a:
+            aligns[lab] = a
+    return histories, aligns, algorithms, unfinished, configs
+
+
 def report_figures(spec: Spec, results: list[CellResult]) -> Iterator[ReportFigure]:
     """Every figure of a report, one at a time (save and close each before the next; the
     store behind ``results`` must stay open): the final accuracy figure of a ``final``
@@ -288,19 +307,7 @@ def report_figures(spec: Spec, results: list[CellResult]) -> Iterator[ReportFigu
         suffix = f": {title}" if title else ""
         styles = _line_styles(spec, results, members, line_axes)
         caption = _caption(members)
-        histories, aligns, algorithms, unfinished, configs = {}, {}, {}, [], {}
-        for res in members:
-            lab = _line_label(res, line_axes)
-            algorithms[lab] = _algorithm(res)
-            h = res.history()
-            if h is not None and h.epochs:
-                histories[lab] = h
-                configs[lab] = _run_config(res)
-            else:
-                unfinished.append(lab)
-            a = res.alignment()
-            if a:
-                aligns[lab] = a
+        histories, aligns, algorithms, unfinished, configs = _collect_lines(members, line_axes)
         # Lines that coincide by construction (BP (no f') and SBP (no f')) are named in the
         # captions when their stored numbers are identical.
         coincide = coinciding_runs(configs)
