@@ -5,7 +5,8 @@ land where they say, and ``per_member`` agrees with the population protocol."""
 import pytest
 
 from lchannel.channels.options import OPTIONS, ChannelOption
-from lchannel.cli import CHANNEL_FLAGS, build_parser, config_from_args
+from lchannel.cli import build_parser, config_from_args
+from lchannel.run.options_cli import CHANNEL_FLAGS
 from lchannel.experiments.spec_checks import channel_option_names
 from lchannel.population.packing import PER_MEMBER
 

@@ -10,8 +10,8 @@ import lchannel
 
 ROOT = Path(lchannel.__file__).parent
 # Lowest first; a module may import from its floor and every floor before it.
-FLOORS = [("data",), ("engine",), ("plugins", "channels"), ("run",), ("report",), ("population",),
-          ("experiments", "torch", "theory"), ("cli", "__init__")]
+FLOORS = [("plugins",), ("data",), ("engine",), ("channels",), ("run",), ("report",), ("population",),
+          ("experiments", "torch", "theory"), ("cli", "compat", "__init__")]
 FLOOR_OF = {name: i for i, names in enumerate(FLOORS) for name in names}
 
 
@@ -98,3 +98,43 @@ def test_the_check_sees_a_circle_and_an_upward_import(tmp_path, monkeypatch):
         test_every_module_has_a_floor_and_imports_only_downwards()
     with __import__("pytest").raises(AssertionError, match="lchannel.engine.a -> lchannel.run.b -> lchannel.engine.a"):
         test_no_import_circles()
+
+
+def _function_level_imports(path: Path):
+    """``(line, text)`` of every import inside a function of the module at ``path``."""
+    lines = path.read_text().split("\n")
+    for node in ast.walk(ast.parse("\n".join(lines))):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for inner in ast.walk(node):
+                if isinstance(inner, (ast.Import, ast.ImportFrom)):
+                    yield inner.lineno, lines
+
+
+def test_function_level_imports_say_why():
+    """An import inside a function is kept only for a heavy or optional dependency that most
+    calls do not need (matplotlib, Ray, PyYAML, a C++ build, scipy's solvers): each says why
+    in a ``# lazy:`` comment on its line or the line above; everything else imports at the top."""
+    unexplained = []
+    for m, (p, _) in sorted(_modules().items()):
+        for lineno, lines in _function_level_imports(p):
+            here, above = lines[lineno - 1], lines[lineno - 2].strip()
+            if "# lazy:" not in here and not above.startswith("# lazy:"):
+                unexplained.append(f"{p.relative_to(ROOT)}:{lineno}: {here.strip()}")
+    assert not unexplained, "function-level imports without a '# lazy:' reason:\n" + "\n".join(unexplained)
+
+
+def test_the_import_paths_of_before_the_re_layout_still_work():
+    """Issue 28: code importing ``lchannel.nets``, ``lchannel.train``, ``lchannel.run`` ...
+    keeps working, and gets the moved module itself (one class, one isinstance)."""
+    import importlib
+
+    from lchannel.compat import MOVED
+
+    for old, new in MOVED.items():
+        assert importlib.import_module(old) is importlib.import_module(new), old
+    from lchannel.engine.nets import Network
+    from lchannel.nets import Network as OldNetwork
+    from lchannel.run import train_config
+    from lchannel.run.single import train_config as new_train_config
+
+    assert OldNetwork is Network and train_config is new_train_config

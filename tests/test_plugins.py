@@ -125,3 +125,83 @@ def test_register_refuses_a_taken_name():
         register(Algorithm("rbp", RandomBackprop, "RBP", aliases=("fa",)))
     with pytest.raises(ValueError, match="no engine class; say why"):
         register(Algorithm("nothing", None, "Nothing"))
+
+
+DATASET_PLUGIN = '''
+"""One file: a data set (two Gaussian blobs in the plane), registered under a name."""
+import torch
+
+from lchannel.data import Dataset, DatasetEntry, one_hot, register_dataset
+
+
+def _split(n, seed):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 2, (n,), generator=g)
+    X = torch.randn(n, 2, generator=g) * 0.5 + (labels[:, None] * 2.0 - 1.0)
+    return Dataset(X, one_hot(labels, 2), labels, "{name}")
+
+
+def load(data_dir, options, seed):
+    return _split(80, seed), _split(40, seed + 1)
+
+
+register_dataset(DatasetEntry(name="{name}", description="two Gaussian blobs", n_inputs=2, n_outputs=2,
+                              architecture=(2, 8, 2), output="softmax", load=load, train_size=lambda o: 80,
+                              source="generated (no files)"))
+'''
+
+
+@pytest.fixture
+def dataset_plugin(tmp_path, monkeypatch):
+    """A data-set plugin module on the path, found through LCHANNEL_PLUGINS."""
+    from lchannel.data import REGISTRY as DATASETS
+
+    (tmp_path / "blobs_plugin.py").write_text(textwrap.dedent(DATASET_PLUGIN.format(name="blobs")))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv(plugins.ENV, "blobs_plugin")
+    yield tmp_path
+    DATASETS.pop("blobs", None)
+    plugins._loaded.discard("blobs_plugin")
+    sys.modules.pop("blobs_plugin", None)
+
+
+def test_a_data_set_is_one_file_a_plugin_trains_from_the_cli_and_a_spec(dataset_plugin, tmp_path, capsys):
+    """Adding a data set is one file (issue 28): its module registers a DatasetEntry; the
+    CLI's --dataset, the config's validation and a spec's sweep (worker processes
+    included) take the name."""
+    from lchannel.cli import main
+    from lchannel.data import REGISTRY as DATASETS
+    from lchannel.data import load_dataset
+
+    DATASETS.pop("blobs", None)  # as if never loaded in this process, whatever ran before
+    plugins._loaded.discard("blobs_plugin")
+    sys.modules.pop("blobs_plugin", None)
+    train, test = load_dataset("blobs")  # imported here, on first use of the name
+    assert (len(train), len(test), train.n_inputs) == (80, 40, 2)
+    assert main(["train", "--algorithm", "srbp", "--dataset", "blobs", "--epochs", "2", "--batch-size", "10",
+                 "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    spec = tmp_path / "blobs-spec.toml"
+    spec.write_text(SPEC.format(module="blobs_plugin", name="srbp").replace('"synthetic"', '"blobs"')
+                    .replace("n_train = 60\nn_test = 20\narchitecture = [2, 6, 1]\n", "")
+                    .replace("Half SRBP", "SRBP"))
+    db, out = tmp_path / "r.db", tmp_path / "report"
+    assert main(["run", str(spec), "--db", str(db), "--workers", "1", "--quiet"]) == 0
+    assert main(["report", str(spec), "--db", str(db), "--out", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    assert "blobs" in report and "SRBP" in report
+
+
+def test_an_unknown_data_set_lists_the_names_and_a_taken_one_is_refused():
+    from lchannel.data import DatasetEntry, REGISTRY as DATASETS, dataset_entry, register_dataset
+    from lchannel.run.config import TrainConfig
+
+    with pytest.raises(ValueError, match=r"dataset: 'nope' is not accepted; expected one of \['mnist', 'cifar10'"):
+        dataset_entry("nope")
+    with pytest.raises(ValueError, match=r"dataset.*one of \['mnist', 'cifar10', 'synthetic', 'higgs', 'higgs16k'"):
+        TrainConfig.from_dict({"dataset": "nope"})
+    with pytest.raises(ValueError, match="'mnist' is already registered; pass replace=True"):
+        register_dataset(DATASETS["mnist"])
+    with pytest.raises(ValueError, match="a DatasetEntry is needed"):
+        register_dataset({"name": "x"})
+    assert isinstance(DATASETS["mnist"], DatasetEntry)

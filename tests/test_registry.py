@@ -108,7 +108,7 @@ def test_declared_coincidences_hold_bp_nof_is_sbp_nof(options):
     no derivative anywhere, BP's chained signal (W^{h+1})ᵀ⋯(W^L)ᵀ(T − O) is SBP's skipped
     product.  The registry declares it (COINCIDES), figures and tables say it; the
     signals and the training runs really are identical, for every option both accept."""
-    from lchannel.channels.registry import COINCIDES, coincidence_reason, coincident_form
+    from lchannel.channels.canonical import COINCIDES, coincidence_reason, coincident_form
 
     assert set(COINCIDES) == {"sbp-nof"} and COINCIDES["sbp-nof"][0] == "bp-nof"
     assert canonicalize("bp-nof", options) != canonicalize("sbp-nof", options)  # stored keys stay apart

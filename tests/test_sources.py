@@ -6,7 +6,8 @@ import pytest
 
 from lchannel.channels import FeedbackInit, RandomBackprop, RandomFeedback, SkippedRandomBackprop, build_channel
 from lchannel.channels.compose import compose
-from lchannel.channels.sources import Adaptive, Averaged, Fixed, PerSynapseFeedback, Resampled
+from lchannel.channels.adaptive import Adaptive
+from lchannel.channels.sources import Averaged, Fixed, PerSynapseFeedback, Resampled
 
 
 def test_options_compose_into_a_chain_of_pieces():

@@ -13,18 +13,10 @@ docs/channels.md for the list, the equation each implements, and the CLI spellin
 
 from __future__ import annotations
 
-from .algorithms import (
-    RESAMPLE,
-    TOPOLOGIES,
-    Backprop,
-    RandomBackprop,
-    RandomFeedback,
-    SkippedBackprop,
-    SkippedRandomBackprop,
-    TopLayerOnly,
-    mixed_topology,
-    topology_sources,
-)
+from .algorithms import RandomBackprop, RandomFeedback, SkippedRandomBackprop
+from .exact import Backprop, SkippedBackprop, TopLayerOnly
+from .sources import RESAMPLE
+from .topology import TOPOLOGIES, mixed_topology, topology_sources
 from .base import DERIVATIVES, LearningChannel
 from .distinct import DistinctChannel, DistinctRandomBackprop, DistinctSkippedRandomBackprop
 from .feedback import DISTRIBUTIONS, FeedbackInit
@@ -39,16 +31,16 @@ from .registry import (
     converter_names,
     engine_refusal,
     is_engine_name,
-    canonicalize,
-    named_form,
     label,
     register,
     resolve,
     split_name,
     transforms_from_options,
 )
+from .canonical import canonicalize, named_form
 from .routes import Adjoint, RandomMap, Route
-from .sources import Adaptive, Averaged, FeedbackSource, Fixed, PerSynapseFeedback, Resampled
+from .adaptive import Adaptive
+from .sources import Averaged, FeedbackSource, Fixed, PerSynapseFeedback, Resampled
 from .synapse import SynapseSignal
 from .transforms import (
     Chain,
@@ -76,5 +68,7 @@ __all__ = [
     "DISTRIBUTIONS", "FeedbackInit", "LearningChannel", "MagnitudeOnly", "Quantize", "RESAMPLE",
     "RandomBackprop", "RandomFeedback", "SignOnly", "SignalTransform", "SkippedBackprop",
     "SkippedRandomBackprop", "SynapseSignal", "TOPOLOGIES", "TopLayerOnly", "LABELS", "REGISTRY",
-    "algorithm_names", "build_channel", "canonicalize", "converter_names", "engine_refusal", "is_engine_name", "register", "resolve", "label", "named_form", "mixed_topology", "quantize", "split_name", "topology_sources",
+    "algorithm_names", "build_channel", "canonicalize", "converter_names", "engine_refusal", "is_engine_name",
+    "register", "resolve", "label", "named_form", "mixed_topology", "quantize", "split_name", "topology_sources",
+    "NOF_SUFFIX", "TRANSFORM_OPTIONS", "transforms_from_options",
 ]

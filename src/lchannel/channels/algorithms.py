@@ -31,7 +31,7 @@ Each accepts ``derivative="none"`` for the papers' "no-f'" variant and signal tr
   ``stdp_form`` and ``stdp_scale`` (:mod:`lchannel.channels.stdp`); ``adapt_derivative=True``
   modulates Hebbian adaptation by the channel neuron's derivative (paper 2 section 4.1.3).
 
-These options compose into a chain of small pieces (:mod:`lchannel.channels.sources`:
+These options compose into a chain of small pieces (:mod:`lchannel.channels.sources`, :mod:`lchannel.channels.adaptive`:
 Fixed, Resampled, Averaged, PerSynapseFeedback, Adaptive), ``RandomFeedback.source``;
 each piece refuses what it cannot be combined with.  Each edge of the topology is a route
 operator (:mod:`lchannel.channels.routes`).
@@ -45,125 +45,22 @@ import torch
 
 from ..engine.architecture import route_fan_in, route_multiplications
 from ..engine.rng import MemberStreams
+from .adaptive import Adaptive
 from .base import BufferMap, LearningChannel
-from .feedback import FeedbackInit
-from .routes import Adjoint, draw_route, feedback_route
+from .compose import compose
+from .feedback import FeedbackInit, MemberFeedback
+from .routes import draw_route, feedback_route
 from .sources import (
-    RESAMPLE,
-    Adaptive,
     Averaged,
-    Fixed,
     FeedbackSource,
+    Fixed,
     PerSynapseFeedback,
     Resampled,
     _is_int,
     pack,
     unpack,
 )
-from .compose import compose
-
-
-class Backprop(LearningChannel):
-    """Standard backpropagation (BP), eq. 3-5: B^h = f'(S^h) ⊙ (W^{h+1})ᵀ B^{h+1}."""
-
-    name = "bp"
-    default_derivative = "all"
-
-    def sources(self, h):
-        return [h + 1]
-
-    def route(self, h, k):
-        # J^h = G^{h+1} W^{h+1}: the forward block's adjoint.
-        return self._adjoints[k]
-
-    def init_state(self):
-        self._adjoints = {k: Adjoint(self.net.block(k)) for k in range(2, self.net.L + 1)}
-
-
-class SkippedBackprop(Backprop):
-    """Skipped BP (SBP, paper 1 section 3): the signal of layer h is
-    f'(S^h) ⊙ (W^{h+1})ᵀ…(W^L)ᵀ (T − O): the product of the transposed forward matrices
-    above h, without the upper derivatives; the local derivative is kept.
-
-    Computed as BP's chain with the derivative applied only where the signal is used,
-    which is the same product, evaluated right to left.
-    """
-
-    name = "sbp"
-    default_derivative = "local"
-
-    def __init__(self, derivative=None, transforms=None):
-        if derivative == "all":
-            raise ValueError("SkippedBackprop with derivative='all' is Backprop; use Backprop instead")
-        super().__init__(derivative, transforms)
-
-
-class TopLayerOnly(LearningChannel):
-    """Only the top layer learns (its update is BP's, Fact 1); deeper layers stay fixed."""
-
-    name = "top"
-    default_derivative = "none"
-
-    def __init__(self, derivative=None, transforms=None):
-        # No signal reaches a hidden layer: a derivative policy or a signal transform would
-        # be silently ignored, so they are refused.
-        given = [k for k, v in (("derivative", derivative), ("transforms", transforms)) if v]
-        if given:
-            raise ValueError(f"channel: {given} do not apply to 'top' (top-layer-only): no signal reaches the "
-                             f"hidden layers, so there is no derivative or signal to transform")
-        super().__init__()
-
-    def routes(self, L):
-        return {}
-
-    def sources(self, h):
-        return []
-
-
-TOPOLOGIES = ("chain", "skip", "cascade", "mixed")
-
-
-def topology_sources(topology, L: int) -> dict[int, list[int]]:
-    """Sources of every hidden layer for a named topology or an explicit mapping.
-
-    chain: h ← h+1 (RBP); skip: h ← L (SRBP); cascade: h ← every k > h (section 3,
-    "cascading": feedback matrices between all pairs of layers); a dict ``{h: [k, ...]}``
-    names them explicitly (each k > h, k ≤ L; keys may be strings, as in JSON/TOML).
-    """
-    if isinstance(topology, str):
-        if topology == "chain":
-            return {h: [h + 1] for h in range(1, L)}
-        if topology == "skip":
-            return {h: [L] for h in range(1, L)}
-        if topology == "cascade":
-            return {h: list(range(h + 1, L + 1)) for h in range(1, L)}
-        if topology == "mixed":
-            raise ValueError("topology 'mixed' needs skip_layers: the hidden layers that receive the "
-                             "output error directly (SRBP); the others receive it through the chain (RBP)")
-        raise ValueError(f"topology must be one of {TOPOLOGIES} or a mapping {{h: [k, ...]}}, got {topology!r}")
-    if not isinstance(topology, dict):
-        raise ValueError(f"topology must be one of {TOPOLOGIES} or a mapping {{h: [k, ...]}}, got {topology!r}")
-    out: dict[int, list[int]] = {h: [] for h in range(1, L)}
-    for h, ks in topology.items():
-        h = int(h)
-        if not 1 <= h < L:
-            raise ValueError(f"topology layer {h} is not a hidden layer (1..{L - 1})")
-        ks = [int(k) for k in (ks if isinstance(ks, (list, tuple)) else [ks])]
-        for k in ks:
-            if not h < k <= L:
-                raise ValueError(f"topology: layer {h} can receive only from layers {h + 1}..{L}, got {k}")
-        out[h] = sorted(set(ks))
-    return out
-
-
-def mixed_topology(skip_layers, L: int) -> dict[int, list[int]]:
-    """SRBP to ``skip_layers`` (long-range connections from the output), chained RBP to the
-    others (paper 1, section 3: "a combination of RBP and SRBP")."""
-    skip = {int(h) for h in skip_layers}
-    bad = [h for h in skip if not 1 <= h < L]
-    if bad:
-        raise ValueError(f"skip_layers must be hidden layers 1..{L - 1}, got {sorted(bad)}")
-    return {h: [L] if h in skip else [h + 1] for h in range(1, L)}
+from .topology import TOPOLOGIES, check_block_route, mixed_topology, topology_sources
 
 
 class RandomFeedback(LearningChannel):
@@ -243,7 +140,6 @@ class RandomFeedback(LearningChannel):
         across variants, :class:`~lchannel.channels.feedback.MemberFeedback`)."""
         if self.net is not None:
             raise ValueError("set_member_feedback: call it before the channel is bound to a network")
-        from .feedback import MemberFeedback
         self.source.find(Fixed)._feedback = MemberFeedback(members)
         return self
 
@@ -291,7 +187,7 @@ class RandomFeedback(LearningChannel):
         L = len(sizes) - 1
         for h, ks in self.routes(L).items():
             if getattr(sizes, "is_conv", False):
-                _check_block_route(self, sizes, h, ks)
+                check_block_route(self, sizes, h, ks)
             self.source.check_route(self, sizes, h, ks)
 
     def sources(self, h):
@@ -431,30 +327,30 @@ class RandomFeedback(LearningChannel):
     __repr__ = describe
 
 
-class RandomBackprop(RandomFeedback):
+class _OnFixedTopology(RandomFeedback):
+    """A random channel on one named topology (``fixed_topology``): takes the options of
+    :class:`RandomFeedback` except the topology's, and refuses those by name."""
+
+    fixed_topology = "chain"
+
+    def __init__(self, **options):
+        super().__init__(**_on_topology(type(self), self.fixed_topology, options))
+
+
+class RandomBackprop(_OnFixedTopology):
     """Random backpropagation (RBP, eq. 6-8), a.k.a. feedback alignment (FA):
     R^h = f'(S^h) ⊙ C^h R^{h+1} with fixed random C^h of the shape of (W^{h+1})ᵀ.
-    ``adaptive=True`` gives ARBP.  Takes the options of :class:`RandomFeedback` except
-    the topology (chain)."""
+    ``adaptive=True`` gives ARBP.  Topology: chain."""
 
-    name = "rbp"
-    default_derivative = "all"
-
-    def __init__(self, **options):
-        super().__init__(**_on_topology(type(self), "chain", options))
+    name, default_derivative, fixed_topology = "rbp", "all", "chain"
 
 
-class SkippedRandomBackprop(RandomFeedback):
+class SkippedRandomBackprop(_OnFixedTopology):
     """Skipped random backpropagation (SRBP, paper 2 eq. 11), a.k.a. direct feedback
     alignment (DFA): R^h = f'(S^h) ⊙ C^h (T − O^L), C^h random of shape N_h × N_L.
-    ``adaptive=True`` gives ASRBP.  Takes the options of :class:`RandomFeedback` except
-    the topology (skip)."""
+    ``adaptive=True`` gives ASRBP.  Topology: skip."""
 
-    name = "srbp"
-    default_derivative = "local"
-
-    def __init__(self, **options):
-        super().__init__(**_on_topology(type(self), "skip", options))
+    name, default_derivative, fixed_topology = "srbp", "local", "skip"
 
 
 def _feedback_weights(sizes, h: int, k: int) -> int:
@@ -464,21 +360,6 @@ def _feedback_weights(sizes, h: int, k: int) -> int:
     return route_multiplications(sizes, h, k)
 
 
-def _check_block_route(channel, sizes, h: int, ks: list[int]) -> None:
-    """Refuse, with the reason, what a random channel cannot do on a block network."""
-    L = len(sizes) - 1
-    for k in ks:
-        if k != h + 1 and k != L:
-            raise ValueError(
-                f"topology: on a block (conv) network a layer receives from the layer above (chained, "
-                f"h <- h+1) or from the output layer (skip, h <- {L}); edge {h} <- {k} would be a dense map of "
-                f"{sizes[h]} x {sizes[k]} feedback weights between two hidden layers (cascade and such "
-                f"explicit topologies are refused on conv nets)")
-        if k != h + 1 and channel.feedback.congruent and sizes.block(h + 1).kind == "conv":
-            raise ValueError(
-                f"feedback congruent: skip edge {h} <- {k} of a conv net has no forward matrix whose signs it "
-                f"could take (the product of transposed convolutions and un-poolings is not a fixed matrix); "
-                f"congruent feedback works on chained (RBP) routes")
 
 
 def _signature_without(func, *names) -> inspect.Signature:
@@ -489,8 +370,7 @@ def _signature_without(func, *names) -> inspect.Signature:
 # What a fixed-topology channel accepts: RandomFeedback's options but the topology's.  The
 # signature is what build_channel and the experiment specs read to list accepted options.
 _FIXED_TOPOLOGY = _signature_without(RandomFeedback.__init__, "topology", "skip_layers")
-RandomBackprop.__init__.__signature__ = _FIXED_TOPOLOGY
-SkippedRandomBackprop.__init__.__signature__ = _FIXED_TOPOLOGY
+_OnFixedTopology.__init__.__signature__ = _FIXED_TOPOLOGY
 
 
 def _on_topology(cls, topology: str, options: dict) -> dict:

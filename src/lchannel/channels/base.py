@@ -32,6 +32,7 @@ from torch import nn
 from torch.nn.modules.module import _IncompatibleKeys
 
 from ..engine.architecture import route_multiplications
+from ..engine.plasticity import apply_term
 from ..engine.rng import MemberStreams
 from .routes import Route
 from .transforms import Chain, SignalTransform
@@ -142,8 +143,6 @@ class LearningChannel(nn.Module):
     def adapt(self, record, signals, lr: float) -> None:
         """Apply :meth:`plasticity_terms` at learning rate ``lr`` (what the optimizer's
         step does with them; for use outside a :class:`~lchannel.engine.train.Trainer`)."""
-        from ..engine.plasticity import apply_term  # plasticity imports channels: import at call time
-
         for P, rule, post, pre, rate in self.plasticity_terms(record, signals):
             apply_term(rule, P, post, pre, lr, rate)
 

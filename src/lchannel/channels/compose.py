@@ -7,12 +7,10 @@ import each other (stdp.py builds on sources.py, and this reads both).
 
 from __future__ import annotations
 
+from .adaptive import RULE_NAMES, STDP_SCALE, Adaptive
 from .feedback import FeedbackInit
 from .sources import (
     PROJECTED,
-    RULE_NAMES,
-    STDP_SCALE,
-    Adaptive,
     Averaged,
     FeedbackSource,
     Fixed,

@@ -62,7 +62,7 @@ import torch
 from ..engine.activations import ACTIVATIONS, get_activation
 from ..engine.plasticity import HEBBIAN
 from ..engine.rng import MemberStreams
-from .algorithms import topology_sources
+from .topology import topology_sources
 from .base import LearningChannel
 
 LC_INITS = ("glorot_normal", "small")

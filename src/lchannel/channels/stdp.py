@@ -54,7 +54,7 @@ from __future__ import annotations
 import math
 
 from ..engine.plasticity import STDP_RULE, Phases
-from .sources import Adaptive
+from .adaptive import Adaptive
 
 STDP_FORMS = ("output", "target")
 

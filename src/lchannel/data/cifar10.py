@@ -23,6 +23,7 @@ import torch
 
 from .base import Dataset, one_hot
 from .datadir import ENV_VAR, DataError, data_root
+from .registry import IMAGE_OPTIONS, DatasetEntry, register_dataset
 
 FILES = {
     "data_batch_1.bin": "cee916563c9f80d84e3cc88e17fdc0941787f1244f00a67874d45b261883ada5",
@@ -128,3 +129,20 @@ def as_images(X: torch.Tensor) -> torch.Tensor:
     if X.dim() != 2 or X.shape[1] != 3 * 32 * 32:
         raise ValueError(f"X must have shape (N, 3072), got {tuple(X.shape)}")
     return X.view(-1, 3, 32, 32)
+
+
+# Paper 1, section 4.3: 3 x (conv 64 channels 5x5 stride 1 tanh, max-pool 3x3 stride 2),
+# dense 1024 tanh, softmax 10.
+ARCHITECTURE = "conv64k5-pool3s2-conv64k5-pool3s2-conv64k5-pool3s2-dense1024-dense10"
+
+
+def _load(data_dir, options: dict, seed: int):
+    return load_cifar10(data_dir)
+
+
+ENTRY = register_dataset(DatasetEntry(
+    name="cifar10", description="CIFAR-10 images, 50,000 train / 10,000 test, 3x32x32 in [0, 1] as rows of "
+                                "3,072 (C, H, W order); default architecture paper 1's conv net (section 4.3)",
+    n_inputs=3072, n_outputs=10, architecture=ARCHITECTURE, output="softmax",
+    load=_load, train_size=lambda o: 50000, files=dict(FILES), source=URL,
+    verify=verify_cifar10, input_shape=(3, 32, 32), options=IMAGE_OPTIONS))

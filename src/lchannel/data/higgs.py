@@ -37,10 +37,14 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
+
 import torch
 
 from .base import Dataset
 from .datadir import ENV_VAR, DataError, data_root
+from .registry import DatasetEntry, register_dataset
+
 
 URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/00280/HIGGS.csv.gz"
 FILE = "HIGGS.csv.gz"
@@ -104,7 +108,6 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike | None = None, expect
     rows = 0
     bar = None
     if progress:
-        from tqdm.auto import tqdm
         bar = tqdm(total=src.stat().st_size, unit="B", unit_scale=True, desc=f"converting {src.name}")
     try:
         with open(src, "rb") as raw, gzip.GzipFile(fileobj=raw) as gz, open(tmp, "wb") as out:
@@ -179,7 +182,6 @@ def _download(target: Path, timeout: float = 30.0) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".part")
     try:
-        from tqdm.auto import tqdm
         with urllib.request.urlopen(URL, timeout=timeout) as r, open(tmp, "wb") as f:
             total = int(r.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {FILE}") as bar:
@@ -279,3 +281,35 @@ def load_higgs16k(data_dir=None, features: str = "low", standardize: bool = Fals
     """The shipped subset: train its first 12,977 rows, test its last 3,000."""
     return split_features(read_subset(data_dir), (0, SUBSET_TRAIN), (SUBSET_TRAIN, SUBSET_ROWS), features,
                           standardize, "higgs16k")
+
+
+def _inputs(options: dict) -> int:
+    return N_FEATURES[options.get("higgs_features", "low")]
+
+
+def _load(data_dir, options: dict, seed: int):
+    return load_higgs(data_dir, options["higgs_features"], options["standardize"])
+
+
+def _load16k(data_dir, options: dict, seed: int):
+    return load_higgs16k(data_dir, options["higgs_features"], options["standardize"])
+
+
+# Paper 2, section 4.3: 21 low-level inputs, eight hidden layers of 300 tanh, one logistic unit.
+ARCHITECTURE = (21, *[300] * 8, 1)
+
+ENTRY = register_dataset(DatasetEntry(
+    name="higgs", description="UCI HIGGS, paper 2's split: train rows 0..9,999,999, test rows "
+                              "10,500,000..10,599,999 (the first 100,000 official test rows); features "
+                              "low (21), high (7) or all (28)",
+    n_inputs=21, n_outputs=1, architecture=ARCHITECTURE, output="logistic", load=_load,
+    train_size=lambda o: 10_000_000, options=("higgs_features", "standardize"),
+    source=URL, verify=verify_higgs, inputs_for=_inputs, report_metrics=("test_auc",)))
+SUBSET_ENTRY = register_dataset(DatasetEntry(
+    name="higgs16k", description="the shipped 15,977-row HIGGS subset (higgs/higgs-16k.csv): train its first "
+                                 "12,977 rows, test its last 3,000; features as higgs",
+    n_inputs=21, n_outputs=1, architecture=ARCHITECTURE, output="logistic", load=_load16k,
+    train_size=lambda o: 12_977, options=("higgs_features", "standardize"),
+    files={"higgs-16k.csv": "8e2d16936a9c4e1159811c72da139efa429c2d140212def15c98dc6d7976dbea"},
+    source="shipped with the project (shared/datasets/higgs/)", verify=verify_subset, inputs_for=_inputs,
+    report_metrics=("test_auc",)))

@@ -23,6 +23,7 @@ import torch
 
 from .base import Dataset, one_hot
 from .datadir import ENV_VAR, DataError, data_root  # noqa: F401  (DataError re-exported)
+from .registry import IMAGE_OPTIONS, DatasetEntry, register_dataset
 
 FILES = {
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
@@ -144,3 +145,15 @@ def verify_mnist(data_dir: str | os.PathLike | None = None) -> None:
     for name, sha in FILES.items():
         path = find_file(root, name)
         parse_idx(read_verified(path, sha), path)
+
+
+def _load(data_dir, options: dict, seed: int):
+    return load_mnist(data_dir)
+
+
+ENTRY = register_dataset(DatasetEntry(
+    name="mnist", description="MNIST digits, 60,000 train / 10,000 test, 28x28 in [0, 1]",
+    n_inputs=784, n_outputs=10, architecture=(784, 100, 100, 100, 100, 10), output="softmax",  # paper 1 sec. 4.1
+    load=_load, train_size=lambda o: 60000, files=dict(FILES),
+    source=" or ".join(MIRRORS), verify=verify_mnist, input_shape=(1, 28, 28),
+    options=IMAGE_OPTIONS))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from .base import Dataset
+from .registry import DatasetEntry, register_dataset
 
 
 def f_k(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -60,3 +61,26 @@ def grid(resolution: int = 256, dtype=torch.float32) -> torch.Tensor:
     c = (torch.arange(resolution, dtype=torch.float64) + 0.5) / resolution * 2 - 1
     yy, xx = torch.meshgrid(c, c, indexing="ij")
     return torch.stack([xx.reshape(-1), yy.reshape(-1)], 1).to(dtype)
+
+
+def _load(data_dir, options: dict, seed: int):
+    return make_synthetic(k=options["synthetic_k"], n_train=options["n_train"], n_test=options["n_test"],
+                          seed=seed)
+
+
+GRID = 256  # resolution of the stored f_k predictions (Figure 12's heat maps)
+
+
+def _fk_snapshot(net) -> dict:
+    """The predicted probability over a 256 x 256 grid of [-1, 1]^2, (E, 256, 256)."""
+    with torch.no_grad():
+        O = net.forward(grid(GRID, net.dtype).to(net.device)).output  # (E, R², 1)
+    return {"grid_probability": O[..., 0].reshape(net.E, GRID, GRID).float().cpu()}
+
+
+ENTRY = register_dataset(DatasetEntry(
+    name="synthetic", description="paper 2's f_k = g ∘ t^k on [-1, 1]^2 (section 4.2), generated from a seed",
+    n_inputs=2, n_outputs=1, architecture=(2, 50, 50, 1), output="logistic",
+    load=_load, train_size=lambda o: int(o["n_train"]),
+    options=("synthetic_k", "n_train", "n_test"), source="generated (no files)",
+    stream=lambda o: FkStream(o["synthetic_k"]), snapshot=_fk_snapshot))

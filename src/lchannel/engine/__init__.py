@@ -1,13 +1,15 @@
 """The engine: the forward channel (networks of blocks), the training loop and plasticity.
 
 - :mod:`.nets` (fully connected populations), :mod:`.convnet` (block networks) and
-  :mod:`.blocks` (one file per block kind), :mod:`.architecture` (the grammar),
+  :mod:`.blocks` (one file per block kind, each declaring its piece of the grammar),
+  :mod:`.architecture` (the grammar), :mod:`.blockspec` (what both know of a piece),
   :mod:`.activations` (one :class:`~.activations.Activation` per transfer function),
   :mod:`.outputs` (output non-linearity + loss pairs), :mod:`.init`, :mod:`.rng`;
-- :mod:`.plasticity` (rules and the optimizer, eq. 13 and paper 2 eq. 13-19),
-  :mod:`.quantize` (eq. 19);
-- :mod:`.train` (the loop), :mod:`.iterations` (training by iterations),
-  :mod:`.divergence` (why a member diverged), :mod:`.metrics` (AUC).
+- :mod:`.rules` (eq. 13 and paper 2 eq. 13-19), :mod:`.plasticity` (the optimizer),
+  :mod:`.quantize` (eq. 19), :mod:`.quantize_levels`, :mod:`.quantize_sum`;
+- :mod:`.train` (the loop), :mod:`.history`, :mod:`.epochs`, :mod:`.evaluation`,
+  :mod:`.iterations` (training by iterations), :mod:`.divergence_check` and
+  :mod:`.divergence` (which members diverged, and why), :mod:`.metrics` (AUC).
 
 Nothing here imports the run plumbing (:mod:`lchannel.run`), the reports
 (:mod:`lchannel.report`) or the experiments.

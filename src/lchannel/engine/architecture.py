@@ -15,7 +15,10 @@ piece                       block
 ``dense<N>``                N fully connected units; the last piece must be dense (the output)
 ==========================  ==================================================================
 
-Pieces are case-insensitive.  A *layer* h (paper 1's index, h = 1..L) is a weighted
+Pieces are case-insensitive.  Each kind declares its piece in its own file under
+:mod:`.blocks` (its ``grammar``: the syntax, the pattern and the BlockSpecs a match
+builds, with that kind's checks); this module reads them from :data:`.blocks.KINDS`.
+A *layer* h (paper 1's index, h = 1..L) is a weighted
 piece (conv or dense); the weightless pieces after it (pool, flatten) belong to it: the
 layer's signal I^h lives at the weighted block's output S^h, and a signal arriving from
 above is carried back through them (un-pooled at the recorded argmax).  The layer sizes
@@ -29,72 +32,19 @@ With the paper's net on (3, 32, 32) the defaults give 32 → conv 32 → pool 16
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
-_PIECES = {
-    "conv": re.compile(r"conv(\d+)k(\d+)(?:s(\d+))?(?:p(\d+))?"),
-    "pool": re.compile(r"pool(\d+)(?:s(\d+))?(?:p(\d+))?"),
-    "dense": re.compile(r"dense(\d+)"),
-    "flatten": re.compile(r"flatten"),
-}
-GRAMMAR = "conv<C>k<K>[s<S>][p<P>], pool<K>[s<S>][p<P>], flatten, dense<N> (joined by '-')"
+from . import blocks  # noqa: F401 - imports every block kind, which registers itself in blockspec.KINDS
+from .blockspec import KINDS, BlockSpec, Piece, prod
 
 
-@dataclass(frozen=True)
-class BlockSpec:
-    """One piece of a block network with its shapes.
-
-    kind: ``conv``, ``pool``, ``flatten`` or ``dense``; piece: the piece as written;
-    in_shape / out_shape: ``(C, H, W)`` or ``(N,)`` of one example; channels (conv: output
-    channels), kernel, stride, padding (conv, pool); units (dense).
-    """
-
-    kind: str
-    piece: str
-    in_shape: tuple
-    out_shape: tuple
-    channels: int = 0
-    kernel: int = 0
-    stride: int = 1
-    padding: int = 0
-    units: int = 0
-
-    @property
-    def weighted(self) -> bool:
-        return self.kind in ("conv", "dense")
-
-    @property
-    def n_out(self) -> int:
-        return _prod(self.out_shape)
-
-    @property
-    def n_in(self) -> int:
-        return _prod(self.in_shape)
-
-    @property
-    def fan_in(self) -> int:
-        """Inputs per unit: C_in·K·K (conv), N_in (dense)."""
-        return self.in_shape[0] * self.kernel * self.kernel if self.kind == "conv" else self.n_in
-
-    @property
-    def fan_out(self) -> int:
-        """Units reached per input: C_out·K·K (conv), N_out (dense) — Glorot's fan-out."""
-        return self.channels * self.kernel * self.kernel if self.kind == "conv" else self.units
-
-    @property
-    def multiplications(self) -> int:
-        """Multiplications per example of the block's linear map (and of its adjoint)."""
-        if self.kind == "conv":
-            return self.n_out * self.fan_in
-        return self.n_in * self.units if self.kind == "dense" else 0
+def pieces() -> dict[str, Piece]:
+    """Each registered kind's declared piece (its ``grammar``), in the order the grammar
+    lists them; read at every call, so a kind registered later (a plugin) is understood."""
+    return {kind: cls.grammar for kind, cls in sorted(KINDS.items(), key=lambda kv: kv[1].grammar.rank)}
 
 
-def _prod(shape) -> int:
-    n = 1
-    for s in shape:
-        n *= int(s)
-    return n
+def grammar() -> str:
+    """The grammar as error messages state it: every kind's syntax, joined by '-'."""
+    return f"{', '.join(p.syntax for p in pieces().values())} (joined by '-')"
 
 
 def is_conv_architecture(arch) -> bool:
@@ -106,7 +56,7 @@ def is_conv_architecture(arch) -> bool:
     if not s or s[0].isdigit() or s.startswith("a["):
         return False
     first = s.split("-")[0]
-    return any(first.startswith(k) for k in _PIECES)
+    return any(first.startswith(k) for k in KINDS)
 
 
 def parse_blocks(arch: str, input_shape) -> list[BlockSpec]:
@@ -118,56 +68,25 @@ def parse_blocks(arch: str, input_shape) -> list[BlockSpec]:
     before the first dense piece that follows a conv or pool piece; a leading ``flatten``
     flattens the input (the first weighted piece is then dense)."""
     if not isinstance(arch, str) or not is_conv_architecture(arch):
-        raise ValueError(f"architecture must be a block string of {GRAMMAR}, e.g. "
+        raise ValueError(f"architecture must be a block string of {grammar()}, e.g. "
                          f"'conv64k5-pool3s2-dense1024-dense10', got {arch!r}")
     shape = _check_input_shape(input_shape)
-    pieces = arch.strip().lower().split("-")
     specs: list[BlockSpec] = []
-    for i, piece in enumerate(pieces):
-        kind, m = next(((k, r.fullmatch(piece)) for k, r in _PIECES.items() if r.fullmatch(piece)), (None, None))
+    declared = pieces()
+    for i, piece in enumerate(arch.strip().lower().split("-")):
+        kind, m = next(((p, p.pattern.fullmatch(piece)) for p in declared.values() if p.pattern.fullmatch(piece)),
+                       (None, None))
         if kind is None:
-            raise ValueError(f"architecture piece {i + 1} {piece!r} of {arch!r} is not one of {GRAMMAR}")
+            raise ValueError(f"architecture piece {i + 1} {piece!r} of {arch!r} is not one of {grammar()}")
         where = f"architecture piece {i + 1} {piece!r}"
-        if kind in ("conv", "pool") and len(shape) != 3:
+        if kind.image_input and len(shape) != 3:
             raise ValueError(f"{where} needs an image input (C, H, W), but its input has shape {shape} "
                              f"(a conv or pool piece cannot follow a dense or flatten piece)")
-        if kind == "conv":
-            C, K = int(m[1]), int(m[2])
-            S = int(m[3]) if m[3] is not None else 1
-            P = int(m[4]) if m[4] is not None else (K - 1) // 2
-            out = _window(where, shape, C, K, S, P)
-            spec = BlockSpec("conv", piece, shape, out, channels=C, kernel=K, stride=S, padding=P)
-        elif kind == "pool":
-            if not any(s.weighted for s in specs):
-                raise ValueError(f"{where} comes before any weighted piece (conv or dense): a weightless "
-                                 f"piece belongs to the layer before it")
-            K = int(m[1])
-            S = int(m[2]) if m[2] is not None else K
-            P = int(m[3]) if m[3] is not None else (K - 1) // 2
-            if 2 * P > K:
-                raise ValueError(f"{where}: padding {P} must be at most half the kernel {K} (max-pooling pads "
-                                 f"with -inf; a window of padding only has no maximum)")
-            out = _window(where, shape, shape[0], K, S, P)
-            spec = BlockSpec("pool", piece, shape, out, channels=shape[0], kernel=K, stride=S, padding=P)
-        elif kind == "flatten":
-            if len(shape) == 1:
-                raise ValueError(f"{where}: the input is already flat, shape {shape}")
-            spec = BlockSpec("flatten", piece, shape, (_prod(shape),))
-        else:
-            N = int(m[1])
-            if N < 1:
-                raise ValueError(f"{where}: a dense piece needs at least 1 unit")
-            if len(shape) == 3:
-                flat = BlockSpec("flatten", "flatten", shape, (_prod(shape),))
-                if specs:
-                    specs.append(flat)
-                shape = flat.out_shape
-            spec = BlockSpec("dense", piece, shape, (N,), units=N)
-        if spec.kind == "flatten" and not specs:
-            shape = spec.out_shape  # a leading flatten reshapes the input
-            continue
-        specs.append(spec)
-        shape = spec.out_shape
+        for spec in kind.build(where, m, shape, specs):
+            if specs or spec.weighted:
+                specs.append(spec)
+            # else a leading flatten (written, or before a leading dense piece) reshapes the input
+            shape = spec.out_shape
     if specs[-1].kind != "dense":
         raise ValueError(f"architecture {arch!r} must end with a dense piece (the output layer), "
                          f"ends with {specs[-1].piece!r}")
@@ -186,16 +105,6 @@ def _check_input_shape(input_shape) -> tuple:
     return shape
 
 
-def _window(where: str, shape: tuple, C: int, K: int, S: int, P: int) -> tuple:
-    if C < 1 or K < 1 or S < 1:
-        raise ValueError(f"{where}: channels, kernel and stride must be >= 1")
-    _, H, W = shape
-    if K > H + 2 * P or K > W + 2 * P:
-        raise ValueError(f"{where}: kernel {K}x{K} with padding {P} does not fit the input of shape {shape} "
-                         f"(padded {H + 2 * P}x{W + 2 * P})")
-    return (C, (H + 2 * P - K) // S + 1, (W + 2 * P - K) // S + 1)
-
-
 class LayerSizes(list):
     """``[N_0, ..., N_L]`` of a block network (a list of ints, as for fully connected nets)
     that also knows its pieces, so a learning channel can count and check its routes
@@ -205,7 +114,7 @@ class LayerSizes(list):
         self.specs = list(specs)
         self.input_shape = tuple(input_shape)
         self.weighted = [s for s in self.specs if s.weighted]
-        super().__init__([_prod(self.input_shape)] + [s.n_out for s in self.weighted])
+        super().__init__([prod(self.input_shape)] + [s.n_out for s in self.weighted])
 
     is_conv = True
 

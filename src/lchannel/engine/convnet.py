@@ -24,8 +24,8 @@ from torch import nn
 
 from . import init as _init
 from .activations import get_activation
-from .architecture import BlockSpec, LayerSizes, conv_layer_sizes, is_conv_architecture
-from .blocks import Conv2d, Dense, Flatten, MaxPool2d, grouped, members, times_derivative
+from .architecture import LayerSizes, conv_layer_sizes, is_conv_architecture
+from .blocks import KINDS, Conv2d, Dense, grouped, members, times_derivative
 from .nets import Network, Record
 from .outputs import OutputActivation, get_output
 from .rng import MemberStreams
@@ -138,20 +138,16 @@ class ConvNetwork(Network):
         blocks, tails = [], []
         h = 0
         for spec in specs:
+            kind = KINDS[spec.kind]
             if not spec.weighted:
-                tails[-1].append(_weightless(spec))
+                tails[-1].append(kind.from_spec(spec))  # a weightless piece belongs to the layer before it
                 continue
             h += 1
-            if spec.kind == "conv":
-                shape = (spec.channels, spec.in_shape[0], spec.kernel, spec.kernel)
-            else:
-                shape = (spec.units, spec.n_in)
-            W = torch.stack([_init.draw(init, shape, spec.fan_in, spec.fan_out, g, dtype)
+            W = torch.stack([_init.draw(init, spec.weight_shape, spec.fan_in, spec.fan_out, g, dtype)
                              for g in streams.generators]).to(device)
-            if spec.kind == "conv":
-                blocks.append(Conv2d(W, spec.in_shape, spec.stride, spec.padding, self.activations[h]))
-            else:
-                blocks.append(Dense(W, self.activations[h] if h < L else None, self.output_loss if h == L else None))
+            top = h == L  # the output layer takes the output pair instead of a transfer function
+            blocks.append(kind.from_spec(spec, W, None if top else self.activations[h],
+                                         self.output_loss if top else None))
             tails.append([])
         self.blocks = nn.ModuleList(blocks)
         self.tails = tails  # weightless: no state
@@ -243,9 +239,3 @@ class ConvNetwork(Network):
         stand-in's layout: W^k for a conv kernel, (W^k)ᵀ for a dense block."""
         W = self.W(k)
         return W if W.dim() == 5 else W.transpose(1, 2)
-
-
-def _weightless(spec: BlockSpec) -> nn.Module:
-    if spec.kind == "pool":
-        return MaxPool2d(spec.in_shape, spec.kernel, spec.stride, spec.padding)
-    return Flatten(spec.in_shape)

@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import copy
 import re
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:  # annotation only: train imports this module
+    from .train import Trainer
 
 
 def divergence_text(cause: dict | None, epoch: int | None = None, short: bool = False) -> str:

@@ -3,13 +3,15 @@ checkpoint holds, and their removal once every run is stored."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
 
-
 from .planning import Population
 from .store import FINISHED, ResultsStore
+
+
 def checkpoint_dir(db: str | os.PathLike) -> Path:
     """Where populations checkpoint: ``results/lchannel.db`` -> ``results/lchannel.checkpoints``."""
     p = Path(db)
@@ -19,7 +21,6 @@ def checkpoint_dir(db: str | os.PathLike) -> Path:
 def checkpoint_path(root: Path, pop: Population) -> Path:
     seeds = "-".join(str(s) for s in pop.seeds)
     if len(seeds) > 60:
-        import hashlib
         seeds = hashlib.sha256(seeds.encode()).hexdigest()[:16]
     return root / f"{pop.key}-s{seeds}.pt"
 

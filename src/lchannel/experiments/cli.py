@@ -17,15 +17,19 @@ import shlex
 import sys
 from pathlib import Path
 
+from ..data import DataError
+from ..engine.divergence import divergence_summary, divergence_text
 from ..run.cliutil import DefaultsHelpFormatter, PathError, finite_float, writable_dir
 from ..run.cliutil import int_list as _int_list
-from ..data import DataError
 from ..run.tables import pm, single_run_note, text_table
 from .executors import require_ray
-from .runner import DEFAULT_DB, DEFAULT_LEASE_TTL, EXECUTORS, run_sweep
+from .planning import pack
+from .results import collect
+from .runner import DEFAULT_DB, DEFAULT_LEASE_TTL, EXECUTORS, resolve_device, run_sweep
 from .settings import shared_settings
 from .spec import Overrides, SpecError, load_spec, shipped_specs
-from .store import ResultsStore, StoreError
+from .store import ResultsStore, StoreError, run_id
+
 
 DEVICES = "auto, cpu, cuda or cuda:N"
 # What the shipped specs cover (`lchannel --help`, `lchannel experiments --help`).
@@ -191,7 +195,6 @@ def cmd_run(args, parser) -> int:
         overrides = _overrides(args)
         where = _where(args)
         cells = spec.cells(overrides, where)
-        from .runner import resolve_device
         device = resolve_device(args.device)
     except SpecError as err:
         parser.error(str(err))
@@ -235,8 +238,6 @@ def _dry_run(spec, cells, args) -> int:
             for c, d in zip(cells, differing)]
     print(text_table(rows, ["cell", "settings of this cell", "config hash", "seeds", "epochs", "protocol"],
                      numbers_right=False))
-    from .planning import pack
-    from .store import run_id
     ids = {run_id(c.key, s) for c in cells for s in c.config.seeds}
     variants = not getattr(args, "no_pack_variants", False)  # `experiments show` has no such flag
     n_pop = len(pack(cells, ids, True, variants))
@@ -246,8 +247,6 @@ def _dry_run(spec, cells, args) -> int:
 
 
 def _print_summary(spec, args, overrides, where) -> None:
-    from ..engine.divergence import divergence_summary, divergence_text
-    from .results import collect
     with ResultsStore(args.db) as store:
         results = collect(spec, store, overrides, where)
         rows, diverged = [], []
@@ -269,7 +268,7 @@ def _print_summary(spec, args, overrides, where) -> None:
 
 
 def cmd_report(args, parser) -> int:
-    from .report import write_report
+    from .report import write_report  # lazy: the report writer loads matplotlib
     spec = _load(parser, args.spec)
     if args.metric is not None and args.metric not in ("test_acc", "train_acc", "test_loss", "train_loss"):
         parser.error(f"--metric: {args.metric!r} is not accepted; "

@@ -3,13 +3,19 @@ Ray tasks; each hands finished tasks back to the runner, the store's single writ
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
+import queue as _q
 import traceback
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 
 import torch
 
 from .spec import SpecError
 from .worker import WORKER, task_seeds, train_population_safe, tune_malloc
+
+
 def _next_task(todo: list[dict], claim) -> dict | None:
     """The next task of ``todo`` that ``claim`` lets this runner train (it may narrow
     the task to the seeds it could lease), or None when ``todo`` runs out."""
@@ -65,7 +71,6 @@ class PoolExecutor:
     name = "local"
 
     def __init__(self, workers: int, threads: int):
-        import multiprocessing as mp
         self.workers = workers
         self.threads = threads
         self.ctx = mp.get_context("spawn")
@@ -73,12 +78,10 @@ class PoolExecutor:
         self.pool = None
 
     def _new_pool(self):
-        from concurrent.futures import ProcessPoolExecutor
         return ProcessPoolExecutor(self.workers, mp_context=self.ctx, initializer=_pool_init,
                                    initargs=(self.queue, self.threads, os.getpid()))
 
     def _drain(self, progress) -> None:
-        import queue as _q
         while True:
             try:
                 event = self.queue.get_nowait()
@@ -88,8 +91,6 @@ class PoolExecutor:
                 progress(*event)
 
     def imap(self, tasks: list[dict], progress=None, claim=None):
-        from concurrent.futures import FIRST_COMPLETED, wait
-        from concurrent.futures.process import BrokenProcessPool
         todo = list(tasks)
         running: dict = {}
         self.pool = self._new_pool()
@@ -130,7 +131,7 @@ class PoolExecutor:
 def require_ray():
     """The ``ray`` module, or a SpecError saying how to install it (checked before any work)."""
     try:
-        import ray
+        import ray  # lazy: ray is optional (pip install 'lchannel[ray]'); only --executor ray needs it
     except ImportError:
         raise SpecError("--executor ray needs Ray: pip install 'lchannel[ray]' (or pip install ray)") from None
     return ray

@@ -84,6 +84,7 @@ def _run_config(res: CellResult):
 
 def _caption(members: list[CellResult]) -> str:
     """What the lines of a figure have in common (:func:`lchannel.report.plots.describe_runs`)."""
+    # lazy: report.plots loads matplotlib; only figure-drawing calls pay for it
     from ..report.plots import describe_runs
 
     text = describe_runs([_run_config(r) for r in members])
@@ -104,6 +105,7 @@ def _align_label(metric: str, algorithms: set[str]) -> str:
 
 
 def _identical_alignment(curves: dict[str, dict], labels: list[str]) -> bool:
+    # lazy: report.plots loads matplotlib; only figure-drawing calls pay for it
     from ..report.plots import same_values
 
     if any(lab not in curves for lab in labels):
@@ -126,8 +128,10 @@ def alignment_figure(curves: dict[str, dict], title: str = "", caption: str = ""
     feedback row's label); ``coincide`` (:func:`lchannel.report.plots.coinciding_runs`): lines
     that coincide by construction, named in the caption and drawn wider underneath when
     their angles are identical.  None when there is nothing to draw."""
+    # lazy: matplotlib loads only when a figure is drawn, not at every CLI start
     import matplotlib.pyplot as plt
 
+    # lazy: report.plots loads matplotlib; only figure-drawing calls pay for it
     from ..report.plots import (COVERED_WIDEN, annotate, band_note, coincidence_note, draw_line, epoch_axis, left_out_note,
                          legend_outside)
 
@@ -178,8 +182,10 @@ def final_figure(spec: Spec, results: list[CellResult], title: str = "", caption
     of the ``x`` axis, one line per level of the other axes: mean over the seeds that
     finished without diverging, ±1 sd band, as in paper 1, Figure 4 (post-training
     accuracy of sparse SRBP against n).  None when no cell has a finished seed."""
+    # lazy: matplotlib loads only when a figure is drawn, not at every CLI start
     import matplotlib.pyplot as plt
 
+    # lazy: report.plots loads matplotlib; only figure-drawing calls pay for it
     from ..report.plots import annotate, band_note, draw_line, left_out_note, legend_outside
 
     xa = spec.report.x
@@ -224,6 +230,7 @@ def maps_figure(spec: Spec, results: list[CellResult]):
     row per level of ``report.rows`` (the algorithms), the first row the target f_k; each
     panel the predicted probability kept by the cell's first finished seed, titled with
     its test accuracy.  None when no cell kept predictions."""
+    # lazy: report.plots loads matplotlib; only figure-drawing calls pay for it
     from ..report.plots_p2 import fk_maps_figure
 
     col_axis, row_axis = spec.report.columns[0], spec.report.rows[0]
@@ -255,6 +262,25 @@ class ReportFigure:
     figure: object
 
 
+def _collect_lines(members: list[CellResult], line_axes) -> tuple[dict, dict, dict, list, dict]:
+    """Per line label of a group: its history (finished runs), alignment angles, algorithm
+    and config; and the labels without finished runs."""
+    histories, aligns, algorithms, unfinished, configs = {}, {}, {}, [], {}
+    for res in members:
+        lab = _line_label(res, line_axes)
+        algorithms[lab] = _algorithm(res)
+        h = res.history()
+        if h is not None and h.epochs:
+            histories[lab] = h
+            configs[lab] = _run_config(res)
+        else:
+            unfinished.append(lab)
+        a = res.alignment()
+        if a:
+            aligns[lab] = a
+    return histories, aligns, algorithms, unfinished, configs
+
+
 def report_figures(spec: Spec, results: list[CellResult]) -> Iterator[ReportFigure]:
     """Every figure of a report, one at a time (save and close each before the next; the
     store behind ``results`` must stay open): the final accuracy figure of a ``final``
@@ -262,6 +288,7 @@ def report_figures(spec: Spec, results: list[CellResult]) -> Iterator[ReportFigu
     ``final``) and an alignment figure when angles were recorded.  Lines share looks
     across figures (:mod:`lchannel.report.style`); captions name what the lines have in common
     and the lines left out (no finished runs, no finite values)."""
+    # lazy: report.plots loads matplotlib; only figure-drawing calls pay for it
     from ..report.plots import accuracy_figure, coinciding_runs, left_out_note
 
     base_title = spec.report.title or spec.name
@@ -280,19 +307,7 @@ def report_figures(spec: Spec, results: list[CellResult]) -> Iterator[ReportFigu
         suffix = f": {title}" if title else ""
         styles = _line_styles(spec, results, members, line_axes)
         caption = _caption(members)
-        histories, aligns, algorithms, unfinished, configs = {}, {}, {}, [], {}
-        for res in members:
-            lab = _line_label(res, line_axes)
-            algorithms[lab] = _algorithm(res)
-            h = res.history()
-            if h is not None and h.epochs:
-                histories[lab] = h
-                configs[lab] = _run_config(res)
-            else:
-                unfinished.append(lab)
-            a = res.alignment()
-            if a:
-                aligns[lab] = a
+        histories, aligns, algorithms, unfinished, configs = _collect_lines(members, line_axes)
         # Lines that coincide by construction (BP (no f') and SBP (no f')) are named in the
         # captions when their stored numbers are identical.
         coincide = coinciding_runs(configs)
@@ -305,6 +320,7 @@ def report_figures(spec: Spec, results: list[CellResult]) -> Iterator[ReportFigu
         aucs = {lab: c for lab, c in ((_line_label(res, line_axes), res.extra("test_auc")) for res in members
                                       if "test_auc" in REGISTRY[res.cell.config.dataset].report_metrics) if c[0]}
         if aucs:
+            # lazy: report.plots loads matplotlib; only figure-drawing calls pay for it
             from ..report.plots_p2 import metric_figure
             fig = metric_figure(aucs, "test ROC AUC (%)", title=f"{full_title} — ROC AUC", caption=caption,
                                 styles={lab: styles[lab] for lab in aucs})

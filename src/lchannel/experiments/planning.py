@@ -3,14 +3,17 @@ for the workers, and the cost model that orders them and estimates a command's t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
 
-
+from ..population.packing import pack_key
 from ..run.config import TrainConfig
 from .spec import Cell
 from .store import run_id
+
+
 @dataclass
 class Population:
     """Runs trained together as one population: the seeds of one cell (``config``), or,
@@ -26,7 +29,6 @@ class Population:
     def key(self) -> str:
         if not self.parts or len(self.parts) == 1:
             return self.parts[0][0] if self.parts else self.config.key()
-        import hashlib
         text = json.dumps([[k, c.seeds] for k, c in self.parts])
         return "v" + hashlib.sha256(text.encode()).hexdigest()[:15]
 
@@ -143,7 +145,6 @@ def pack(cells: list[Cell], pending: set[str], packed: bool = True, variants: bo
     ``packed``), the populations of cells whose configs share a
     :func:`lchannel.population.packing.pack_key` (they differ only in the learning rate or the
     feedback distribution) become one population across variants."""
-    from ..population.packing import pack_key
 
     by_key: dict[str, Population] = {}
     seeds: dict[str, list[int]] = {}

@@ -160,6 +160,7 @@ def write_report(spec: Spec, db: str | Path, out_dir: str | Path, overrides: Ove
         pngs: list[Path] = []
         figures: list[tuple[str, Path]] = []
         if plots:
+            # lazy: report.plots loads matplotlib; only figure-drawing calls pay for it
             from ..report.plots import save_figure
 
             for f in report_figures(spec, results):

@@ -2,8 +2,8 @@
 
 Its pieces, one module each: :mod:`.planning` (populations, the cost model),
 :mod:`.checkpoints`, :mod:`.worker` (what trains one population), :mod:`.executors`
-(inline, process pool, Ray); this module is the sweep itself (:func:`run_sweep`) and the
-leases' heartbeat.
+(inline, process pool, Ray), :mod:`.heartbeat` (renewing the leases); this module is the
+sweep itself (:func:`run_sweep`).
 
 1. **Plan.**  The spec's cells (with ``--epochs/--seeds/--subset`` overrides) are
    registered in the store; each (cell config, seed) is a run with a pending row.
@@ -36,26 +36,35 @@ from __future__ import annotations
 import json
 import math
 import os
-import sqlite3
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 import torch
 
-from ..run.cliutil import writable_dir, writable_file
-from ..run.config import TrainConfig
+from ..data import REGISTRY
 from ..engine.divergence import divergence_summary, divergence_text
 from ..engine.train import History
-from .checkpoints import checkpoint_dir, checkpoint_path, members_file, remove_checkpoint, remove_finished_checkpoints
+from ..run.cliutil import writable_dir, writable_file
+from ..run.config import TrainConfig
+from .checkpoints import (
+    checkpoint_dir,
+    checkpoint_path,
+    members_file,
+    remove_checkpoint,
+    remove_finished_checkpoints,
+)
 from .executors import InlineExecutor, PoolExecutor, RayExecutor
+from .heartbeat import Heartbeat
+from .owners import owner_id
 from .planning import Population, cap_members, pack, split_for_workers
 from .spec import Cell, Overrides, Spec, SpecError
-from .owners import owner_id
 from .store import FINISHED, ResultsStore, run_id
 from .worker import population_data, task_members
+
 
 EXECUTORS = ("local", "ray")
 DEFAULT_DB = "results/lchannel.db"
@@ -71,7 +80,6 @@ def _check_data(pops: list[Population], data_dir: str | None, inline: bool, devi
     worker processes the files are verified here (checksums and IDX headers) without
     keeping the arrays (the data set's registry ``verify``): otherwise every worker would
     fail on its own, once per population."""
-    from ..data import REGISTRY
     seen = set()
     for p in pops:
         cfg = p.config.replace(device=device, data_dir=data_dir if data_dir is not None else p.config.data_dir)
@@ -81,35 +89,6 @@ def _check_data(pops: list[Population], data_dir: str | None, inline: bool, devi
         elif verify is not None and (cfg.dataset, cfg.data_dir) not in seen:
             seen.add((cfg.dataset, cfg.data_dir))
             verify(cfg.data_dir)
-
-
-class Heartbeat:
-    """Renews ``owner``'s leases every ``ttl / 4`` seconds from a thread with its own
-    connection, for as long as the runner lives: a population may train for longer than
-    the TTL between two results, and the runner's own thread may be busy training it."""
-
-    def __init__(self, db: str | os.PathLike, owner: str, ttl: float):
-        self.db, self.owner, self.ttl = db, owner, ttl
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="lchannel-lease-heartbeat", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        store = None
-        try:
-            while not self.stop.wait(max(0.05, self.ttl / 4)):
-                try:
-                    store = store or ResultsStore(self.db)
-                    store.renew(self.owner, self.ttl)
-                except sqlite3.Error:
-                    pass  # locked for longer than the busy timeout: try again next beat
-        finally:
-            if store is not None:
-                store.close()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join()
 
 
 # ------------------------------------------------------------------------------ the sweep
@@ -351,7 +330,6 @@ class _Sweep:
         if progress:
             self._announce()
         if progress and self.tasks:
-            from tqdm.auto import tqdm
             self.bar = tqdm(total=len(self.all_ids), initial=self.skipped, desc=self.spec.name, unit="run",
                             dynamic_ncols=True, file=sys.stderr)
         self.titles = {t["id"]: t["title"] for t in self.tasks}

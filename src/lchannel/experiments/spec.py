@@ -40,219 +40,56 @@ each level's ``set``, then every matching ``patch`` (``channel`` tables merge ke
 key).  A *run* is one cell and one seed.  Every mistake (an unknown key, a bad value, a
 label that does not exist) is reported before any work starts, naming where in the spec
 it is and what is accepted.
+
+This module reads and validates a spec file; the model it builds (:class:`Spec`, its axes,
+levels, patches and cells, :class:`Overrides`) is :mod:`.spec_model`, re-exported here, and
+the checks it makes are :mod:`.spec_checks`.
 """
 
 from __future__ import annotations
 
-import copy
-import itertools
-import json
 import os
 import tomllib
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from ..plugins import use as use_plugins
-from ..run.config import TrainConfig
-from ..data import REGISTRY as DATASETS
 from .spec_checks import (
-    ALIGNMENT_KEYS, AXIS_KEYS, BASE_FIELDS, BASE_REQUIRED, LAYOUTS, LEVEL_KEYS, PATCH_KEYS, REPORT_KEYS,
-    REPORT_METRICS, SET_FIELDS, SPEC_SUFFIXES, TOP_KEYS, SpecError, allowed, as_list, cell_config, check_set,
-    check_values, fmt_labels, is_int, labels_exist, matches, merge, need_value, plain, unknown_keys,
+    ALIGNMENT_KEYS,
+    AXIS_KEYS,
+    BASE_FIELDS,
+    BASE_REQUIRED,
+    LAYOUTS,
+    LEVEL_KEYS,
+    PATCH_KEYS,
+    REPORT_KEYS,
+    REPORT_METRICS,
+    SET_FIELDS,
+    SPEC_SUFFIXES,
+    TOP_KEYS,
+    SpecError,
+    as_list,
+    cell_config,
+    check_set,
+    check_values,
+    is_int,
+    labels_exist,
+    need_value,
+    plain,
+    unknown_keys,
 )
-
-# ------------------------------------------------------------------------------ model
-@dataclass(frozen=True)
-class Level:
-    label: str
-    value: Any = None
-    set: dict = field(default_factory=dict)
-    only: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Axis:
-    name: str
-    levels: tuple[Level, ...]
-    title: str | None = None
-
-    def labels(self) -> list[str]:
-        return [lv.label for lv in self.levels]
-
-
-@dataclass(frozen=True)
-class Patch:
-    where: dict
-    set: dict
-
-
-@dataclass(frozen=True)
-class ReportLayout:
-    layout: str = "table"
-    rows: tuple[str, ...] = ()
-    columns: tuple[str, ...] = ()
-    lines: str | None = None
-    panels: str | None = None
-    x: str | None = None
-    metric: str = "test_acc"
-    title: str | None = None
-
-
-@dataclass(frozen=True)
-class AlignmentOptions:
-    """Alignment angles per epoch (``lchannel.report.alignment``) on a fixed probe batch: the
-    first ``probe`` test examples, every ``every`` epochs (and before training)."""
-
-    enabled: bool = True
-    probe: int = 1000
-    every: int = 1
-
-
-# The overrides that change the protocol (a run under them is "shortened": reports mark it
-# and never mix it with the spec's own runs); other seeds keep the protocol.
-SHORTENING = frozenset({"epochs", "subset", "dataset"})
-
-
-@dataclass(frozen=True)
-class Overrides:
-    """Quick-look overrides of the spec's protocol; recorded with every run they touch.
-
-    ``dataset`` trains on another data set with the same inputs and outputs, e.g. the
-    shipped 16k-row HIGGS subset (``higgs16k``) where the spec names the full HIGGS."""
-
-    epochs: int | None = None
-    seeds: tuple[int, ...] | None = None
-    subset: int | None = None
-    dataset: str | None = None
-
-    def apply(self, cfg: TrainConfig) -> tuple[TrainConfig, dict]:
-        """The overridden config and the overrides that changed it (the record)."""
-        changes: dict = {}
-        if self.epochs is not None and self.epochs != cfg.epochs:
-            changes["epochs"] = self.epochs
-        if self.subset is not None and self.subset != cfg.subset:
-            changes["subset"] = self.subset
-        if self.seeds is not None and list(self.seeds) != list(cfg.seeds):
-            changes["seeds"] = list(self.seeds)
-        if self.dataset is not None and self.dataset != cfg.dataset:
-            changes["dataset"] = self.dataset
-        return (cfg.replace(**changes) if changes else cfg), changes
-
-    def validate(self) -> Overrides:
-        if self.epochs is not None and not (is_int(self.epochs) and self.epochs >= 1):
-            raise SpecError(f"--epochs: {self.epochs!r} is not accepted; expected an integer >= 1")
-        if self.subset is not None and not (is_int(self.subset) and self.subset >= 1):
-            raise SpecError(f"--subset: {self.subset!r} is not accepted; expected an integer >= 1")
-        if self.dataset is not None and self.dataset not in DATASETS:
-            raise SpecError(f"--dataset: {self.dataset!r} is not accepted; expected one of {sorted(DATASETS)}")
-        if self.seeds is not None:
-            s = list(self.seeds)
-            seeds = TrainConfig.params()["seeds"][1].constraints[0]  # the same constraint as TrainConfig.seeds
-            if not seeds.accepts(s):
-                shown = ",".join(map(str, s)) if all(isinstance(x, int) for x in s) else repr(self.seeds)
-                raise SpecError(f"--seeds: {shown!r} is not accepted; expected distinct integers in "
-                                f"{seeds.item.describe().removeprefix('an integer in ')} like 0,1,2")
-        return self
-
-    def to_dict(self) -> dict:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in
-                (("epochs", self.epochs), ("seeds", self.seeds), ("subset", self.subset),
-                 ("dataset", self.dataset)) if v is not None}
-
-
-@dataclass
-class Cell:
-    """One point of the grid: its labels on every axis and its config (all seeds)."""
-
-    labels: dict[str, str]
-    values: dict[str, Any]
-    config: TrainConfig
-    overrides: dict = field(default_factory=dict)
-    position: int = 0
-
-    @property
-    def key(self) -> str:
-        return self.config.key()
-
-    @property
-    def cell_id(self) -> str:
-        """The labels as a canonical JSON string (the store's cell column)."""
-        return json.dumps(self.labels, ensure_ascii=False)
-
-    @property
-    def title(self) -> str:
-        return " / ".join(self.labels.values()) or "all"
-
-    @property
-    def shortened(self) -> bool:
-        return bool(SHORTENING & set(self.overrides))
-
-
-@dataclass
-class Spec:
-    name: str
-    description: str
-    base: dict
-    axes: tuple[Axis, ...]
-    patches: tuple[Patch, ...] = ()
-    report: ReportLayout = ReportLayout()
-    alignment: AlignmentOptions = AlignmentOptions()
-    source: str = ""
-    path: str | None = None
-
-    def axis(self, name: str) -> Axis:
-        for a in self.axes:
-            if a.name == name:
-                return a
-        raise KeyError(name)
-
-    @property
-    def axis_names(self) -> list[str]:
-        return [a.name for a in self.axes]
-
-    def cells(self, overrides: Overrides | None = None, where: dict | None = None) -> list[Cell]:
-        """Every cell of the grid, in axis order, with ``overrides`` applied; ``where``
-        ({axis: [labels]}, see :meth:`check_where`) keeps only the matching cells."""
-        overrides = (overrides or Overrides()).validate()
-        where = self.check_where(where)
-        out = []
-        for combo in itertools.product(*(a.levels for a in self.axes)):
-            labels = {a.name: lv.label for a, lv in zip(self.axes, combo)}
-            if not allowed(combo, labels) or not matches(where, labels):
-                continue
-            d = copy.deepcopy(self.base)
-            for lv in combo:
-                merge(d, lv.set)
-            for p in self.patches:
-                if matches(p.where, labels):
-                    merge(d, p.set)
-            cfg = cell_config(d, f"{self._where()}cell {fmt_labels(labels)}")
-            try:
-                cfg, changed = overrides.apply(cfg)
-            except ValueError as err:  # e.g. --dataset with other inputs than the spec's architecture
-                raise SpecError(f"the overrides {overrides.to_dict()} do not fit cell {fmt_labels(labels)}: {err}") from None
-            values = {a.name: lv.value for a, lv in zip(self.axes, combo)}
-            out.append(Cell(labels, values, cfg, changed, len(out)))
-        return out
-
-    def n_runs(self, overrides: Overrides | None = None) -> int:
-        return sum(len(c.config.seeds) for c in self.cells(overrides))
-
-    def check_where(self, where: dict | None) -> dict:
-        """Validate a cell filter ``{axis: label or [labels]}`` (``--where axis=label``)."""
-        out = {}
-        for k, v in (where or {}).items():
-            if k not in self.axis_names:
-                raise SpecError(f"--where: axis {k!r} is not accepted; spec {self.name!r} has axes {self.axis_names}")
-            labels = as_list(v)
-            labels_exist(labels, self.axis(k), f"--where {k}")
-            out[k] = labels
-        return out
-
-    def _where(self) -> str:
-        return f"spec {self.name!r}: "
+from .spec_model import (  # noqa: F401  (the model, re-exported: specs are read and used through this module)
+    SHORTENING,
+    AlignmentOptions,
+    Axis,
+    Cell,
+    Level,
+    Overrides,
+    Patch,
+    ReportLayout,
+    Spec,
+)
 
 
 # ------------------------------------------------------------------------------ loading
@@ -291,7 +128,7 @@ def load_spec(name_or_path: str | os.PathLike) -> Spec:
     try:
         if path.suffix in (".yaml", ".yml"):
             try:
-                import yaml
+                import yaml  # lazy: PyYAML is optional; only .yaml specs need it
             except ImportError:  # pragma: no cover - PyYAML is optional
                 raise SpecError(f"{path}: reading YAML specs needs PyYAML (pip install pyyaml); or use TOML") from None
             data = yaml.safe_load(raw.decode())
@@ -307,7 +144,26 @@ def load_spec(name_or_path: str | os.PathLike) -> Spec:
 
 
 def parse_spec(data: Any, default_name: str = "spec", path: str | None = None) -> Spec:
-    """Validate a spec given as nested dicts (what TOML/YAML give) and build it."""
+    """Validate a spec given as nested dicts (what TOML/YAML give) and build it: the top
+    level, ``[base]``, ``[[axes]]`` (and their levels' ``only``), ``[[patch]]``,
+    ``[report]`` and ``[alignment]``, in that order, then every cell of the grid."""
+    name, description, source = _parse_header(data, default_name)
+    where = f"spec {name!r}"
+    base = _parse_base(data.get("base"), where)
+    axes = _parse_axes(data.get("axes", []), where)
+    _check_levels(axes, base, where)
+    patches = _parse_patches(data.get("patch", []), axes, base, where)
+    report = _parse_report(data.get("report", {}), [a.name for a in axes], axes, f"{where}: report")
+    alignment = _parse_alignment(data.get("alignment", {}), f"{where}: alignment")
+    spec = Spec(name, description, base, tuple(axes), tuple(patches), report, alignment, source, path)
+    cells = spec.cells()  # validates every merged cell (channel options included)
+    if not cells:
+        raise SpecError(f"{where}: the grid is empty (every combination is excluded by 'only')")
+    return spec
+
+
+def _parse_header(data: Any, default_name: str) -> tuple[str, str, str]:
+    """The top level: its keys, ``name``, ``description``, ``source``; imports ``plugins``."""
     where = f"spec {default_name!r}"
     if not isinstance(data, dict):
         raise SpecError(f"{where}: a spec must be a table of keys {list(TOP_KEYS)}")
@@ -327,9 +183,11 @@ def parse_spec(data: Any, default_name: str = "spec", path: str | None = None) -
         use_plugins(plugins)  # before the cells are checked: they may name the plugins' algorithms
     except ValueError as err:
         raise SpecError(f"{where}: {err}") from None
+    return name, description.strip(), source
 
-    # [base]
-    base = data.get("base")
+
+def _parse_base(base: Any, where: str) -> dict:
+    """``[base]``: the protocol every run starts from, itself a valid config."""
     need_value(isinstance(base, dict), f"{where}: base", base,
           f"a [base] table of TrainConfig fields setting at least {', '.join(BASE_REQUIRED)} (the protocol every "
           "run starts from)")
@@ -340,9 +198,11 @@ def parse_spec(data: Any, default_name: str = "spec", path: str | None = None) -
     base = plain(base)
     check_set(base, BASE_FIELDS, f"{where}: base")
     cell_config(base, f"{where}: base")  # the base alone must be a valid config
+    return base
 
-    # [[axes]]
-    axes_raw = data.get("axes", [])
+
+def _parse_axes(axes_raw: Any, where: str) -> list[Axis]:
+    """``[[axes]]``: each axis's name, title and levels (``only`` is checked once all are read)."""
     need_value(isinstance(axes_raw, list) and all(isinstance(a, dict) for a in axes_raw), f"{where}: axes", axes_raw,
           "an array of tables [[axes]] with keys name and levels")
     axes: list[Axis] = []
@@ -358,25 +218,35 @@ def parse_spec(data: Any, default_name: str = "spec", path: str | None = None) -
         levels_raw = a.get("levels")
         need_value(isinstance(levels_raw, list) and levels_raw and all(isinstance(lv, dict) for lv in levels_raw),
               f"{loc}.levels", levels_raw, "a non-empty array of tables {label = ..., set = {...}}")
-        levels = []
+        levels: list[Level] = []
         for j, lv in enumerate(levels_raw):
-            lloc = f"{loc}.levels[{j}]"
-            unknown_keys(lv, LEVEL_KEYS, lloc)
-            label = lv.get("label")
-            need_value(isinstance(label, str) and label.strip(), f"{lloc}.label", label, "a non-empty string")
-            need_value(label not in [x.label for x in levels], f"{lloc}.label", label,
-                  "a label not used by another level of this axis")
-            value = lv.get("value")
-            need_value(value is None or isinstance(value, (int, float, str)) and not isinstance(value, bool),
-                  f"{lloc}.value", value, "a number or a string")
-            s = lv.get("set", {})
-            need_value(isinstance(s, dict), f"{lloc}.set", s, "a table of TrainConfig fields")
-            s = plain(s)
-            check_set(s, SET_FIELDS, f"{lloc}.set")
-            only = lv.get("only", {})
-            need_value(isinstance(only, dict), f"{lloc}.only", only, "a table {axis = [labels]}")
-            levels.append(Level(label, value, s, {k: as_list(v) for k, v in only.items()}))
+            levels.append(_parse_level(lv, levels, f"{loc}.levels[{j}]"))
         axes.append(Axis(aname, tuple(levels), title))
+    return axes
+
+
+def _parse_level(lv: dict, before: list[Level], lloc: str) -> Level:
+    """One level of an axis; ``before``: the axis's levels read so far (labels are unique)."""
+    unknown_keys(lv, LEVEL_KEYS, lloc)
+    label = lv.get("label")
+    need_value(isinstance(label, str) and label.strip(), f"{lloc}.label", label, "a non-empty string")
+    need_value(label not in [x.label for x in before], f"{lloc}.label", label,
+          "a label not used by another level of this axis")
+    value = lv.get("value")
+    need_value(value is None or isinstance(value, (int, float, str)) and not isinstance(value, bool),
+          f"{lloc}.value", value, "a number or a string")
+    s = lv.get("set", {})
+    need_value(isinstance(s, dict), f"{lloc}.set", s, "a table of TrainConfig fields")
+    s = plain(s)
+    check_set(s, SET_FIELDS, f"{lloc}.set")
+    only = lv.get("only", {})
+    need_value(isinstance(only, dict), f"{lloc}.only", only, "a table {axis = [labels]}")
+    return Level(label, value, s, {k: as_list(v) for k, v in only.items()})
+
+
+def _check_levels(axes: list[Axis], base: dict, where: str) -> None:
+    """What a level can only be checked against once every axis is read: ``only`` names
+    other axes and their labels; ``set`` on top of the base gives valid values."""
     names = [a.name for a in axes]
     for a in axes:
         for j, lv in enumerate(a.levels):
@@ -387,8 +257,10 @@ def parse_spec(data: Any, default_name: str = "spec", path: str | None = None) -
                 labels_exist(labels, next(x for x in axes if x.name == other), f"{loc}.{other}")
             check_values(base, lv.set, f"{where}: axes ({a.name!r}).levels[{j}] ({lv.label!r}).set")
 
-    # [[patch]]
-    patches_raw = data.get("patch", [])
+
+def _parse_patches(patches_raw: Any, axes: list[Axis], base: dict, where: str) -> list[Patch]:
+    """``[[patch]]``: which cells (``where``, by axis labels) get which extra settings."""
+    names = [a.name for a in axes]
     need_value(isinstance(patches_raw, list) and all(isinstance(p, dict) for p in patches_raw), f"{where}: patch",
           patches_raw, "an array of tables [[patch]] with keys where and set")
     patches = []
@@ -406,14 +278,7 @@ def parse_spec(data: Any, default_name: str = "spec", path: str | None = None) -
         check_set(s, SET_FIELDS, f"{loc}.set")
         check_values(base, s, f"{loc}.set")
         patches.append(Patch({k: as_list(v) for k, v in w.items()}, s))
-
-    report = _parse_report(data.get("report", {}), names, axes, f"{where}: report")
-    alignment = _parse_alignment(data.get("alignment", {}), f"{where}: alignment")
-    spec = Spec(name, description.strip(), base, tuple(axes), tuple(patches), report, alignment, source, path)
-    cells = spec.cells()  # validates every merged cell (channel options included)
-    if not cells:
-        raise SpecError(f"{where}: the grid is empty (every combination is excluded by 'only')")
-    return spec
+    return patches
 
 
 def _parse_report(r: Any, names: list[str], axes: list[Axis], loc: str) -> ReportLayout:

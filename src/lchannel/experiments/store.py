@@ -40,6 +40,9 @@ claims a population's runs in one ``BEGIN IMMEDIATE`` transaction before trainin
 (:meth:`ResultsStore.claim`), renews its leases while it lives (:meth:`renew`), and
 drops them with the population's result.  A lease whose ``expires`` has passed, or whose
 owner is a dead process on this host, is free to take over.  See docs/experiments.md.
+
+Opening the file (WAL, schema, migrations, refusals) is :mod:`.store_open`; the rows a
+finished member writes are :mod:`.store_rows`.
 """
 
 from __future__ import annotations
@@ -48,45 +51,31 @@ import json
 import math
 import os
 import socket
-import sqlite3
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+import torch
+
 from ..engine.train import METRICS
 from .owners import owner_is_dead
-from .schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
+from .store_open import StoreError, open_database, write_transaction  # noqa: F401  (StoreError re-exported)
+from .store_rows import write_member
+
 
 FINISHED = ("done", "diverged")
 STATUSES = ("pending", "done", "diverged", "failed")
 METRIC_COLUMNS = METRICS  # the per-epoch metrics a Trainer records, one column each
-
-class StoreError(RuntimeError):
-    """A results database that cannot be used (not SQLite, another schema, a folder)."""
 
 
 def run_id(config_hash: str, seed: int) -> str:
     return f"{config_hash}-s{int(seed)}"
 
 
-def _num(x) -> float | None:
-    """NaN/inf -> NULL; everything else a float."""
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
 def _nan(x) -> float:
     return math.nan if x is None else float(x)
-
-
-def _locked(err: sqlite3.OperationalError) -> bool:
-    """Whether SQLite refused because another connection holds the file."""
-    return "locked" in str(err) or "busy" in str(err)
 
 
 @dataclass
@@ -120,76 +109,7 @@ class ResultsStore:
 
     def __init__(self, path: str | os.PathLike, timeout: float = 60.0):
         self.path = Path(path)
-        memory = str(self.path) == ":memory:"
-        if not memory and self.path.is_dir():
-            raise StoreError(f"{str(self.path)!r} is a folder; expected a results database file like results/lchannel.db")
-        try:
-            if not memory:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
-        except (OSError, sqlite3.Error) as err:
-            raise StoreError(f"{str(self.path)!r} cannot be opened ({err})") from None
-        try:
-            self._open(timeout)
-        except sqlite3.OperationalError as err:
-            self.conn.close()
-            if _locked(err):
-                raise StoreError(f"{str(self.path)!r} stayed locked by another process for over {timeout:g} s "
-                                 f"({err}); try again when it is done") from None
-            raise StoreError(f"{str(self.path)!r} cannot be opened as an SQLite results database ({err})") from None
-        except sqlite3.DatabaseError as err:
-            self.conn.close()
-            raise StoreError(f"{str(self.path)!r} is not an SQLite results database ({err})") from None
-        except StoreError:
-            self.conn.close()
-            raise
-
-    def _open(self, timeout: float) -> None:
-        self.conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-        self._enter_wal(timeout)
-        self.conn.execute("PRAGMA synchronous = NORMAL")
-        self.conn.execute("PRAGMA foreign_keys = ON")
-        tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if tables and "meta" not in tables:
-            # Someone else's SQLite file: do not add our tables to it.
-            raise StoreError(f"{str(self.path)!r} is an SQLite database but not an lchannel results store "
-                             f"(it has tables {sorted(tables)[:5]}); choose another --db")
-        with self.transaction() as c:
-            for stmt in SCHEMA.split(";"):
-                if stmt.strip():
-                    c.execute(stmt)
-            row = c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is None:
-                c.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif row[0] != str(SCHEMA_VERSION):
-                version = int(row[0]) if row[0].isdigit() else None
-                if version is None or version > SCHEMA_VERSION or version not in MIGRATIONS:
-                    raise StoreError(f"{str(self.path)!r} has results schema version {row[0]}; this lchannel reads "
-                                     f"versions 1 to {SCHEMA_VERSION} (a newer lchannel wrote it?)")
-                while version < SCHEMA_VERSION:
-                    MIGRATIONS[version](c)
-                    version += 1
-                c.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
-
-    def _enter_wal(self, timeout: float) -> None:
-        """Switch the file to WAL, retrying while another process does the same.
-
-        Changing the journal mode needs an exclusive lock, and SQLite answers "database is
-        locked" at once, without calling the busy handler, when another connection holds
-        the file mid-switch (two ``lchannel run`` started together on a new database hit
-        this). So wait here, with backoff, up to the same timeout as every other write.
-        """
-        deadline = time.monotonic() + timeout
-        pause = 0.005
-        while True:
-            try:
-                self.conn.execute("PRAGMA journal_mode = WAL")
-                return
-            except sqlite3.OperationalError as err:
-                if not _locked(err) or time.monotonic() > deadline:
-                    raise
-            time.sleep(pause)
-            pause = min(pause * 2, 0.2)
+        self.conn = open_database(self.path, timeout)  # a StoreError names the file and why not
 
     def close(self) -> None:
         self.conn.close()
@@ -200,25 +120,16 @@ class ResultsStore:
     def __exit__(self, *exc):
         self.close()
 
-    @contextmanager
     def transaction(self):
         """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error): all or nothing."""
-        c = self.conn
-        c.execute("BEGIN IMMEDIATE")
-        try:
-            yield c
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
-        else:
-            c.execute("COMMIT")
+        return write_transaction(self.conn)
 
     # -- writing ---------------------------------------------------------------------
     def start_invocation(self, spec: str, command: str, overrides: dict, executor: str, workers: int,
                          device: str) -> int:
-        import torch
-
+        # lazy: the version lives in the package's top module (lchannel/__init__), above every floor
         from .. import __version__
+
         with self.transaction() as c:
             cur = c.execute(
                 "INSERT INTO invocations (spec, command, overrides, executor, workers, device, host, started_at, "
@@ -270,14 +181,10 @@ class ResultsStore:
         keeps the first result; the second only counts in ``attempts``.  Returns the
         statuses.  ``keys``: each member's config hash (a population across variants
         holds members of several cells); None: ``config_hash`` for every member."""
-        seeds = result["seeds"]
-        hist = result["history"]
-        epochs = hist["epochs"]
-        initial = hist.get("initial")
         statuses = []
         now = time.time()
         with self.transaction() as c:
-            for e, s in enumerate(seeds):
+            for e, s in enumerate(result["seeds"]):
                 rid = run_id(config_hash if keys is None else keys[e], s)
                 c.execute("DELETE FROM leases WHERE run_id = ?", (rid,))
                 stored = c.execute("SELECT status FROM runs WHERE run_id = ?", (rid,)).fetchone()
@@ -285,48 +192,7 @@ class ResultsStore:
                     c.execute("UPDATE runs SET attempts = attempts + 1 WHERE run_id = ?", (rid,))
                     statuses.append(stored[0])
                     continue
-                d_at = hist["diverged_at"][e]
-                cause = (hist.get("divergence") or [None] * len(seeds))[e] if d_at is not None else None
-                status = "diverged" if d_at is not None else "done"
-                statuses.append(status)
-                # A diverged run has no final metrics (its last accuracy is argmax of NaN).
-                final = {m: (_num(hist["metrics"][m][-1][e]) if epochs and d_at is None else None)
-                         for m in METRIC_COLUMNS}
-                c.execute(
-                    "UPDATE runs SET status = ?, epochs_done = ?, diverged_at = ?, divergence = ?, "
-                    "final_train_loss = ?, final_train_acc = ?, final_test_loss = ?, final_test_acc = ?, "
-                    "population = ?, seconds = ?, cpu_seconds = ?, error = NULL, attempts = attempts + 1, "
-                    "finished_at = ?, finished_by = ?, device = ? WHERE run_id = ?",
-                    (status, len(epochs), d_at, None if cause is None else json.dumps(cause, ensure_ascii=False),
-                     final["train_loss"], final["train_acc"], final["test_loss"],
-                     final["test_acc"], json.dumps(seeds), result.get("seconds"), result.get("cpu_seconds"), now,
-                     invocation, device, rid))
-                c.execute("DELETE FROM epochs WHERE run_id = ?", (rid,))
-                c.executemany(
-                    "INSERT INTO epochs VALUES (?,?,?,?,?,?,?,?)",
-                    [(rid, ep, *(_num(hist["metrics"][m][i][e]) for m in METRIC_COLUMNS),
-                      hist["lr"][i][e] if isinstance(hist["lr"][i], list) else hist["lr"][i],  # per-member rates
-                      hist["seconds"][i]) for i, ep in enumerate(epochs)])
-                c.execute("DELETE FROM initial WHERE run_id = ?", (rid,))
-                if initial is not None:
-                    c.execute("INSERT INTO initial VALUES (?,?,?,?,?)",
-                              (rid, *(_num(initial[m][e]) for m in METRIC_COLUMNS)))
-                c.execute("DELETE FROM alignment WHERE run_id = ?", (rid,))
-                c.executemany(
-                    "INSERT INTO alignment VALUES (?,?,?,?,?)",
-                    [(rid, ep, layer, metric, _num(vals[e])) for ep, layer, metric, vals in result.get("alignment", [])])
-                c.execute("DELETE FROM metrics WHERE run_id = ?", (rid,))
-                extra = [(rid, 0, m, _num(v[e])) for m, v in (initial or {}).items() if m not in METRIC_COLUMNS]
-                extra += [(rid, ep, m, _num(vals[i][e])) for m, vals in (hist.get("extra") or {}).items()
-                          for i, ep in enumerate(epochs)]
-                stopped = (hist.get("stopped_at") or [None] * len(seeds))[e]
-                if stopped is not None:  # early stopping: the epoch this member stopped
-                    extra.append((rid, stopped, "stopped_early", 1.0))
-                c.executemany("INSERT INTO metrics VALUES (?,?,?,?)", extra)
-                c.execute("DELETE FROM arrays WHERE run_id = ?", (rid,))
-                for name, arr in (result.get("arrays") or {}).items():
-                    a = np.ascontiguousarray(arr[e], dtype="<f4")
-                    c.execute("INSERT INTO arrays VALUES (?,?,?,?)", (rid, name, json.dumps(list(a.shape)), a.tobytes()))
+                statuses.append(write_member(c, rid, e, result, invocation, device, now))
         return statuses
 
     def write_failure(self, config_hash: str, seeds: list[int], error: str, invocation: int | None) -> None:

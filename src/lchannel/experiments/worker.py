@@ -3,6 +3,7 @@ its checkpoint, checkpointing every epoch), and return the results and alignment
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
 import sys
@@ -12,7 +13,13 @@ from pathlib import Path
 
 import torch
 
+from ..data import REGISTRY
+from ..population.packing import build_packed_trainer
+from ..report.alignment import AlignmentProbe
 from ..run.config import TrainConfig
+from ..run.single import build_trainer, fit_options, load_data
+
+
 def tune_malloc() -> bool:
     """Keep freed memory in this process instead of returning it to the kernel (glibc).
 
@@ -26,7 +33,6 @@ def tune_malloc() -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        import ctypes
         libc = ctypes.CDLL("libc.so.6")
         m_trim_threshold, m_top_pad, m_mmap_max = -1, -2, -4
         return bool(libc.mallopt(m_mmap_max, 0) and libc.mallopt(m_trim_threshold, 2 ** 31 - 1)
@@ -41,7 +47,6 @@ WORKER: dict = {"progress": None, "parent": None, "threads": None}
 
 def population_data(cfg: TrainConfig):
     """Training and test data for ``cfg``, cached per process (workers serve many runs)."""
-    from ..run.single import load_data
     key = cfg.data_key()
     if key not in _DATA:
         if len(_DATA) > 4:
@@ -60,9 +65,6 @@ def train_population(task: dict, progress=None) -> dict:
     which members diverged: ``[(seed, cause)]`` of those members (``History.divergence``).
     Resumes from the checkpoint when it holds the same config and seeds.
     """
-    from ..report.alignment import AlignmentProbe
-    from ..data import REGISTRY
-    from ..run.single import build_trainer, fit_options
 
     if task.get("threads"):
         torch.set_num_threads(int(task["threads"]))
@@ -71,28 +73,11 @@ def train_population(task: dict, progress=None) -> dict:
     cfg = TrainConfig.from_dict(task["config"])
     parts = [TrainConfig.from_dict(p["config"]) for p in task.get("parts") or []]
     train, test = population_data(cfg)
-    if parts:
-        from ..population.packing import build_packed_trainer
-        trainer = build_packed_trainer(parts)
-        ident = task["key"]  # the checkpoint's identity: the cells and their seeds
-        members = [s for c in parts for s in c.seeds]
-    else:
-        trainer = build_trainer(cfg, progress=False)
-        ident, members = cfg.key(), cfg.seeds
+    trainer, ident, members = _build(task, cfg, parts)
     ckpt = Path(task["checkpoint"]) if task.get("checkpoint") else None
     align_opts = task.get("alignment") or {}
-    rows: list = []  # (epoch, layer, metric, [value per member])
-    elapsed = cpu = 0.0
-    if ckpt is not None and ckpt.exists():
-        try:
-            state = torch.load(ckpt, weights_only=False, map_location=cfg.device)
-        except Exception:  # a damaged checkpoint only costs the time it saved
-            state = None
-        if state and state.get("config_hash") == ident and state.get("seeds") == members:
-            trainer.load_state_dict(state["trainer"])
-            rows = list(state.get("alignment", []))
-            elapsed = float(state.get("elapsed", 0.0))
-            cpu = float(state.get("cpu", 0.0))
+    # rows: (epoch, layer, metric, [value per member]); elapsed, cpu: seconds trained before
+    rows, elapsed, cpu = _resume(ckpt, trainer, ident, members, cfg.device)
     start_epoch = trainer.epoch  # epochs trained before (a checkpoint), not counted in the throughput
     probe = AlignmentProbe(test, align_opts.get("probe", 1000)) if align_opts.get("enabled") else None
     every = int(align_opts.get("every", 1))
@@ -109,30 +94,71 @@ def train_population(task: dict, progress=None) -> dict:
         if probe is not None and (t.epoch % every == 0 or t.epoch == cfg.epochs):
             measure(t.epoch)
         if ckpt is not None:
-            state = {"config_hash": ident, "seeds": members, "trainer": t.state_dict(), "alignment": rows,
-                     "elapsed": elapsed + time.perf_counter() - t0, "cpu": cpu + time.process_time() - c0}
-            ckpt.parent.mkdir(parents=True, exist_ok=True)
-            tmp = ckpt.with_suffix(f".{os.getpid()}.tmp")  # per process: never two writers on one file
-            torch.save(state, tmp)
-            os.replace(tmp, ckpt)
+            _save_checkpoint(ckpt, {"config_hash": ident, "seeds": members, "trainer": t.state_dict(),
+                                    "alignment": rows, "elapsed": elapsed + time.perf_counter() - t0,
+                                    "cpu": cpu + time.process_time() - c0})
         if progress is not None:
-            live = [a for a, d in zip(t.history.final("test_acc"), t.history.diverged_at) if d is None]
-            newly = [(s, c) for e, s, c in t.history.diverged() if t.history.diverged_at[e] == t.epoch]
-            progress(task["id"], t.epoch, cfg.epochs, sum(live) / len(live) if live else math.nan,
-                     *([newly] if newly else []))
+            _report_epoch(progress, task["id"], t, cfg.epochs)
         if parent is not None and os.getppid() != parent:
             os._exit(3)  # the runner died: stop; the checkpoint lets the next run resume
 
     trainer.fit(train, test, epochs=cfg.epochs, on_epoch=on_epoch, **fit_options(cfg, train))
-    h = trainer.history
-    snapshot = REGISTRY[cfg.dataset].snapshot
-    arrays = {k: v.numpy() for k, v in snapshot(trainer.net).items()} if snapshot is not None else {}
-    out = {"id": task["id"], "seeds": members, "history": h.to_dict(), "alignment": rows, "arrays": arrays,
-           "seconds": elapsed + time.perf_counter() - t0, "cpu_seconds": cpu + time.process_time() - c0,
-           "member_epochs": len(members) * (trainer.epoch - start_epoch)}
+    arrays = _snapshot(trainer, cfg)
+    out = {"id": task["id"], "seeds": members, "history": trainer.history.to_dict(), "alignment": rows,
+           "arrays": arrays, "seconds": elapsed + time.perf_counter() - t0,
+           "cpu_seconds": cpu + time.process_time() - c0, "member_epochs": len(members) * (trainer.epoch - start_epoch)}
     if parts:
         out["keys"] = [p["key"] for p, c in zip(task["parts"], parts) for _ in c.seeds]  # each member's cell
     return out
+
+
+def _build(task: dict, cfg: TrainConfig, parts: list[TrainConfig]):
+    """The trainer, the checkpoint's identity and the members (seeds): one config's
+    population, or one across variants (``parts``: the cells and their seeds)."""
+
+    if parts:
+        return build_packed_trainer(parts), task["key"], [s for c in parts for s in c.seeds]
+    return build_trainer(cfg, progress=False), cfg.key(), cfg.seeds
+
+
+def _resume(ckpt: Path | None, trainer, ident: str, members: list[int], device: str) -> tuple[list, float, float]:
+    """Load the checkpoint into ``trainer`` when it holds the same population; returns the
+    alignment rows, wall and CPU seconds it had recorded (empty and zero otherwise)."""
+    rows: list = []
+    elapsed = cpu = 0.0
+    if ckpt is not None and ckpt.exists():
+        try:
+            state = torch.load(ckpt, weights_only=False, map_location=device)
+        except Exception:  # a damaged checkpoint only costs the time it saved
+            state = None
+        if state and state.get("config_hash") == ident and state.get("seeds") == members:
+            trainer.load_state_dict(state["trainer"])
+            rows = list(state.get("alignment", []))
+            elapsed = float(state.get("elapsed", 0.0))
+            cpu = float(state.get("cpu", 0.0))
+    return rows, elapsed, cpu
+
+
+def _save_checkpoint(ckpt: Path, state: dict) -> None:
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    tmp = ckpt.with_suffix(f".{os.getpid()}.tmp")  # per process: never two writers on one file
+    torch.save(state, tmp)
+    os.replace(tmp, ckpt)
+
+
+def _report_epoch(progress, task_id, t, epochs: int) -> None:
+    """``progress`` after an epoch: the live members' mean test accuracy, and the members
+    that diverged in it (seed, cause)."""
+    live = [a for a, d in zip(t.history.final("test_acc"), t.history.diverged_at) if d is None]
+    newly = [(s, c) for e, s, c in t.history.diverged() if t.history.diverged_at[e] == t.epoch]
+    progress(task_id, t.epoch, epochs, sum(live) / len(live) if live else math.nan, *([newly] if newly else []))
+
+
+def _snapshot(trainer, cfg: TrainConfig) -> dict:
+    """The arrays the data set keeps of a trained network (the f_k predictions), as numpy."""
+
+    snapshot = REGISTRY[cfg.dataset].snapshot
+    return {k: v.numpy() for k, v in snapshot(trainer.net).items()} if snapshot is not None else {}
 
 
 def train_population_safe(task: dict, progress=None) -> dict:

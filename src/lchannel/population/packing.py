@@ -16,7 +16,7 @@ A population's members normally differ only in the seed.  Members may also diffe
 - ``dropout``, the forward-channel dropout probability p (paper 2, section 4.1.2;
   :class:`~lchannel.engine.nets.Network` with one p per member), among cells that all have it;
 - ``channel.adapt_rate``, the adaptation rate of ARBP/ASRBP's feedback (Hebbian, not
-  derivative-modulated; :meth:`~lchannel.channels.sources.Adaptive.set_member_rates`);
+  derivative-modulated; :meth:`~lchannel.channels.adaptive.Adaptive.set_member_rates`);
 - ``channel.quantize_bits``, the bits of the quantized error signal (section 5.1, eq. 16-19;
   :meth:`~lchannel.channels.transforms.Quantize.set_member_bits`), among cells that all have it;
 - ``update_bits``, the bits of the quantized per-example updates (section 5.2,
@@ -43,12 +43,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..channels import build_channel
+from ..channels.adaptive import Adaptive
+from ..channels.algorithms import RandomFeedback
+from ..channels.feedback import FeedbackInit
 from ..run.config import TrainConfig
 from ..run.single import build_trainer
 
 
 def _channel_class(cfg: TrainConfig):
-    from ..channels import build_channel
     return type(build_channel(cfg.algorithm, **cfg.channel))
 
 
@@ -64,8 +67,6 @@ def variant_packable(cfg: TrainConfig) -> bool:
 def adapt_rate(cfg: TrainConfig) -> float | None:
     """The Hebbian adaptation rate of ``cfg``'s channel (ARBP/ASRBP, not modulated by the
     derivative), or None when it has no such adaptation (then it cannot vary per member)."""
-    from ..channels import build_channel
-    from ..channels.sources import Adaptive
     source = getattr(build_channel(cfg.algorithm, **cfg.channel), "source", None)
     piece = source.find(Adaptive) if source is not None else None
     if type(piece) is not Adaptive or piece.derivative:  # a subclass (STDP) has its own rule
@@ -75,7 +76,6 @@ def adapt_rate(cfg: TrainConfig) -> float | None:
 
 def feedback_packable(cfg: TrainConfig) -> bool:
     """Whether members of ``cfg``'s population may draw from their own feedback distributions."""
-    from ..channels.algorithms import RandomFeedback
     return variant_packable(cfg) and issubclass(_channel_class(cfg), RandomFeedback)
 
 
@@ -107,7 +107,6 @@ def pack_key(cfg: TrainConfig) -> str:
 
 
 def _feedback(cfg: TrainConfig):
-    from ..channels.feedback import FeedbackInit
     return FeedbackInit.from_options(cfg.named()[1].get("feedback"))
 
 

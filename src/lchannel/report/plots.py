@@ -17,6 +17,7 @@ others is named rather than squeezing the range), the legend is a table of every
 final mean accuracy, and lines that coincide by construction (the registry's declared
 equivalences, e.g. BP (no f') and SBP (no f'), :func:`coinciding_runs`) are named in the
 caption when their recorded curves are identical, the first drawn wider underneath.
+The caption's text is :mod:`.captions`, the zoom :mod:`.zoom` (both re-exported here).
 
 Every ``*_figure`` function returns the :class:`matplotlib.figure.Figure` (tests inspect
 its artists); every ``plot_*`` function draws, saves a PNG and closes it.
@@ -24,7 +25,6 @@ its artists); every ``plot_*`` function draws, saves a PNG and closes it.
 
 from __future__ import annotations
 
-import json
 import math
 import textwrap
 import warnings
@@ -33,22 +33,21 @@ from pathlib import Path
 
 import matplotlib
 import matplotlib.lines
-import matplotlib.patches
 import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ..channels.registry import coincidence_reason, coincident_form  # noqa: E402
-from ..run.config import TrainConfig  # noqa: E402
+from .captions import (  # noqa: E402, F401  (re-exported: the figures' callers import them from here)
+    coincidence_note, coincident_lines, coinciding_runs, describe_runs, identical_curves, same_values,
+)
 from .style import LineStyle, styles_for_labels  # noqa: E402
+from .zoom import finish_zoom_panels, zoom_range, zoom_start  # noqa: E402, F401  (zoom_range re-exported)
 from ..engine.train import History  # noqa: E402
 
 MAX_MARKERS = 12
 BAND_NOTE = "Lines: mean over seeds; bands: ±1 sd."
-# Config fields that the caption names in its own words, or that are not the experiment's.
-_CAPTION_OWN = ("dataset", "architecture", "seeds", "epochs", "subset", "algorithm", "data_dir", "device")
 
 
 # ------------------------------------------------------------------------------ shared pieces
@@ -163,62 +162,6 @@ def left_out_note(labels: Sequence[str], why: str) -> str:
     return f"Left out ({why}): {', '.join(labels)}." if labels else ""
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[prefix + k] = v
-    return out
-
-
-def _settings(cfg: TrainConfig) -> dict:
-    """A config's settings for a caption: channel options under their own names, the
-    output layer resolved, without what the caption names in its own words."""
-    d = {k: v for k, v in cfg.to_dict().items() if k not in _CAPTION_OWN and k != "channel"}
-    d["output"] = cfg.output_pair
-    return _flat({**d, **cfg.channel})
-
-
-def _fmt(v) -> str:
-    return f"{v:g}" if isinstance(v, float) else str(v).replace(" ", "")
-
-
-def _count(values: set[int], unit: str) -> str:
-    lo, hi = min(values), max(values)
-    return f"{lo} {unit}{'s' if lo != 1 else ''}" if lo == hi else f"{lo}-{hi} {unit}s"
-
-
-def describe_runs(configs: Sequence[TrainConfig]) -> str:
-    """The options that define a comparison of ``configs`` (one per line), for a caption:
-    data set, architecture, seeds, epochs and subset, then every setting (learning-channel
-    options flattened to their own names) that all lines share and that differs from
-    lchannel's defaults (paper 1's MNIST protocol), e.g.
-    ``mnist, A[784,100,100,100,100,10], 5 seeds, 5 epochs, subset 2000, quantize_bits=3``.
-    """
-    if not configs:
-        return ""
-    c0 = configs[0]
-    parts = []
-    if len({c.dataset for c in configs}) == 1:
-        parts.append(c0.dataset)
-    if len({str(c.arch) for c in configs}) == 1:
-        parts.append(c0.arch if c0.is_conv else "A[" + ",".join(map(str, c0.sizes)) + "]")
-    parts.append(_count({len(c.seeds) for c in configs}, "seed"))
-    parts.append(_count({c.epochs for c in configs}, "epoch"))
-    subsets = {c.subset for c in configs}
-    if len(subsets) == 1 and c0.subset:
-        parts.append(f"subset {c0.subset}")
-    flat = [_settings(c) for c in configs]
-    default = _settings(TrainConfig(dataset=c0.dataset))
-    for key, v in flat[0].items():
-        if all(key in f and json.dumps(f[key], default=str) == json.dumps(v, default=str) for f in flat) \
-                and (key not in default or default[key] != v):
-            parts.append(f"{key}={_fmt(v)}")
-    return ", ".join(parts)
-
-
 # ------------------------------------------------------------------------------ accuracy
 ACCURACY_METRICS = ("train_acc", "test_acc")
 # Lines that cover another one exactly are drawn this much wider underneath it.
@@ -228,110 +171,6 @@ COVERED_WIDEN = 2.6
 def _diverged_suffix(hist: History) -> str:
     n = sum(d is not None for d in hist.diverged_at)
     return f" ({n}/{len(hist.diverged_at)} diverged)" if n else ""
-
-
-def coinciding_runs(configs: dict[str, TrainConfig]) -> list[tuple[list[str], str]]:
-    """Groups of line labels whose runs compute the same thing by construction, with why:
-    their configs are equal once each learning channel is replaced by its coincident form
-    (:func:`lchannel.channels.registry.coincident_form`: the registry's declared
-    equivalences, such as BP (no f') = SBP (no f')).  ``configs`` maps a line's label to
-    the config it was trained with; groups keep the order of ``configs``."""
-    groups: dict[str, list[str]] = {}
-    for lab, cfg in configs.items():
-        d = cfg.to_dict()
-        d.pop("data_dir", None)
-        d["algorithm"], d["channel"] = coincident_form(cfg.algorithm, cfg.channel)
-        groups.setdefault(json.dumps(d, sort_keys=True, default=str), []).append(lab)
-    return [(labs, coincidence_reason({configs[lab].named()[0] for lab in labs}))
-            for labs in groups.values() if len(labs) > 1]
-
-
-def same_values(a, b) -> bool:
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    return a.shape == b.shape and bool(np.array_equal(a, b, equal_nan=True))
-
-
-def identical_curves(curves: dict[str, History], labels: Sequence[str],
-                     metrics: Sequence[str] | None = None) -> bool:
-    """Whether the runs of ``labels`` recorded exactly the same ``metrics`` (default: every
-    metric of the History) at the same epochs, every member (NaN equal to NaN)."""
-    if len(labels) < 2 or any(lab not in curves for lab in labels):
-        return False
-    first = curves[labels[0]]
-    for lab in labels[1:]:
-        h = curves[lab]
-        if list(h.seeds) != list(first.seeds) or list(h.diverged_at) != list(first.diverged_at):
-            return False
-        for m in (first.metrics if metrics is None else metrics):
-            if m not in h.metrics:
-                return False
-            (xa, va), (xb, vb) = first.curve(m), h.curve(m)
-            if list(xa) != list(xb) or not same_values(va, vb):
-                return False
-    return True
-
-
-def coincident_lines(curves: dict[str, History], coincide: Sequence[tuple[Sequence[str], str]] | None,
-                     metrics: Sequence[str] | None = None) -> list[tuple[list[str], str]]:
-    """The groups of ``coincide`` (:func:`coinciding_runs`) whose recorded curves really
-    are identical: a declared equivalence is only stated where the numbers show it."""
-    return [(list(labs), why) for labs, why in (coincide or ())
-            if identical_curves(curves, list(labs), metrics)]
-
-
-def _and(items: Sequence[str]) -> str:
-    items = list(items)
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def coincidence_note(groups: Sequence[tuple[Sequence[str], str]], drawn: bool = True) -> str:
-    """The caption's (or a table's) sentence on lines that coincide by construction."""
-    out = []
-    for labs, why in groups:
-        text = f"{_and(labs)} coincide by construction ({why}): identical numbers"
-        if drawn:
-            text += f"; {_and(labs[:-1])} drawn wider underneath {labs[-1]}"
-        out.append(text + ".")
-    return " ".join(out)
-
-
-def zoom_start(xs: Sequence[float]) -> float | None:
-    """The first epoch of the final-epochs zoom for a figure whose curves have the points
-    ``xs``: the last quarter of them, at least two and never epoch 0; None (no zoom) with
-    fewer than three points."""
-    pts = sorted({float(x) for x in xs})
-    if len(pts) < 3:
-        return None
-    k = min(len(pts) - 1, max(2, math.ceil(len(pts) / 4)))
-    return pts[-k]
-
-
-def zoom_range(lines: dict[str, np.ndarray], min_span: float = 0.5) -> tuple[float, float, list[str]]:
-    """The y-range that fits ``lines`` (``{label: mean values in the zoom window}``, in %):
-    ``(low, high, labels below it)``.  When the lines' final values split at one gap wider
-    than twice the span of the lines above it (at least half of them, two or more), the
-    range fits those and the lines below the gap are named instead of squeezing it."""
-    finals = {lab: v[np.isfinite(v)][-1] for lab, v in lines.items() if np.isfinite(v).any()}
-    if not finals:
-        return math.nan, math.nan, []
-    order = sorted(finals, key=finals.get, reverse=True)
-    kept, below = order, []
-    if len(order) >= 3:
-        vals = [finals[lab] for lab in order]
-        gaps = [vals[i] - vals[i + 1] for i in range(len(vals) - 1)]
-        i = int(np.argmax(gaps))
-        upper = order[: i + 1]
-        if len(upper) >= max(2, math.ceil(len(order) / 2)):
-            span = np.ptp(np.concatenate([lines[lab][np.isfinite(lines[lab])] for lab in upper]))
-            if gaps[i] > 2 * max(span, min_span):
-                kept, below = upper, order[i + 1:]
-    vals = np.concatenate([lines[lab][np.isfinite(lines[lab])] for lab in kept])
-    lo, hi = float(vals.min()), float(vals.max())
-    if hi - lo < min_span:
-        mid = (lo + hi) / 2
-        lo, hi = mid - min_span / 2, mid + min_span / 2
-    pad = 0.06 * (hi - lo)
-    return lo - pad, hi + pad, below
 
 
 def accuracy_figure(curves: dict[str, History], title: str = "", caption: str = "",
@@ -359,18 +198,46 @@ def accuracy_figure(curves: dict[str, History], title: str = "", caption: str = 
     widen = {lab: COVERED_WIDEN for labs, _ in same for lab in labs[:-1]}
     xs = [x for h in curves.values() for m in ACCURACY_METRICS for x in h.curve(m)[0]]
     x0 = zoom_start(xs) if zoom else None
-    if x0 is None:
+    fig, axes, zaxes = _accuracy_axes(zoomed=x0 is not None)
+    finals, zoomed, empty = _draw_accuracy_lines(curves, axes, zaxes, x0, styles, widen)
+    axes[0].set_ylabel("training accuracy (%)")
+    axes[1].set_ylabel("test accuracy (%)")
+    axes[1].set_xlabel("epoch")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        epoch_axis(ax)
+    notes = [band_note([*axes, *zaxes])]
+    if zaxes:
+        notes.append(finish_zoom_panels(zaxes, axes, zoomed, x0, max(xs)))
+    legend_outside(fig, [*axes, *zaxes], columns=finals, header=("final mean %", "train", "test"))
+    notes += [coincidence_note(same), left_out_note(empty, "no finite values")]
+    annotate(fig, title, caption, notes)
+    return fig
+
+
+def _accuracy_axes(zoomed: bool):
+    """The figure and its panels: full training/test accuracy on the left, and their
+    zoomed panels on the right when ``zoomed`` (an empty list otherwise)."""
+    if not zoomed:
         fig, axes = plt.subplots(2, 1, figsize=(9, 8), sharex=True, layout="constrained")
-        zaxes = []
-    else:
-        fig = plt.figure(figsize=(14, 8), layout="constrained")
-        gs = fig.add_gridspec(2, 2, width_ratios=(3, 2))
-        axes = [fig.add_subplot(gs[0, 0])]
-        axes.append(fig.add_subplot(gs[1, 0], sharex=axes[0]))
-        zaxes = [fig.add_subplot(gs[0, 1])]
-        zaxes.append(fig.add_subplot(gs[1, 1], sharex=zaxes[0]))
-        for ax in (axes[0], zaxes[0]):
-            ax.tick_params(labelbottom=False)
+        return fig, axes, []
+    fig = plt.figure(figsize=(14, 8), layout="constrained")
+    gs = fig.add_gridspec(2, 2, width_ratios=(3, 2))
+    axes = [fig.add_subplot(gs[0, 0])]
+    axes.append(fig.add_subplot(gs[1, 0], sharex=axes[0]))
+    zaxes = [fig.add_subplot(gs[0, 1])]
+    zaxes.append(fig.add_subplot(gs[1, 1], sharex=zaxes[0]))
+    for ax in (axes[0], zaxes[0]):
+        ax.tick_params(labelbottom=False)
+    return fig, axes, zaxes
+
+
+def _draw_accuracy_lines(curves: dict[str, History], axes, zaxes, x0: float | None,
+                         styles: dict[str, LineStyle], widen: dict[str, float]):
+    """Every run's training and test lines (and, from ``x0``, their zoomed copies).
+    Returns the legend table's final mean accuracies ``{shown label: [train, test]}``, the
+    zoomed panels' mean values ``[{shown label: values in %}]`` and the labels left out
+    (no finite value)."""
     drawn, empty, finals = set(), [], {}
     zoomed: list[dict[str, np.ndarray]] = [{}, {}]
     for label, hist in curves.items():
@@ -393,39 +260,7 @@ def accuracy_figure(curves: dict[str, History], title: str = "", caption: str = 
                     zoomed[i][shown] = 100 * member_stats([vals[j] for j in keep])[0]
         if label not in drawn:
             empty.append(label)
-    axes[0].set_ylabel("training accuracy (%)")
-    axes[1].set_ylabel("test accuracy (%)")
-    axes[1].set_xlabel("epoch")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        epoch_axis(ax)
-    notes = [band_note([*axes, *zaxes])]
-    if zaxes:
-        x1 = max(xs)
-        window = f"epochs {x0:g}-{x1:g}"  # at least two points (zoom_start)
-        for zax, ax, lines in zip(zaxes, axes, zoomed):
-            zax.grid(alpha=0.3)
-            zax.set_xlim(x0 - 0.03 * (x1 - x0) - 0.02, x1 + 0.03 * (x1 - x0) + 0.02)
-            zax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True, min_n_ticks=1))
-            lo, hi, below = zoom_range(lines)
-            if not np.isfinite([lo, hi]).all():
-                continue
-            if below:  # room for the note naming them, under the lowest line
-                lo -= 0.12 * (hi - lo)
-            zax.set_ylim(lo, hi)
-            ax.add_patch(matplotlib.patches.Rectangle((x0, lo), x1 - x0, hi - lo, fill=False, ec="0.35", lw=0.9,
-                                                      ls=":", zorder=5, label="_zoom window"))
-            if below:
-                text = ", ".join(f"{lab} ({lines[lab][np.isfinite(lines[lab])][-1]:.1f}%)" for lab in below)
-                zax.text(0.02, 0.02, f"below this range: {text}", transform=zax.transAxes, fontsize=7, color="0.2",
-                         va="bottom", ha="left", bbox={"fc": "white", "ec": "0.7", "alpha": 0.9, "pad": 2})
-        zaxes[0].set_title(f"final {window}, zoomed", fontsize=9)
-        zaxes[1].set_xlabel("epoch")
-        notes.append(f"Right: the final {window} (dotted box), y-range fitted to the lines there.")
-    legend_outside(fig, [*axes, *zaxes], columns=finals, header=("final mean %", "train", "test"))
-    notes += [coincidence_note(same), left_out_note(empty, "no finite values")]
-    annotate(fig, title, caption, notes)
-    return fig
+    return finals, zoomed, empty
 
 
 def plot_accuracy(curves: dict[str, History], path: str | Path, title: str = "", caption: str = "",

@@ -10,15 +10,16 @@ its title.
 from __future__ import annotations
 
 import numpy as np
+
 import torch
 
+from ..data.synthetic import f_k, grid
 from .plots import annotate, band_note, draw_line, epoch_axis, legend_outside, plt
 from .style import LineStyle, styles_for_labels
 
 
 def target_map(k: int, resolution: int = 256) -> np.ndarray:
     """f_k ∈ {0, 1} on the grid of :func:`lchannel.data.synthetic.grid`, (R, R)."""
-    from ..data.synthetic import f_k, grid
     return (f_k(grid(resolution, dtype=torch.float64), k) > 0).double().reshape(
         resolution, resolution).numpy()
 

@@ -133,6 +133,7 @@ def algorithm_of_label(text: str) -> str | None:
 
 def level_color(position: int, count: int) -> tuple:
     """The colour of level ``position`` of ``count`` on a sequential colormap."""
+    # lazy: matplotlib loads only when a figure is drawn, not at every CLI start
     import matplotlib
 
     lo, hi = LEVEL_RANGE

@@ -8,8 +8,9 @@ Every field is declared once, with :func:`param`: its default, the constraints i
 meet (:mod:`lchannel.run.params`), its help text, its command-line flag, whether it defines
 the run (part of the cache key) and whether it is about the data.  From that one
 declaration come the ``lchannel train``/``compare`` options and their ``--help``
-(:func:`lchannel.cli.add_run_options`), the experiment-spec schema (the accepted keys of
+(:func:`lchannel.run.options_cli.add_run_options`), the experiment-spec schema (the accepted keys of
 ``[base]`` and ``set``), the validation messages, and the cache keys (:meth:`key`).
+(About 400 lines on purpose: the declarations are one table a reader scans whole.)
 """
 
 from __future__ import annotations
@@ -20,14 +21,32 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ..channels import (
+    algorithm_names,
+    build_channel,
+    engine_refusal,
+    is_engine_name,
+    label,
+    named_form,
+    split_name,
+)
+from ..data import REGISTRY, dataset_entry, dataset_names, is_dataset_name
 from ..engine.activations import ACTIVATIONS
-from ..channels import algorithm_names, build_channel, engine_refusal, is_engine_name, label, named_form, split_name
-from ..data import DATASETS, REGISTRY, dataset_entry
+from ..engine.architecture import conv_layer_sizes, parse_blocks
 from ..engine.init import INITS
 from ..engine.outputs import OUTPUTS
-from ..engine.quantize import BELOW, DEFAULT_READING, LEGACY_READING, LR_PLACES, REDUCTIONS, UPDATE_ALPHA, Reading
-from .params import Device, Interval, IntList, Names, Options, Type, check
+from ..engine.quantize import (
+    BELOW,
+    DEFAULT_READING,
+    LEGACY_READING,
+    LR_PLACES,
+    REDUCTIONS,
+    UPDATE_ALPHA,
+    Reading,
+)
 from ..engine.train import BATCH_ORDERS
+from .params import Device, Interval, IntList, Names, Options, Type, check
+
 
 SEED_RANGE = Interval(int, 0, 2 ** 63 - 1)  # torch generators and SQLite integers are 64-bit signed
 TRAIN_METRICS = ("running", "full")
@@ -88,7 +107,7 @@ class TrainConfig:
     """Everything a run depends on.  Defaults follow paper 1's MNIST protocol (section 4.1)."""
 
     # -- data -------------------------------------------------------------------------
-    dataset: str = param("mnist", Options(DATASETS), group="data", cli="--dataset", data=True,
+    dataset: str = param("mnist", Names(is_dataset_name, dataset_names), group="data", cli="--dataset", data=True,
                          help="data set: " + "; ".join(f"{n} ({e.description})" for n, e in REGISTRY.items()))
     data_dir: str | None = param(None, None, Type(str, "a folder path"), group="data", cli="--data-dir",
                                  key=False, data=True, default_text="$LCHANNEL_DATA_DIR, else ~/.cache/lchannel",
@@ -295,7 +314,6 @@ class TrainConfig:
         block's output (:func:`lchannel.engine.architecture.conv_layer_sizes`)."""
         arch = self.arch
         if isinstance(arch, str):
-            from ..engine.architecture import conv_layer_sizes
 
             return conv_layer_sizes(arch, self.input_shape)
         return arch
@@ -360,7 +378,6 @@ class TrainConfig:
             images = [n for n, e in REGISTRY.items() if e.input_shape is not None]
             raise ValueError(f"architecture: a conv architecture needs an image data set ({' or '.join(images)}); "
                              f"{self.dataset} has no image shape: give layer sizes N0,N1,... instead")
-        from ..engine.architecture import parse_blocks
 
         try:
             parse_blocks(self.arch, entry.input_shape)

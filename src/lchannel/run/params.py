@@ -17,6 +17,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+import torch
+
 
 def is_int(x: Any) -> bool:
     """An integer that is not a bool (``True`` is an int in Python, never a count here)."""
@@ -146,7 +148,6 @@ class Device(Constraint):
             return True
         if not isinstance(value, str) or not (value == "cuda" or value.startswith("cuda:")):
             return False
-        import torch
 
         if not torch.cuda.is_available():
             return False
@@ -155,7 +156,6 @@ class Device(Constraint):
 
     def describe(self):
         try:
-            import torch
 
             n = torch.cuda.device_count() if torch.cuda.is_available() else 0
         except Exception:  # noqa: BLE001 - a broken CUDA install still gets a clear message

@@ -20,14 +20,16 @@ from pathlib import Path
 import torch
 
 from ..channels import build_channel
-from .cliutil import writable_dir
-from .config import TrainConfig
+from ..channels.adaptive import Adaptive
+from ..channels.transforms import Chain, ChannelDropout, Quantize
 from ..data import REGISTRY, Dataset, RandomTranslateFlip, dataset_entry, load_dataset
+from ..engine.divergence import divergence_summary, divergence_text
 from ..engine.nets import Network
 from ..engine.plasticity import SGD
-from .tables import mean_sd, pm, text_table
-from ..engine.divergence import divergence_summary, divergence_text
 from ..engine.train import History, Trainer
+from .cliutil import writable_dir
+from .config import TrainConfig
+from .tables import mean_sd, pm, text_table
 
 
 RESUME_EXCLUDE = ("seeds", "data_dir", "device", "epochs")
@@ -134,7 +136,6 @@ def build_trainer(cfg: TrainConfig, progress: bool = True, desc: str = "train", 
     channel = build_channel(cfg.algorithm, **cfg.channel)
     if feedback is not None:
         channel.set_member_feedback(feedback)
-    from ..channels.transforms import ChannelDropout, Chain, Quantize
     t = channel.transform
     transforms = t.transforms if isinstance(t, Chain) else [t]
     if lc_dropout is not None:
@@ -143,7 +144,6 @@ def build_trainer(cfg: TrainConfig, progress: bool = True, desc: str = "train", 
             raise ValueError("lc_dropout: per-member probabilities need a channel with learning-channel dropout")
         drops[0].p = ChannelDropout(lc_dropout).p
     if adapt_rate is not None:
-        from ..channels.sources import Adaptive
         piece = channel.source.find(Adaptive) if hasattr(channel, "source") else None
         if piece is None:
             raise ValueError("adapt_rate: per-member rates need an adaptive channel (arbp, asrbp)")

@@ -1,23 +1,26 @@
-"""Common machinery of the learning systems: integration, trajectories, stability.
+"""The learning system every analysis shares: dy/dt = F(y), its linearisation, its data.
 
 Every system of this package is an autonomous ODE dy/dt = F(y) for the averaged
 (batch) learning dynamics of a small network (paper 1 section 7, paper 2 section 5).
-A system only has to say what F is; this module integrates it with SciPy, linearises
-it around critical points (paper 1 eq. 32-33) and stores the result as a
-:class:`Trajectory`.
+A system only has to say what F is; :class:`LearningSystem` integrates it
+(:mod:`~lchannel.theory.trajectory`), linearises it around critical points (paper 1
+eq. 32-33) and checks its states.  The argument checks live in
+:mod:`~lchannel.theory.checks`, the matrix layout of the state in
+:mod:`~lchannel.theory.layout`; their names stay importable from here.
 """
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
-from scipy.integrate import solve_ivp
 
+from .checks import channel_weights, check_finite, check_statistics, fixed_channel
+from .layout import MatrixLayout, PairedLayers, channel_shapes
 from .rules import ADAPTIVE_RULES, NON_ADAPTIVE_RULES, RULE_TABLE, RULES, Rule, check_rule, rule_spec
+from .trajectory import Trajectory, solve
 
 __all__ = [
     "LearningSystem",
@@ -25,6 +28,7 @@ __all__ = [
     "Stability",
     "check_rule",
     "check_finite",
+    "check_statistics",
     "NON_ADAPTIVE_RULES",
     "ADAPTIVE_RULES",
     "RULES",
@@ -38,103 +42,6 @@ __all__ = [
     "PairedLayers",
     "ScalarData",
 ]
-
-
-def check_statistics(alpha: float, beta: float, beta_name: str = "E(I^2)") -> tuple[float, float]:
-    """Validate the data statistics α = E(IT) (finite) and β (finite, > 0)."""
-    a, b = check_finite("alpha", alpha), check_finite("beta", beta)
-    if b <= 0:
-        raise ValueError(f"beta = {beta_name} must be > 0; got {beta}")
-    return a, b
-
-
-def check_finite(name: str, value: float) -> float:
-    """Return ``value`` as a float, raising a ValueError naming ``name`` unless finite."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a finite real number; got {value!r}") from None
-    if not math.isfinite(v):
-        raise ValueError(f"{name} must be a finite real number; got {value!r}")
-    return v
-
-
-def channel_weights(c: Sequence[float] | np.ndarray | None) -> np.ndarray | None:
-    """The channel weights ``c`` as a flat float vector (None stays None), raising a ValueError unless finite."""
-    if c is None:
-        return None
-    arr = np.asarray(c, dtype=float).ravel()
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"c must be finite; got {arr}")
-    return arr
-
-
-def fixed_channel(rule: str, c: Sequence[float] | np.ndarray | None, n: int, count: str) -> np.ndarray | None:
-    """The fixed channel of RBP/SRBP as ``n`` flat weights (``count`` says where n comes from, e.g. ``"width = 3"``).
-
-    The other rules take none: ARBP/ASRBP carry the channel in the state, GD has no channel.
-    """
-    arr = channel_weights(c)
-    if rule_spec(rule).fixed_channel:
-        if arr is None or arr.size != n:
-            raise ValueError(f"rule {rule!r} needs c with {count} channel weights; got {c!r}")
-        return arr
-    if arr is not None:
-        kind = "state variables: put their initial values in y0" if rule in ADAPTIVE_RULES else "not used by gradient descent"
-        raise ValueError(f"c must be None for rule {rule!r} (the channel weights are {kind})")
-    return None
-
-
-def channel_shapes(sizes: Sequence[int], rule: str) -> list[tuple[int, int]]:
-    """Shapes of C_1..C_{L-1} in A[N_0, ..., N_L]: N_i × N_{source(i)}, that is (N_i, N_{i+1})
-    for RBP/ARBP, (N_i, N_L) for SRBP/ASRBP, none for GD (:meth:`Rule.source`)."""
-    spec = rule_spec(rule)
-    L = len(sizes) - 1
-    if not spec.has_channel:
-        return []
-    return [(sizes[i], sizes[spec.source(i, L)]) for i in range(1, L)]
-
-
-@dataclass(frozen=True)
-class Trajectory:
-    """A solution of a learning system sampled at times ``t``.
-
-    ``y[k]`` is the state at time ``t[k]`` (rows), ``names`` the state components in
-    the system's order.  ``status`` is ``"converged"`` (the speed |dy/dt| fell below the
-    tolerance), ``"t_max"`` (the horizon was reached first), ``"diverged"`` (|y| grew
-    beyond the blow-up bound) or ``"failed"`` (the solver gave up).
-    """
-
-    t: np.ndarray
-    y: np.ndarray
-    names: tuple[str, ...]
-    status: str
-    system: "LearningSystem" = field(repr=False, compare=False)
-
-    @property
-    def final(self) -> np.ndarray:
-        """The last state reached."""
-        return self.y[-1]
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        """The time series of one named component, e.g. ``traj["a1"]``."""
-        try:
-            return self.y[:, self.names.index(name)]
-        except ValueError:
-            raise KeyError(f"no component {name!r}; components are {', '.join(self.names)}") from None
-
-    def error(self) -> np.ndarray:
-        """Excess error E(y(t)) − min E along the trajectory (paper 1 eq. 25)."""
-        return np.array([self.system.error(y) for y in self.y])
-
-    def product(self) -> np.ndarray:
-        """The input-output map P(y(t)) along the trajectory (flattened if a matrix)."""
-        return np.array([np.ravel(self.system.product(y)) for y in self.y])
-
-    def conserved(self) -> dict[str, np.ndarray]:
-        """Each conserved quantity of the system evaluated along the trajectory."""
-        rows = [self.system.conserved(y) for y in self.y]
-        return {k: np.array([np.asarray(r[k], dtype=float) for r in rows]) for k in rows[0]} if rows else {}
 
 
 @dataclass(frozen=True)
@@ -247,46 +154,8 @@ class LearningSystem(ABC):
             raise ValueError(f"t_max must be > 0; got {t_max}")
         if n_points < 2:
             raise ValueError(f"n_points must be >= 2; got {n_points}")
-
-        events = []
-        if stop_when_converged:
-            def converged(t: float, y: np.ndarray) -> float:
-                return self.speed(y) - converge_tol
-            converged.terminal = True  # type: ignore[attr-defined]
-            converged.direction = -1  # type: ignore[attr-defined]
-            events.append(converged)
-
-        def escaped(t: float, y: np.ndarray) -> float:
-            return float(np.max(np.abs(y))) - blowup
-        escaped.terminal = True  # type: ignore[attr-defined]
-        escaped.direction = 1  # type: ignore[attr-defined]
-        events.append(escaped)
-
-        sol = solve_ivp(self.rhs, (0.0, t_max), y0, method=method, rtol=rtol, atol=atol, events=events, dense_output=True)
-        t_end = float(sol.t[-1])
-        # Sample the dense output, so that the curve is smooth even when the solver
-        # stopped early at a fixed point.
-        if t_eval is None:
-            t = np.linspace(0.0, t_end, n_points)
-        else:
-            t = np.asarray(t_eval, dtype=float)
-            t = t[t <= t_end + 1e-12 * max(1.0, t_end)]
-        y = sol.sol(t).T if (sol.sol is not None and t_end > 0) else np.tile(y0, (t.size, 1))
-        if t_eval is None:
-            y[-1] = sol.y[:, -1]  # the exact last state (the event state if one stopped the solver)
-        status = "t_max"
-        if not sol.success:
-            status = "failed"
-        elif sol.status == 1:
-            hit_conv = stop_when_converged and sol.t_events[0].size > 0
-            status = "converged" if hit_conv else "diverged"
-        elif self.speed(y[-1]) < converge_tol:
-            status = "converged"
-        bad = ~np.all(np.isfinite(y), axis=1)
-        if np.any(bad):  # left the domain of F (e.g. a negative base of a fractional power)
-            first = int(np.argmax(bad))
-            t, y, status = t[:first], y[:first], "failed"
-        return Trajectory(t=t, y=y, names=self.names, status=status, system=self)
+        return solve(self, y0, t_max, n_points=n_points, t_eval=t_eval, method=method, rtol=rtol, atol=atol,
+                     stop_when_converged=stop_when_converged, converge_tol=converge_tol, blowup=blowup)
 
     def jacobian(self, y: Sequence[float] | np.ndarray, *, rel_step: float = 1e-6) -> np.ndarray:
         """Jacobian dF/dy at ``y`` by central differences (exact for polynomial F up to ~1e-10)."""
@@ -347,96 +216,3 @@ class ScalarData:
         −β v ∇Pᵀ, of rank one, with eigenvalue −β ∇P·v = −β g.  Negative: attractor.
         """
         return -self.beta * self.dP_factor(self.as_state(point, "point"))
-
-
-class MatrixLayout:
-    """The state layout every linear system shares, seen as A[N_0, ..., N_L] (``sizes``).
-
-    The state is A_1, ..., A_L (A_i of shape N_i × N_{i-1}, each flattened row-major),
-    then C_1..C_{L-1} (shapes :func:`channel_shapes`) if the channel adapts: the chain
-    A[1,...,1], A[1,N,1], A[N,1,N] and the general matrix form all store their weights so.
-    A fixed channel (RBP/SRBP) is not state: :meth:`fixed_channels` gives it, from the
-    flat vector ``c`` unless a system overrides it.  Mixed into a :class:`LearningSystem`
-    (for ``adaptive`` and ``rule``).
-    """
-
-    sizes: tuple[int, ...]
-    rule: str
-    c: np.ndarray | None = None
-
-    @property
-    def a_shapes(self) -> list[tuple[int, int]]:
-        """Shapes of A_1..A_L."""
-        n = self.sizes
-        return [(n[i], n[i - 1]) for i in range(1, len(n))]
-
-    @property
-    def c_shapes(self) -> list[tuple[int, int]]:
-        """Shapes of C_1..C_{L-1} (none for GD)."""
-        return channel_shapes(self.sizes, self.rule)
-
-    def fixed_channels(self) -> list[np.ndarray]:
-        """The fixed channel matrices C_1..C_{L-1} (RBP/SRBP), cut from ``c``; none otherwise."""
-        return [] if self.c is None else _cut(self.c, self.c_shapes)[0]
-
-    def pack(self, As: Sequence[np.ndarray], Cs: Sequence[np.ndarray] | None = None) -> np.ndarray:
-        """State vector from the matrices (Cs only for adaptive rules)."""
-        L = len(self.sizes) - 1
-        if len(As) != L:
-            raise ValueError(f"As must hold {L} matrices; got {len(As)}")
-        for i, (a, shape) in enumerate(zip(As, self.a_shapes), 1):
-            if np.shape(a) != shape:
-                raise ValueError(f"A{i} must have shape {shape}; got {np.shape(a)}")
-        parts = [np.ravel(a) for a in As]
-        if self.adaptive:
-            if Cs is None or len(Cs) != L - 1:
-                raise ValueError(f"adaptive rule {self.rule!r} needs Cs, {L - 1} matrices with shapes {self.c_shapes}")
-            for i, (c, shape) in enumerate(zip(Cs, self.c_shapes), 1):
-                if np.shape(c) != shape:
-                    raise ValueError(f"C{i} must have shape {shape}; got {np.shape(c)}")
-            parts += [np.ravel(c) for c in Cs]
-        return np.concatenate(parts).astype(float)
-
-    def unpack(self, y: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """(As, Cs): the forward matrices and the channel matrices in use (fixed or state), as views of ``y``."""
-        y = np.asarray(y, dtype=float)
-        As, k = _cut(y, self.a_shapes)
-        if not self.adaptive:
-            return As, self.fixed_channels()
-        return As, _cut(y[k:], self.c_shapes)[0]
-
-    def to_matrices(self, y: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Copies of (As, Cs) for the discrete learner (Cs empty for GD)."""
-        As, Cs = self.unpack(y)
-        return [a.copy() for a in As], [c.copy() for c in Cs]
-
-    def from_matrices(self, As: Sequence[np.ndarray], Cs: Sequence[np.ndarray]) -> np.ndarray:
-        """Inverse of :meth:`to_matrices` (the fixed channel of RBP/SRBP is dropped)."""
-        return self.pack(As, Cs if self.adaptive else None)
-
-
-def _cut(flat: np.ndarray, shapes: Sequence[tuple[int, int]]) -> tuple[list[np.ndarray], int]:
-    """Consecutive row-major matrices of ``shapes`` read from ``flat``, and how many entries they took."""
-    mats, k = [], 0
-    for r, s in shapes:
-        mats.append(flat[k : k + r * s].reshape(r, s))
-        k += r * s
-    return mats, k
-
-
-class PairedLayers(MatrixLayout):
-    """Shared by A[1,N,1] and A[N,1,N]: state (a_1..a_N, b_1..b_N[, c_1..c_N])."""
-
-    width: int
-
-    def _pair_names(self) -> tuple[str, ...]:
-        n = self.width
-        return tuple(f"{p}{i}" for p in ("a", "b") + (("c",) if self.adaptive else ()) for i in range(1, n + 1))
-
-    def split(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(a, b, c) as flat vectors; c is the channel used by the rule (b itself for GD)."""
-        n = self.width
-        a, b = y[:n], y[n : 2 * n]
-        if self.adaptive:
-            return a, b, y[2 * n :]
-        return a, b, (self.c if self.rule_spec.has_channel else b)

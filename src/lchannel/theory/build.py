@@ -8,6 +8,20 @@ import math
 
 import numpy as np
 
+from .chain import LinearChain
+from .compressive import CompressiveNet
+from .expansive import ExpansiveNet
+from .general import GeneralLinear
+from .layout import _cut, channel_shapes
+from .power import AdaptivePowerChain, PowerChain
+from .samples import (
+    correlated_teacher,
+    linear_teacher,
+    scalar_teacher,
+    whitened_autoencoder,
+)
+from .stdp import STDPChain
+
 
 SYSTEMS = ("chain", "adaptive-chain", "expansive", "compressive", "power")
 
@@ -78,12 +92,6 @@ def _random_channel(rng: np.random.Generator, n: int) -> list[float]:
 
 def build_system(args: argparse.Namespace):
     """(system, y0, dataset, title) from the options of ``trajectory``, validated."""
-    from .chain import LinearChain
-    from .compressive import CompressiveNet
-    from .expansive import ExpansiveNet
-    from .power import PowerChain
-    from .samples import linear_teacher, scalar_teacher, whitened_autoencoder
-
     name = args.system
     rng = np.random.default_rng(args.seed)
     if name != "general":
@@ -93,91 +101,104 @@ def build_system(args: argparse.Namespace):
     if name in _EXTRA_BUILDERS:  # systems added for issue 14
         return _EXTRA_BUILDERS[name](args, rng)
     if name == "power":
-        for opt in ("rule", "alpha", "beta"):
-            if getattr(args, opt) is not None:
-                raise OptionError(f"--{opt}: does not apply to --system power (its statistics E(TI^mu), E(I^2mu), ... come from the samples; set --teacher, --mu, --derivative)")
-        mu = finite_option("--mu", args.mu, positive=True)
-        teacher = finite_option("--teacher", args.teacher)
-        derivative = DERIVATIVES[args.derivative]
-        if derivative == "gradient":
-            if args.c is not None:
-                raise OptionError("--c: gradient descent (--derivative gradient) has no channel weight")
-            c1 = None
-        else:
-            c = args.c if args.c is not None else [1.0]
-            if len(c) != 1:
-                raise OptionError(f"--c: --system power takes 1 value (c1); got {len(c)}")
-            c1 = finite_option("--c", c[0], nonzero=True)
-        y0 = args.y0 if args.y0 is not None else list(rng.uniform(0.2, 1.5, 2))
-        if len(y0) != 2:
-            raise OptionError(f"--y0: --system power takes 2 values (a1 a2); got {len(y0)}")
-        y0 = [finite_option("--y0", v) for v in y0]
-        if y0[0] <= 0:
-            raise OptionError(f"--y0: a1 must be > 0 for the power non-linearity (domain of Theorem 12); got {y0[0]}")
-        data = linear_teacher(5000, teacher, noise=0.1, positive_inputs=True, seed=args.seed)
-        system = PowerChain.from_data(data.inputs, data.targets, mu, c1, derivative=derivative)
-        title = f"A[1,1,1], O = S^{mu:g}, derivative = {args.derivative}" + ("" if c1 is None else f", c1 = {c1:g}")
-        return system, np.array(y0), data, title
+        return _build_power(args, rng)
+    return _build_linear(args, rng)
 
-    accepted = RULES_FOR[name]
-    rule = args.rule if args.rule is not None else accepted[0]
-    if rule not in accepted:
-        raise OptionError(f"--rule: --system {name} accepts {', '.join(accepted)}; got {rule!r}")
+
+def _build_power(args: argparse.Namespace, rng: np.random.Generator):
+    """``--system power``: A[1,1,1] with O¹ = (S¹)^μ (paper 1 §7.9, eq. 113-114, 119), its
+    statistics E(TI^μ), E(I^2μ), ... taken from seeded samples with positive inputs."""
+
+    for opt in ("rule", "alpha", "beta"):
+        if getattr(args, opt) is not None:
+            raise OptionError(f"--{opt}: does not apply to --system power (its statistics E(TI^mu), E(I^2mu), ... come from the samples; set --teacher, --mu, --derivative)")
+    mu = finite_option("--mu", args.mu, positive=True)
+    teacher = finite_option("--teacher", args.teacher)
+    derivative = DERIVATIVES[args.derivative]
+    if derivative == "gradient":
+        if args.c is not None:
+            raise OptionError("--c: gradient descent (--derivative gradient) has no channel weight")
+        c1 = None
+    else:
+        c = args.c if args.c is not None else [1.0]
+        if len(c) != 1:
+            raise OptionError(f"--c: --system power takes 1 value (c1); got {len(c)}")
+        c1 = finite_option("--c", c[0], nonzero=True)
+    y0 = args.y0 if args.y0 is not None else list(rng.uniform(0.2, 1.5, 2))
+    if len(y0) != 2:
+        raise OptionError(f"--y0: --system power takes 2 values (a1 a2); got {len(y0)}")
+    y0 = [finite_option("--y0", v) for v in y0]
+    if y0[0] <= 0:
+        raise OptionError(f"--y0: a1 must be > 0 for the power non-linearity (domain of Theorem 12); got {y0[0]}")
+    data = linear_teacher(5000, teacher, noise=0.1, positive_inputs=True, seed=args.seed)
+    system = PowerChain.from_data(data.inputs, data.targets, mu, c1, derivative=derivative)
+    title = f"A[1,1,1], O = S^{mu:g}, derivative = {args.derivative}" + ("" if c1 is None else f", c1 = {c1:g}")
+    return system, np.array(y0), data, title
+
+
+def _build_linear(args: argparse.Namespace, rng: np.random.Generator):
+    """``--system chain|adaptive-chain|expansive|compressive``: the chains A[1,...,1] and A[1,N,1]
+    (paper 1 §7.2-7.5, paper 2 §5.2-5.5) and the autoencoder A[N,1,N] (paper 1 §7.6, Theorem 6)."""
+    name = args.system
+    rule = _check_rule_option(args)
     adaptive = rule in ("arbp", "asrbp")
-
     if name == "compressive":
         for opt in ("alpha", "beta"):
             if getattr(args, opt) is not None:
                 raise OptionError(f"--{opt}: does not apply to --system compressive (an autoencoder with sigma_TI = sigma_II = Id, Theorem 6)")
     alpha = finite_option("--alpha", args.alpha if args.alpha is not None else 1.0)
     beta = finite_option("--beta", args.beta if args.beta is not None else 1.0, positive=True)
-
     depth = args.depth if args.depth is not None else DEFAULT_DEPTH.get(name, 2)
-    width = args.width
-    if name in ("chain", "adaptive-chain"):
-        if not 2 <= depth <= 12:
-            raise OptionError(f"--depth: must be an integer in 2..12 (number of weight layers); got {depth}")
-        n_fwd, n_c = depth, depth - 1
-        fwd_names = " ".join(f"a{i}" for i in range(1, n_fwd + 1))
-    else:
-        if not 1 <= width <= 50:
-            raise OptionError(f"--width: must be an integer in 1..50; got {width}")
-        n_fwd, n_c = 2 * width, width
-        fwd_names = f"a1..a{width} b1..b{width}"
-    if rule == "gd":
-        if args.c is not None:
-            raise OptionError("--c: gradient descent (--rule gd) has no channel weights")
-        c = None
-    else:
-        c = args.c if args.c is not None else _random_channel(rng, n_c)
-        if len(c) != n_c:
-            raise OptionError(f"--c: --system {name} needs {n_c} channel weights here; got {len(c)}")
-        c = [finite_option("--c", v) for v in c]
+    n_fwd, n_c, fwd_names = _linear_counts(name, depth, args.width)
+    c = _linear_channel(args, rng, rule, n_c)
     y0 = args.y0 if args.y0 is not None else list(rng.uniform(-1.5, 1.5, n_fwd))
     if len(y0) != n_fwd:
         raise OptionError(f"--y0: --system {name} needs {n_fwd} initial forward weights ({fwd_names}); got {len(y0)}")
     y0 = [finite_option("--y0", v) for v in y0]
-    state = np.array(y0 + (c if adaptive else []))
-    fixed_c = None if adaptive else c
-
-    if name in ("chain", "adaptive-chain"):
-        system = LinearChain(alpha, beta, fixed_c, depth=depth, rule=rule)
-        data = scalar_teacher(alpha, beta, 5000, seed=args.seed)
-        title = f"A[{','.join(['1'] * (depth + 1))}] {rule.upper()}"
-    elif name == "expansive":
-        system = ExpansiveNet(alpha, beta, fixed_c, width=width, rule=rule)
-        data = scalar_teacher(alpha, beta, 5000, seed=args.seed)
-        title = f"A[1,{width},1] {rule.upper()}"
-    else:
-        eye = np.eye(width)
-        system = CompressiveNet(eye, eye, fixed_c, rule=rule)
-        data = whitened_autoencoder(5000, width, seed=args.seed)
-        title = f"A[{width},1,{width}] {rule.upper()} autoencoder"
+    system, data, title = _linear_system(name, rule, alpha, beta, None if adaptive else c, depth, args.width, args.seed)
     if c is not None:
         title += (", c(0) = " if adaptive else ", c = ") + "[" + ", ".join(f"{v:.3g}" for v in c) + "]"
     if name != "compressive":
         title += f", α = {alpha:g}, β = {beta:g}"
-    return system, state, data, title
+    return system, np.array(y0 + (c if adaptive else [])), data, title
+
+
+def _linear_counts(name: str, depth: int, width: int) -> tuple[int, int, str]:
+    """(forward weights, channel weights, the forward weights' names) of the system, its
+    ``--depth`` (chains) or ``--width`` (expansive, compressive) checked."""
+    if name in ("chain", "adaptive-chain"):
+        if not 2 <= depth <= 12:
+            raise OptionError(f"--depth: must be an integer in 2..12 (number of weight layers); got {depth}")
+        return depth, depth - 1, " ".join(f"a{i}" for i in range(1, depth + 1))
+    if not 1 <= width <= 50:
+        raise OptionError(f"--width: must be an integer in 1..50; got {width}")
+    return 2 * width, width, f"a1..a{width} b1..b{width}"
+
+
+def _linear_channel(args: argparse.Namespace, rng: np.random.Generator, rule: str, n_c: int) -> list[float] | None:
+    """``--c``, or ``n_c`` seeded random weights; None for gradient descent (no channel)."""
+    if rule == "gd":
+        if args.c is not None:
+            raise OptionError("--c: gradient descent (--rule gd) has no channel weights")
+        return None
+    c = args.c if args.c is not None else _random_channel(rng, n_c)
+    if len(c) != n_c:
+        raise OptionError(f"--c: --system {args.system} needs {n_c} channel weights here; got {len(c)}")
+    return [finite_option("--c", v) for v in c]
+
+
+def _linear_system(name: str, rule: str, alpha: float, beta: float, fixed_c, depth: int, width: int, seed: int):
+    """(system, samples with its statistics, title before the channel and statistics)."""
+
+    if name in ("chain", "adaptive-chain"):
+        system = LinearChain(alpha, beta, fixed_c, depth=depth, rule=rule)
+        return system, scalar_teacher(alpha, beta, 5000, seed=seed), f"A[{','.join(['1'] * (depth + 1))}] {rule.upper()}"
+    if name == "expansive":
+        system = ExpansiveNet(alpha, beta, fixed_c, width=width, rule=rule)
+        return system, scalar_teacher(alpha, beta, 5000, seed=seed), f"A[1,{width},1] {rule.upper()}"
+    eye = np.eye(width)
+    system = CompressiveNet(eye, eye, fixed_c, rule=rule)
+    return system, whitened_autoencoder(5000, width, seed=seed), f"A[{width},1,{width}] {rule.upper()} autoencoder"
 
 
 def _check_rule_option(args: argparse.Namespace) -> str:
@@ -197,8 +218,6 @@ def _values_option(option: str, given, default: list[float], count: int, what: s
 
 def _build_stdp(args: argparse.Namespace, rng: np.random.Generator):
     """``--system stdp-a111``: A[1,1,1] under the STDP-like rule (paper 2 eq. 32-33; ``--rule stdp-t``: eq. 19)."""
-    from .samples import scalar_teacher
-    from .stdp import STDPChain
 
     rule = _check_rule_option(args)
     alpha = finite_option("--alpha", args.alpha if args.alpha is not None else 1.0)
@@ -221,8 +240,6 @@ def _build_adaptive_chain(args: argparse.Namespace, rng: np.random.Generator):
 
 def _build_adaptive_power(args: argparse.Namespace, rng: np.random.Generator):
     """``--system adaptive-power``: A[1,1,1] with O¹ = (S¹)^μ and an adaptive channel (paper 2 eq. 132)."""
-    from .power import AdaptivePowerChain
-    from .samples import linear_teacher
 
     for opt in ("rule", "alpha", "beta"):
         if getattr(args, opt) is not None:
@@ -241,8 +258,6 @@ def _build_adaptive_power(args: argparse.Namespace, rng: np.random.Generator):
 
 def _build_a222(args: argparse.Namespace, rng: np.random.Generator):
     """``--system a222``: paper 1 eq. 111, A[2,2,2] with Sigma_II = Sigma_TI = C1 = I (Theorem 10)."""
-    from .general import GeneralLinear
-    from .samples import whitened_autoencoder
 
     for opt in ("rule", "alpha", "beta", "c"):
         if getattr(args, opt) is not None:
@@ -313,9 +328,6 @@ def _build_general(args: argparse.Namespace, rng: np.random.Generator):
     The data are T = WI + noise with a seeded teacher W and inputs of covariance Σ_II
     (``--sigma``), both exact over the set, so P* = Σ_TIΣ_II⁻¹ = W.
     """
-    from .base import _cut, channel_shapes
-    from .general import GeneralLinear
-    from .samples import correlated_teacher
 
     rule = _check_rule_option(args)
     for opt in ("depth", "alpha", "beta"):

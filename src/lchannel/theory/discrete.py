@@ -154,19 +154,7 @@ def minibatch_learning(
     rng = np.random.default_rng(seed)
     m = len(data.inputs)
 
-    if isinstance(system, PowerChain):
-        net = PowerNetwork(y0[0], y0[1], system.c1, system.mu, system.derivative)
-        state = lambda: np.array([net.a1, net.a2])  # noqa: E731
-    elif isinstance(system, AdaptivePowerChain):
-        net = PowerNetwork(y0[0], y0[1], float(y0[2]), system.mu, True, adaptive=True)
-        state = lambda: np.array([net.a1, net.a2, net.c1])  # noqa: E731
-    elif hasattr(system, "to_matrices"):
-        As, Cs = system.to_matrices(y0)
-        net = (STDPNetwork if system.rule_spec.stdp is not None else LinearNetwork)(As, Cs, system.rule)
-        state = lambda: system.from_matrices(net.As, net.Cs)  # noqa: E731
-    else:
-        raise TypeError(f"no discrete network for {type(system).__name__}")
-
+    net, state = _network(system, y0)
     ts, ys = [0.0], [state()]
     status = "t_max"
     for k in range(1, steps + 1):
@@ -184,3 +172,18 @@ def minibatch_learning(
                 status = "diverged"
                 break
     return Trajectory(t=np.array(ts), y=np.array(ys), names=system.names, status=status, system=system)
+
+
+def _network(system: LearningSystem, y0: np.ndarray):
+    """(the network that ``system`` averages, started at ``y0``; a function giving its state as a flat vector)."""
+    if isinstance(system, PowerChain):
+        net = PowerNetwork(y0[0], y0[1], system.c1, system.mu, system.derivative)
+        return net, lambda: np.array([net.a1, net.a2])
+    if isinstance(system, AdaptivePowerChain):
+        net = PowerNetwork(y0[0], y0[1], float(y0[2]), system.mu, True, adaptive=True)
+        return net, lambda: np.array([net.a1, net.a2, net.c1])
+    if hasattr(system, "to_matrices"):
+        As, Cs = system.to_matrices(y0)
+        net = (STDPNetwork if system.rule_spec.stdp is not None else LinearNetwork)(As, Cs, system.rule)
+        return net, lambda: system.from_matrices(net.As, net.Cs)
+    raise TypeError(f"no discrete network for {type(system).__name__}")

@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 from numpy.polynomial import Polynomial
+from scipy.integrate import quad
+from scipy.optimize import brentq
 
 __all__ = ["real_roots", "theorem1_limit", "monotone_roots", "march_to_root", "classify_root", "blowup_time", "always_converges"]
 
@@ -83,7 +85,6 @@ def monotone_roots(h: Callable[[float], float], target: float, pieces: Sequence[
     geometrically.  Used for the power non-linearity (eq. 117), whose left-hand side
     has at most one critical point on the positive half-line.
     """
-    from scipy.optimize import brentq
 
     found: list[float] = []
     for lo, hi in pieces:
@@ -116,7 +117,6 @@ def march_to_root(q: Callable[[np.ndarray], np.ndarray], x0: float, *, step: flo
     spacing after each chunk without a sign change; two roots closer than the spacing
     would be missed, hence the fine default.  Returns ±inf if no sign change is found.
     """
-    from scipy.optimize import brentq
 
     q0 = float(q(np.array([x0]))[0])
     if q0 == 0.0:
@@ -174,7 +174,6 @@ def blowup_time(q: Callable[[float], float], x0: float, roots: Sequence[float]) 
     With no root of ``q`` in the direction of the flow, x runs off; it does so in finite time
     T = ∫ dx/q(x) from x0 to ±∞ when that integral converges (degree >= 2 at infinity).
     """
-    from scipy.integrate import quad
 
     target = theorem1_limit(q, roots, x0)
     if math.isfinite(target):

@@ -111,6 +111,26 @@ def plot_vector_field(
     point reached (of a trajectory that did not diverge) and every predicted fixed point
     is in view (:func:`fit_window`); a range given is used as it is.
     """
+    _check_field_options(system, a1_range, a2_range, grid)
+    runs = trajectory_points(system, starts, t_max)
+    fitted = fit_window(landmarks(runs))
+    a1_range = fitted[0] if a1_range is None else tuple(a1_range)
+    a2_range = fitted[1] if a2_range is None else tuple(a2_range)
+    fig, ax = _figure(ax)
+    _draw_arrows(fig, ax, system, a1_range, a2_range, grid)
+    _draw_critical_curves(ax, system, a1_range)
+    for y0, traj, pred in runs:
+        ax.plot(traj["a1"], traj["a2"], color="black", lw=1.3)
+        ax.plot(*y0, "o", mfc="white", mec="black", ms=6)
+        ax.plot(*traj.final, "o", color="black", ms=5)
+        if pred is not None:
+            ax.plot(*pred, "x", color="magenta", ms=9, mew=2)
+    _field_axes(ax, system, a1_range, a2_range)
+    return fig
+
+
+def _check_field_options(system: LinearChain, a1_range, a2_range, grid: int) -> None:
+    """Refuse what :func:`plot_vector_field` cannot draw, before integrating anything."""
     if not isinstance(system, LinearChain) or system.depth != 2 or not system.rule_spec.fixed_channel:
         raise ValueError("plot_vector_field draws A[1,1,1] with a fixed channel: LinearChain(alpha, beta, c=[c1]) with rule 'srbp' or 'rbp'")
     for name, rng_ in (("a1_range", a1_range), ("a2_range", a2_range)):
@@ -118,13 +138,11 @@ def plot_vector_field(
             raise ValueError(f"{name} must be (low, high) with low < high; got {tuple(rng_)}")
     if grid < 2:
         raise ValueError(f"grid must be >= 2; got {grid}")
-    runs = trajectory_points(system, starts, t_max)
-    fitted = fit_window(landmarks(runs))
-    a1_range = fitted[0] if a1_range is None else tuple(a1_range)
-    a2_range = fitted[1] if a2_range is None else tuple(a2_range)
-    c1, r = float(system.c[0]), system.alpha / system.beta
-    fig, ax = _figure(ax)
 
+
+def _draw_arrows(fig, ax, system: LinearChain, a1_range, a2_range, grid: int) -> None:
+    """Unit arrows along (da_1/dt, da_2/dt) (eq. 23) on a ``grid`` × ``grid`` lattice, coloured
+    by dP/dt = g(a)(α − βP) (eq. 24) on a symmetric log scale (dP/dt spans decades)."""
     x, y = np.meshgrid(np.linspace(*a1_range, grid), np.linspace(*a2_range, grid))
     u = np.empty_like(x)
     v = np.empty_like(x)
@@ -143,7 +161,12 @@ def plot_vector_field(
     )
     fig.colorbar(quiv, ax=ax, label="dP/dt  (red: P increases, blue: P decreases)", shrink=0.85)
 
-    # Critical hyperbolas a1 a2 = α/β, split by the sign of the transverse eigenvalue (eq. 33).
+
+def _draw_critical_curves(ax, system: LinearChain, a1_range) -> None:
+    """The critical hyperbolas a_1a_2 = α/β (eq. 27), solid where they attract and dotted where
+    unstable, split by the sign of the transverse eigenvalue (eq. 33); and the parabola
+    a_2 = −a_1²/c_1 (eq. 28, dashed) on which dP/dt = 0."""
+    c1, r = float(system.c[0]), system.alpha / system.beta
     for branch in (np.linspace(a1_range[0], -1e-3, 800), np.linspace(1e-3, a1_range[1], 800)):
         branch = branch[(branch != 0)]
         a2 = r / branch
@@ -154,13 +177,10 @@ def plot_vector_field(
     a1s = np.linspace(*a1_range, 400)
     ax.plot(a1s, -a1s**2 / c1, "--", color="black", lw=1.4)
 
-    for y0, traj, pred in runs:
-        ax.plot(traj["a1"], traj["a2"], color="black", lw=1.3)
-        ax.plot(*y0, "o", mfc="white", mec="black", ms=6)
-        ax.plot(*traj.final, "o", color="black", ms=5)
-        if pred is not None:
-            ax.plot(*pred, "x", color="magenta", ms=9, mew=2)
 
+def _field_axes(ax, system: LinearChain, a1_range, a2_range) -> None:
+    """Limits, labels, title and the legend of the vector field (below the axes, two columns)."""
+    c1 = float(system.c[0])
     ax.set_xlim(*a1_range)
     ax.set_ylim(*a2_range)
     ax.axhline(0, color="grey", lw=0.5)
@@ -176,7 +196,6 @@ def plot_vector_field(
         Line2D([], [], color="magenta", ls="", marker="x", mew=2, label="predicted fixed point (eq. 31)"),
     ]
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=2, fontsize=8, frameon=False)
-    return fig
 
 
 def plot_trajectory(

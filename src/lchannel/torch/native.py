@@ -70,7 +70,7 @@ def needs_build(name: str) -> bool:
     private helper for that folder moves, assume a build: one line too many is better
     than 25 s of silence."""
     try:
-        from torch.utils import cpp_extension
+        from torch.utils import cpp_extension  # lazy: loads the C++ build tooling, needed only for the native kernels
 
         folder = Path(cpp_extension._get_build_directory(name, False))
         libraries = [p for p in folder.glob(name + ".*") if p.suffix in (".so", ".pyd", ".dylib")]
@@ -100,7 +100,7 @@ def nodes():
         return _done(None, f"python ({why})")
     name = "lchannel_nodes_" + re.sub(r"\W", "_", torch.__version__)  # one build per torch version
     try:
-        from torch.utils import cpp_extension
+        from torch.utils import cpp_extension  # lazy: loads the C++ build tooling, needed only for the native kernels
         if needs_build(name):  # say so before the one slow build
             print(BUILD_MESSAGE, file=sys.stderr, flush=True)
         module = cpp_extension.load(name, [str(SOURCE)], extra_cflags=["-O2"], verbose=False)

@@ -41,15 +41,28 @@ the contributions of overlapping windows (3×3 windows at stride 2 overlap).
 
 from __future__ import annotations
 
+import re
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..activations import Activation
+from ..blockspec import BlockSpec, Piece, block_kind, window
 from .layout import _CL, grouped, members
 from .standins import TORCH_ACTIVATIONS, draw_feedback
 
 _conv_backward = torch.ops.aten.convolution_backward
+
+
+def _piece(where: str, m: re.Match, shape: tuple, specs: list) -> list[BlockSpec]:
+    """``conv<C>k<K>[s<S>][p<P>]``: C output channels, K×K kernel, stride S (default 1),
+    zero padding P (default (K−1)//2: "same" size for odd K at stride 1)."""
+    C, K = int(m[1]), int(m[2])
+    S = int(m[3]) if m[3] is not None else 1
+    P = int(m[4]) if m[4] is not None else (K - 1) // 2
+    out = window(where, shape, C, K, S, P)
+    return [BlockSpec("conv", m[0], shape, out, channels=C, kernel=K, stride=S, padding=P)]
 
 
 def _conv_input(O_prev: torch.Tensor, E: int) -> tuple[torch.Tensor, int]:
@@ -64,6 +77,7 @@ def _conv_input(O_prev: torch.Tensor, E: int) -> tuple[torch.Tensor, int]:
     return grouped(O_prev), E
 
 
+@block_kind
 class Conv2d(nn.Module):
     """E convolution layers ``S = W ⋆ O_prev + b``, ``O = f(S)`` with W ``(E, C_out, C_in, K, K)``.
 
@@ -72,6 +86,19 @@ class Conv2d(nn.Module):
     stride, padding: of the convolution (zero padding).
     activation: the transfer function f (identity, logistic, tanh, relu).
     """
+
+    grammar = Piece("conv", "conv<C>k<K>[s<S>][p<P>]", re.compile(r"conv(\d+)k(\d+)(?:s(\d+))?(?:p(\d+))?"),
+                    _piece, image_input=True, rank=0, weighted=True,
+                    weight_shape=lambda s: (s.channels, s.in_shape[0], s.kernel, s.kernel),
+                    fan_in=lambda s: s.in_shape[0] * s.kernel * s.kernel,
+                    fan_out=lambda s: s.channels * s.kernel * s.kernel,
+                    multiplications=lambda s: s.n_out * s.fan_in)
+
+    @classmethod
+    def from_spec(cls, spec: BlockSpec, weight: torch.Tensor, activation: Activation | None = None,
+                  output=None) -> "Conv2d":
+        """The block of a parsed piece with its initial ``weight`` (E, *spec.weight_shape)."""
+        return cls(weight, spec.in_shape, spec.stride, spec.padding, activation)
 
     def __init__(self, weight: torch.Tensor, in_shape, stride: int = 1, padding: int = 0,
                  activation: Activation | None = None):

@@ -25,14 +25,32 @@ fused into one product with a cached row of ones, and cached transposed views.
 
 from __future__ import annotations
 
+import re
+
 import torch
 from torch import nn
 
 from ..activations import Activation
+from ..blockspec import BlockSpec, Piece, block_kind
+from .flatten import flatten_spec
 from .standins import TORCH_ACTIVATIONS, draw_feedback
 from ..outputs import OutputActivation, OutputLoss
 
 
+def _piece(where: str, m: re.Match, shape: tuple, specs: list) -> list[BlockSpec]:
+    """``dense<N>``: N fully connected units, after a flatten of an image input (the
+    grammar inserts it by itself)."""
+    N = int(m[1])
+    if N < 1:
+        raise ValueError(f"{where}: a dense piece needs at least 1 unit")
+    head = []
+    if len(shape) == 3:
+        head = [flatten_spec(shape)]
+        shape = head[0].out_shape
+    return [*head, BlockSpec("dense", m[0], shape, (N,), units=N)]
+
+
+@block_kind
 class Dense(nn.Module):
     """E fully connected layers ``S = W O_prev + b``, ``O = f(S)`` with W ``(E, out, in)``.
 
@@ -42,6 +60,16 @@ class Dense(nn.Module):
         block; a pair that ``prefers_transposed`` (softmax) is computed down the columns of
         ``(S^L)ᵀ``.
     """
+
+    grammar = Piece("dense", "dense<N>", re.compile(r"dense(\d+)"), _piece, rank=3, weighted=True,
+                    weight_shape=lambda s: (s.units, s.n_in), fan_in=lambda s: s.n_in, fan_out=lambda s: s.units,
+                    multiplications=lambda s: s.n_in * s.units)
+
+    @classmethod
+    def from_spec(cls, spec: BlockSpec, weight: torch.Tensor, activation: Activation | None = None,
+                  output: OutputLoss | None = None) -> "Dense":
+        """The block of a parsed piece with its initial ``weight`` (E, *spec.weight_shape)."""
+        return cls(weight, activation, output)
 
     def __init__(self, weight: torch.Tensor, activation: Activation | None = None,
                  output: OutputLoss | None = None):
