@@ -107,13 +107,16 @@ def main():
     p.add_argument("--seeds", default="0", help="comma-separated (default 0)")
     p.add_argument("--algorithms", default=",".join(PAIRS), help=f"among {list(PAIRS)}")
     p.add_argument("--subset", type=int, help="train on the first N images (default: all 60,000)")
+    p.add_argument("--feedback", help="lchannel's feedback distribution (default: the converter's)")
+    p.add_argument("--scaling", help="lchannel's feedback scaling (default: the converter's)")
+    p.add_argument("--lchannel-only", action="store_true", help="skip biotorch (e.g. to try lchannel's options)")
     p.add_argument("--biotorch-dir", default=str(Path.home() / ".cache" / "lchannel" / "biotorch"))
     args = p.parse_args()
     algos = args.algorithms.split(",")
     bad = [a for a in algos if a not in PAIRS]
     if bad:
         raise SystemExit(f"--algorithms: {bad} not among {list(PAIRS)}")
-    bm = biotorch(Path(args.biotorch_dir))
+    bm = None if args.lchannel_only else biotorch(Path(args.biotorch_dir))
     X, y, Xt, yt = mnist()
     if args.subset:
         X, y = X[:args.subset], y[:args.subset]
@@ -124,7 +127,8 @@ def main():
     for name in algos:
         for seed in (int(s) for s in args.seeds.split(",")):
             base = net(seed)
-            ours = base if name == "bp" else lct.convert(copy.deepcopy(base), name, seed=seed, warn=False)
+            kw = {k: v for k, v in (("feedback", args.feedback), ("scaling", args.scaling)) if v}
+            ours = base if name == "bp" else lct.convert(copy.deepcopy(base), name, seed=seed, warn=False, **kw)
             a = train(ours if name != "bp" else copy.deepcopy(base), data, args.epochs, seed, ours_step)
             b = None
             if bm is not None:

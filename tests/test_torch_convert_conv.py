@@ -86,3 +86,42 @@ def test_converted_conv_net_has_the_engines_updates(name, arch, opts):
     for h, layer in enumerate(weighted(model)):
         torch.testing.assert_close(layer.weight.grad, -d[h][0], rtol=0, atol=1e-12)
         torch.testing.assert_close(layer.bias.grad, -d[L + h][0], rtol=0, atol=1e-12)
+
+
+def _conv_net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 3, 3), nn.Tanh(), nn.Conv2d(3, 4, 3), nn.Tanh(), nn.Flatten(),
+                         nn.Linear(4 * 4 * 4, 5)).double()
+
+
+def _signal_at_conv2_input(model, x):
+    """The gradient the channel delivers at the second conv's input (its receiving point)."""
+    seen = {}
+
+    def keep(module, inputs, output):
+        inputs[0].retain_grad()
+        seen["x"] = inputs[0]
+
+    model[2].register_forward_hook(keep)
+    model(x).sum().backward()
+    return seen["x"].grad
+
+
+def test_direct_maps_channel_shares_a_row_per_channel_and_dense_does_not():
+    """convert(direct_maps=...): "channel" (default) repeats one random row of C_p over a
+    conv feature map's positions, so the signal e·C_pᵀ is constant over each channel's
+    positions; "dense" draws one per value.  Dense layers' points are dense either way."""
+    x = torch.randn(2, 1, 8, 8, dtype=torch.float64)
+    shared = lct.convert(_conv_net(), "srbp", example_input=x, scaling="distribution")
+    dense = lct.convert(_conv_net(), "srbp", example_input=x, scaling="distribution", direct_maps="dense")
+    C = shared[2].skip_feedback.reshape(3, 36, 5)  # channels × positions × outputs
+    assert torch.equal(C, C[:, :1].expand_as(C))
+    sig = _signal_at_conv2_input(shared, x)  # (2, 3, 6, 6): one value per example and channel
+    torch.testing.assert_close(sig, sig[:, :, :1, :1].expand_as(sig), rtol=0, atol=0)
+    D = dense[2].skip_feedback.reshape(3, 36, 5)
+    assert not torch.equal(D, D[:, :1].expand_as(D))
+    assert shared[5].skip_feedback.shape == dense[5].skip_feedback.shape == (64, 5)
+    F = shared[5].skip_feedback  # the Linear's input: 64 values, each its own row
+    assert len({tuple(r.tolist()) for r in F}) == 64
+    with pytest.raises(ValueError, match="direct_maps must be one of"):
+        lct.convert(_conv_net(), "srbp", direct_maps="shared")

@@ -109,8 +109,8 @@ def test_usf_sends_the_signal_through_glorot_scaled_signs_of_w():
 
 
 def test_frsf_keeps_random_magnitudes_and_follows_the_current_signs():
-    model = lct.convert(mlp(), "frsf", seed=3)
-    rbp = lct.convert(mlp(), "rbp", seed=3)  # both at the default scaling, "match"
+    model = lct.convert(mlp(), "frsf", seed=3)  # magnitudes from a uniform R by default
+    rbp = lct.convert(mlp(), "rbp", seed=3, feedback="uniform")  # both at the default scaling, "match"
     Ls = linears(model)
     for m, r in zip(Ls, linears(rbp)):
         assert torch.equal(m.feedback, r.feedback.abs())  # the same draw, its magnitudes
@@ -124,7 +124,7 @@ def test_brsf_redraws_the_magnitudes_every_pass_from_the_resample_stream():
     Ls = linears(model)
     got = autograd_grads(model)
     g = generator(4, "resample")
-    fb = FeedbackInit()
+    fb = FeedbackInit("uniform")  # brSF's default magnitudes, biotorch's
     # layers run in forward order; the first layer's input is data and sends nothing
     mags = {i: draw_like(fb, Ls[i].weight.detach(), g).abs() for i in (1, 2)}
     for i in (1, 2):
@@ -133,6 +133,13 @@ def test_brsf_redraws_the_magnitudes_every_pass_from_the_resample_stream():
     before = Ls[2].feedback.clone()
     autograd_grads(model)
     assert not torch.equal(before, Ls[2].feedback)
+
+
+@pytest.mark.parametrize("name", ["frsf", "brsf"])
+def test_sign_symmetry_magnitudes_default_to_uniform_and_a_given_distribution_wins(name):
+    assert lct.channel_of(lct.convert(mlp(), name)).feedback == FeedbackInit("uniform")
+    assert lct.channel_of(lct.convert(mlp(), name, feedback="normal")).feedback == FeedbackInit("normal")
+    assert lct.channel_of(lct.convert(mlp(), "rbp")).feedback == FeedbackInit("normal")
 
 
 def test_kolen_pollack_feedback_gets_w_s_update_and_the_difference_decays_geometrically():

@@ -54,7 +54,7 @@ from ..engine.rng import generator
 from . import native
 from .modes import MODES, SCALINGS, TargetProjection
 from .channel import ModuleChannel, channel_of
-from .direct import draw_points, probe
+from .direct import DIRECT_MAPS, draw_points, probe
 from .layers import CONVERTED
 
 def _accepted() -> tuple[str, ...]:
@@ -132,7 +132,8 @@ def _excluded(name: str, exclude: set[str]) -> bool:
 def convert(model: nn.Module, algorithm: str = "rbp", *, feedback: FeedbackInit | dict | str | None = None,
             seed: int = 0, layers: Iterable[type] = (nn.Linear, nn.Conv2d), exclude: Iterable[str] = (),
             example_input=None, source: str | None = None, receivers: Iterable[str] | None = None,
-            adapt_lr: float | None = None, feedback_decay: float = 0.0, scaling: str = "match", transforms=None,
+            adapt_lr: float | None = None, feedback_decay: float = 0.0, scaling: str = "match",
+            direct_maps: str = "channel", transforms=None,
             reduction: str = "mean", warn: bool = True, **options) -> nn.Module:
     """Make ``model`` learn through the learning channel ``algorithm``; returns ``model``
     (converted in place).
@@ -146,8 +147,9 @@ def convert(model: nn.Module, algorithm: str = "rbp", *, feedback: FeedbackInit 
         channels are refused with the reason (:data:`REFUSED`).
     feedback: the distribution of the random feedback (:class:`FeedbackInit`, a dict of
         its fields or a name: normal, uniform, sign, sparse with n, non-zero mean, scale,
-        congruent).  A conv kernel is drawn as the (C_in/groups·k…) × C_out matrix of
-        its patch map; congruent RBP feedback takes the signs of W.
+        congruent; default normal, and uniform for the magnitudes of frsf and brsf, as
+        biotorch draws them).  A conv kernel is drawn as the (C_in/groups·k…) × C_out
+        matrix of its patch map; congruent RBP feedback takes the signs of W.
     seed: the feedback is drawn from ``lchannel.engine.rng.generator(seed, "feedback")`` layer by
         layer in ``named_modules()`` order; channel dropout uses the "channel" stream,
         brSF's redraws the "resample" stream, the weight mirror's noise the "mirror" stream.
@@ -176,6 +178,14 @@ def convert(model: nn.Module, algorithm: str = "rbp", *, feedback: FeedbackInit 
         ``"distribution"``: as ``feedback`` draws it (the papers' Glorot scale: RBP's
         signal then grows about (std of B / std of W) per layer, e.g. 2.3x per 32-channel
         3x3 conv with PyTorch's default init).
+    direct_maps: the direct forms' maps at a conv layer's feature map.  ``"channel"``
+        (default): one random row per channel, shared by all the map's positions, so the
+        signal is constant over each channel's positions (a convolutional DFA, as biotorch's;
+        on the MNIST conv net of ``benchmarks/vs_biotorch.py`` it learns faster in the first
+        epoch than ``"dense"``, docs/your-own-model.md).  ``"dense"``: one random weight per
+        value of the map (paper 2's SRBP, eq. 11, as the engine's conv nets use).  Dense
+        layers' points are dense either way; the buffer has the full (values × outputs)
+        shape in both.
     transforms: signal transforms (Quantize, ChannelDropout, SignOnly, ...), or the
         engine's shortcuts ``quantize_bits``, ``quantize_alpha``, ``lc_dropout``,
         ``sign_only``, ``magnitude_only``.
@@ -199,9 +209,14 @@ def convert(model: nn.Module, algorithm: str = "rbp", *, feedback: FeedbackInit 
         raise ValueError(f"seed must be an integer, got {seed!r}")
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    if direct_maps not in DIRECT_MAPS:
+        raise ValueError(f"direct_maps must be one of {DIRECT_MAPS}, got {direct_maps!r}")
     ch = ModuleChannel(name, _mode(name, adapt_lr, feedback_decay, scaling), None, seed, transform, reduction)
     ch.source_name = source
-    fb = FeedbackInit.from_options(feedback if not ch.mode.through_weight else None)
+    ch.direct_maps = direct_maps
+    if ch.mode.through_weight:
+        feedback = None  # bp and its mirrors draw nothing
+    fb = FeedbackInit.from_options(ch.mode.default_feedback if feedback is None else feedback)
     if ch.mode.direct and fb.congruent:
         raise ValueError("feedback congruent: congruent SRBP feedback takes the signs of the product of the forward "
                          "maps between a layer and the output, which a module graph does not have as a matrix")

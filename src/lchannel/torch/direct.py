@@ -9,6 +9,7 @@ import math
 from contextlib import contextmanager
 
 import torch
+from torch import nn
 
 from ..engine.rng import generator
 
@@ -104,11 +105,24 @@ def calibrate(model, ch, args, source) -> None:
             C.mul_(torch.where((sent > 0) & (wanted > 0), wanted / sent.clamp_min(1e-30), torch.ones_like(sent)))
 
 
+DIRECT_MAPS = ("channel", "dense")
+
+
+def shared_positions(layer, t: torch.Tensor) -> bool:
+    """Whether the point ``t`` of ``layer`` is a conv feature map (batch, channels,
+    positions...) whose positions can share a direct map's rows."""
+    return isinstance(layer, nn.modules.conv._ConvNd) and t.dim() >= 3
+
+
 def draw_points(ch, points, out, fb, g, receivers) -> None:
     """SRBP: one random map C_p (values per example at the point × outputs) per chosen layer
     that can receive the error (a point that needs a gradient, is not the output itself or
     the output layer's own output, and is not already some other layer's point), drawn in
-    recording order; ``points`` are the ``(layer, tensor)`` of one pass, ``out`` its output."""
+    recording order; ``points`` are the ``(layer, tensor)`` of one pass, ``out`` its output.
+    With ``ch.direct_maps == "channel"`` a conv layer's point gets one random row per
+    channel, repeated over the positions: the signal e·C_pᵀ is then constant over each
+    channel's positions, as in biotorch's DFA for convolutions (whose kernel-shaped map
+    sums to such a signal away from the borders)."""
     calls: dict = {}
     taken: set[int] = set()
     for layer, t in points:
@@ -127,9 +141,14 @@ def draw_points(ch, points, out, fb, g, receivers) -> None:
         if not t.requires_grad or t is out or id(t) in taken or (wanted is not None and layer not in wanted):
             continue
         taken.add(id(t))
-        fb.check(per_example(t))
         n_in = per_example(t)
-        C = fb.draw((n_in, n_out), n_in, n_out, g, chained=False, dtype=layer.weight.dtype)
+        # "channel": one random row per channel of a conv feature map, shared by all its
+        # positions (a convolutional DFA, biotorch's); "dense": one per value (the papers').
+        rows = t.shape[1] if ch.direct_maps == "channel" and shared_positions(layer, t) else n_in
+        fb.check(rows)
+        C = fb.draw((rows, n_out), n_in, n_out, g, chained=False, dtype=layer.weight.dtype)
+        if rows != n_in:  # (B, C, *positions) is laid out channel-major: repeat each row per position
+            C = C.repeat_interleave(n_in // rows, dim=0)
         if ch.mode.scaling == "fan_in":  # C_p as a layer fed by the n_out outputs: RMS 1/sqrt(3·n_out)
             C.mul_(1.0 / math.sqrt(3.0 * n_out) / C.pow(2).mean().sqrt().clamp_min(1e-30))
         # Stored column-major: the backward product g Cᵀ then reads Cᵀ as a contiguous
