@@ -108,12 +108,12 @@ def _signal_at_conv2_input(model, x):
 
 
 def test_direct_maps_channel_shares_a_row_per_channel_and_dense_does_not():
-    """convert(direct_maps=...): "channel" (default) repeats one random row of C_p over a
-    conv feature map's positions, so the signal e·C_pᵀ is constant over each channel's
-    positions; "dense" draws one per value.  Dense layers' points are dense either way."""
+    """convert(direct_maps=...): "channel" repeats one random row of C_p over a conv feature
+    map's positions, so the signal e·C_pᵀ is constant over each channel's positions;
+    "dense" (default) draws one per value.  Dense layers' points are dense either way."""
     x = torch.randn(2, 1, 8, 8, dtype=torch.float64)
-    shared = lct.convert(_conv_net(), "srbp", example_input=x, scaling="distribution")
-    dense = lct.convert(_conv_net(), "srbp", example_input=x, scaling="distribution", direct_maps="dense")
+    shared = lct.convert(_conv_net(), "srbp", example_input=x, scaling="distribution", direct_maps="channel")
+    dense = lct.convert(_conv_net(), "srbp", example_input=x, scaling="distribution")
     C = shared[2].skip_feedback.reshape(3, 36, 5)  # channels × positions × outputs
     assert torch.equal(C, C[:, :1].expand_as(C))
     sig = _signal_at_conv2_input(shared, x)  # (2, 3, 6, 6): one value per example and channel

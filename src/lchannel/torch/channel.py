@@ -68,7 +68,7 @@ class ModuleChannel:
         self.points: list = []  # (layer, tensor) receiving points recorded in this forward pass
         self.probing, self.measuring_bp, self.capture = None, False, None
         self.lazy = None  # SRBP without example_input: (receivers,) until the first pass draws the maps
-        self.direct_maps = "channel"  # convert()'s direct_maps: how a conv feature map's positions share C_p
+        self.direct_maps = "dense"  # convert()'s direct_maps: how a conv feature map's positions share C_p
         self.targets = None  # DRTP: the targets of the coming backward pass (set_targets)
         self.source_name = None  # the module whose output is the error's source (None: the model)
         self.calibrate_pending = False  # scaling "match" of the direct maps: at the first learning pass

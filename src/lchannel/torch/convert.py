@@ -133,7 +133,7 @@ def convert(model: nn.Module, algorithm: str = "rbp", *, feedback: FeedbackInit 
             seed: int = 0, layers: Iterable[type] = (nn.Linear, nn.Conv2d), exclude: Iterable[str] = (),
             example_input=None, source: str | None = None, receivers: Iterable[str] | None = None,
             adapt_lr: float | None = None, feedback_decay: float = 0.0, scaling: str = "match",
-            direct_maps: str = "channel", transforms=None,
+            direct_maps: str = "dense", transforms=None,
             reduction: str = "mean", warn: bool = True, **options) -> nn.Module:
     """Make ``model`` learn through the learning channel ``algorithm``; returns ``model``
     (converted in place).
@@ -178,14 +178,14 @@ def convert(model: nn.Module, algorithm: str = "rbp", *, feedback: FeedbackInit 
         ``"distribution"``: as ``feedback`` draws it (the papers' Glorot scale: RBP's
         signal then grows about (std of B / std of W) per layer, e.g. 2.3x per 32-channel
         3x3 conv with PyTorch's default init).
-    direct_maps: the direct forms' maps at a conv layer's feature map.  ``"channel"``
-        (default): one random row per channel, shared by all the map's positions, so the
-        signal is constant over each channel's positions (a convolutional DFA, as biotorch's;
-        on the MNIST conv net of ``benchmarks/vs_biotorch.py`` it learns faster in the first
-        epoch than ``"dense"``, docs/your-own-model.md).  ``"dense"``: one random weight per
-        value of the map (paper 2's SRBP, eq. 11, as the engine's conv nets use).  Dense
+    direct_maps: the direct forms' maps at a conv layer's feature map.  ``"dense"``
+        (default): one random weight per value of the map (paper 2's SRBP, eq. 11, as the
+        engine's conv nets use).  ``"channel"``: one random row per channel, shared by all
+        the map's positions, so the signal is constant over each channel's positions (a
+        convolutional DFA, as biotorch's kernel-shaped maps give away from the borders;
+        measured against "dense" in docs/your-own-model.md, "Against biotorch").  Dense
         layers' points are dense either way; the buffer has the full (values × outputs)
-        shape in both.
+        shape in both, and asrbp's learning updates every row.
     transforms: signal transforms (Quantize, ChannelDropout, SignOnly, ...), or the
         engine's shortcuts ``quantize_bits``, ``quantize_alpha``, ``lc_dropout``,
         ``sign_only``, ``magnitude_only``.

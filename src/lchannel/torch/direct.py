@@ -105,7 +105,7 @@ def calibrate(model, ch, args, source) -> None:
             C.mul_(torch.where((sent > 0) & (wanted > 0), wanted / sent.clamp_min(1e-30), torch.ones_like(sent)))
 
 
-DIRECT_MAPS = ("channel", "dense")
+DIRECT_MAPS = ("dense", "channel")
 
 
 def shared_positions(layer, t: torch.Tensor) -> bool:
