@@ -215,7 +215,7 @@ def convert(model: nn.Module, algorithm: str = "rbp", *, feedback: FeedbackInit 
     ch.source_name = source
     ch.direct_maps = direct_maps
     if ch.mode.through_weight:
-        feedback = None  # bp and its mirrors draw nothing
+        feedback = None  # the signal travels through W itself: nothing is drawn
     fb = FeedbackInit.from_options(ch.mode.default_feedback if feedback is None else feedback)
     if ch.mode.direct and fb.congruent:
         raise ValueError("feedback congruent: congruent SRBP feedback takes the signs of the product of the forward "
