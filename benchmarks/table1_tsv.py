@@ -20,6 +20,7 @@ import json
 import re
 import sqlite3
 import sys
+from statistics import median_high
 import tempfile
 from pathlib import Path
 
@@ -61,10 +62,10 @@ def extrapolation(db: str, spec: str) -> str:
     res = results(db, spec)
     rate = {}
     for r in res:
-        per = sorted(cost[run.run_id][0] / (run.epochs_done * cost[run.run_id][1])
-                     for run in r.finished if cost.get(run.run_id, (None,))[0] and run.epochs_done)
+        per = [cost[run.run_id][0] / (run.epochs_done * cost[run.run_id][1])
+               for run in r.finished if cost.get(run.run_id, (None,))[0] and run.epochs_done]
         if per:
-            rate[r.cell.cell_id] = per[len(per) // 2]
+            rate[r.cell.cell_id] = median_high(per)
     if not rate:
         return "no finished run to measure"
     lines = ["| cell | CPU seconds per run-epoch (measured) |", "|---|---|"]
@@ -74,8 +75,7 @@ def extrapolation(db: str, spec: str) -> str:
     for cell in spec_cells:
         same = [rate[r.cell.cell_id] for r in res if r.cell.cell_id in rate
                 and r.cell.labels.get("algorithm") == cell.labels.get("algorithm")]
-        pool = sorted(same or rate.values())
-        total += pool[len(pool) // 2] * cell.config.epochs * len(cell.config.seeds)
+        total += median_high(same or list(rate.values())) * cell.config.epochs * len(cell.config.seeds)
     runs = sum(len(c.config.seeds) for c in spec_cells)
     lines.append(f"\nThe full protocol ({len(spec_cells)} cells, {runs} runs, {spec_cells[0].config.epochs} "
                  f"epochs each) at these rates: {total / 3600:.1f} hours of one core (CPU time; cells not "
