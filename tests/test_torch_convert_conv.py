@@ -125,3 +125,40 @@ def test_direct_maps_channel_shares_a_row_per_channel_and_dense_does_not():
     assert len({tuple(r.tolist()) for r in F}) == 64
     with pytest.raises(ValueError, match="direct_maps must be one of"):
         lct.convert(_conv_net(), "srbp", direct_maps="shared")
+
+
+def _pooled_net():
+    torch.manual_seed(1)
+    return nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(3, 4, 3, stride=2, padding=1),
+                         nn.Tanh(), nn.Flatten(), nn.Linear(4 * 3 * 3, 5)).double()
+
+
+def test_direct_maps_kernel_is_biotorchs_dfa_for_convolutions():
+    """direct_maps="kernel": the weight gradients are those of biotorch's DFA hooks, written
+    out here independently in float64 (biotorch 0.0.16, layers/dfa: a conv layer's input
+    gradient is ``conv2d_input`` of its kernel-shaped feedback K with the output error
+    repeated over the layer's output positions; a Linear's is e·B), on a net with max-pooling,
+    stride and padding between them."""
+    x = torch.randn(6, 1, 12, 12, dtype=torch.float64)
+    y = torch.tensor([0, 1, 2, 3, 4, 0])
+    ours = lct.convert(_pooled_net(), "dfa", example_input=x, scaling="distribution", direct_maps="kernel")
+    K = ours[3].skip_kernel
+    assert K.shape == (5, 3, 3, 3)
+    B_lin = ours[6].skip_feedback.t()  # (outputs, inputs): biotorch's weight_backward
+    ref = _pooled_net()
+    out = ref(x)
+    (e,) = torch.autograd.grad(nn.functional.cross_entropy(out, y), out)
+
+    def conv_hook(module, grad_input, grad_output):
+        g = e[:, :, None, None].expand(-1, -1, *grad_output[0].shape[2:])
+        return (torch.nn.grad.conv2d_input(grad_input[0].shape, K, g, stride=module.stride, padding=module.padding,
+                                           dilation=module.dilation),)
+
+    ref[3].register_full_backward_hook(conv_hook)
+    ref[6].register_full_backward_hook(lambda m, gi, go: (e.mm(B_lin),))
+    nn.functional.cross_entropy(ref(x), y).backward()
+    nn.functional.cross_entropy(ours(x), y).backward()
+    for (name, p), q in zip(ours.named_parameters(), ref.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-10, atol=1e-14, msg=name)
+    with pytest.raises(ValueError, match="direct_maps 'kernel'"):
+        lct.convert(_pooled_net(), "srbp-nof", direct_maps="kernel")

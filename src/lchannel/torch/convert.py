@@ -183,9 +183,13 @@ def convert(model: nn.Module, algorithm: str = "rbp", *, feedback: FeedbackInit 
         engine's conv nets use).  ``"channel"``: one random row per channel, shared by all
         the map's positions, so the signal is constant over each channel's positions (a
         convolutional DFA, as biotorch's kernel-shaped maps give away from the borders;
-        measured against "dense" in docs/your-own-model.md, "Against biotorch").  Dense
-        layers' points are dense either way; the buffer has the full (values × outputs)
-        shape in both, and asrbp's learning updates every row.
+        measured against "dense" in docs/your-own-model.md, "Against biotorch").
+        ``"kernel"``: biotorch's map exactly, a random kernel (outputs × the layer's input
+        channels × its kernel) sent back through the receiving layer's transposed
+        convolution (buffer ``skip_kernel``; not for the no-f' forms, whose points are
+        the layers' outputs).  Dense layers' points are dense in every case; the buffer
+        ``skip_feedback`` has the full (values × outputs) shape, and asrbp's learning
+        updates every row of it.
     transforms: signal transforms (Quantize, ChannelDropout, SignOnly, ...), or the
         engine's shortcuts ``quantize_bits``, ``quantize_alpha``, ``lc_dropout``,
         ``sign_only``, ``magnitude_only``.
@@ -214,6 +218,10 @@ def convert(model: nn.Module, algorithm: str = "rbp", *, feedback: FeedbackInit 
     ch = ModuleChannel(name, _mode(name, adapt_lr, feedback_decay, scaling), None, seed, transform, reduction)
     ch.source_name = source
     ch.direct_maps = direct_maps
+    if direct_maps == "kernel" and ch.mode.direct and ch.nof:
+        raise ValueError(f"direct_maps 'kernel' shapes a map by the receiving layer's transposed convolution, "
+                         f"which the points of {name!r} (each layer's output, no f') are not behind: use "
+                         f"'dense' or 'channel'")
     if ch.mode.through_weight:
         feedback = None  # the signal travels through W itself: nothing is drawn
     fb = FeedbackInit.from_options(ch.mode.default_feedback if feedback is None else feedback)

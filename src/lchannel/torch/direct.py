@@ -105,7 +105,31 @@ def calibrate(model, ch, args, source) -> None:
             C.mul_(torch.where((sent > 0) & (wanted > 0), wanted / sent.clamp_min(1e-30), torch.ones_like(sent)))
 
 
-DIRECT_MAPS = ("dense", "channel")
+DIRECT_MAPS = ("dense", "channel", "kernel")
+
+
+def kernel_map(layer, K: torch.Tensor, shape) -> torch.Tensor:
+    """The dense C_p (values at ``layer``'s input × outputs) of a kernel-shaped direct map:
+    column o is what the input receives when output o's error is 1 at every output
+    position of the layer, sent back through the layer's transposed convolution (its
+    stride, padding, padding mode and dilation; groups 1) with the random kernel K of
+    shape (outputs, input channels, *kernel).  This is biotorch's DFA for convolutions
+    (its ``dfa_backward_hook``: ``conv2d_input`` of the error repeated over the output
+    positions): constant over each channel's positions away from the borders, fewer
+    kernel taps summed near them.  ``shape`` is the input's (batch, channels, *positions)."""
+    n_out = K.shape[0]
+    conv = {3: nn.functional.conv1d, 4: nn.functional.conv2d, 5: nn.functional.conv3d}[K.dim()]
+    with torch.enable_grad():
+        x = torch.zeros((n_out, *shape[1:]), dtype=K.dtype, device=K.device, requires_grad=True)
+        z, padding = x, layer.padding
+        if layer.padding_mode != "zeros":  # as the layer pads: explicitly, then a valid convolution
+            z = nn.functional.pad(x, layer._reversed_padding_repeated_twice, mode=layer.padding_mode)
+            padding = 0
+        y = conv(z, K, None, layer.stride, padding, layer.dilation)
+        # grad_output for example o: 1 on channel o at every position, so x.grad[o] is column o
+        e = torch.eye(n_out, dtype=K.dtype, device=K.device).reshape(n_out, n_out, *[1] * (K.dim() - 2))
+        (gx,) = torch.autograd.grad(y, x, e.expand_as(y))
+    return gx.reshape(n_out, -1).t()
 
 
 def shared_positions(layer, t: torch.Tensor) -> bool:
@@ -122,7 +146,9 @@ def draw_points(ch, points, out, fb, g, receivers) -> None:
     With ``ch.direct_maps == "channel"`` a conv layer's point gets one random row per
     channel, repeated over the positions: the signal e·C_pᵀ is then constant over each
     channel's positions, as in biotorch's DFA for convolutions (whose kernel-shaped map
-    sums to such a signal away from the borders)."""
+    sums to such a signal away from the borders); with ``"kernel"`` the map is
+    biotorch's own (:func:`kernel_map`), its random kernel kept as the buffer
+    ``skip_kernel``."""
     calls: dict = {}
     taken: set[int] = set()
     for layer, t in points:
@@ -144,11 +170,21 @@ def draw_points(ch, points, out, fb, g, receivers) -> None:
         n_in = per_example(t)
         # "channel": one random row per channel of a conv feature map, shared by all its
         # positions (a convolutional DFA, biotorch's); "dense": one per value (the papers').
-        rows = t.shape[1] if ch.direct_maps == "channel" and shared_positions(layer, t) else n_in
-        fb.check(rows)
-        C = fb.draw((rows, n_out), n_in, n_out, g, chained=False, dtype=layer.weight.dtype)
-        if rows != n_in:  # (B, C, *positions) is laid out channel-major: repeat each row per position
-            C = C.repeat_interleave(n_in // rows, dim=0)
+        conv_point = shared_positions(layer, t)
+        if ch.direct_maps == "kernel" and conv_point:
+            # K drawn as a conv weight with n_out output channels (Glorot's fans: biotorch's Xavier)
+            K_shape = (n_out, t.shape[1], *layer.kernel_size)
+            taps = math.prod(layer.kernel_size)
+            fb.check(t.shape[1] * taps)
+            K = fb.draw(K_shape, t.shape[1] * taps, n_out * taps, g, chained=False, dtype=layer.weight.dtype)
+            layer.register_buffer("skip_kernel", K.to(layer.weight.device))
+            C = kernel_map(layer, K, t.shape)
+        else:
+            rows = t.shape[1] if ch.direct_maps == "channel" and conv_point else n_in
+            fb.check(rows)
+            C = fb.draw((rows, n_out), n_in, n_out, g, chained=False, dtype=layer.weight.dtype)
+            if rows != n_in:  # (B, C, *positions) is laid out channel-major: repeat each row per position
+                C = C.repeat_interleave(n_in // rows, dim=0)
         if ch.mode.scaling == "fan_in":  # C_p as a layer fed by the n_out outputs: RMS 1/sqrt(3·n_out)
             C.mul_(1.0 / math.sqrt(3.0 * n_out) / C.pow(2).mean().sqrt().clamp_min(1e-30))
         # Stored column-major: the backward product g Cᵀ then reads Cᵀ as a contiguous
