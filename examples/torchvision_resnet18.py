@@ -6,9 +6,12 @@ algorithm), trains it with plain SGD (lr 0.01, momentum 0.9, minibatches of 64) 
 first ``--train`` CIFAR-10 training images for ``--steps`` steps, and prints:
 
 - ``grad ratio``: the first conv layer's weight-gradient norm on the first batch, relative
-  to BP's (the converter's default scaling keeps it near 1; docs/your-own-model.md);
+  to the first algorithm listed (BP by default; docs/your-own-model.md has the figures);
 - ``step``: the median seconds of a training step, and its ratio to BP's (autograd's);
 - the training loss of the last 20 steps and the test accuracy on ``--test`` test images.
+
+``--direct-maps`` sets ``convert(direct_maps=...)`` for srbp (default ``auto``: kernel-shaped
+maps at conv layers; ``dense`` trains this net faster, measured in the docs).
 
 Install torchvision's CPU build beside ``torch==2.13.0`` (docs/your-own-model.md)::
 
@@ -71,9 +74,10 @@ def first_conv_grad(model, x, y) -> float:
     return g
 
 
-def run(name: str, base: nn.Module, data, steps: int, seed: int) -> dict:
+def run(name: str, base: nn.Module, data, steps: int, seed: int, **options) -> dict:
     X, y, Xt, yt = data
-    model = copy.deepcopy(base) if name == "bp" else lct.convert(copy.deepcopy(base), name, seed=seed, warn=False)
+    model = copy.deepcopy(base) if name == "bp" else lct.convert(copy.deepcopy(base), name, seed=seed, warn=False,
+                                                                 **options)
     model.train()
     g = torch.Generator().manual_seed(seed)
     grad = first_conv_grad(model, X[:64], y[:64])
@@ -102,6 +106,7 @@ def main() -> None:
     p.add_argument("--train", type=int, default=10000, help="training images used (default: 10000)")
     p.add_argument("--test", type=int, default=2000, help="test images (default: 2000)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--direct-maps", default="auto", help="convert()'s direct_maps for srbp (default: auto)")
     p.add_argument("--model-code-only", action="store_true", help="see the module doc (default: off)")
     args = p.parse_args()
     if args.steps < 2 or args.train < 64 or args.test < 1:
@@ -111,11 +116,12 @@ def main() -> None:
     base = models.resnet18(num_classes=10)
     data = cifar(args.train, args.test)
     print(f"torchvision ResNet-18, CIFAR-10 ({args.train} train / {args.test} test images), SGD lr 0.01 momentum "
-          f"0.9, batch 64, {args.steps} steps, seed {args.seed}, {torch.get_num_threads()} thread(s)")
+          f"0.9, batch 64, {args.steps} steps, seed {args.seed}, direct_maps {args.direct_maps}, "
+          f"{torch.get_num_threads()} thread(s)")
     print(f"{'algorithm':>9} {'grad ratio':>10} {'step s':>7} {'x BP':>5} {'loss (last 20)':>14} {'test %':>7}")
     bp = None
     for name in args.algorithms.split(","):
-        r = run(name, base, data, args.steps, args.seed)
+        r = run(name, base, data, args.steps, args.seed, direct_maps=args.direct_maps)
         bp = bp or r
         print(f"{name:>9} {r['grad'] / bp['grad']:>10.2f} {r['step']:>7.3f} {r['step'] / bp['step']:>5.2f} "
               f"{r['loss']:>14.3f} {r['acc']:>7.2f}{'' if r['finite'] else '  (non-finite loss)'}", flush=True)

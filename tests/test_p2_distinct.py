@@ -2,13 +2,11 @@
 channels (Figures 4-9).  Closed forms, the equivalences with BP/RBP/SRBP, eq. 12's
 adaptation with the forward rule object, state, CLI and specs."""
 
-import argparse
-
 import pytest
 import torch
 
 from lchannel.report.alignment import alignment_angles
-from lchannel.channels import DistinctChannel, build_channel, canonicalize
+from lchannel.channels import build_channel, canonicalize
 from lchannel.cli import build_parser, config_from_args
 from lchannel.run.config import TrainConfig
 from lchannel.experiments import load_spec

@@ -17,7 +17,7 @@ import pytest
 from lchannel.theory import LinearNetwork
 from lchannel.theory.build import build_system
 
-from test_theory_cli import PNG_MAGIC, _line, _parser, _run, _values
+from test_theory_cli import PNG_MAGIC, _line, _parser, _run
 
 
 def _build(argv):

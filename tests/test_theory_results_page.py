@@ -7,8 +7,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 from test_theory_cli import _line, _parser, _run
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -77,8 +77,8 @@ def test_converted_conv_net_has_the_engines_updates(name, arch, opts):
     model = net.to_torch(0)[:-1]  # without the softmax: cross_entropy takes logits
     d = one_step_updates(net, ch, X, T, lr=1.0)  # ΔW^1..ΔW^L, then Δb^1..Δb^L
     images = X.view(-1, *SHAPE)
-    kw = {"example_input": images[:2]} if "srbp" in name else {}
-    lct.convert(model, name, scaling="distribution", **kw, **opts)  # the engine's draws
+    kw = {"example_input": images[:2], "direct_maps": "dense"} if "srbp" in name else {}
+    lct.convert(model, name, scaling="distribution", **kw, **opts)  # the engine's draws and maps
     copy_feedback(net, ch, model, name)
     model.zero_grad()
     nn.functional.cross_entropy(model(images), y).backward()
@@ -110,10 +110,10 @@ def _signal_at_conv2_input(model, x):
 def test_direct_maps_channel_shares_a_row_per_channel_and_dense_does_not():
     """convert(direct_maps=...): "channel" repeats one random row of C_p over a conv feature
     map's positions, so the signal e·C_pᵀ is constant over each channel's positions;
-    "dense" (default) draws one per value.  Dense layers' points are dense either way."""
+    "dense" draws one per value.  Dense layers' points are dense either way."""
     x = torch.randn(2, 1, 8, 8, dtype=torch.float64)
     shared = lct.convert(_conv_net(), "srbp", example_input=x, scaling="distribution", direct_maps="channel")
-    dense = lct.convert(_conv_net(), "srbp", example_input=x, scaling="distribution")
+    dense = lct.convert(_conv_net(), "srbp", example_input=x, scaling="distribution", direct_maps="dense")
     C = shared[2].skip_feedback.reshape(3, 36, 5)  # channels × positions × outputs
     assert torch.equal(C, C[:, :1].expand_as(C))
     sig = _signal_at_conv2_input(shared, x)  # (2, 3, 6, 6): one value per example and channel
@@ -162,3 +162,21 @@ def test_direct_maps_kernel_is_biotorchs_dfa_for_convolutions():
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-10, atol=1e-14, msg=name)
     with pytest.raises(ValueError, match="direct_maps 'kernel'"):
         lct.convert(_pooled_net(), "srbp-nof", direct_maps="kernel")
+
+
+@pytest.mark.parametrize("name,kw", [("srbp", {}), ("dfa", {}), ("asrbp", {"adapt_lr": 0.1}), ("drtp", {}),
+                                     ("srbp-nof", {})])
+def test_default_direct_maps_are_kernel_where_the_form_allows_and_dense_for_no_fprime(name, kw):
+    """direct_maps="auto" (default): a conv point gets biotorch's kernel map (the same maps,
+    from the same seed, as asking for "kernel"); the no-f' forms, whose points are the
+    layers' outputs, get dense maps, as asking for "dense"."""
+    x = torch.randn(2, 1, 12, 12, dtype=torch.float64)
+    auto = lct.convert(_pooled_net(), name, example_input=x, scaling="distribution", **kw)
+    nof = name.endswith("-nof")
+    chosen = lct.convert(_pooled_net(), name, example_input=x, scaling="distribution",
+                         direct_maps="dense" if nof else "kernel", **kw)
+    assert f"direct_maps={'dense' if nof else 'kernel'!r}" in repr(lct.channel_of(auto))
+    point = auto[0 if nof else 3]
+    assert ("skip_kernel" in point._buffers) is not nof
+    for a, c in zip(auto.buffers(), chosen.buffers()):
+        assert torch.equal(a, c)

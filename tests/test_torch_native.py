@@ -13,7 +13,7 @@ from torch import nn
 import lchannel.torch as lct
 from lchannel.channels import Quantize
 from lchannel.torch import native
-from lchannel.torch.functions import FeedbackConvFn, FeedbackLinearFn, SkipSource
+from lchannel.torch.functions import FeedbackLinearFn, SkipSource
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

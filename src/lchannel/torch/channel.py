@@ -108,6 +108,8 @@ class ModuleChannel:
             opts.append(f"feedback={self.feedback}")
         if self.mode.describe():
             opts.append(self.mode.describe())
+        if self.mode.direct:
+            opts.append(f"direct_maps={self.direct_maps!r}")
         if self.transform is not None:
             opts.append(f"transforms={self.transform!r}")
         return f"{self.name}({', '.join(opts)}; {len(self.layers)} layers)"

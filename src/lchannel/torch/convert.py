@@ -133,7 +133,7 @@ def convert(model: nn.Module, algorithm: str = "rbp", *, feedback: FeedbackInit 
             seed: int = 0, layers: Iterable[type] = (nn.Linear, nn.Conv2d), exclude: Iterable[str] = (),
             example_input=None, source: str | None = None, receivers: Iterable[str] | None = None,
             adapt_lr: float | None = None, feedback_decay: float = 0.0, scaling: str = "match",
-            direct_maps: str = "dense", transforms=None,
+            direct_maps: str = "auto", transforms=None,
             reduction: str = "mean", warn: bool = True, **options) -> nn.Module:
     """Make ``model`` learn through the learning channel ``algorithm``; returns ``model``
     (converted in place).
@@ -178,18 +178,19 @@ def convert(model: nn.Module, algorithm: str = "rbp", *, feedback: FeedbackInit 
         ``"distribution"``: as ``feedback`` draws it (the papers' Glorot scale: RBP's
         signal then grows about (std of B / std of W) per layer, e.g. 2.3x per 32-channel
         3x3 conv with PyTorch's default init).
-    direct_maps: the direct forms' maps at a conv layer's feature map.  ``"dense"``
-        (default): one random weight per value of the map (paper 2's SRBP, eq. 11, as the
-        engine's conv nets use).  ``"channel"``: one random row per channel, shared by all
-        the map's positions, so the signal is constant over each channel's positions (a
-        convolutional DFA, as biotorch's kernel-shaped maps give away from the borders;
-        measured against "dense" in docs/your-own-model.md, "Against biotorch").
-        ``"kernel"``: biotorch's map exactly, a random kernel (outputs × the layer's input
-        channels × its kernel) sent back through the receiving layer's transposed
-        convolution (buffer ``skip_kernel``; not for the no-f' forms, whose points are
-        the layers' outputs).  Dense layers' points are dense in every case; the buffer
-        ``skip_feedback`` has the full (values × outputs) shape, and asrbp's learning
-        updates every row of it.
+    direct_maps: the direct forms' maps at a conv layer's feature map.  ``"auto"``
+        (default): ``"kernel"``, and ``"dense"`` for the no-f' forms.  ``"kernel"``:
+        biotorch's DFA for convolutions exactly, a random kernel (outputs × the layer's
+        input channels × its kernel) sent back through the receiving layer's transposed
+        convolution (buffer ``skip_kernel``), so the signal is constant over each
+        channel's positions away from the borders; not for the no-f' forms, whose points
+        are the layers' outputs.  ``"dense"``: one random weight per value of the map
+        (paper 2's SRBP, eq. 11, as the engine's conv nets use; what the tests comparing
+        the converter with the engine choose).  ``"channel"``: one random row per
+        channel, shared by all the map's positions.  Measured against each other and
+        biotorch in docs/your-own-model.md, "Against biotorch".  Dense layers' points are
+        dense in every case; the buffer ``skip_feedback`` has the full (values × outputs)
+        shape, and asrbp's learning updates every row of it.
     transforms: signal transforms (Quantize, ChannelDropout, SignOnly, ...), or the
         engine's shortcuts ``quantize_bits``, ``quantize_alpha``, ``lc_dropout``,
         ``sign_only``, ``magnitude_only``.
@@ -217,6 +218,8 @@ def convert(model: nn.Module, algorithm: str = "rbp", *, feedback: FeedbackInit 
         raise ValueError(f"direct_maps must be one of {DIRECT_MAPS}, got {direct_maps!r}")
     ch = ModuleChannel(name, _mode(name, adapt_lr, feedback_decay, scaling), None, seed, transform, reduction)
     ch.source_name = source
+    if direct_maps == "auto":  # biotorch's convolutional DFA where the points allow it (measured: docs)
+        direct_maps = "dense" if ch.mode.direct and ch.nof else "kernel"
     ch.direct_maps = direct_maps
     if direct_maps == "kernel" and ch.mode.direct and ch.nof:
         raise ValueError(f"direct_maps 'kernel' shapes a map by the receiving layer's transposed convolution, "

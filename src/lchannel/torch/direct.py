@@ -105,7 +105,7 @@ def calibrate(model, ch, args, source) -> None:
             C.mul_(torch.where((sent > 0) & (wanted > 0), wanted / sent.clamp_min(1e-30), torch.ones_like(sent)))
 
 
-DIRECT_MAPS = ("dense", "channel", "kernel")
+DIRECT_MAPS = ("auto", "dense", "channel", "kernel")
 
 
 def kernel_map(layer, K: torch.Tensor, shape) -> torch.Tensor:
@@ -168,8 +168,8 @@ def draw_points(ch, points, out, fb, g, receivers) -> None:
             continue
         taken.add(id(t))
         n_in = per_example(t)
-        # "channel": one random row per channel of a conv feature map, shared by all its
-        # positions (a convolutional DFA, biotorch's); "dense": one per value (the papers').
+        # "dense": one random row per value (the papers'); "channel": one per channel of a
+        # conv feature map, shared by its positions; "kernel": biotorch's convolutional DFA.
         conv_point = shared_positions(layer, t)
         if ch.direct_maps == "kernel" and conv_point:
             # K drawn as a conv weight with n_out output channels (Glorot's fans: biotorch's Xavier)
