@@ -10,6 +10,7 @@ for f in figure1 figure2 figure3 figure7 figure9; do         # paper 1, at the p
     lchannel report $f --db $DB --out docs/results/$f > /dev/null
 done
 lchannel report figure4 --db $DB --out docs/results/figure4 > /dev/null   # paper 1, at the protocol
+lchannel report figure8 --db $DB --out docs/results/figure8 > /dev/null   # paper 1, at the protocol (cells as they finish)
 # paper 1's CIFAR-10 Baseline row: one seed, 20 epochs (reduced); Figure 5's panels for it
 lchannel report figure5 --db $DB --epochs 20 --seeds 0 --where algorithm=BP --where algorithm=RBP \
     --where algorithm=SRBP --where "algorithm=Top layer only" --out docs/results/figure5 > /dev/null
