@@ -102,6 +102,21 @@ def test_one_bit_with_a_zero_level_is_ternary():
     assert set(quantize(x, ALPHA, 1).tolist()) == {-ALPHA, 0.0, ALPHA}  # eq. 19: only 0 maps to 0
 
 
+def test_with_a_zero_level_fewer_bits_only_drop_small_terms():
+    # docs/results/paper1.md, Figure 8: 1 bit's update is never larger, term by term, than
+    # 5 bits' (the same α for everything at or above α/√2, 0 where 5 bits keep α/2, α/4, ...)
+    g = torch.Generator().manual_seed(0)
+    scales = 2.0 ** torch.randint(-8, 4, (10_000,), generator=g)
+    x = ALPHA * torch.randn(10_000, generator=g, dtype=torch.float64) * scales
+    by_bits = {b: quantize(x, ALPHA, b, zero=True) for b in (1, 2, 3, 5, 10)}
+    for fewer, more in itertools.pairwise((1, 2, 3, 5, 10)):
+        assert bool((by_bits[fewer].abs() <= by_bits[more].abs()).all())
+        kept = by_bits[fewer] != 0
+        assert torch.equal(by_bits[fewer][kept], by_bits[more][kept])  # what fewer bits keep, more bits agree on
+    high = x.abs() >= ALPHA * 2.0 ** -0.5
+    assert bool((by_bits[1][high].abs() == ALPHA).all()) and bool((by_bits[1][~high] == 0).all())
+
+
 def test_the_reading_is_part_of_the_run_and_its_key():
     base = dict(update_bits=3)
     assert TrainConfig(**base).update_reading == Reading("outside", "zero", "mean") == DEFAULT_READING
