@@ -24,16 +24,13 @@ SUBSET = {"p2-figure13": "higgs16k", "p2-figure14": "higgs16k"}
 
 
 # Paper 1's figures on its page are at the spec's protocol (all seeds); paper 2's at seed 0.
-# The last field: whether every cell must be finished.  Figure 8's last populations span
-# sessions; until they finish, the page quotes each finished cell and says "running" for
-# the rest (flip it to True when the store has them all).
-PAGES = [("paper1.md", "figure3", None, True), ("paper1.md", "figure8", None, False)] + [
-    ("paper2.md", f, Overrides(seeds=(0,), dataset=SUBSET.get(f)), True)
+PAGES = [("paper1.md", "figure3", None), ("paper1.md", "figure8", None)] + [
+    ("paper2.md", f, Overrides(seeds=(0,), dataset=SUBSET.get(f)))
     for f in ("p2-figure7", "p2-figure8", "p2-figure9", "p2-figure10", "p2-figure11", "p2-figure13", "p2-figure14")]
 
 
-@pytest.mark.parametrize("page,spec,overrides,all_finished", PAGES, ids=[p[1] for p in PAGES])
-def test_results_page_quotes_the_store(page, spec, overrides, all_finished, tmp_path):
+@pytest.mark.parametrize("page,spec,overrides", PAGES, ids=[p[1] for p in PAGES])
+def test_results_page_quotes_the_store(page, spec, overrides, tmp_path):
     if not DB.is_file():
         pytest.skip("the committed results store is not in this checkout")
     page = (ROOT / "docs" / "results" / page).read_text()
@@ -51,10 +48,7 @@ def test_results_page_quotes_the_store(page, spec, overrides, all_finished, tmp_
         text = f"{train:.2f} / {test:.2f}"
         assert text in page, (spec, res.cell.title, text)
         quoted += 1
-    if all_finished:
-        assert quoted == len(results), f"{spec}: {len(results) - quoted} cells not finished in the store"
-    else:
-        assert quoted > 0, spec
+    assert quoted == len(results), f"{spec}: {len(results) - quoted} cells not finished in the store"
 
 
 @pytest.mark.parametrize("page", ["paper1.md", "paper2.md"])
