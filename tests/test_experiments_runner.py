@@ -16,6 +16,7 @@ import lchannel
 
 from lchannel.cli import main
 from lchannel.experiments import Overrides, ResultsStore, load_spec, run_sweep, train_population, write_report
+from lchannel.experiments import report as report_module
 from lchannel.experiments.checkpoints import checkpoint_dir
 from lchannel.experiments.store import StoreError
 
@@ -273,13 +274,32 @@ def test_a_report_says_which_commands_made_it_and_its_runs(reference, tmp_path):
                     alignment=False, command="lchannel run tiny --epochs 1")
     rep = write_report(spec, db, tmp_path / "rep", plots=False, command="lchannel report tiny")
     md = rep.markdown.read_text()
-    assert "Made by: `lchannel report tiny`." in md
+    commit = report_module.source_commit()
+    assert f"Made by: `lchannel report tiny`{f' at commit {commit}' if commit else ''}." in md
     with sqlite3.connect(db) as c:
         host, torch_version = c.execute("SELECT host, torch_version FROM invocations").fetchone()
         seconds = c.execute("SELECT sum(seconds) FROM (SELECT DISTINCT population, seconds FROM runs)").fetchone()[0]
     assert (f"Runs (10): `lchannel run tiny --epochs 1` — lchannel {lchannel.__version__}, torch {torch_version}, "
             f"host {host}, cpu.") in md
     assert f"Compute: {seconds / 3600:.1f} h of training wall time (10 runs in {res.populations} populations)." in md
+
+
+def test_a_report_names_the_commit_of_the_code_that_made_it(tmp_path):
+    """source_commit: HEAD's short hash in a git checkout, marked when tracked files
+    changed; None outside one."""
+    assert report_module.source_commit(tmp_path) is None
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    try:
+        subprocess.run(git + ["init", "-q"], check=True)
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("git is not available")
+    (tmp_path / "f.py").write_text("a = 1\n")
+    subprocess.run(git + ["add", "f.py"], check=True)
+    subprocess.run(git + ["commit", "-q", "-m", "one"], check=True)
+    head = subprocess.run(git + ["rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    assert report_module.source_commit(tmp_path) == head[:12]
+    (tmp_path / "f.py").write_text("a = 2\n")
+    assert report_module.source_commit(tmp_path) == head[:12] + " + uncommitted changes"
 
 
 def test_a_failing_population_is_recorded_and_the_sweep_goes_on(reference, tmp_path, monkeypatch):

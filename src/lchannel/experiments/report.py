@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,14 +179,33 @@ def write_report(spec: Spec, db: str | Path, out_dir: str | Path, overrides: Ove
     return Report(out / "report.md", out / "report.csv", pngs, results, header, rows)
 
 
+def source_commit(where: Path = Path(__file__).resolve().parent) -> str | None:
+    """The git commit of the lchannel code at ``where`` (12 hex digits, "+ uncommitted
+    changes" when tracked files differ from it), or None outside a git checkout (an
+    installed wheel) or without git."""
+    def git(*args):
+        return subprocess.run(["git", "-C", str(where), *args], capture_output=True, text=True, timeout=10)
+    try:
+        head = git("rev-parse", "--short=12", "HEAD")
+        if head.returncode != 0:
+            return None
+        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + (" + uncommitted changes" if dirty else "")
+
+
 def provenance(results: list[CellResult], store: ResultsStore, command: str = "") -> list[str]:
-    """Lines saying where a report's numbers come from: the command that made the page, the
-    commands that trained its runs (each with the lchannel and torch versions, the host and
-    the device the store recorded), and the compute behind them (every population's wall
-    time counted once: its members share it)."""
+    """Lines saying where a report's numbers come from: the command that made the page (and
+    the commit of the code that ran it, where that is a git checkout), the commands that
+    trained its runs (each with the lchannel and torch versions, the host and the device the
+    store recorded), and the compute behind them (every population's wall time counted
+    once: its members share it)."""
     runs = [r for res in results for r in res.finished]
     invs = store.invocations(r.finished_by for r in runs)
-    lines = [f"Made by: `{command}`.  "] if command else []
+    commit = source_commit()
+    at = f" at commit {commit}" if commit else ""
+    lines = [f"Made by: `{command}`{at}.  "] if command else []
     for i in sorted(invs):
         v = invs[i]
         n = sum(r.finished_by == i for r in runs)
