@@ -298,7 +298,10 @@ def test_a_report_names_the_commit_of_the_code_that_made_it(tmp_path):
     subprocess.run(git + ["commit", "-q", "-m", "one"], check=True)
     head = subprocess.run(git + ["rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
     assert report_module.source_commit(tmp_path) == head[:12]
-    (tmp_path / "f.py").write_text("a = 2\n")
+    (tmp_path / "sub").mkdir()
+    assert report_module.source_commit(tmp_path / "sub") == head[:12]
+    (tmp_path / "f.py").write_text("a = 2\n")  # outside sub/: only what is under the code's folder counts
+    assert report_module.source_commit(tmp_path / "sub") == head[:12]
     assert report_module.source_commit(tmp_path) == head[:12] + " + uncommitted changes"
 
 

@@ -181,15 +181,16 @@ def write_report(spec: Spec, db: str | Path, out_dir: str | Path, overrides: Ove
 
 def source_commit(where: Path = Path(__file__).resolve().parent) -> str | None:
     """The git commit of the lchannel code at ``where`` (12 hex digits, "+ uncommitted
-    changes" when tracked files differ from it), or None outside a git checkout (an
-    installed wheel) or without git."""
+    changes" when tracked files under ``where`` differ from it), or None outside a git
+    checkout (an installed wheel) or without git."""
     def git(*args):
         return subprocess.run(["git", "-C", str(where), *args], capture_output=True, text=True, timeout=10)
     try:
         head = git("rev-parse", "--short=12", "HEAD")
         if head.returncode != 0:
             return None
-        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+        # only the code under ``where`` counts: the reports a run rewrites are tracked files too
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".").stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return head.stdout.strip() + (" + uncommitted changes" if dirty else "")
