@@ -1,5 +1,8 @@
 """Small shared pieces for the tests: one learning step, measured as weight changes."""
 
+import importlib.util
+from pathlib import Path
+
 import torch
 
 from lchannel.channels import REGISTRY, build_channel, split_name
@@ -63,3 +66,12 @@ def store_copy(db, dest):
         src.close()
         dst.close()
     return dest
+
+
+def load_benchmark(name: str):
+    """The module of ``benchmarks/<name>.py`` (benchmarks are scripts, not a package)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

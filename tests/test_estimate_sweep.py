@@ -1,20 +1,15 @@
 """benchmarks/estimate_sweep.py: per-epoch and one-off parts, a packed population counted once."""
 
-import importlib.util
 import sqlite3
-from pathlib import Path
 
 import pytest
 
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "estimate_sweep.py"
+from helpers import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def estimate():
-    spec = importlib.util.spec_from_file_location("estimate_sweep", _PATH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("estimate_sweep")
 
 
 def _db(path, populations):

@@ -2,9 +2,6 @@
 once a step and restores the engine; the probe's per-layer figures, input layer first,
 equal a direct computation from eq. 19."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -12,17 +9,14 @@ from lchannel import cli
 from lchannel.engine.quantize import Quantizer
 from lchannel.engine.quantize_levels import quantize
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+from helpers import load_benchmark
 
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "quantized_update_cap.py"
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def cap():
-    spec = importlib.util.spec_from_file_location("quantized_update_cap", _PATH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("quantized_update_cap")
 
 
 def test_the_spy_keeps_each_layers_factors_and_restores_the_engine(cap, tmp_path):
