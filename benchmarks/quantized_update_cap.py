@@ -37,16 +37,17 @@ from lchannel.engine.quantize import Quantizer
 from lchannel.engine.quantize_levels import quantize
 
 FIGURE8_ALPHA = 2.0 ** -6
-# (name, update_bits, update_alpha); None bits: the float run
-RUNS = [("float", None, None), ("10 bits, alpha 2^-6", 10, FIGURE8_ALPHA),
-        ("16 bits, alpha 2^-6", 16, FIGURE8_ALPHA), ("16 bits, alpha 1", 16, 1.0)]
-PROBED = ("10 bits, alpha 2^-6", "16 bits, alpha 1")
-PROBES = [(1, FIGURE8_ALPHA), (2, FIGURE8_ALPHA), (5, FIGURE8_ALPHA), (10, FIGURE8_ALPHA), (16, 1.0)]
-KEPT_STEPS = 10
 
 
 def label(bits: int, alpha: float) -> str:
     return f"{bits} bit{'s' * (bits > 1)}, alpha " + ("2^-6" if alpha == FIGURE8_ALPHA else f"{alpha:g}")
+
+
+# (name, update_bits, update_alpha); None bits: the float run
+RUNS = [("float", None, None)] + [(label(b, a), b, a) for b, a in ((10, FIGURE8_ALPHA), (16, FIGURE8_ALPHA), (16, 1.0))]
+PROBED = (label(10, FIGURE8_ALPHA), label(16, 1.0))
+PROBES = [(1, FIGURE8_ALPHA), (2, FIGURE8_ALPHA), (5, FIGURE8_ALPHA), (10, FIGURE8_ALPHA), (16, 1.0)]
+KEPT_STEPS = 10
 
 
 class Spy:
